@@ -1,0 +1,280 @@
+"""The event model: one schema per shape, used to validate seed records and API input
+and to document (and produce) every response."""
+
+from typing import Any
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_dump,
+    validate,
+    validates_schema,
+)
+
+from schemas.fields import SLUG, Count, vocabulary_field
+from schemas.vocabulary import (
+    ACTOR_KINDS,
+    ACTOR_ROLES,
+    DATE_PRECISIONS,
+    ESTIMATE_QUALIFIERS,
+    EVENT_TYPES,
+    LOCATION_PRECISIONS,
+    MUNITION_CATEGORIES,
+    REPORTER_KINDS,
+)
+
+
+def _text(description: str, max_length: int = 200, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=1, max=max_length),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def _nullable_text(description: str, max_length: int = 200) -> fields.String:
+    return _text(description, max_length, allow_none=True, load_default=None)
+
+
+class LocationSchema(Schema):
+    id = fields.String(
+        required=True, validate=SLUG, metadata={"description": "Stable id of the place."}
+    )
+    name = _text("Place name as commonly written in English.", required=True)
+    admin1 = _nullable_text("First-level administrative region (oblast, province, state).")
+    country = _text("Country name in English.", required=True)
+    country_code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
+        metadata={"description": "ISO 3166-1 alpha-2 country code."},
+    )
+    latitude = fields.Float(
+        required=True,
+        validate=validate.Range(min=-90, max=90),
+        metadata={"description": "WGS84 latitude in decimal degrees."},
+    )
+    longitude = fields.Float(
+        required=True,
+        validate=validate.Range(min=-180, max=180),
+        metadata={"description": "WGS84 longitude in decimal degrees."},
+    )
+    precision = vocabulary_field(
+        LOCATION_PRECISIONS, "How exactly the point locates the event.", required=True
+    )
+
+    @validates_schema
+    def region_needs_admin1(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("precision") == "region" and not data.get("admin1"):
+            raise ValidationError("A region-precise location must name its admin1.", "admin1")
+
+
+class ActorSchema(Schema):
+    name = _text("Actor name, in ACLED's style where one exists.", required=True)
+    role = vocabulary_field(ACTOR_ROLES, "The actor's part in the event.", required=True)
+    kind = vocabulary_field(ACTOR_KINDS, "What sort of actor it is.", required=True)
+
+
+class ReporterSchema(Schema):
+    name = _text("Who gave the figures or the account.", required=True)
+    kind = vocabulary_field(REPORTER_KINDS, "What sort of reporter it is.", required=True)
+    title = _nullable_text("The reporter's office, such as 'Mayor of Kharkiv'.")
+
+
+class MunitionSchema(Schema):
+    category = vocabulary_field(MUNITION_CATEGORIES, "Weapon category.", required=True)
+    model = _nullable_text("Weapon model, such as 'Kh-101' or 'Shahed-136'; null if not named.")
+    launched = Count("How many were launched or fired.")
+    intercepted = Count("How many air defence destroyed.")
+    not_reached = Count("How many were lost without reaching a target (e.g. to jamming).")
+    hit = Count("How many reached their target.")
+    reported_by = _nullable_text(
+        "Name of the reporter (in the event's `reported_by`) who gave these counts."
+    )
+
+    @validates_schema
+    def outcomes_within_launched(self, data: dict[str, Any], **kwargs: Any) -> None:
+        launched = data.get("launched")
+        if launched is None:
+            return
+        outcomes = {k: data.get(k) for k in ("intercepted", "not_reached", "hit")}
+        known = {k: v for k, v in outcomes.items() if v is not None}
+        if sum(known.values()) > launched:
+            field = "intercepted" if "intercepted" in known else next(iter(known))
+            raise ValidationError(
+                f"{' + '.join(known)} ({sum(known.values())}) exceeds launched ({launched}).",
+                field,
+            )
+
+
+class EstimateSchema(Schema):
+    """A casualty figure with its uncertainty, after UCDP's low / best / high estimates."""
+
+    best = Count("The best estimate.", required=True)
+    low = Count("The lowest credible figure.")
+    high = Count("The highest credible figure; null when unbounded ('at least').")
+    qualifier = vocabulary_field(
+        ESTIMATE_QUALIFIERS, "How the source qualified the figure.", required=True
+    )
+    reported_by = _nullable_text(
+        "Name of the reporter (in the event's `reported_by`) who gave this figure."
+    )
+
+    @staticmethod
+    def _with_default_bounds(data: dict[str, Any]) -> dict[str, Any]:
+        best, qualifier = data["best"], data["qualifier"]
+        low = data.get("low")
+        high = data.get("high")
+        if low is None:
+            low = {"exact": best, "at_least": best, "at_most": 0}.get(qualifier)
+        if high is None:
+            high = {"exact": best, "at_most": best}.get(qualifier)
+        return {**data, "low": low, "high": high}
+
+    @validates_schema
+    def bounds_fit_qualifier(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "best" not in data or "qualifier" not in data:
+            return
+        filled = self._with_default_bounds(data)
+        best, low, high, qualifier = (
+            filled["best"],
+            filled["low"],
+            filled["high"],
+            filled["qualifier"],
+        )
+        if qualifier == "exact" and not low == best == high:
+            raise ValidationError("An exact figure has low = best = high.", "low")
+        if qualifier == "at_least" and (low != best or high is not None):
+            raise ValidationError("A lower bound has low = best and no high.", "high")
+        if qualifier == "at_most" and high != best:
+            raise ValidationError("An upper bound has high = best.", "high")
+        if low is not None and low > best:
+            raise ValidationError(f"low ({low}) exceeds best ({best}).", "low")
+        if high is not None and high < best:
+            raise ValidationError(f"high ({high}) is below best ({best}).", "high")
+
+    @post_load
+    def fill_bounds(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._with_default_bounds(data)
+
+
+class CasualtiesSchema(Schema):
+    killed = fields.Nested(
+        EstimateSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "People killed; null when the source does not say."},
+    )
+    injured = fields.Nested(
+        EstimateSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "People injured; null when the source does not say."},
+    )
+
+
+class SourceSchema(Schema):
+    id = fields.String(
+        required=True, validate=SLUG, metadata={"description": "Stable id of the source."}
+    )
+    title = _text("Headline or title of the document.", max_length=500, required=True)
+    publisher = _nullable_text("Who published it, where the document says.")
+    url = fields.Url(
+        allow_none=True, load_default=None, metadata={"description": "Where it was published."}
+    )
+    published = fields.Date(
+        required=True,
+        metadata={"description": "Publication date; relative dates in it resolve against this."},
+    )
+    reference = _nullable_text("Identifier of the archived copy the events were coded from.")
+
+
+class AcledSchema(Schema):
+    disorder_type = fields.String(metadata={"description": "ACLED disorder_type."})
+    event_type = fields.String(metadata={"description": "ACLED event_type."})
+    sub_event_type = fields.String(metadata={"description": "ACLED sub_event_type."})
+
+
+class EventSchema(Schema):
+    """A conflict event as coded from one source document."""
+
+    id = fields.String(
+        required=True,
+        validate=SLUG,
+        metadata={"description": "Stable id, the same on every re-seed."},
+    )
+    event_type = vocabulary_field(EVENT_TYPES, "What happened.", required=True)
+    acled = fields.Nested(
+        AcledSchema,
+        dump_only=True,
+        metadata={
+            "description": "The event type in ACLED's taxonomy, for joining with ACLED data."
+        },
+    )
+    date = fields.Date(
+        required=True,
+        metadata={
+            "description": "ISO date; for a month- or year-precise event, the first day of "
+            "the period."
+        },
+    )
+    date_precision = vocabulary_field(
+        DATE_PRECISIONS, "How exactly `date` is known.", required=True
+    )
+    location = fields.Nested(LocationSchema, required=True)
+    actors = fields.List(
+        fields.Nested(ActorSchema),
+        load_default=list,
+        metadata={"description": "Who acted, who was targeted, who intercepted."},
+    )
+    munitions = fields.List(
+        fields.Nested(MunitionSchema),
+        load_default=list,
+        metadata={
+            "description": "Weapons used, with typed counts. Entries are disjoint: no weapon is "
+            "counted in two entries."
+        },
+    )
+    casualties = fields.Nested(CasualtiesSchema, required=True)
+    reported_by = fields.List(
+        fields.Nested(ReporterSchema),
+        load_default=list,
+        metadata={"description": "Who gave the figures or the account."},
+    )
+    source = fields.Nested(SourceSchema, required=True)
+    notes = _text(
+        "A short description of the event in Salvo's own words.", max_length=2000, required=True
+    )
+
+    @validates_schema
+    def date_matches_precision(self, data: dict[str, Any], **kwargs: Any) -> None:
+        date, precision = data.get("date"), data.get("date_precision")
+        if date is None or precision is None:
+            return
+        if precision == "month" and date.day != 1:
+            raise ValidationError(
+                "A month-precise date must be the first day of the month.", "date"
+            )
+        if precision == "year" and (date.month, date.day) != (1, 1):
+            raise ValidationError("A year-precise date must be 1 January.", "date")
+
+    @validates_schema
+    def figures_name_a_reporter(self, data: dict[str, Any], **kwargs: Any) -> None:
+        reporters = {reporter["name"] for reporter in data.get("reported_by", [])}
+        for index, munition in enumerate(data.get("munitions", [])):
+            name = munition.get("reported_by")
+            if name is not None and name not in reporters:
+                raise ValidationError(
+                    {"munitions": {index: {"reported_by": [f"'{name}' is not in reported_by."]}}}
+                )
+        for kind, estimate in (data.get("casualties") or {}).items():
+            name = (estimate or {}).get("reported_by")
+            if name is not None and name not in reporters:
+                raise ValidationError(
+                    {"casualties": {kind: {"reported_by": [f"'{name}' is not in reported_by."]}}}
+                )
+
+    @pre_dump
+    def add_acled(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**event, "acled": EVENT_TYPES[event["event_type"]].acled._asdict()}

@@ -1,0 +1,63 @@
+"""Field types shared by several schemas."""
+
+from typing import Any
+
+from marshmallow import fields, validate
+
+from schemas.vocabulary import describe
+
+SLUG = validate.Regexp(
+    r"^[a-z0-9][a-z0-9._-]{0,127}$",
+    error="Must be 1-128 lower-case letters, digits, '.', '_' or '-', starting with a letter "
+    "or digit.",
+)
+
+
+class Count(fields.Integer):
+    """A non-negative whole number of things; null where the source does not say."""
+
+    def __init__(self, description: str, **kwargs: Any) -> None:
+        if not kwargs.get("required"):
+            kwargs.setdefault("allow_none", True)
+            kwargs.setdefault("load_default", None)
+        super().__init__(
+            strict=True,
+            validate=validate.Range(min=0, max=10_000_000),
+            metadata={"description": description},
+            **kwargs,
+        )
+
+    def _validated(self, value: Any) -> int:
+        # bool is an int subclass in Python; JSON true must not count as 1.
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def vocabulary_field(vocabulary: dict[str, Any], description: str, **kwargs: Any) -> fields.String:
+    """A string field restricted to a vocabulary, its values documented in the spec."""
+    return fields.String(
+        validate=validate.OneOf(list(vocabulary)),
+        metadata={"description": f"{description}\n\n{describe(vocabulary)}"},
+        **kwargs,
+    )
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Turn marshmallow's nested error messages into (dotted.field.path, message) pairs."""
+    if isinstance(messages, dict):
+        pairs = []
+        for key, value in messages.items():
+            path = str(key) if not prefix else f"{prefix}.{key}"
+            if key == "_schema":
+                path = prefix
+            pairs.extend(flatten_messages(value, path))
+        return pairs
+    if isinstance(messages, list):
+        if all(isinstance(item, str) for item in messages):
+            return [(prefix, item) for item in messages]
+        pairs = []
+        for item in messages:
+            pairs.extend(flatten_messages(item, prefix))
+        return pairs
+    return [(prefix, str(messages))]

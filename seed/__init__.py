@@ -1,0 +1,1 @@
+"""Seed scripts: load the curated events into SQLite (python -m seed)."""
