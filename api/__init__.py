@@ -1,0 +1,82 @@
+"""Salvo: a REST API serving structured conflict events."""
+
+import os
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from flask_cors import CORS
+
+from api import db, problems
+from api.config import database_path
+from api.openapi import Api
+
+# Headers a browser app's JavaScript may read on a cross-origin response.
+EXPOSED_HEADERS = ["Link", "ETag", "Deprecation", "Sunset"]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app: defaults, then `config`, then the blueprints."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        DATABASE=database_path(),
+        # Seconds a client or shared cache may reuse a GET response.
+        CACHE_MAX_AGE=60,
+        # Origins allowed to read the API from a browser: "*" or a list.
+        CORS_ORIGINS=_cors_origins(),
+        API_TITLE="Salvo",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        JSON_SORT_KEYS=False,
+    )
+    if config:
+        app.config.from_mapping(config)
+
+    api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
+    from api import service, v1
+
+    api.register_blueprint(service.blp)
+    for blueprint in v1.BLUEPRINTS:
+        api.register_blueprint(blueprint)
+
+    # After Api(): flask-smorest registers its own JSON error handler, which
+    # problem+json replaces.
+    problems.init_app(app)
+    db.init_app(app)
+    CORS(
+        app,
+        resources={r"/api/*": {}, r"/healthz": {}},
+        origins=app.config["CORS_ORIGINS"],
+        expose_headers=EXPOSED_HEADERS,
+        methods=["GET", "HEAD", "OPTIONS"],
+        max_age=600,
+    )
+    app.after_request(_cache_validators)
+    return app
+
+
+def _cors_origins() -> str | list[str]:
+    value = os.environ.get("SALVO_CORS_ORIGINS", "*").strip()
+    return (
+        value if value == "*" else [origin.strip() for origin in value.split(",") if origin.strip()]
+    )
+
+
+def _cache_validators(response: Response) -> Response:
+    """ETag and Cache-Control on successful reads; 304 when If-None-Match still holds."""
+    if (
+        request.method in ("GET", "HEAD")
+        and response.status_code == 200
+        and not response.is_streamed
+    ):
+        response.headers["Cache-Control"] = f"public, max-age={current_app.config['CACHE_MAX_AGE']}"
+        response.add_etag()
+        response.make_conditional(request)
+    return response
+
+
+_DESCRIPTION = """Structured conflict events: missiles and drones launched and intercepted,
+casualties with their uncertainty, places with their precision, and the source of every
+figure. Errors are RFC 9457 problem details; list endpoints use keyset pagination with
+`links.next` and an RFC 8288 Link header."""

@@ -1,0 +1,129 @@
+"""flask-smorest wired for Salvo: strict query parsing and problem+json in the spec."""
+
+import http
+from typing import Any, NoReturn
+
+import flask
+import flask_smorest
+from marshmallow import Schema, ValidationError, fields
+from webargs.flaskparser import FlaskParser
+
+from api.problems import PROBLEM_CONTENT_TYPE, invalid_parameters
+from schemas.fields import flatten_messages
+from schemas.responses import ProblemSchema
+
+_LOCATION_NAMES = {"query": "query", "json": "body", "headers": "header", "view_args": "path"}
+
+
+class StrictParser(FlaskParser):
+    """Parses request parameters so that nothing a client sends is silently ignored:
+    unknown parameters and repeated single-valued ones are errors, reported as one
+    400 problem that names every refused parameter."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+    # None defers to each schema's Meta.unknown, which is RAISE for every schema here.
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = dict.fromkeys(
+        FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION
+    )
+
+    def load_querystring(self, req: flask.Request, schema: Schema) -> Any:
+        repeated = {
+            name: ["Given more than once; this parameter takes one value."]
+            for name in req.args
+            if len(req.args.getlist(name)) > 1
+            and name in schema.fields
+            and not isinstance(schema.fields[name], fields.List)
+        }
+        if repeated:
+            raise ValidationError(repeated)
+        return super().load_querystring(req, schema)
+
+    def handle_error(
+        self,
+        error: ValidationError,
+        req: flask.Request,
+        schema: Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Any,
+    ) -> NoReturn:
+        params = []
+        for location, messages in error.normalized_messages().items():
+            for name, reason in flatten_messages(messages):
+                if reason == "Unknown field.":
+                    known = ", ".join(sorted(schema.fields)) or "none"
+                    reason = f"Unknown parameter. This endpoint takes: {known}."
+                params.append(
+                    {"name": name, "in": _LOCATION_NAMES.get(location, location), "reason": reason}
+                )
+        raise invalid_parameters(params)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
+
+class Api(flask_smorest.Api):
+    """Documents every error response as RFC 9457 application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": self.ERROR_SCHEMA}}
+            self.spec.components.response(status.name, response, lazy=True)
+        self.spec.components.response(
+            self.DEFAULT_ERROR_RESPONSE_NAME,
+            {
+                "description": "Any other error, as problem details (RFC 9457).",
+                "content": {PROBLEM_CONTENT_TYPE: {"schema": self.ERROR_SCHEMA}},
+            },
+            lazy=True,
+        )
+
+
+_CACHE_HEADERS = {
+    "ETag": {
+        "description": "Validator of this representation; send it back in If-None-Match.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "How long the response may be reused.",
+        "schema": {"type": "string"},
+    },
+}
+_LINK_HEADER = {
+    "Link": {
+        "description": 'The next page as `<url>; rel="next"` (RFC 8288), absent on the last page.',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def read_operation(
+    blp: Blueprint,
+    rule: str,
+    *,
+    args: type[Schema],
+    response: type[Schema],
+    paged: bool = False,
+    not_found: bool = False,
+) -> Any:
+    """Route a GET operation with its query schema and every response it can give:
+    200 (with ETag, and Link when paged), 304 on If-None-Match, 400 for bad
+    parameters, 404 where it looks up one resource, and problem details otherwise."""
+
+    def decorate(view: Any) -> Any:
+        view = blp.alt_response(
+            304, description="Not modified: the If-None-Match ETag still holds."
+        )(view)
+        if not_found:
+            view = blp.alt_response(404, response="NOT_FOUND")(view)
+        headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
+        view = blp.response(200, response, headers=headers)(view)
+        view = blp.arguments(args, location="query", as_kwargs=False)(view)
+        return blp.get(rule)(view)
+
+    return decorate

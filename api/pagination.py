@@ -1,0 +1,88 @@
+"""Keyset pagination: the cursor format, page links and the page envelope.
+
+A cursor is the sort name and the (sort value, id) of the last row served,
+base64url-encoded JSON. It is opaque to clients; the server checks its shape
+and that it belongs to the sort being asked for.
+"""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from flask import Response, request
+
+from api.problems import invalid_parameter
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows: the rendered items and where the next page starts (or None)."""
+
+    items: list[bytes]
+    next_key: tuple[Any, ...] | None
+
+
+def encode_cursor(sort: str, key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([sort, *key])).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(token: str, sort: str, types: Sequence[type]) -> tuple[Any, ...]:
+    """The key a cursor carries; a 400 naming `cursor` if it is not one of ours for `sort`."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        values = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != len(types) + 1
+        or not isinstance(values[0], str)
+    ):
+        raise invalid_parameter(
+            "cursor", "Not a cursor issued by this API; use links.next as given."
+        )
+    if values[0] != sort:
+        raise invalid_parameter(
+            "cursor", f"This cursor continues sort={values[0]!r}, not sort={sort!r}."
+        )
+    key = tuple(values[1:])
+    for value, expected in zip(key, types, strict=True):
+        # bool is an int subclass; a JSON true is no sort value.
+        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise invalid_parameter(
+                "cursor", "Not a cursor issued by this API; use links.next as given."
+            )
+    return key
+
+
+def page_response(page: Page, sort: str, meta: dict[str, Any]) -> Response:
+    """The {data, links, meta} envelope, with the next page also in a Link header."""
+    next_url = None
+    if page.next_key is not None:
+        next_url = _url_with(cursor=encode_cursor(sort, page.next_key))
+    links = {"self": request.url, "next": next_url}
+    body = b"".join(
+        (
+            b'{"data":[',
+            b",".join(page.items),
+            b'],"links":',
+            orjson.dumps(links),
+            b',"meta":',
+            orjson.dumps({"count": len(page.items), **meta}),
+            b"}",
+        )
+    )
+    response = Response(body, content_type="application/json")
+    if next_url is not None:
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return response
+
+
+def _url_with(**replacements: str) -> str:
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in replacements]
+    pairs.extend(replacements.items())
+    return f"{request.base_url}?{urlencode(pairs)}"

@@ -1,0 +1,108 @@
+"""The one place that turns errors into RFC 9457 application/problem+json responses."""
+
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# Problem types beyond the plain HTTP statuses (which use "about:blank"). The
+# URIs are identifiers, documented in docs/problems.md; clients compare them.
+INVALID_PARAMETERS = "/problems/invalid-parameters"
+UNKNOWN_VERSION = "/problems/unknown-version"
+DATABASE_UNAVAILABLE = "/problems/database-unavailable"
+
+API_VERSIONS = ("v1",)
+
+
+class Problem(HTTPException):
+    """An error with a problem type, raised from anywhere in request handling."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type: str = "about:blank",
+        title: str | None = None,
+        invalid_params: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description=detail)
+        self.code = status
+        self.type = type
+        self.title = title
+        self.invalid_params = invalid_params
+        self.extra_headers = headers or {}
+
+
+def invalid_parameter(name: str, reason: str, location: str = "query") -> Problem:
+    """A 400 naming one bad request parameter."""
+    return invalid_parameters([{"name": name, "in": location, "reason": reason}])
+
+
+def invalid_parameters(params: list[dict[str, str]]) -> Problem:
+    """A 400 naming every bad request parameter and why it was refused."""
+    detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params)
+    return Problem(
+        400,
+        detail,
+        type=INVALID_PARAMETERS,
+        title="Invalid request parameters",
+        invalid_params=params,
+    )
+
+
+def problem_response(error: HTTPException) -> Response:
+    """Render any HTTPException (including Flask's wrapped 500s) as problem+json."""
+    status = error.code or 500
+    body: dict[str, Any] = {
+        "type": getattr(error, "type", "about:blank"),
+        "title": getattr(error, "title", None) or error.name,
+        "status": status,
+        "detail": error.description if status < 500 else _server_error_detail(status, error),
+        "instance": request.path,
+    }
+    invalid_params = getattr(error, "invalid_params", None)
+    if invalid_params:
+        body["invalid_params"] = invalid_params
+    response = Response(orjson.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    # Keep what the exception says about the response, e.g. Allow on a 405.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    for name, value in getattr(error, "extra_headers", {}).items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _server_error_detail(status: int, error: HTTPException) -> str:
+    # Deliberate server-side problems (e.g. 503 database unavailable) carry a
+    # detail written for clients; an unexpected exception never leaks its text.
+    if isinstance(error, Problem):
+        return error.description or ""
+    return "The server failed to answer this request; the failure has been logged."
+
+
+def not_found(error: HTTPException) -> Response:
+    """404s under /api/<version>/ name the versions that exist."""
+    parts = request.path.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "api" and parts[1] not in API_VERSIONS:
+        return problem_response(
+            Problem(
+                404,
+                f"API version {parts[1]!r} does not exist; available: {', '.join(API_VERSIONS)}.",
+                type=UNKNOWN_VERSION,
+                title="Unknown API version",
+            )
+        )
+    return problem_response(error)
+
+
+def init_app(app: Flask) -> None:
+    """Route every HTTP error, and every unexpected exception, through problem+json."""
+    app.register_error_handler(HTTPException, problem_response)
+    app.register_error_handler(404, not_found)

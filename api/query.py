@@ -1,0 +1,426 @@
+"""The query layer: the one place that builds SQL for reads.
+
+Filters form a registry, after Datasette's filters.py: each query parameter
+maps to one function returning a parameterised SQL clause. Sort and group
+names map to SQL expressions through allow-lists; nothing from the request is
+ever spliced into SQL text.
+"""
+
+import datetime
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from api.pagination import Page, decode_cursor
+from api.problems import invalid_parameter
+
+Clause = tuple[str, list[Any]]
+
+EVENT_FILTERS: dict[str, Callable[[Any], Clause]] = {}
+
+
+def event_filter(param: str) -> Callable[[Callable[[Any], Clause]], Callable[[Any], Clause]]:
+    """Register the SQL clause for one filter parameter of /events and /stats."""
+
+    def register(build: Callable[[Any], Clause]) -> Callable[[Any], Clause]:
+        EVENT_FILTERS[param] = build
+        return build
+
+    return register
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _places(condition: str, params: list[Any]) -> Clause:
+    return f"e.location_id IN (SELECT id FROM locations WHERE {condition})", params
+
+
+def _bbox_condition(bbox: tuple[float, float, float, float]) -> Clause:
+    min_lon, min_lat, max_lon, max_lat = bbox
+    if min_lon <= max_lon:
+        return (
+            "latitude BETWEEN ? AND ? AND longitude BETWEEN ? AND ?",
+            [min_lat, max_lat, min_lon, max_lon],
+        )
+    # RFC 7946 section 5.2: a box whose west edge is east of its east edge
+    # crosses the antimeridian.
+    return (
+        "latitude BETWEEN ? AND ? AND (longitude >= ? OR longitude <= ?)",
+        [min_lat, max_lat, min_lon, max_lon],
+    )
+
+
+@event_filter("event_type")
+def _event_type(values: list[str]) -> Clause:
+    return f"e.event_type IN ({_marks(values)})", list(values)
+
+
+@event_filter("date_from")
+def _date_from(value: datetime.date) -> Clause:
+    return "e.date >= ?", [value.isoformat()]
+
+
+@event_filter("date_to")
+def _date_to(value: datetime.date) -> Clause:
+    return "e.date <= ?", [value.isoformat()]
+
+
+@event_filter("country")
+def _country(value: str) -> Clause:
+    return _places("country_code = ?", [value.upper()])
+
+
+@event_filter("admin1")
+def _admin1(value: str) -> Clause:
+    return _places("admin1 = ? COLLATE NOCASE", [value])
+
+
+@event_filter("location")
+def _location(value: str) -> Clause:
+    return _places("name = ? COLLATE NOCASE", [value])
+
+
+@event_filter("bbox")
+def _bbox(value: tuple[float, float, float, float]) -> Clause:
+    return _places(*_bbox_condition(value))
+
+
+@event_filter("near")
+def _near(value: tuple[float, float, float]) -> Clause:
+    lat, lon, radius_km = value
+    return _places("distance_km(latitude, longitude, ?, ?) <= ?", [lat, lon, radius_km])
+
+
+@event_filter("actor")
+def _actor(value: str) -> Clause:
+    pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return (
+        "e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN "
+        "(SELECT name FROM actors WHERE name LIKE ? ESCAPE '\\'))",
+        [pattern],
+    )
+
+
+@event_filter("weapon")
+def _weapon(values: list[str]) -> Clause:
+    return (
+        f"e.id IN (SELECT event_id FROM munitions WHERE category IN ({_marks(values)}))",
+        list(values),
+    )
+
+
+@event_filter("min_killed")
+def _min_killed(value: int) -> Clause:
+    return "e.killed_best >= ?", [value]
+
+
+@event_filter("min_injured")
+def _min_injured(value: int) -> Clause:
+    return "e.injured_best >= ?", [value]
+
+
+@event_filter("q")
+def _q(value: str) -> Clause:
+    return "e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [value]
+
+
+def _where(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions and parameters for the filters present in args."""
+    if "q" in args:
+        _check_fts_query(conn, args["q"])
+    conditions: list[str] = []
+    params: list[Any] = []
+    for name, build in EVENT_FILTERS.items():
+        if name in args:
+            sql, values = build(args[name])
+            conditions.append(sql)
+            params.extend(values)
+    return conditions, params
+
+
+def _check_fts_query(conn: sqlite3.Connection, q: str) -> None:
+    # FTS5 reports a malformed query only when it runs; probing it alone
+    # attributes the error to `q` rather than to the whole statement.
+    try:
+        conn.execute(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT 1", [q]
+        ).fetchall()
+    except sqlite3.OperationalError as error:
+        raise invalid_parameter("q", f"Not a valid full-text query ({error}).") from None
+
+
+def _sql_where(conditions: list[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+# Sort name -> (indexed SQL expression, Python type of its value in a cursor).
+EVENT_SORT_KEYS: dict[str, tuple[str, type]] = {
+    "date": ("e.date", str),
+    "killed": ("coalesce(e.killed_best, -1)", int),
+    "injured": ("coalesce(e.injured_best, -1)", int),
+}
+
+
+def list_events(conn: sqlite3.Connection, args: dict[str, Any]) -> Page:
+    """One page of events matching args, in args['sort'] order, after args['cursor']."""
+    sort = args["sort"]
+    descending = sort.startswith("-")
+    expression, value_type = EVENT_SORT_KEYS[sort.lstrip("-")]
+    conditions, params = _where(conn, args)
+    if "cursor" in args:
+        key = decode_cursor(args["cursor"], sort, (value_type, str))
+        conditions.append(f"({expression}, e.id) {'<' if descending else '>'} (?, ?)")
+        params.extend(key)
+    direction = "DESC" if descending else "ASC"
+    limit = args["limit"]
+    rows = conn.execute(
+        f"SELECT {expression} AS sort_value, e.id, e.body FROM events e "
+        f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?",
+        [*params, limit + 1],
+    ).fetchall()
+    items = [row["body"].encode() for row in rows[:limit]]
+    next_key = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_key = (last["sort_value"], last["id"])
+    return Page(items, next_key)
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> bytes | None:
+    """The stored JSON document of one event, or None."""
+    row = conn.execute("SELECT body FROM events WHERE id = ?", [event_id]).fetchone()
+    return row["body"].encode() if row else None
+
+
+def _location_conditions(args: dict[str, Any]) -> Clause:
+    conditions, params = [], []
+    if "country" in args:
+        conditions.append("l.country_code = ?")
+        params.append(args["country"].upper())
+    if "admin1" in args:
+        conditions.append("l.admin1 = ? COLLATE NOCASE")
+        params.append(args["admin1"])
+    if "precision" in args:
+        conditions.append("l.precision = ?")
+        params.append(args["precision"])
+    if "bbox" in args:
+        sql, values = _bbox_condition(args["bbox"])
+        conditions.append(sql)
+        params.extend(values)
+    return " AND ".join(conditions), params
+
+
+_LOCATIONS = (
+    "SELECT l.*, (SELECT count(*) FROM events WHERE location_id = l.id) AS event_count "
+    "FROM locations l"
+)
+_SOURCES = (
+    "SELECT s.*, (SELECT count(*) FROM events WHERE source_id = s.id) AS event_count FROM sources s"
+)
+
+
+def list_locations(
+    conn: sqlite3.Connection, args: dict[str, Any]
+) -> tuple[list[dict[str, Any]], tuple[str] | None]:
+    """One page of places (by id) with their event counts, and the key to continue after."""
+    condition, params = _location_conditions(args)
+    return _page_by_id(conn, _LOCATIONS, [condition] if condition else [], params, args, "l.id")
+
+
+def list_sources(
+    conn: sqlite3.Connection, args: dict[str, Any]
+) -> tuple[list[dict[str, Any]], tuple[str] | None]:
+    """One page of sources (by id) with their event counts, and the key to continue after."""
+    return _page_by_id(conn, _SOURCES, [], [], args, "s.id")
+
+
+def get_location(conn: sqlite3.Connection, location_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"{_LOCATIONS} WHERE l.id = ?", [location_id]).fetchone()
+    return dict(row) if row else None
+
+
+def get_source(conn: sqlite3.Connection, source_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"{_SOURCES} WHERE s.id = ?", [source_id]).fetchone()
+    return dict(row) if row else None
+
+
+def _page_by_id(
+    conn: sqlite3.Connection,
+    select: str,
+    conditions: list[str],
+    params: list[Any],
+    args: dict[str, Any],
+    id_column: str,
+) -> tuple[list[dict[str, Any]], tuple[str] | None]:
+    if "cursor" in args:
+        (after,) = decode_cursor(args["cursor"], "id", (str,))
+        conditions = [*conditions, f"{id_column} > ?"]
+        params = [*params, after]
+    limit = args["limit"]
+    rows = conn.execute(
+        f"{select} {_sql_where(conditions)} ORDER BY {id_column} LIMIT ?", [*params, limit + 1]
+    ).fetchall()
+    page = [dict(row) for row in rows[:limit]]
+    return page, ((page[-1]["id"],) if len(rows) > limit else None)
+
+
+# group_by -> (SQL key expression, SQL expression of the period the key names).
+# Coarser-than-the-grouping events keep their own period rather than being
+# counted on the first day of it.
+_GROUP_KEYS: dict[str | None, tuple[str, str]] = {
+    None: ("NULL", "NULL"),
+    "event_type": ("e.event_type", "NULL"),
+    "admin1": (
+        "(SELECT admin1 FROM locations WHERE id = e.location_id)",
+        "NULL",
+    ),
+    "day": (
+        "CASE e.date_precision WHEN 'day' THEN e.date WHEN 'month' THEN substr(e.date, 1, 7) "
+        "ELSE substr(e.date, 1, 4) END",
+        "e.date_precision",
+    ),
+    # SQLite before 3.46 has no ISO week format: weeks are folded from days in Python.
+    "week": (
+        "CASE e.date_precision WHEN 'day' THEN e.date WHEN 'month' THEN substr(e.date, 1, 7) "
+        "ELSE substr(e.date, 1, 4) END",
+        "e.date_precision",
+    ),
+    "month": (
+        "CASE e.date_precision WHEN 'year' THEN substr(e.date, 1, 4) ELSE substr(e.date, 1, 7) END",
+        "CASE e.date_precision WHEN 'year' THEN 'year' ELSE 'month' END",
+    ),
+}
+
+_CASUALTY_SUMS = ", ".join(
+    f"coalesce(sum(e.{kind}_best), 0) AS {kind}_best, "
+    f"coalesce(sum(coalesce(e.{kind}_low, 0)), 0) AS {kind}_low, "
+    f"coalesce(sum(e.{kind}_high), 0) AS {kind}_high, "
+    f"count(e.{kind}_best) AS {kind}_reporting, "
+    f"coalesce(sum(e.{kind}_best IS NOT NULL AND e.{kind}_high IS NULL), 0) AS {kind}_no_high, "
+    f"coalesce(sum(e.{kind}_qualifier = 'at_least'), 0) AS {kind}_lower_bounds, "
+    f"coalesce(sum(e.{kind}_qualifier != 'exact'), 0) AS {kind}_inexact"
+    for kind in ("killed", "injured")
+)
+
+
+def event_stats(conn: sqlite3.Connection, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Totals of events, munitions and casualties over the filtered events, per group."""
+    group_by = args.get("group_by")
+    key_sql, precision_sql = _GROUP_KEYS[group_by]
+    conditions, params = _where(conn, args)
+    where = _sql_where(conditions)
+    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in conn.execute(
+        f"SELECT {key_sql} AS key, {precision_sql} AS precision, count(*) AS events, "
+        f"{_CASUALTY_SUMS} FROM events e {where} GROUP BY 1, 2",
+        params,
+    ):
+        group = _group(groups, group_by, row["key"], row["precision"])
+        for name in row.keys()[2:]:
+            group[name] += row[name]
+    for row in conn.execute(
+        f"SELECT {key_sql} AS key, {precision_sql} AS precision, m.category, "
+        "coalesce(sum(m.launched), 0) AS launched, "
+        "coalesce(sum(m.intercepted), 0) AS intercepted, "
+        "coalesce(sum(CASE WHEN m.intercepted IS NOT NULL THEN m.launched END), 0) "
+        "AS paired_launched, "
+        "coalesce(sum(CASE WHEN m.launched IS NOT NULL THEN m.intercepted END), 0) "
+        "AS paired_intercepted, "
+        "count(DISTINCT m.event_id) AS events "
+        f"FROM munitions m JOIN events e ON e.id = m.event_id {where} GROUP BY 1, 2, 3",
+        params,
+    ):
+        group = _group(groups, group_by, row["key"], row["precision"])
+        totals = group["munitions"].setdefault(
+            row["category"],
+            dict.fromkeys(
+                ("launched", "intercepted", "paired_launched", "paired_intercepted", "events"), 0
+            ),
+        )
+        for name in totals:
+            totals[name] += row[name]
+    if group_by is None and not groups:
+        _group(groups, None, None, None)
+    return [_render_group(group) for _, group in sorted(groups.items(), key=_chronological)]
+
+
+def _group(
+    groups: dict[tuple[Any, Any], dict[str, Any]], group_by: str | None, key: Any, precision: Any
+) -> dict[str, Any]:
+    if group_by == "week" and precision == "day":
+        year, week, _ = datetime.date.fromisoformat(key).isocalendar()
+        key, precision = f"{year}-W{week:02d}", "week"
+    if (key, precision) not in groups:
+        groups[(key, precision)] = {
+            "key": key,
+            "precision": precision,
+            "events": 0,
+            "munitions": {},
+            **{
+                f"{kind}_{part}": 0
+                for kind in ("killed", "injured")
+                for part in (
+                    "best",
+                    "low",
+                    "high",
+                    "reporting",
+                    "no_high",
+                    "lower_bounds",
+                    "inexact",
+                )
+            },
+        }
+    return groups[(key, precision)]
+
+
+def _chronological(item: tuple[tuple[Any, Any], dict[str, Any]]) -> tuple[str, str]:
+    # Periods sort by the day they start, so '2024-05' (a month) sorts before
+    # '2024-W22' and '2024-05-30'; other keys sort by name, null first.
+    (key, precision), _ = item
+    if precision == "week":
+        year, week = key.split("-W")
+        start = datetime.date.fromisocalendar(int(year), int(week), 1).isoformat()
+    elif precision in ("month", "year"):
+        start = f"{key}-01" if precision == "month" else f"{key}-01-01"
+    else:
+        start = key or ""
+    return start, key or ""
+
+
+def _render_group(group: dict[str, Any]) -> dict[str, Any]:
+    munitions = []
+    for category, totals in sorted(group["munitions"].items()):
+        paired = totals["paired_launched"]
+        munitions.append(
+            {
+                "category": category,
+                "launched": totals["launched"],
+                "intercepted": totals["intercepted"],
+                "interception_rate": (
+                    round(totals["paired_intercepted"] / paired, 4) if paired else None
+                ),
+                "events": totals["events"],
+            }
+        )
+    rendered = {
+        "key": group["key"],
+        "precision": group["precision"],
+        "events": group["events"],
+        "munitions": munitions,
+    }
+    for kind in ("killed", "injured"):
+        qualifier = "exact"
+        if group[f"{kind}_lower_bounds"]:
+            qualifier = "at_least"
+        elif group[f"{kind}_inexact"]:
+            qualifier = "approximately"
+        rendered[kind] = {
+            "best": group[f"{kind}_best"],
+            "low": group[f"{kind}_low"],
+            "high": None if group[f"{kind}_no_high"] else group[f"{kind}_high"],
+            "qualifier": qualifier,
+            "events_reporting": group[f"{kind}_reporting"],
+        }
+    return rendered

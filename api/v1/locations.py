@@ -1,0 +1,39 @@
+"""GET /api/v1/locations and /api/v1/locations/{id}."""
+
+from typing import Any
+
+from flask import Response
+
+from api import query
+from api.db import get_db
+from api.openapi import Blueprint, read_operation
+from api.pagination import Page, page_response
+from api.problems import Problem
+from api.render import json_response, render
+from schemas.query import LocationListArgs, NoArgs
+from schemas.responses import LocationPageSchema, LocationWithCountSchema
+
+blp = Blueprint(
+    "locations", __name__, url_prefix="/api/v1", description="Places where events happened."
+)
+
+_LOCATION = LocationWithCountSchema()
+
+
+@read_operation(blp, "/locations", args=LocationListArgs, response=LocationPageSchema, paged=True)
+def list_locations(args: dict[str, Any]) -> Response:
+    """List places with their event counts, ordered by id"""
+    rows, next_key = query.list_locations(get_db(), args)
+    page = Page([render(row, _LOCATION) for row in rows], next_key)
+    return page_response(page, "id", {"limit": args["limit"]})
+
+
+@read_operation(
+    blp, "/locations/<location_id>", args=NoArgs, response=LocationWithCountSchema, not_found=True
+)
+def get_location(args: dict[str, Any], location_id: str) -> Response:
+    """Get one place with its event count"""
+    row = query.get_location(get_db(), location_id)
+    if row is None:
+        raise Problem(404, f"No location has id {location_id!r}.")
+    return json_response(render(row, _LOCATION))

@@ -1,0 +1,251 @@
+"""Query-string parameters of the read endpoints.
+
+Every schema here refuses unknown parameters, so a misspelt filter is a 400
+naming it, never a silently unfiltered answer.
+"""
+
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from schemas.vocabulary import EVENT_TYPES, LOCATION_PRECISIONS, MUNITION_CATEGORIES, describe
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+# Sort names and what they order by; the query layer maps each to an indexed
+# SQL expression. A leading '-' means descending.
+EVENT_SORTS = {
+    "date": "Event date, oldest first.",
+    "-date": "Event date, newest first (the default).",
+    "killed": "Best estimate of people killed, lowest first; events without a figure first.",
+    "-killed": "Best estimate of people killed, highest first; events without a figure last.",
+    "injured": "Best estimate of people injured, lowest first; events without a figure first.",
+    "-injured": "Best estimate of people injured, highest first; events without a figure last.",
+}
+
+GROUPINGS = {
+    "day": "Calendar day. Month- and year-precise events form groups of their own period "
+    "(`2024-05`, `2024`) rather than being counted on the first day.",
+    "week": "ISO week (`2024-W22`). Month- and year-precise events form groups of their own "
+    "period.",
+    "month": "Calendar month (`2024-05`). Year-precise events form a group of their year.",
+    "admin1": "First-level region; country-precise events form a group with a null key.",
+    "event_type": "Event type.",
+}
+
+
+class CommaSeparatedList(fields.List):
+    """A parameter given several times, comma-separated, or both: a=x&a=y,z -> [x, y, z]."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.make_error("invalid")
+        items = [item.strip() for v in value for item in v.split(",") if item.strip()]
+        if not items:
+            raise ValidationError("Give at least one value.")
+        return super()._deserialize(list(dict.fromkeys(items)), attr, data, **kwargs)
+
+
+class _Coordinates(fields.String):
+    """Comma-separated decimal numbers, e.g. '36.1,49.9'."""
+
+    count = 0
+    example = ""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> tuple[float, ...]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        parts = text.split(",")
+        try:
+            numbers = tuple(float(part) for part in parts)
+        except ValueError:
+            numbers = ()
+        if len(numbers) != self.count or not all(abs(n) < float("inf") for n in numbers):
+            raise ValidationError(
+                f"Must be {self.count} comma-separated numbers, e.g. '{self.example}'."
+            )
+        return numbers
+
+
+class BoundingBox(_Coordinates):
+    count = 4
+    example = "35.5,49.5,37.5,50.5"
+
+    def _deserialize(self, *args: Any, **kwargs: Any) -> tuple[float, ...]:
+        min_lon, min_lat, max_lon, max_lat = super()._deserialize(*args, **kwargs)
+        if not all(-180 <= lon <= 180 for lon in (min_lon, max_lon)):
+            raise ValidationError("Longitudes must be between -180 and 180.")
+        if not all(-90 <= lat <= 90 for lat in (min_lat, max_lat)):
+            raise ValidationError("Latitudes must be between -90 and 90.")
+        if min_lat > max_lat:
+            raise ValidationError("minLat must not exceed maxLat.")
+        return min_lon, min_lat, max_lon, max_lat
+
+
+class Point(_Coordinates):
+    count = 2
+    example = "49.99,36.23"
+
+    def _deserialize(self, *args: Any, **kwargs: Any) -> tuple[float, ...]:
+        lat, lon = super()._deserialize(*args, **kwargs)
+        if not -90 <= lat <= 90 or not -180 <= lon <= 180:
+            raise ValidationError("Must be a latitude (-90..90) and a longitude (-180..180).")
+        return lat, lon
+
+
+def _one_of(vocabulary: dict[str, Any], description: str, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.OneOf(list(vocabulary)),
+        metadata={"description": f"{description}\n\n{describe(vocabulary)}"},
+        **kwargs,
+    )
+
+
+def _name(description: str) -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=1, max=200), metadata={"description": description}
+    )
+
+
+def _limit() -> fields.Integer:
+    return fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."},
+    )
+
+
+def _cursor() -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=1, max=512),
+        metadata={
+            "description": "Opaque position from a previous page's `links.next`; leave it out "
+            "for the first page."
+        },
+    )
+
+
+def _bbox() -> BoundingBox:
+    return BoundingBox(
+        metadata={
+            "description": "minLon,minLat,maxLon,maxLat (WGS84, GeoJSON order). A minLon greater "
+            "than maxLon crosses the antimeridian (RFC 7946).",
+            "example": BoundingBox.example,
+        }
+    )
+
+
+def _country() -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(r"^[A-Za-z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
+        metadata={"description": "ISO 3166-1 alpha-2 country code, any case.", "example": "UA"},
+    )
+
+
+class _StrictQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class EventFilterArgs(_StrictQuery):
+    """Filters shared by /events and /stats; every one given must hold (AND)."""
+
+    event_type = CommaSeparatedList(
+        fields.String(validate=validate.OneOf(list(EVENT_TYPES))),
+        metadata={
+            "description": "One or several event types, repeated or comma-separated.\n\n"
+            + describe(EVENT_TYPES)
+        },
+    )
+    date_from = fields.Date(metadata={"description": "Events on or after this ISO date."})
+    date_to = fields.Date(metadata={"description": "Events on or before this ISO date."})
+    country = _country()
+    admin1 = _name("First-level region, case-insensitive exact name, e.g. 'Kharkiv Oblast'.")
+    location = _name("Place name, case-insensitive exact match, e.g. 'kharkiv'.")
+    bbox = _bbox()
+    near = Point(
+        metadata={
+            "description": "lat,lon of a centre point; needs `radius_km`.",
+            "example": Point.example,
+        }
+    )
+    radius_km = fields.Float(
+        validate=validate.Range(min=0, max=20_000, min_inclusive=False),
+        metadata={"description": "Radius around `near`, in kilometres (great-circle)."},
+    )
+    actor = _name("Case-insensitive part of an actor's name, e.g. 'russia'.")
+    weapon = CommaSeparatedList(
+        fields.String(validate=validate.OneOf(list(MUNITION_CATEGORIES))),
+        metadata={
+            "description": "Events using one of these munition categories, repeated or "
+            "comma-separated.\n\n" + describe(MUNITION_CATEGORIES)
+        },
+    )
+    min_killed = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "Events whose best estimate of people killed is at least this."},
+    )
+    min_injured = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "Events whose best estimate of people injured is at least this."},
+    )
+    q = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={
+            "description": 'Full-text search (SQLite FTS5 syntax: words, "phrases", prefix*, '
+            "AND/OR/NOT) over the notes and place names."
+        },
+    )
+
+    @validates_schema
+    def ranges_are_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "date_from" in data and "date_to" in data and data["date_from"] > data["date_to"]:
+            raise ValidationError("date_from is after date_to.", "date_from")
+        if ("near" in data) != ("radius_km" in data):
+            missing = "radius_km" if "near" in data else "near"
+            raise ValidationError("near and radius_km go together.", missing)
+
+    @post_load
+    def circle(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """near and radius_km describe one circle: hand the query layer (lat, lon, km)."""
+        if "near" in data:
+            data["near"] = (*data["near"], data.pop("radius_km"))
+        return data
+
+
+class EventListArgs(EventFilterArgs):
+    sort = _one_of(EVENT_SORTS, "Order of the events.", load_default="-date")
+    limit = _limit()
+    cursor = _cursor()
+
+
+class StatsArgs(EventFilterArgs):
+    group_by = _one_of(GROUPINGS, "How to group the totals; leave out for one overall total.")
+
+
+class LocationListArgs(_StrictQuery):
+    country = _country()
+    admin1 = _name("First-level region, case-insensitive exact name.")
+    precision = _one_of(LOCATION_PRECISIONS, "Only places of this precision.")
+    bbox = _bbox()
+    limit = _limit()
+    cursor = _cursor()
+
+
+class SourceListArgs(_StrictQuery):
+    limit = _limit()
+    cursor = _cursor()
+
+
+class NoArgs(_StrictQuery):
+    """For endpoints that take no query parameters: any given is an error."""

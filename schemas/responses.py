@@ -1,0 +1,167 @@
+"""Envelopes and resource shapes returned by the API, and the problem+json body."""
+
+from marshmallow import Schema, fields
+
+from schemas.event import AcledSchema, EventSchema, LocationSchema, SourceSchema
+from schemas.query import EVENT_SORTS, GROUPINGS
+from schemas.vocabulary import DATE_PRECISIONS, ESTIMATE_QUALIFIERS, MUNITION_CATEGORIES, describe
+
+
+def _doc(description: str, **kwargs):  # type: ignore[no-untyped-def]
+    return {"metadata": {"description": description}, **kwargs}
+
+
+class LinksSchema(Schema):
+    self = fields.String(**_doc("This page."), required=True)
+    next = fields.String(
+        **_doc("The next page, or null on the last page. Also sent as a Link header (RFC 8288)."),
+        required=True,
+        allow_none=True,
+    )
+
+
+class PageMetaSchema(Schema):
+    count = fields.Integer(**_doc("Items on this page."), required=True)
+    limit = fields.Integer(**_doc("The page size asked for."), required=True)
+
+
+class EventPageMetaSchema(PageMetaSchema):
+    sort = fields.String(
+        **_doc("The order of the pages.\n\n" + describe(EVENT_SORTS)), required=True
+    )
+
+
+class EventPageSchema(Schema):
+    data = fields.List(fields.Nested(EventSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(EventPageMetaSchema, required=True)
+
+
+class LocationWithCountSchema(LocationSchema):
+    event_count = fields.Integer(**_doc("Events at this place."), required=True)
+
+
+class LocationPageSchema(Schema):
+    data = fields.List(fields.Nested(LocationWithCountSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(PageMetaSchema, required=True)
+
+
+class SourceWithCountSchema(SourceSchema):
+    event_count = fields.Integer(**_doc("Events coded from this source."), required=True)
+
+
+class SourcePageSchema(Schema):
+    data = fields.List(fields.Nested(SourceWithCountSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(PageMetaSchema, required=True)
+
+
+class EventTypeSchema(Schema):
+    id = fields.String(**_doc("The value used in `event_type`."), required=True)
+    description = fields.String(required=True)
+    acled = fields.Nested(AcledSchema, required=True)
+
+
+class EventTypeListSchema(Schema):
+    data = fields.List(fields.Nested(EventTypeSchema), required=True)
+
+
+class TotalSchema(Schema):
+    """A sum of casualty estimates that keeps their uncertainty."""
+
+    best = fields.Integer(**_doc("Sum of the best estimates."), required=True)
+    low = fields.Integer(**_doc("Sum of the low estimates."), required=True)
+    high = fields.Integer(
+        **_doc("Sum of the high estimates; null when any figure is unbounded ('at least')."),
+        required=True,
+        allow_none=True,
+    )
+    qualifier = fields.String(
+        **_doc(
+            "`exact` when every figure is exact, `at_least` when any is unbounded above, "
+            "otherwise `approximately`.\n\n" + describe(ESTIMATE_QUALIFIERS)
+        ),
+        required=True,
+    )
+    events_reporting = fields.Integer(**_doc("Events that give a figure."), required=True)
+
+
+class MunitionTotalSchema(Schema):
+    category = fields.String(**_doc(describe(MUNITION_CATEGORIES)), required=True)
+    launched = fields.Integer(**_doc("Sum of known launch counts."), required=True)
+    intercepted = fields.Integer(**_doc("Sum of known interception counts."), required=True)
+    interception_rate = fields.Float(
+        **_doc("Intercepted / launched over the entries that give both counts; null when none do."),
+        required=True,
+        allow_none=True,
+    )
+    events = fields.Integer(**_doc("Events with an entry of this category."), required=True)
+
+
+class StatsGroupSchema(Schema):
+    key = fields.String(
+        **_doc("The group: a period, region or event type; null for the overall total."),
+        required=True,
+        allow_none=True,
+    )
+    precision = fields.String(
+        **_doc(
+            "For time groupings, the period the key names: `day`, `week`, `month` or `year`.\n\n"
+            + describe(DATE_PRECISIONS)
+        ),
+        required=True,
+        allow_none=True,
+    )
+    events = fields.Integer(**_doc("Events in the group."), required=True)
+    munitions = fields.List(fields.Nested(MunitionTotalSchema), required=True)
+    killed = fields.Nested(TotalSchema, required=True)
+    injured = fields.Nested(TotalSchema, required=True)
+
+
+class StatsMetaSchema(Schema):
+    group_by = fields.String(**_doc(describe(GROUPINGS)), required=True, allow_none=True)
+
+
+class StatsSchema(Schema):
+    data = fields.List(fields.Nested(StatsGroupSchema), required=True)
+    meta = fields.Nested(StatsMetaSchema, required=True)
+
+
+class VersionSchema(Schema):
+    version = fields.String(required=True)
+    status = fields.String(**_doc("`current`, `deprecated` or `retired`."), required=True)
+    url = fields.String(**_doc("Base URL of the version."), required=True)
+    openapi = fields.String(**_doc("The version's OpenAPI document."), required=True)
+
+
+class VersionListSchema(Schema):
+    data = fields.List(fields.Nested(VersionSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(**_doc("`ok` when the database can be read."), required=True)
+    events = fields.Integer(**_doc("Events in the database."), required=True)
+
+
+class InvalidParamSchema(Schema):
+    name = fields.String(**_doc("The parameter or field, dotted for nested fields."), required=True)
+    # `in` is a Python keyword, hence data_key.
+    in_ = fields.String(
+        data_key="in", **_doc("`query`, `header`, `path` or `body`."), required=True
+    )
+    reason = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(**_doc("URI reference identifying the problem type."), required=True)
+    title = fields.String(**_doc("Short summary of the problem type."), required=True)
+    status = fields.Integer(**_doc("The HTTP status code."), required=True)
+    detail = fields.String(**_doc("What went wrong in this occurrence."), required=True)
+    instance = fields.String(**_doc("The request path."), required=True)
+    invalid_params = fields.List(
+        fields.Nested(InvalidParamSchema),
+        **_doc("For validation errors: each refused parameter and why."),
+    )
