@@ -1,6 +1,7 @@
 """python -m seed [--db PATH]: validate the curated events, then load them in one transaction."""
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with db.atomic():
             count = write_events(db, events)
+    except sqlite3.DatabaseError as error:
+        print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
+        return 1
     finally:
         db.close()
     print(f"seed: {count} events from {args.data} loaded into {path}")

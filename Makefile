@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh clone:
+#   make run    create .venv, install, seed var/salvo.db, serve on http://127.0.0.1:$(PORT)
+#   make test   install the dev tools, lint, run the whole suite
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: run seed test lint openapi clean
+
+$(BIN)/python:
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+seed: $(VENV)/.runtime
+	$(BIN)/python -m seed
+
+run: seed
+	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --access-logfile - 'api:create_app()'
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+# Regenerate the published contract from the code (tests/test_openapi.py checks it).
+openapi: $(VENV)/.runtime
+	$(BIN)/flask --app api openapi write --format=yaml openapi.yaml
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

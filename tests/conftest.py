@@ -1,0 +1,28 @@
+"""Fixtures: a database seeded by the real seed command, and the app on top of it."""
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app
+from seed.__main__ import main as seed_main
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The curated events loaded into a fresh SQLite file (read-only for tests)."""
+    path = tmp_path_factory.mktemp("seeded") / "salvo.db"
+    assert seed_main(["--db", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="session")
+def app(seeded_db: Path) -> Flask:
+    return create_app({"DATABASE": str(seeded_db), "TESTING": True})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,201 @@
+"""The seed command: validation before writing, one transaction, idempotence."""
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seed.__main__ import main as seed_main
+from seed.curated import DATA_DIR
+
+TABLES = ("sources", "locations", "events", "actors", "event_actors", "munitions", "reporters")
+
+
+def snapshot(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, in a stable order."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = {
+            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall()) for table in TABLES
+        }
+        tables["events_fts"] = sorted(conn.execute("SELECT rowid, * FROM events_fts").fetchall())
+        return tables
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A writable copy of the curated data, to corrupt."""
+    target = tmp_path / "data"
+    shutil.copytree(DATA_DIR, target)
+    return target
+
+
+def edit_first_file(data_dir: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    path = sorted(data_dir.glob("*.yaml"))[0]
+    document = yaml.safe_load(path.read_text())
+    edit(document)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_seed_command_runs_as_documented(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "seed", "--db", str(db)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "17 events" in result.stdout
+    assert len(snapshot(db)["events"]) == 17
+
+
+def test_database_path_comes_from_salvo_database(tmp_path: Path) -> None:
+    db = tmp_path / "from-env.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "seed"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"SALVO_DATABASE": str(db), "PATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(snapshot(db)["events"]) == 17
+
+
+def test_seeding_twice_leaves_the_same_rows(tmp_path: Path) -> None:
+    db = tmp_path / "twice.db"
+    assert seed_main(["--db", str(db)]) == 0
+    first = snapshot(db)
+    assert seed_main(["--db", str(db)]) == 0
+    assert snapshot(db) == first
+    assert len(first["events"]) == 17
+    assert len(first["locations"]) == 8
+
+
+def test_reseeding_replaces_an_events_child_rows(tmp_path: Path, data_dir: Path) -> None:
+    db = tmp_path / "edit.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+
+    def drop_mixed_entry(document: dict) -> None:
+        event = next(e for e in document["events"] if e["id"].endswith("air-attack-interceptions"))
+        event["munitions"] = event["munitions"][:2]
+
+    edit_first_file(data_dir, drop_mixed_entry)
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    conn = sqlite3.connect(db)
+    categories = conn.execute(
+        "SELECT category FROM munitions WHERE event_id = ? ORDER BY position",
+        ["ua-2024-05-30-nationwide-air-attack-interceptions"],
+    ).fetchall()
+    assert categories == [("missile",), ("drone",)]
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (
+            lambda e: e["munitions"][0].update(intercepted=9),
+            "record 'ua-2024-05-30-kharkiv-missile-strike': munitions.0.intercepted: "
+            "intercepted (9) exceeds launched (8).",
+        ),
+        (
+            lambda e: e["location"].update(latitude=123.0),
+            "record 'ua-2024-05-30-kharkiv-missile-strike': location.latitude: "
+            "Must be greater than or equal to -90 and less than or equal to 90.",
+        ),
+        (
+            lambda e: e.update(date_precision="week"),
+            "record 'ua-2024-05-30-kharkiv-missile-strike': date_precision: Must be one of: "
+            "day, month, year.",
+        ),
+        (
+            lambda e: e["casualties"]["injured"].update(best=-4),
+            "record 'ua-2024-05-30-kharkiv-missile-strike': casualties.injured.best: "
+            "Must be greater than or equal to 0 and less than or equal to 10000000.",
+        ),
+    ],
+    ids=["intercepted-over-launched", "latitude", "date-precision", "negative-count"],
+)
+def test_an_invalid_record_leaves_the_database_untouched(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str], corrupt, expected
+) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "guarded.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    before = snapshot(db)
+    mtime = db.stat().st_mtime_ns
+
+    def corrupt_kharkiv(document: dict) -> None:
+        event = next(
+            e for e in document["events"] if e["id"] == "ua-2024-05-30-kharkiv-missile-strike"
+        )
+        # safe_dump wrote the aliases out as copies, so this corrupts one record only.
+        corrupt(event)
+
+    edit_first_file(data_dir, corrupt_kharkiv)
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 1
+    message = capsys.readouterr().err
+    assert "2024-05-30-stoltenberg-easing-bans.yaml" in message
+    assert expected in message
+    assert snapshot(db) == before
+    assert db.stat().st_mtime_ns == mtime
+
+
+def test_a_place_defined_two_ways_is_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    def move_vovchansk_once(document: dict) -> None:
+        event = next(
+            e for e in document["events"] if e["id"] == "ua-2024-05-vovchansk-street-fighting"
+        )
+        event["location"]["id"] = "ua-kharkiv"
+
+    edit_first_file(data_dir, move_vovchansk_once)
+    assert seed_main(["--db", str(tmp_path / "x.db"), "--data", str(data_dir)]) == 1
+    assert (
+        "record 'ua-2024-05-vovchansk-street-fighting': location: location 'ua-kharkiv' differs "
+        "from its definition in record 'ua-2024-05-30-kharkiv-missile-strike'"
+    ) in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    edit_first_file(data_dir, lambda d: d["events"].append(dict(d["events"][0])))
+    assert seed_main(["--db", str(tmp_path / "dup.db"), "--data", str(data_dir)]) == 1
+    assert "record 'ua-2024-05-30-kharkiv-missile-strike': id: duplicates a record in" in (
+        capsys.readouterr().err
+    )
+
+
+def test_unknown_fields_in_a_record_are_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    edit_first_file(data_dir, lambda d: d["events"][0].update(fatalities=3))
+    assert seed_main(["--db", str(tmp_path / "u.db"), "--data", str(data_dir)]) == 1
+    assert "fatalities: Unknown field." in capsys.readouterr().err
+
+
+def test_a_write_that_fails_midway_rolls_back_everything(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "atomic.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    # A trigger makes SQLite itself refuse one late row of the next seed, after
+    # earlier events of the same run were already written.
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON reporters "
+        "WHEN NEW.event_id = 'ua-2024-05-30-france-plans-training-mission' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    conn.commit()
+    conn.close()
+    before = snapshot(db)
+
+    edit_first_file(
+        data_dir, lambda d: [e.update(notes=e["notes"] + " Edited.") for e in d["events"]]
+    )
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 1
+    assert "writing failed, the database is unchanged: refused by test trigger" in (
+        capsys.readouterr().err
+    )
+    assert snapshot(db) == before
