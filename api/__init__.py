@@ -44,10 +44,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # problem+json replaces.
     problems.init_app(app)
     db.init_app(app)
+    origins = app.config["CORS_ORIGINS"]
     CORS(
         app,
         resources={r"/api/*": {}, r"/healthz": {}},
-        origins=app.config["CORS_ORIGINS"],
+        origins=origins,
+        send_wildcard=origins == "*",
         expose_headers=EXPOSED_HEADERS,
         methods=["GET", "HEAD", "OPTIONS"],
         max_age=600,
@@ -73,6 +75,10 @@ def _cache_validators(response: Response) -> Response:
         response.headers["Cache-Control"] = f"public, max-age={current_app.config['CACHE_MAX_AGE']}"
         response.add_etag()
         response.make_conditional(request)
+    if current_app.config["CORS_ORIGINS"] != "*":
+        # With an allow-list, Access-Control-Allow-Origin depends on the request's
+        # Origin; flask-cors only says so when more than one origin is listed.
+        response.vary.add("Origin")
     return response
 
 

@@ -233,7 +233,8 @@ def list_sources(
     conn: sqlite3.Connection, args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], tuple[str] | None]:
     """One page of sources (by id) with their event counts, and the key to continue after."""
-    return _page_by_id(conn, _SOURCES, [], [], args, "s.id")
+    rows, next_key = _page_by_id(conn, _SOURCES, [], [], args, "s.id")
+    return [_source(row) for row in rows], next_key
 
 
 def get_location(conn: sqlite3.Connection, location_id: str) -> dict[str, Any] | None:
@@ -243,7 +244,11 @@ def get_location(conn: sqlite3.Connection, location_id: str) -> dict[str, Any] |
 
 def get_source(conn: sqlite3.Connection, source_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"{_SOURCES} WHERE s.id = ?", [source_id]).fetchone()
-    return dict(row) if row else None
+    return _source(dict(row)) if row else None
+
+
+def _source(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "published": datetime.date.fromisoformat(row["published"])}
 
 
 def _page_by_id(

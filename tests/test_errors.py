@@ -1,0 +1,160 @@
+"""Bad input gets a 4xx RFC 9457 problem naming what was wrong; never a 500, never a
+silently ignored parameter."""
+
+import base64
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.pagination import encode_cursor
+
+PROBLEM = "application/problem+json"
+DATE_CURSOR = encode_cursor("date", ["2024-05-01", "x"])
+
+
+def problem(client: FlaskClient, url: str, status: int) -> dict:
+    response = client.get(url)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == PROBLEM
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["instance"] == url.split("?")[0]
+    assert {"type", "title", "detail"} <= set(body)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/api/v1/events?date_form=2024-05-01", ["date_form"]),
+        ("/api/v1/events?cursor=garbage", ["cursor"]),
+        ("/api/v1/events?cursor=" + base64.urlsafe_b64encode(b'{"a":1}').decode(), ["cursor"]),
+        ("/api/v1/events?cursor=" + encode_cursor("-date", [1, 2]), ["cursor"]),
+        (f"/api/v1/events?sort=-date&cursor={DATE_CURSOR}", ["cursor"]),
+        ("/api/v1/events?date_from=2024-06-01&date_to=2024-05-01", ["date_from"]),
+        ("/api/v1/events?date_from=2024-13-01", ["date_from"]),
+        ("/api/v1/events?limit=0", ["limit"]),
+        ("/api/v1/events?limit=1001", ["limit"]),
+        ("/api/v1/events?limit=ten", ["limit"]),
+        ("/api/v1/events?limit=5&limit=6", ["limit"]),
+        ("/api/v1/events?bbox=1,2,3", ["bbox"]),
+        ("/api/v1/events?bbox=a,b,c,d", ["bbox"]),
+        ("/api/v1/events?bbox=0,60,10,50", ["bbox"]),
+        ("/api/v1/events?bbox=0,0,200,10", ["bbox"]),
+        ("/api/v1/events?bbox=nan,0,1,1", ["bbox"]),
+        ('/api/v1/events?q="unterminated', ["q"]),
+        ("/api/v1/events?q=AND", ["q"]),
+        ("/api/v1/events?q=nosuchcolumn:word", ["q"]),
+        ("/api/v1/events?event_type=bogus", ["event_type.0"]),
+        ("/api/v1/events?event_type=,", ["event_type"]),
+        ("/api/v1/events?weapon=tank", ["weapon.0"]),
+        ("/api/v1/events?sort=name", ["sort"]),
+        ("/api/v1/events?near=50,36", ["radius_km"]),
+        ("/api/v1/events?radius_km=5", ["near"]),
+        ("/api/v1/events?near=95,36&radius_km=5", ["near"]),
+        ("/api/v1/events?near=50,36&radius_km=0", ["radius_km"]),
+        ("/api/v1/events?country=UKR", ["country"]),
+        ("/api/v1/events?min_killed=-1", ["min_killed"]),
+        ("/api/v1/events?limit=0&sort=x&date_form=1", ["date_form", "limit", "sort"]),
+        ("/api/v1/stats?group_by=year", ["group_by"]),
+        ("/api/v1/stats?limit=5", ["limit"]),
+        ("/api/v1/locations?precision=street", ["precision"]),
+        ("/api/v1/locations?cursor=" + encode_cursor("-date", ["a", "b"]), ["cursor"]),
+        ("/api/v1/sources?sort=id", ["sort"]),
+        ("/api/v1/event-types?lang=en", ["lang"]),
+        ("/api/v1/events/ua-2024-02-avdiivka-captured?fields=id", ["fields"]),
+        ("/api?v=1", ["v"]),
+        ("/healthz?verbose=1", ["verbose"]),
+    ],
+)
+def test_bad_parameters_are_a_400_naming_them(
+    client: FlaskClient, url: str, named: list[str]
+) -> None:
+    body = problem(client, url, 400)
+    assert body["type"] == "/problems/invalid-parameters"
+    assert body["title"] == "Invalid request parameters"
+    assert sorted(p["name"] for p in body["invalid_params"]) == named
+    assert {p["in"] for p in body["invalid_params"]} == {"query"}
+    for param in body["invalid_params"]:
+        assert f"{param['name']}: {param['reason']}" in body["detail"]
+
+
+def test_an_unknown_parameter_lists_the_known_ones(client: FlaskClient) -> None:
+    body = problem(client, "/api/v1/events?date_form=2024-05-01", 400)
+    assert body["invalid_params"] == [
+        {
+            "name": "date_form",
+            "in": "query",
+            "reason": "Unknown parameter. This endpoint takes: actor, admin1, bbox, country, "
+            "cursor, date_from, date_to, event_type, limit, location, min_injured, min_killed, "
+            "near, q, radius_km, sort, weapon.",
+        }
+    ]
+
+
+def test_an_impossible_date_range_says_why(client: FlaskClient) -> None:
+    body = problem(client, "/api/v1/events?date_from=2024-06-01&date_to=2024-05-01", 400)
+    assert body["invalid_params"] == [
+        {"name": "date_from", "in": "query", "reason": "date_from is after date_to."}
+    ]
+
+
+def test_a_cursor_from_another_sort_says_so(client: FlaskClient) -> None:
+    body = problem(client, f"/api/v1/events?sort=-date&cursor={DATE_CURSOR}", 400)
+    assert body["invalid_params"][0]["reason"] == (
+        "This cursor continues sort='date', not sort='-date'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("/api/v1/events/no-such-event", "No event has id 'no-such-event'."),
+        ("/api/v1/locations/no-such-place", "No location has id 'no-such-place'."),
+        ("/api/v1/sources/no-such-source", "No source has id 'no-such-source'."),
+        ("/api/v1/no-such-resource", "The requested URL was not found on the server. If you "
+         "entered the URL manually please check your spelling and try again."),
+    ],
+)  # fmt: skip
+def test_unknown_resources_are_a_404_problem(client: FlaskClient, url: str, detail: str) -> None:
+    body = problem(client, url, 404)
+    assert (body["type"], body["title"], body["detail"]) == ("about:blank", "Not Found", detail)
+
+
+def test_an_unknown_api_version_is_a_404_naming_the_versions(client: FlaskClient) -> None:
+    body = problem(client, "/api/v2/events", 404)
+    assert body["type"] == "/problems/unknown-version"
+    assert body["detail"] == "API version 'v2' does not exist; available: v1."
+
+
+def test_a_write_method_on_the_read_api_is_a_405_problem(client: FlaskClient) -> None:
+    response = client.post("/api/v1/events", json={})
+    assert response.status_code == 405
+    assert response.content_type == PROBLEM
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_an_unseeded_database_is_a_503_problem(tmp_path: Path) -> None:
+    client = create_app({"DATABASE": str(tmp_path / "missing.db")}).test_client()
+    response = client.get("/api/v1/events")
+    assert response.status_code == 503
+    assert response.content_type == PROBLEM
+    assert response.get_json()["type"] == "/problems/database-unavailable"
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_an_unexpected_failure_is_a_500_problem_without_internals(seeded_db: Path) -> None:
+    app = create_app({"DATABASE": str(seeded_db)})
+
+    @app.get("/api/v1/fail")
+    def fail() -> None:
+        raise RuntimeError("secret internal detail")
+
+    response = app.test_client().get("/api/v1/fail")
+    assert response.status_code == 500
+    assert response.content_type == PROBLEM
+    body = response.get_json()
+    assert body["title"] == "Internal Server Error"
+    assert "secret" not in response.get_data(as_text=True)

@@ -1,0 +1,137 @@
+"""HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions."""
+
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+
+READ_URLS = [
+    "/api/v1/events?limit=2",
+    "/api/v1/events/ua-2024-02-avdiivka-captured",
+    "/api/v1/locations",
+    "/api/v1/locations/ua-kharkiv",
+    "/api/v1/sources",
+    "/api/v1/event-types",
+    "/api/v1/stats?group_by=month",
+    "/api",
+]
+
+
+@pytest.mark.parametrize("url", READ_URLS)
+def test_reads_carry_an_etag_and_revalidate_to_304(client: FlaskClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    etag = response.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    assert again.headers["ETag"] == etag
+
+    stale = client.get(url, headers={"If-None-Match": '"something-else"'})
+    assert stale.status_code == 200
+    assert stale.get_data() == response.get_data()
+
+
+def test_errors_are_not_cached(client: FlaskClient) -> None:
+    response = client.get("/api/v1/events?limit=0")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in response.headers
+
+
+@pytest.mark.parametrize("url", READ_URLS)
+def test_any_origin_may_read_and_see_link_and_etag(client: FlaskClient, url: str) -> None:
+    response = client.get(url, headers={"Origin": "https://dashboard.example"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Link", "ETag"} <= exposed
+
+
+def test_a_preflight_is_answered(client: FlaskClient) -> None:
+    response = client.options(
+        "/api/v1/events",
+        headers={
+            "Origin": "https://dashboard.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "If-None-Match",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Allow-Headers"].lower() == "if-none-match"
+    assert response.headers["Access-Control-Max-Age"] == "600"
+
+
+def test_problem_responses_are_readable_cross_origin(client: FlaskClient) -> None:
+    response = client.get("/api/v1/events?limit=0", headers={"Origin": "https://app.example"})
+    assert response.status_code == 400
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_an_allow_list_limits_the_origins(seeded_db: Path) -> None:
+    app = create_app({"DATABASE": str(seeded_db), "CORS_ORIGINS": ["https://maps.example"]})
+    client = app.test_client()
+    allowed = client.get("/api/v1/events", headers={"Origin": "https://maps.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://maps.example"
+    assert "Origin" in allowed.headers["Vary"]
+    refused = client.get("/api/v1/events", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_the_allow_list_comes_from_the_environment(
+    seeded_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALVO_CORS_ORIGINS", "https://a.example, https://b.example")
+    client = create_app({"DATABASE": str(seeded_db)}).test_client()
+    response = client.get("/api/v1/events", headers={"Origin": "https://b.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://b.example"
+
+
+def test_head_answers_like_get_without_a_body(client: FlaskClient) -> None:
+    get = client.get("/api/v1/events?limit=3")
+    head = client.head("/api/v1/events?limit=3")
+    assert head.status_code == 200
+    assert head.get_data() == b""
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert head.headers["Link"] == get.headers["Link"]
+
+
+def test_the_api_lists_its_versions(client: FlaskClient) -> None:
+    assert client.get("/api").get_json() == {
+        "data": [
+            {
+                "version": "v1",
+                "status": "current",
+                "url": "http://localhost/api/v1",
+                "openapi": "http://localhost/api/v1/openapi.json",
+            }
+        ]
+    }
+
+
+def test_health_reports_the_event_count(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok", "events": 17}
+
+
+def test_the_app_reads_the_database_from_salvo_database(
+    seeded_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALVO_DATABASE", str(seeded_db))
+    assert create_app().test_client().get("/healthz").get_json()["events"] == 17
+
+
+def test_the_api_cannot_write_to_its_database(app, seeded_db: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from api.db import connect_read_only
+
+    conn = connect_read_only(str(seeded_db))
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM events")
+    conn.close()

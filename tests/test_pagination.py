@@ -1,0 +1,98 @@
+"""Keyset pagination: following links.next visits every matching event exactly once."""
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.storage import open_for_writing, write_events
+from schemas.event import EventSchema
+from tests.test_article_facts import EVENTS
+
+
+def follow(client: FlaskClient, url: str) -> list[list[dict]]:
+    """Every page from url to the last, checking the Link header against links.next."""
+    pages = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        pages.append(body["data"])
+        next_url = body["links"]["next"]
+        if next_url is None:
+            assert "Link" not in response.headers
+        else:
+            assert response.headers["Link"] == f'<{next_url}>; rel="next"'
+            split = urlsplit(next_url)
+            next_url = f"{split.path}?{split.query}"
+        url = next_url
+    return pages
+
+
+def expected_order(sort: str) -> list[str]:
+    """The seeded ids in sort order, computed from the article facts table."""
+    if sort.lstrip("-") == "date":
+        keys = {event_id: fact[1] for event_id, fact in EVENTS.items()}
+    else:
+        # Only the Kharkiv strike has a casualty figure (4 injured); no event has killed.
+        injured = {"ua-2024-05-30-kharkiv-missile-strike": 4}
+        keys = {event_id: injured.get(event_id, -1) if sort.lstrip("-") == "injured" else -1
+                for event_id in EVENTS}  # fmt: skip
+    return sorted(EVENTS, key=lambda event_id: (keys[event_id], event_id), reverse=sort[0] == "-")
+
+
+@pytest.mark.parametrize("sort", ["date", "-date", "killed", "-killed", "injured", "-injured"])
+@pytest.mark.parametrize("limit", [1, 2, 5, 16, 17, 100])
+def test_following_next_returns_every_event_once_in_order(
+    client: FlaskClient, sort: str, limit: int
+) -> None:
+    pages = follow(client, f"/api/v1/events?sort={sort}&limit={limit}")
+    assert [len(page) for page in pages[:-1]] == [limit] * (len(pages) - 1)
+    assert [event["id"] for page in pages for event in page] == expected_order(sort)
+
+
+def test_pages_keep_the_filters(client: FlaskClient) -> None:
+    pages = follow(client, "/api/v1/events?admin1=Kharkiv%20Oblast&limit=4&sort=date")
+    assert [len(page) for page in pages] == [4, 4, 1]
+    assert {event["location"]["admin1"] for page in pages for event in page} == {"Kharkiv Oblast"}
+
+
+def test_the_page_meta_describes_the_page(client: FlaskClient) -> None:
+    body = client.get("/api/v1/events?limit=5&sort=date").get_json()
+    assert body["meta"] == {"count": 5, "limit": 5, "sort": "date"}
+    assert body["links"]["self"] == "http://localhost/api/v1/events?limit=5&sort=date"
+
+
+def test_default_sort_is_newest_first_and_default_limit_100(client: FlaskClient) -> None:
+    body = client.get("/api/v1/events").get_json()
+    assert body["meta"] == {"count": 17, "limit": 100, "sort": "-date"}
+    assert [event["id"] for event in body["data"]] == expected_order("-date")
+
+
+def test_inserts_between_pages_cause_no_duplicates_or_gaps(seeded_db: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "live.db"
+    shutil.copy(seeded_db, db_path)
+    client = create_app({"DATABASE": str(db_path), "TESTING": True}).test_client()
+
+    first = client.get("/api/v1/events?sort=-date&limit=5").get_json()
+    seen = [event["id"] for event in first["data"]]
+
+    # Another writer adds an event that sorts before the cursor and one after it.
+    template = client.get(f"/api/v1/events/{seen[0]}").get_json()
+    template.pop("acled")
+    newer = {**template, "id": "inserted-newest", "date": "2024-06-15"}
+    older = {**template, "id": "inserted-oldest", "date": "2023-01-01"}
+    writer = open_for_writing(str(db_path))
+    with writer.atomic():
+        write_events(writer, [EventSchema().load(newer), EventSchema().load(older)])
+    writer.close()
+
+    rest = follow(
+        client, urlsplit(first["links"]["next"]).path + "?" + urlsplit(first["links"]["next"]).query
+    )
+    seen += [event["id"] for page in rest for event in page]
+    assert len(seen) == len(set(seen))
+    assert set(seen) == set(EVENTS) | {"inserted-oldest"}
