@@ -4,6 +4,7 @@ Every schema here refuses unknown parameters, so a misspelt filter is a 400
 naming it, never a silently unfiltered answer.
 """
 
+import re
 from typing import Any
 
 from marshmallow import (
@@ -57,24 +58,31 @@ class CommaSeparatedList(fields.List):
         return super()._deserialize(list(dict.fromkeys(items)), attr, data, **kwargs)
 
 
+_DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
+
+
 class _Coordinates(fields.String):
-    """Comma-separated decimal numbers, e.g. '36.1,49.9'."""
+    """A fixed number of comma-separated decimal numbers, e.g. '36.1,49.9'."""
 
     count = 0
     example = ""
 
+    def __init__(self, **kwargs: Any) -> None:
+        self.pattern = rf"^{_DECIMAL}(,{_DECIMAL}){{{self.count - 1}}}$"
+        kwargs["metadata"] = {
+            "pattern": self.pattern,
+            "example": self.example,
+            **kwargs.get("metadata", {}),
+        }
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> tuple[float, ...]:
         text = super()._deserialize(value, attr, data, **kwargs)
-        parts = text.split(",")
-        try:
-            numbers = tuple(float(part) for part in parts)
-        except ValueError:
-            numbers = ()
-        if len(numbers) != self.count or not all(abs(n) < float("inf") for n in numbers):
+        if not re.fullmatch(self.pattern, text):
             raise ValidationError(
-                f"Must be {self.count} comma-separated numbers, e.g. '{self.example}'."
+                f"Must be {self.count} comma-separated decimal numbers, e.g. '{self.example}'."
             )
-        return numbers
+        return tuple(float(part) for part in text.split(","))
 
 
 class BoundingBox(_Coordinates):
@@ -127,7 +135,9 @@ def _limit() -> fields.Integer:
 
 def _cursor() -> fields.String:
     return fields.String(
-        validate=validate.Length(min=1, max=512),
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_-]{1,512}$", error="Not a cursor issued by this API."
+        ),
         metadata={
             "description": "Opaque position from a previous page's `links.next`; leave it out "
             "for the first page."
@@ -140,7 +150,6 @@ def _bbox() -> BoundingBox:
         metadata={
             "description": "minLon,minLat,maxLon,maxLat (WGS84, GeoJSON order). A minLon greater "
             "than maxLon crosses the antimeridian (RFC 7946).",
-            "example": BoundingBox.example,
         }
     )
 
@@ -176,12 +185,14 @@ class EventFilterArgs(_StrictQuery):
     near = Point(
         metadata={
             "description": "lat,lon of a centre point; needs `radius_km`.",
-            "example": Point.example,
         }
     )
     radius_km = fields.Float(
         validate=validate.Range(min=0, max=20_000, min_inclusive=False),
-        metadata={"description": "Radius around `near`, in kilometres (great-circle)."},
+        metadata={
+            "description": "Radius around `near`, in kilometres (great-circle); needs `near`.",
+            "exclusiveMinimum": True,
+        },
     )
     actor = _name("Case-insensitive part of an actor's name, e.g. 'russia'.")
     weapon = CommaSeparatedList(
@@ -211,9 +222,10 @@ class EventFilterArgs(_StrictQuery):
     def ranges_are_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "date_from" in data and "date_to" in data and data["date_from"] > data["date_to"]:
             raise ValidationError("date_from is after date_to.", "date_from")
-        if ("near" in data) != ("radius_km" in data):
-            missing = "radius_km" if "near" in data else "near"
-            raise ValidationError("near and radius_km go together.", missing)
+        if "near" in data and "radius_km" not in data:
+            raise ValidationError("near needs radius_km.", "radius_km")
+        if "radius_km" in data and "near" not in data:
+            raise ValidationError("radius_km needs near.", "near")
 
     @post_load
     def circle(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
