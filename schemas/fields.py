@@ -13,6 +13,10 @@ SLUG = validate.Regexp(
 )
 
 
+# Larger than any count a source gives; keeps every count inside SQLite's INTEGER.
+MAX_COUNT = 10_000_000
+
+
 class Count(fields.Integer):
     """A non-negative whole number of things; null where the source does not say."""
 
@@ -22,7 +26,7 @@ class Count(fields.Integer):
             kwargs.setdefault("load_default", None)
         super().__init__(
             strict=True,
-            validate=validate.Range(min=0, max=10_000_000),
+            validate=validate.Range(min=0, max=MAX_COUNT),
             metadata={"description": description},
             **kwargs,
         )

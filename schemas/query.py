@@ -17,6 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from schemas.fields import MAX_COUNT
 from schemas.vocabulary import EVENT_TYPES, LOCATION_PRECISIONS, MUNITION_CATEGORIES, describe
 
 MAX_LIMIT = 1000
@@ -203,11 +204,11 @@ class EventFilterArgs(_StrictQuery):
         },
     )
     min_killed = fields.Integer(
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_COUNT),
         metadata={"description": "Events whose best estimate of people killed is at least this."},
     )
     min_injured = fields.Integer(
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_COUNT),
         metadata={"description": "Events whose best estimate of people injured is at least this."},
     )
     q = fields.String(

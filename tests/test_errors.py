@@ -57,6 +57,7 @@ def problem(client: FlaskClient, url: str, status: int) -> dict:
         ("/api/v1/events?near=50,36&radius_km=0", ["radius_km"]),
         ("/api/v1/events?country=UKR", ["country"]),
         ("/api/v1/events?min_killed=-1", ["min_killed"]),
+        ("/api/v1/events?min_injured=99999999999999999999", ["min_injured"]),
         ("/api/v1/events?limit=0&sort=x&date_form=1", ["date_form", "limit", "sort"]),
         ("/api/v1/stats?group_by=year", ["group_by"]),
         ("/api/v1/stats?limit=5", ["limit"]),
