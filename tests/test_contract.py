@@ -18,7 +18,7 @@ contract = schemathesis.openapi.from_path(SPEC)
 
 
 @contract.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_contract(case: schemathesis.Case, app: Flask) -> None:
     # positive_data_acceptance expects every schema-valid request to succeed, but
     # OpenAPI 3.0 cannot express the rules that tie parameters together (date_from
