@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 
-from api import db, problems
+from api import db, problems, service, v1
 from api.config import database_path
 from api.openapi import Api
 
@@ -34,8 +34,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
-    from api import service, v1
-
     api.register_blueprint(service.blp)
     for blueprint in v1.BLUEPRINTS:
         api.register_blueprint(blueprint)

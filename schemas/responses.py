@@ -1,5 +1,7 @@
 """Envelopes and resource shapes returned by the API, and the problem+json body."""
 
+from typing import Any
+
 from marshmallow import Schema, fields
 
 from schemas.event import AcledSchema, EventSchema, LocationSchema, SourceSchema
@@ -7,8 +9,9 @@ from schemas.query import EVENT_SORTS, GROUPINGS
 from schemas.vocabulary import DATE_PRECISIONS, ESTIMATE_QUALIFIERS, MUNITION_CATEGORIES, describe
 
 
-def _doc(description: str, **kwargs):  # type: ignore[no-untyped-def]
-    return {"metadata": {"description": description}, **kwargs}
+def _doc(description: str) -> dict[str, Any]:
+    """Field keyword arguments that document the field in the OpenAPI spec."""
+    return {"metadata": {"description": description}}
 
 
 class LinksSchema(Schema):

@@ -1,11 +1,13 @@
 """HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.db import connect_read_only
 
 READ_URLS = [
     "/api/v1/events?limit=2",
@@ -126,11 +128,7 @@ def test_the_app_reads_the_database_from_salvo_database(
     assert create_app().test_client().get("/healthz").get_json()["events"] == 17
 
 
-def test_the_api_cannot_write_to_its_database(app, seeded_db: Path) -> None:  # type: ignore[no-untyped-def]
-    import sqlite3
-
-    from api.db import connect_read_only
-
+def test_the_api_cannot_write_to_its_database(seeded_db: Path) -> None:
     conn = connect_read_only(str(seeded_db))
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM events")

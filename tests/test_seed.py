@@ -4,7 +4,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -36,7 +38,7 @@ def data_dir(tmp_path: Path) -> Path:
     return target
 
 
-def edit_first_file(data_dir: Path, edit) -> None:  # type: ignore[no-untyped-def]
+def edit_first_file(data_dir: Path, edit: Callable[[dict[str, Any]], Any]) -> None:
     path = sorted(data_dir.glob("*.yaml"))[0]
     document = yaml.safe_load(path.read_text())
     edit(document)
@@ -121,8 +123,12 @@ def test_reseeding_replaces_an_events_child_rows(tmp_path: Path, data_dir: Path)
     ids=["intercepted-over-launched", "latitude", "date-precision", "negative-count"],
 )
 def test_an_invalid_record_leaves_the_database_untouched(
-    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str], corrupt, expected
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    corrupt: Callable[[dict[str, Any]], Any],
+    expected: str,
+) -> None:
     db = tmp_path / "guarded.db"
     assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
     before = snapshot(db)
@@ -144,7 +150,9 @@ def test_an_invalid_record_leaves_the_database_untouched(
     assert db.stat().st_mtime_ns == mtime
 
 
-def test_a_place_defined_two_ways_is_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_place_defined_two_ways_is_refused(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def move_vovchansk_once(document: dict) -> None:
         event = next(
             e for e in document["events"] if e["id"] == "ua-2024-05-vovchansk-street-fighting"
@@ -160,7 +168,9 @@ def test_a_place_defined_two_ways_is_refused(tmp_path: Path, data_dir: Path, cap
     assert not (tmp_path / "x.db").exists()
 
 
-def test_duplicate_ids_are_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_ids_are_refused(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_first_file(data_dir, lambda d: d["events"].append(dict(d["events"][0])))
     assert seed_main(["--db", str(tmp_path / "dup.db"), "--data", str(data_dir)]) == 1
     assert "record 'ua-2024-05-30-kharkiv-missile-strike': id: duplicates a record in" in (
@@ -168,7 +178,9 @@ def test_duplicate_ids_are_refused(tmp_path: Path, data_dir: Path, capsys) -> No
     )
 
 
-def test_unknown_fields_in_a_record_are_refused(tmp_path: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_fields_in_a_record_are_refused(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_first_file(data_dir, lambda d: d["events"][0].update(fatalities=3))
     assert seed_main(["--db", str(tmp_path / "u.db"), "--data", str(data_dir)]) == 1
     assert "fatalities: Unknown field." in capsys.readouterr().err
