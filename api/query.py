@@ -7,12 +7,15 @@ ever spliced into SQL text.
 """
 
 import datetime
+import math
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from api.db import EARTH_RADIUS_KM
 from api.pagination import Page, decode_cursor
 from api.problems import invalid_parameter
+from api.storage import WEAPON_BITS
 
 Clause = tuple[str, list[Any]]
 
@@ -33,22 +36,45 @@ def _marks(values: list[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _places(condition: str, params: list[Any]) -> Clause:
-    return f"e.location_id IN (SELECT id FROM locations WHERE {condition})", params
-
-
-def _bbox_condition(bbox: tuple[float, float, float, float]) -> Clause:
+def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:
+    """SQL selecting locations.id inside a box, through the R*Tree of places."""
     min_lon, min_lat, max_lon, max_lat = bbox
+    select = (
+        "SELECT l.id FROM locations_rtree r JOIN locations l ON l.rowid = r.id "
+        "WHERE r.min_lat >= ? AND r.max_lat <= ? AND r.min_lon >= ? AND r.max_lon <= ?"
+    )
     if min_lon <= max_lon:
-        return (
-            "latitude BETWEEN ? AND ? AND longitude BETWEEN ? AND ?",
-            [min_lat, max_lat, min_lon, max_lon],
-        )
-    # RFC 7946 section 5.2: a box whose west edge is east of its east edge
-    # crosses the antimeridian.
+        return select, [min_lat, max_lat, min_lon, max_lon]
+    # RFC 7946 section 5.2: a box whose west edge is east of its east edge crosses
+    # the antimeridian; it is the union of the boxes on either side.
     return (
-        "latitude BETWEEN ? AND ? AND (longitude >= ? OR longitude <= ?)",
-        [min_lat, max_lat, min_lon, max_lon],
+        f"{select} UNION ALL {select}",
+        [min_lat, max_lat, min_lon, 180.0, min_lat, max_lat, -180.0, max_lon],
+    )
+
+
+def _places_near(lat: float, lon: float, radius_km: float) -> Clause:
+    """SQL selecting locations.id within radius_km of a point: the R*Tree narrows to
+    the circle's bounding box, the great-circle distance decides."""
+    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
+    min_lat, max_lat = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+    cos_lat = min(math.cos(math.radians(lat - dlat)), math.cos(math.radians(lat + dlat)))
+    if max_lat == 90.0 or min_lat == -90.0 or cos_lat <= 0 or dlat / cos_lat >= 180:
+        box = (-180.0, min_lat, 180.0, max_lat)
+    else:
+        dlon = dlat / cos_lat
+        west, east = lon - dlon, lon + dlon
+        box = (
+            west + 360 if west < -180 else west,
+            min_lat,
+            east - 360 if east > 180 else east,
+            max_lat,
+        )
+    candidates, params = _places_in_box(box)
+    return (
+        f"SELECT id FROM locations WHERE id IN ({candidates}) "
+        "AND distance_km(latitude, longitude, ?, ?) <= ?",
+        [*params, lat, lon, radius_km],
     )
 
 
@@ -69,28 +95,29 @@ def _date_to(value: datetime.date) -> Clause:
 
 @event_filter("country")
 def _country(value: str) -> Clause:
-    return _places("country_code = ?", [value.upper()])
+    return "e.country_code = ?", [value.upper()]
 
 
 @event_filter("admin1")
 def _admin1(value: str) -> Clause:
-    return _places("admin1 = ? COLLATE NOCASE", [value])
+    return "e.admin1 = ? COLLATE NOCASE", [value]
 
 
 @event_filter("location")
 def _location(value: str) -> Clause:
-    return _places("name = ? COLLATE NOCASE", [value])
+    return "e.location_id IN (SELECT id FROM locations WHERE name = ? COLLATE NOCASE)", [value]
 
 
 @event_filter("bbox")
 def _bbox(value: tuple[float, float, float, float]) -> Clause:
-    return _places(*_bbox_condition(value))
+    places, params = _places_in_box(value)
+    return f"e.location_id IN ({places})", params
 
 
 @event_filter("near")
 def _near(value: tuple[float, float, float]) -> Clause:
-    lat, lon, radius_km = value
-    return _places("distance_km(latitude, longitude, ?, ?) <= ?", [lat, lon, radius_km])
+    places, params = _places_near(*value)
+    return f"e.location_id IN ({places})", params
 
 
 @event_filter("actor")
@@ -105,20 +132,19 @@ def _actor(value: str) -> Clause:
 
 @event_filter("weapon")
 def _weapon(values: list[str]) -> Clause:
-    return (
-        f"e.id IN (SELECT event_id FROM munitions WHERE category IN ({_marks(values)}))",
-        list(values),
-    )
+    return "(e.weapons & ?) != 0", [sum(WEAPON_BITS[value] for value in values)]
 
 
+# min_killed / min_injured are never negative, so the sort expressions (which
+# rank an unreported figure as -1) select the same rows and use the same index.
 @event_filter("min_killed")
 def _min_killed(value: int) -> Clause:
-    return "e.killed_best >= ?", [value]
+    return "coalesce(e.killed_best, -1) >= ?", [value]
 
 
 @event_filter("min_injured")
 def _min_injured(value: int) -> Clause:
-    return "e.injured_best >= ?", [value]
+    return "coalesce(e.injured_best, -1) >= ?", [value]
 
 
 @event_filter("q")
@@ -206,8 +232,8 @@ def _location_conditions(args: dict[str, Any]) -> Clause:
         conditions.append("l.precision = ?")
         params.append(args["precision"])
     if "bbox" in args:
-        sql, values = _bbox_condition(args["bbox"])
-        conditions.append(sql)
+        sql, values = _places_in_box(args["bbox"])
+        conditions.append(f"l.id IN ({sql})")
         params.extend(values)
     return " AND ".join(conditions), params
 

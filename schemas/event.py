@@ -3,6 +3,7 @@ and to document (and produce) every response."""
 
 from typing import Any
 
+import orjson
 from marshmallow import (
     Schema,
     ValidationError,
@@ -278,3 +279,79 @@ class EventSchema(Schema):
     @pre_dump
     def add_acled(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return {**event, "acled": EVENT_TYPES[event["event_type"]].acled._asdict()}
+
+
+def render_event(event: dict[str, Any]) -> bytes:
+    """The JSON of ``EventSchema().dump(event)``, byte for byte, for a loaded event.
+
+    The fast path for writing many events: building the dict directly costs a
+    tenth of a schema dump. tests/test_render.py proves the two equal over
+    generated events; a field added to a schema above must be added here too.
+    """
+    location, source, casualties = event["location"], event["source"], event["casualties"]
+    document = {
+        "id": event["id"],
+        "event_type": event["event_type"],
+        "acled": _ACLED[event["event_type"]],
+        "date": event["date"].isoformat(),
+        "date_precision": event["date_precision"],
+        "location": {
+            "id": location["id"],
+            "name": location["name"],
+            "admin1": location["admin1"],
+            "country": location["country"],
+            "country_code": location["country_code"],
+            "latitude": float(location["latitude"]),
+            "longitude": float(location["longitude"]),
+            "precision": location["precision"],
+        },
+        "actors": [
+            {"name": actor["name"], "role": actor["role"], "kind": actor["kind"]}
+            for actor in event["actors"]
+        ],
+        "munitions": [
+            {
+                "category": munition["category"],
+                "model": munition["model"],
+                "launched": munition["launched"],
+                "intercepted": munition["intercepted"],
+                "not_reached": munition["not_reached"],
+                "hit": munition["hit"],
+                "reported_by": munition["reported_by"],
+            }
+            for munition in event["munitions"]
+        ],
+        "casualties": {
+            "killed": _render_estimate(casualties["killed"]),
+            "injured": _render_estimate(casualties["injured"]),
+        },
+        "reported_by": [
+            {"name": reporter["name"], "kind": reporter["kind"], "title": reporter["title"]}
+            for reporter in event["reported_by"]
+        ],
+        "source": {
+            "id": source["id"],
+            "title": source["title"],
+            "publisher": source["publisher"],
+            "url": source["url"],
+            "published": source["published"].isoformat(),
+            "reference": source["reference"],
+        },
+        "notes": event["notes"],
+    }
+    return orjson.dumps(document)
+
+
+def _render_estimate(estimate: dict[str, Any] | None) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+    return {
+        "best": estimate["best"],
+        "low": estimate["low"],
+        "high": estimate["high"],
+        "qualifier": estimate["qualifier"],
+        "reported_by": estimate["reported_by"],
+    }
+
+
+_ACLED = {name: kind.acled._asdict() for name, kind in EVENT_TYPES.items()}

@@ -1,0 +1,116 @@
+"""The fast renderer writes exactly what EventSchema dumps, byte for byte."""
+
+import datetime
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.event import EventSchema, render_event
+from schemas.vocabulary import (
+    ACTOR_KINDS,
+    ACTOR_ROLES,
+    EVENT_TYPES,
+    LOCATION_PRECISIONS,
+    MUNITION_CATEGORIES,
+    REPORTER_KINDS,
+)
+
+text = st.text(min_size=1, max_size=40)
+slug = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,30}\Z")
+count = st.none() | st.integers(min_value=0, max_value=1000)
+reporter_names = ["Air Force of Ukraine", "Mayor", "Governor"]
+
+
+@st.composite
+def munitions(draw: st.DrawFn) -> dict:
+    launched = draw(count)
+    intercepted = draw(count)
+    if launched is not None and intercepted is not None and intercepted > launched:
+        launched, intercepted = intercepted, launched
+    return {
+        "category": draw(st.sampled_from(list(MUNITION_CATEGORIES))),
+        "model": draw(st.none() | text),
+        "launched": launched,
+        "intercepted": intercepted,
+        "reported_by": draw(st.none() | st.sampled_from(reporter_names)),
+    }
+
+
+@st.composite
+def estimates(draw: st.DrawFn) -> dict | None:
+    if draw(st.booleans()):
+        return None
+    best = draw(st.integers(min_value=0, max_value=10_000))
+    qualifier = draw(st.sampled_from(["exact", "at_least", "at_most", "approximately"]))
+    estimate = {"best": best, "qualifier": qualifier}
+    if qualifier == "approximately" and draw(st.booleans()):
+        estimate["low"] = draw(st.integers(min_value=0, max_value=best))
+        estimate["high"] = draw(st.integers(min_value=best, max_value=best + 1000))
+    return estimate
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict:
+    precision = draw(st.sampled_from(["day", "month", "year"]))
+    date = draw(
+        st.dates(min_value=datetime.date(1990, 1, 1), max_value=datetime.date(2030, 12, 31))
+    )
+    date = {"day": date, "month": date.replace(day=1), "year": date.replace(month=1, day=1)}[
+        precision
+    ]
+    location_precision = draw(st.sampled_from(list(LOCATION_PRECISIONS)))
+    return {
+        "id": draw(slug),
+        "event_type": draw(st.sampled_from(list(EVENT_TYPES))),
+        "date": date.isoformat(),
+        "date_precision": precision,
+        "location": {
+            "id": draw(slug),
+            "name": draw(text),
+            "admin1": draw(text) if location_precision == "region" else draw(st.none() | text),
+            "country": draw(text),
+            "country_code": draw(st.from_regex(r"\A[A-Z]{2}\Z")),
+            "latitude": draw(st.floats(min_value=-90, max_value=90)),
+            "longitude": draw(st.floats(min_value=-180, max_value=180)),
+            "precision": location_precision,
+        },
+        "actors": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": text,
+                        "role": st.sampled_from(list(ACTOR_ROLES)),
+                        "kind": st.sampled_from(list(ACTOR_KINDS)),
+                    }
+                ),
+                max_size=3,
+            )
+        ),
+        "munitions": draw(st.lists(munitions(), max_size=4)),
+        "casualties": {"killed": draw(estimates()), "injured": draw(estimates())},
+        "reported_by": [
+            {
+                "name": name,
+                "kind": draw(st.sampled_from(list(REPORTER_KINDS))),
+                "title": draw(st.none() | text),
+            }
+            for name in reporter_names
+        ],
+        "source": {
+            "id": draw(slug),
+            "title": draw(text),
+            "publisher": draw(st.none() | text),
+            "url": draw(st.none() | st.just("https://example.org/a?b=c")),
+            "published": draw(st.dates()).isoformat(),
+            "reference": draw(st.none() | text),
+        },
+        "notes": draw(st.text(min_size=1, max_size=300)),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_render_event_equals_the_schema_dump(raw: dict) -> None:
+    event = EventSchema().load(raw)
+    assert render_event(event) == orjson.dumps(EventSchema().dump(event))
