@@ -40,7 +40,7 @@ def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:
     """SQL selecting locations.id inside a box, through the R*Tree of places."""
     min_lon, min_lat, max_lon, max_lat = bbox
     select = (
-        "SELECT l.id FROM locations_rtree r JOIN locations l ON l.rowid = r.id "
+        "SELECT l.id FROM locations_rtree r JOIN locations l ON l.row_id = r.id "
         "WHERE r.min_lat >= ? AND r.max_lat <= ? AND r.min_lon >= ? AND r.max_lon <= ?"
     )
     if min_lon <= max_lon:
@@ -149,7 +149,7 @@ def _min_injured(value: int) -> Clause:
 
 @event_filter("q")
 def _q(value: str) -> Clause:
-    return "e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [value]
+    return "e.row_id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [value]
 
 
 def _where(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[list[str], list[Any]]:
@@ -202,7 +202,8 @@ def list_events(conn: sqlite3.Connection, args: dict[str, Any]) -> Page:
     direction = "DESC" if descending else "ASC"
     limit = args["limit"]
     rows = conn.execute(
-        f"SELECT {expression} AS sort_value, e.id, e.body FROM events e "
+        f"SELECT {expression} AS sort_value, e.id, d.body FROM events e "
+        "JOIN event_documents d ON d.row_id = e.row_id "
         f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?",
         [*params, limit + 1],
     ).fetchall()
@@ -216,7 +217,10 @@ def list_events(conn: sqlite3.Connection, args: dict[str, Any]) -> Page:
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> bytes | None:
     """The stored JSON document of one event, or None."""
-    row = conn.execute("SELECT body FROM events WHERE id = ?", [event_id]).fetchone()
+    row = conn.execute(
+        "SELECT d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id WHERE e.id = ?",
+        [event_id],
+    ).fetchone()
     return row["body"].encode() if row else None
 
 

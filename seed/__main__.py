@@ -1,47 +1,115 @@
-"""python -m seed [--db PATH]: validate the curated events, then load them in one transaction."""
+"""python -m seed: load the curated events; python -m seed synthetic: generate events at scale.
+
+Both validate every record through the event schema and write in one transaction:
+a bad record or a failed write leaves the database exactly as it was.
+"""
 
 import argparse
+import datetime
+import os
+import resource
 import sqlite3
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlite_utils import Database
 
 from api.config import database_path
 from api.storage import open_for_writing, write_events
+from seed import synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seed", description=__doc__)
     parser.add_argument(
-        "--db",
-        help="SQLite file to write (default: $SALVO_DATABASE, else var/salvo.db)",
+        "--db", help="SQLite file to write (default: $SALVO_DATABASE, else var/salvo.db)"
     )
+    commands = parser.add_subparsers(dest="command")
+    curated = commands.add_parser("curated", help="the curated events (the default)")
+    curated.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--data", type=Path, default=DATA_DIR, help="folder of curated *.yaml files"
     )
+    generated = commands.add_parser("synthetic", help="deterministic synthetic events at scale")
+    generated.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    generated.add_argument("--events", type=int, required=True, help="how many events")
+    generated.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    generated.add_argument(
+        "--until",
+        type=datetime.date.fromisoformat,
+        default=datetime.date.today(),
+        help="last possible event date, ISO (default today); events start on 2022-02-24",
+    )
+    generated.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes generating and validating (default: one per core)",
+    )
     args = parser.parse_args(argv)
     path = args.db or database_path()
+    if args.command == "synthetic":
+        return _load_synthetic(path, args)
+    return _load_curated(path, args.data)
 
+
+def _load_curated(path: str, data: Path) -> int:
     try:
-        # Everything is validated before the database is opened: a bad record
-        # leaves the file exactly as it was.
-        events = load_events(args.data)
+        # Everything is validated before the database is opened.
+        events = load_events(data)
     except InvalidRecord as error:
         print(f"seed: invalid record, nothing written: {error}", file=sys.stderr)
         return 1
+    count = _write(path, lambda db: write_events(db, events))
+    if count is None:
+        return 1
+    print(f"seed: {count} events from {data} loaded into {path}")
+    return 0
 
+
+def _load_synthetic(path: str, args: argparse.Namespace) -> int:
+    if args.events < 1 or args.workers < 1:
+        print("seed: --events and --workers must be at least 1", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        count = _write(
+            path, lambda db: synthetic.load(db, args.events, args.seed, args.until, args.workers)
+        )
+    except InvalidRecord as error:
+        print(
+            f"seed: a synthetic record failed validation, nothing written: {error}", file=sys.stderr
+        )
+        return 1
+    if count is None:
+        return 1
+    seconds = time.perf_counter() - started
+    # ru_maxrss is in KiB on Linux; children are the worker processes.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"seed: {count} synthetic events (seed {args.seed}) loaded into {path} "
+        f"in {seconds:.1f} s ({count / seconds:,.0f} events/s); peak RSS {own:.0f} MB "
+        f"(largest worker {workers:.0f} MB)"
+    )
+    return 0
+
+
+def _write(path: str, write: Callable[[Database], int]) -> int | None:
+    """Run write(db) in one transaction; None (after saying why) if it failed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = open_for_writing(path)
     try:
         with db.atomic():
-            count = write_events(db, events)
+            return write(db)
     except sqlite3.DatabaseError as error:
         print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
-        return 1
+        return None
     finally:
         db.close()
-    print(f"seed: {count} events from {args.data} loaded into {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,9 +22,13 @@ class InvalidRecord(Exception):
     """A curated record that does not validate; the message names file, record and field."""
 
     def __init__(self, path: Path, record_id: str, problems: list[tuple[str, str]]) -> None:
+        # All three go to Exception so that the error pickles across processes.
+        super().__init__(path, record_id, problems)
         self.path, self.record_id, self.problems = path, record_id, problems
-        details = "; ".join(f"{field or '(record)'}: {message}" for field, message in problems)
-        super().__init__(f"{path.name}: record {record_id!r}: {details}")
+
+    def __str__(self) -> str:
+        details = "; ".join(f"{field or '(record)'}: {message}" for field, message in self.problems)
+        return f"{self.path.name}: record {self.record_id!r}: {details}"
 
 
 def load_events(data_dir: Path = DATA_DIR) -> list[dict[str, Any]]:

@@ -14,7 +14,16 @@ import yaml
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR
 
-TABLES = ("sources", "locations", "events", "actors", "event_actors", "munitions", "reporters")
+TABLES = (
+    "sources",
+    "locations",
+    "events",
+    "event_documents",
+    "actors",
+    "event_actors",
+    "munitions",
+    "reporters",
+)
 
 
 def snapshot(path: Path) -> dict[str, list[tuple]]:
@@ -25,6 +34,7 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
             table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall()) for table in TABLES
         }
         tables["events_fts"] = sorted(conn.execute("SELECT rowid, * FROM events_fts").fetchall())
+        tables["locations_rtree"] = sorted(conn.execute("SELECT * FROM locations_rtree").fetchall())
         return tables
     finally:
         conn.close()

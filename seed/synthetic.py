@@ -1,0 +1,284 @@
+"""Deterministic synthetic events at scale, for benchmarks and load tests.
+
+Events are generated in numbered batches, each from its own random stream, so
+the same --seed gives the same events whatever the number of worker processes.
+Every record goes through EventSchema.load, the validation the curated data
+gets, before it is written.
+"""
+
+import datetime
+import multiprocessing
+import random
+import re
+from collections import deque
+from multiprocessing.pool import AsyncResult
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlite_utils import Database
+
+from api.storage import EventRows, event_rows, indexes_rebuilt_after, insert_rows
+from schemas.event import EventSchema
+from schemas.fields import flatten_messages
+from seed.curated import InvalidRecord
+from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
+
+FIRST_DAY = datetime.date(2022, 2, 24)
+BATCH = 2000
+
+_SCHEMA = EventSchema()
+
+EVENT_TYPE_WEIGHTS = {
+    "drone_strike": 24,
+    "missile_strike": 18,
+    "air_defense_interception": 14,
+    "armed_clash": 18,
+    "ground_assault": 7,
+    "territory_change": 3,
+    "troop_movement": 5,
+    "strategic_development": 11,
+}
+MISSILE_MODELS = ["Kh-101", "Kalibr", "Iskander-M", "Kh-22", "Kinzhal", "S-300", "KN-23", None]
+DRONE_MODELS = ["Shahed-136", "Geran-2", "Lancet", None]
+GOVERNMENTS = ["United States", "United Kingdom", "Germany", "France", "Poland", "Netherlands"]
+
+RUSSIA = {"name": "Military Forces of Russia", "role": "initiator", "kind": "state_forces"}
+UKRAINE = {"name": "Military Forces of Ukraine", "role": "target", "kind": "state_forces"}
+INTERCEPTOR = {"name": "Air Force of Ukraine", "role": "interceptor", "kind": "state_forces"}
+AIR_FORCE = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
+GENERAL_STAFF = {"name": "General Staff of Ukraine", "kind": "military", "title": None}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _town(oblast: Oblast, town: tuple[str, float, float], precision: str) -> dict[str, Any]:
+    name, lat, lon = town
+    suffix = "-vicinity" if precision == "near" else ""
+    return {
+        "id": f"ua-{_slug(name)}{suffix}",
+        "name": name,
+        "admin1": oblast.name,
+        "country": "Ukraine",
+        "country_code": "UA",
+        "latitude": lat,
+        "longitude": lon,
+        "precision": precision,
+    }
+
+
+def _region(oblast: Oblast) -> dict[str, Any]:
+    return {
+        "id": f"ua-{_slug(oblast.name)}",
+        "name": oblast.name,
+        "admin1": oblast.name,
+        "country": "Ukraine",
+        "country_code": "UA",
+        "latitude": oblast.latitude,
+        "longitude": oblast.longitude,
+        "precision": "region",
+    }
+
+
+UKRAINE_PLACE = {
+    "id": "ua",
+    "name": "Ukraine",
+    "admin1": None,
+    "country": "Ukraine",
+    "country_code": "UA",
+    "latitude": UKRAINE_CENTRE[0],
+    "longitude": UKRAINE_CENTRE[1],
+    "precision": "country",
+}
+
+
+def generate_batch(start: int, size: int, seed: int, until: datetime.date) -> list[dict[str, Any]]:
+    """Events start .. start+size-1 of the stream for seed, validated."""
+    rng = random.Random(f"{seed}:{start}")
+    span = (until - FIRST_DAY).days
+    types, weights = list(EVENT_TYPE_WEIGHTS), list(EVENT_TYPE_WEIGHTS.values())
+    oblast_weights = [oblast.weight for oblast in OBLASTS]
+    events = []
+    for index in range(start, start + size):
+        event_type = rng.choices(types, weights)[0]
+        oblast = rng.choices(OBLASTS, oblast_weights)[0]
+        day = FIRST_DAY + datetime.timedelta(days=rng.randrange(span + 1))
+        record = _record(rng, f"syn-{seed}-{index:07d}", event_type, oblast, day, until)
+        try:
+            events.append(_SCHEMA.load(record))
+        except ValidationError as error:
+            raise InvalidRecord(
+                Path("synthetic"), record["id"], flatten_messages(error.messages)
+            ) from None
+    return events
+
+
+def _record(
+    rng: random.Random,
+    event_id: str,
+    event_type: str,
+    oblast: Oblast,
+    day: datetime.date,
+    until: datetime.date,
+) -> dict[str, Any]:
+    roll = rng.random()
+    date_precision = "day" if roll < 0.92 else "month" if roll < 0.99 else "year"
+    date = {"day": day, "month": day.replace(day=1), "year": day.replace(month=1, day=1)}[
+        date_precision
+    ]
+    regional = {
+        "name": f"{oblast.name} Military Administration",
+        "kind": "official",
+        "title": None,
+    }
+    town = rng.choice(oblast.towns)
+    # One synthetic source a week, published on the Sunday that ends it (or on the
+    # last day generated, for the current week).
+    week = min(day + datetime.timedelta(days=6 - day.weekday()), until)
+    record: dict[str, Any] = {
+        "id": event_id,
+        "event_type": event_type,
+        "date": date.isoformat(),
+        "date_precision": date_precision,
+        "actors": [RUSSIA, UKRAINE],
+        "munitions": [],
+        "casualties": {"killed": None, "injured": None},
+        "reported_by": [regional],
+        "source": {
+            "id": f"syn-report-{week.isoformat()}",
+            "title": f"Synthetic weekly report for the week of {week.isoformat()}",
+            "publisher": "Salvo synthetic data",
+            "url": None,
+            "published": week.isoformat(),
+            "reference": None,
+        },
+    }
+    place = town[0]
+    if event_type == "air_defense_interception":
+        location = UKRAINE_PLACE if rng.random() < 0.6 else _region(oblast)
+        place = location["name"]
+        drones = rng.randint(5, 150)
+        missiles = rng.randint(0, 40)
+        record["munitions"] = [
+            _munition(rng, "drone", rng.choice(DRONE_MODELS), drones, 0.7, AIR_FORCE["name"]),
+        ]
+        if missiles:
+            record["munitions"].append(
+                _munition(
+                    rng, "missile", rng.choice(MISSILE_MODELS), missiles, 0.5, AIR_FORCE["name"]
+                )
+            )
+        record["actors"] = [RUSSIA, INTERCEPTOR]
+        record["reported_by"] = [AIR_FORCE]
+        notes = (
+            f"Russia launched {drones} drones and {missiles} missiles; air defence engaged them."
+        )
+    elif event_type in ("missile_strike", "drone_strike"):
+        precision = rng.choices(["city", "near", "region"], [70, 20, 10])[0]
+        location = _region(oblast) if precision == "region" else _town(oblast, town, precision)
+        category = "missile" if event_type == "missile_strike" else "drone"
+        models = MISSILE_MODELS if category == "missile" else DRONE_MODELS
+        launched = rng.randint(1, 12 if category == "missile" else 30)
+        record["munitions"] = [
+            _munition(rng, category, rng.choice(models), launched, 0.3, regional["name"])
+        ]
+        record["actors"] = [
+            RUSSIA,
+            {"name": "Civilians (Ukraine)", "role": "target", "kind": "civilians"},
+        ]
+        record["casualties"] = {
+            "killed": _estimate(rng, 0.35, 12, regional["name"]),
+            "injured": _estimate(rng, 0.6, 40, regional["name"]),
+        }
+        notes = f"A {category} attack on {location['name']} damaged homes and infrastructure."
+    elif event_type == "strategic_development":
+        location = UKRAINE_PLACE
+        place = location["name"]
+        government = rng.choice(GOVERNMENTS)
+        record["actors"] = [
+            {"name": f"Government of {government}", "role": "initiator", "kind": "government"},
+            {"name": "Military Forces of Ukraine", "role": "associated", "kind": "state_forces"},
+        ]
+        record["reported_by"] = []
+        notes = f"{government} announced further military aid and training for Ukraine."
+    else:
+        precision = "near" if event_type == "troop_movement" else rng.choice(["city", "near"])
+        location = _town(oblast, town, precision)
+        if event_type != "troop_movement":
+            record["casualties"]["killed"] = _estimate(rng, 0.2, 30, GENERAL_STAFF["name"])
+            record["reported_by"] = [GENERAL_STAFF]
+        else:
+            record["actors"] = [RUSSIA]
+        notes = {
+            "armed_clash": f"Fighting between Russian and Ukrainian forces at {place}.",
+            "ground_assault": f"Russian forces assaulted Ukrainian positions near {place}.",
+            "territory_change": f"Russian forces took control of {place}.",
+            "troop_movement": f"Russian forces massed near {place}.",
+        }[event_type]
+    record["location"] = location
+    record["notes"] = notes
+    return record
+
+
+def _munition(
+    rng: random.Random,
+    category: str,
+    model: str | None,
+    launched: int,
+    intercept_share: float,
+    reporter: str,
+) -> dict[str, Any]:
+    intercepted = (
+        round(launched * rng.uniform(intercept_share, 1.0)) if rng.random() < 0.8 else None
+    )
+    return {
+        "category": category,
+        "model": model,
+        "launched": launched if rng.random() < 0.95 else None,
+        "intercepted": intercepted,
+        "reported_by": reporter,
+    }
+
+
+def _estimate(
+    rng: random.Random, share: float, ceiling: int, reporter: str
+) -> dict[str, Any] | None:
+    if rng.random() >= share:
+        return None
+    best = rng.randint(0, ceiling)
+    qualifier = rng.choices(["exact", "at_least", "approximately"], [55, 35, 10])[0]
+    return {"best": best, "qualifier": qualifier, "reported_by": reporter}
+
+
+def batch_rows(start: int, count: int, seed: int, until: datetime.date) -> EventRows:
+    """The table rows of one batch of the stream: generated, validated and rendered."""
+    return event_rows(generate_batch(start, min(BATCH, count - start), seed, until))
+
+
+def load(db: Database, count: int, seed: int, until: datetime.date, workers: int) -> int:
+    """Generate, validate and write count events, keeping at most a few batches in
+    memory. Worker processes do the generating, validating and rendering; this
+    process does all the writing, in the caller's transaction."""
+    starts = range(0, count, BATCH)
+    with indexes_rebuilt_after(db):
+        if workers <= 1:
+            for start in starts:
+                insert_rows(db, batch_rows(start, count, seed, until))
+        else:
+            _load_in_workers(db, starts, count, seed, until, workers)
+    return count
+
+
+def _load_in_workers(
+    db: Database, starts: range, count: int, seed: int, until: datetime.date, workers: int
+) -> None:
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pending: deque[AsyncResult[EventRows]] = deque()
+        for start in starts:
+            pending.append(pool.apply_async(batch_rows, (start, count, seed, until)))
+            if len(pending) > 2 * workers:
+                insert_rows(db, pending.popleft().get())
+        while pending:
+            insert_rows(db, pending.popleft().get())
