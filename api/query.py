@@ -10,6 +10,7 @@ import datetime
 import math
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from api.db import EARTH_RADIUS_KM
@@ -19,13 +20,25 @@ from api.storage import WEAPON_BITS
 
 Clause = tuple[str, list[Any]]
 
-EVENT_FILTERS: dict[str, Callable[[Any], Clause]] = {}
+
+@dataclass(frozen=True)
+class Scope:
+    """What a filter clause is built for: the connection (some filters look at the
+    data to choose their form) and whether the query reads one ordered page, where
+    testing rows one by one along the sort index beats collecting every match."""
+
+    conn: sqlite3.Connection
+    paged: bool
 
 
-def event_filter(param: str) -> Callable[[Callable[[Any], Clause]], Callable[[Any], Clause]]:
+FilterBuilder = Callable[[Scope, Any], Clause]
+EVENT_FILTERS: dict[str, FilterBuilder] = {}
+
+
+def event_filter(param: str) -> Callable[[FilterBuilder], FilterBuilder]:
     """Register the SQL clause for one filter parameter of /events and /stats."""
 
-    def register(build: Callable[[Any], Clause]) -> Callable[[Any], Clause]:
+    def register(build: FilterBuilder) -> FilterBuilder:
         EVENT_FILTERS[param] = build
         return build
 
@@ -79,102 +92,115 @@ def _places_near(lat: float, lon: float, radius_km: float) -> Clause:
 
 
 @event_filter("event_type")
-def _event_type(values: list[str]) -> Clause:
+def _event_type(scope: Scope, values: list[str]) -> Clause:
     return f"e.event_type IN ({_marks(values)})", list(values)
 
 
 @event_filter("date_from")
-def _date_from(value: datetime.date) -> Clause:
+def _date_from(scope: Scope, value: datetime.date) -> Clause:
     return "e.date >= ?", [value.isoformat()]
 
 
 @event_filter("date_to")
-def _date_to(value: datetime.date) -> Clause:
+def _date_to(scope: Scope, value: datetime.date) -> Clause:
     return "e.date <= ?", [value.isoformat()]
 
 
 @event_filter("country")
-def _country(value: str) -> Clause:
+def _country(scope: Scope, value: str) -> Clause:
     return "e.country_code = ?", [value.upper()]
 
 
 @event_filter("admin1")
-def _admin1(value: str) -> Clause:
+def _admin1(scope: Scope, value: str) -> Clause:
     return "e.admin1 = ? COLLATE NOCASE", [value]
 
 
 @event_filter("location")
-def _location(value: str) -> Clause:
+def _location(scope: Scope, value: str) -> Clause:
     return "e.location_id IN (SELECT id FROM locations WHERE name = ? COLLATE NOCASE)", [value]
 
 
 @event_filter("bbox")
-def _bbox(value: tuple[float, float, float, float]) -> Clause:
+def _bbox(scope: Scope, value: tuple[float, float, float, float]) -> Clause:
     places, params = _places_in_box(value)
     return f"e.location_id IN ({places})", params
 
 
 @event_filter("near")
-def _near(value: tuple[float, float, float]) -> Clause:
+def _near(scope: Scope, value: tuple[float, float, float]) -> Clause:
     places, params = _places_near(*value)
     return f"e.location_id IN ({places})", params
 
 
 @event_filter("actor")
-def _actor(value: str) -> Clause:
+def _actor(scope: Scope, value: str) -> Clause:
     pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return (
-        "e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN "
-        "(SELECT name FROM actors WHERE name LIKE ? ESCAPE '\\'))",
-        [pattern],
-    )
+    names = "SELECT name FROM actors WHERE name LIKE ? ESCAPE '\\'"
+    if scope.paged:
+        # Measured at 1M events: probing each row's actors along the sort index
+        # fills a page in under 3 ms for common and uncommon actors alike, where
+        # collecting every matching event first took up to 450 ms.
+        return (
+            "EXISTS (SELECT 1 FROM event_actors a WHERE a.event_id = e.id "
+            f"AND a.actor_name IN ({names}))",
+            [pattern],
+        )
+    return f"e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN ({names}))", [pattern]
 
 
 @event_filter("weapon")
-def _weapon(values: list[str]) -> Clause:
+def _weapon(scope: Scope, values: list[str]) -> Clause:
     return "(e.weapons & ?) != 0", [sum(WEAPON_BITS[value] for value in values)]
 
 
 # min_killed / min_injured are never negative, so the sort expressions (which
 # rank an unreported figure as -1) select the same rows and use the same index.
 @event_filter("min_killed")
-def _min_killed(value: int) -> Clause:
+def _min_killed(scope: Scope, value: int) -> Clause:
     return "coalesce(e.killed_best, -1) >= ?", [value]
 
 
 @event_filter("min_injured")
-def _min_injured(value: int) -> Clause:
+def _min_injured(scope: Scope, value: int) -> Clause:
     return "coalesce(e.injured_best, -1) >= ?", [value]
 
 
+# A page filtered by a common term fills after testing a few rows along the
+# sort index; one filtered by a rare term is faster to collect and sort.
+# Counting matches up to this bound (a few ms at 1M events) decides which.
+FTS_COMMON_TERM_MATCHES = 20_000
+
+
 @event_filter("q")
-def _q(value: str) -> Clause:
+def _q(scope: Scope, value: str) -> Clause:
+    # FTS5 reports a malformed query only when it runs; running the count alone
+    # attributes the error to `q` rather than to the whole statement.
+    try:
+        (matches,) = scope.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
+            [value, FTS_COMMON_TERM_MATCHES],
+        ).fetchone()
+    except sqlite3.OperationalError as error:
+        raise invalid_parameter("q", f"Not a valid full-text query ({error}).") from None
+    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES:
+        return (
+            "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
+            [value],
+        )
     return "e.row_id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [value]
 
 
-def _where(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[list[str], list[Any]]:
+def _where(scope: Scope, args: dict[str, Any]) -> tuple[list[str], list[Any]]:
     """The WHERE conditions and parameters for the filters present in args."""
-    if "q" in args:
-        _check_fts_query(conn, args["q"])
     conditions: list[str] = []
     params: list[Any] = []
     for name, build in EVENT_FILTERS.items():
         if name in args:
-            sql, values = build(args[name])
+            sql, values = build(scope, args[name])
             conditions.append(sql)
             params.extend(values)
     return conditions, params
-
-
-def _check_fts_query(conn: sqlite3.Connection, q: str) -> None:
-    # FTS5 reports a malformed query only when it runs; probing it alone
-    # attributes the error to `q` rather than to the whole statement.
-    try:
-        conn.execute(
-            "SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT 1", [q]
-        ).fetchall()
-    except sqlite3.OperationalError as error:
-        raise invalid_parameter("q", f"Not a valid full-text query ({error}).") from None
 
 
 def _sql_where(conditions: list[str]) -> str:
@@ -194,7 +220,7 @@ def list_events(conn: sqlite3.Connection, args: dict[str, Any]) -> Page:
     sort = args["sort"]
     descending = sort.startswith("-")
     expression, value_type = EVENT_SORT_KEYS[sort.lstrip("-")]
-    conditions, params = _where(conn, args)
+    conditions, params = _where(Scope(conn, paged=True), args)
     if "cursor" in args:
         key = decode_cursor(args["cursor"], sort, (value_type, str))
         conditions.append(f"({expression}, e.id) {'<' if descending else '>'} (?, ?)")
@@ -344,7 +370,7 @@ def event_stats(conn: sqlite3.Connection, args: dict[str, Any]) -> list[dict[str
     """Totals of events, munitions and casualties over the filtered events, per group."""
     group_by = args.get("group_by")
     key_sql, precision_sql = _GROUP_KEYS[group_by]
-    conditions, params = _where(conn, args)
+    conditions, params = _where(Scope(conn, paged=False), args)
     where = _sql_where(conditions)
     groups: dict[tuple[Any, Any], dict[str, Any]] = {}
     for row in conn.execute(

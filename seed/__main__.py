@@ -104,7 +104,11 @@ def _write(path: str, write: Callable[[Database], int]) -> int | None:
     db = open_for_writing(path)
     try:
         with db.atomic():
-            return write(db)
+            count = write(db)
+            # Table statistics let the query planner choose between walking the
+            # sort index and collecting a filter's matches (see api/query.py).
+            db.execute("ANALYZE")
+            return count
     except sqlite3.DatabaseError as error:
         print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
         return None
