@@ -110,10 +110,12 @@ def read_operation(
     response: type[Schema],
     paged: bool = False,
     not_found: bool = False,
+    alternatives: dict[str, Any] | None = None,
 ) -> Any:
     """Route a GET operation with its query schema and every response it can give:
     200 (with ETag, and Link when paged), 304 on If-None-Match, 400 for bad
-    parameters, 404 where it looks up one resource, and problem details otherwise."""
+    parameters, 404 where it looks up one resource, and problem details otherwise.
+    `alternatives` maps further media types of the 200 response to their schemas."""
 
     def decorate(view: Any) -> Any:
         view = blp.alt_response(
@@ -122,6 +124,8 @@ def read_operation(
         if not_found:
             view = blp.alt_response(404, response="NOT_FOUND")(view)
         headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
+        for media_type, schema in (alternatives or {}).items():
+            view = blp.alt_response(200, schema=schema, content_type=media_type, success=True)(view)
         view = blp.response(200, response, headers=headers)(view)
         view = blp.arguments(args, location="query", as_kwargs=False)(view)
         return blp.get(rule)(view)

@@ -8,7 +8,6 @@ and that it belongs to the sort being asked for.
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,14 +15,6 @@ import orjson
 from flask import Response, request
 
 from api.problems import invalid_parameter
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of rows: the rendered items and where the next page starts (or None)."""
-
-    items: list[bytes]
-    next_key: tuple[Any, ...] | None
 
 
 def encode_cursor(sort: str, key: Sequence[Any]) -> str:
@@ -59,24 +50,33 @@ def decode_cursor(token: str, sort: str, types: Sequence[type]) -> tuple[Any, ..
     return key
 
 
-def page_response(page: Page, sort: str, meta: dict[str, Any]) -> Response:
-    """The {data, links, meta} envelope, with the next page also in a Link header."""
-    next_url = None
-    if page.next_key is not None:
-        next_url = _url_with(cursor=encode_cursor(sort, page.next_key))
+def page_response(
+    items: list[bytes],
+    next_key: Sequence[Any] | None,
+    sort: str,
+    meta: dict[str, Any],
+    *,
+    geojson: bool = False,
+) -> Response:
+    """A page of rendered items in the {data, links, meta} envelope, or for GeoJSON a
+    FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
+    the next page is also in a Link header."""
+    next_url = None if next_key is None else _url_with(cursor=encode_cursor(sort, next_key))
     links = {"self": request.url, "next": next_url}
+    opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
     body = b"".join(
         (
-            b'{"data":[',
-            b",".join(page.items),
+            opening,
+            b",".join(items),
             b'],"links":',
             orjson.dumps(links),
             b',"meta":',
-            orjson.dumps({"count": len(page.items), **meta}),
+            orjson.dumps({"count": len(items), **meta}),
             b"}",
         )
     )
-    response = Response(body, content_type="application/json")
+    content_type = "application/geo+json" if geojson else "application/json"
+    response = Response(body, content_type=content_type)
     if next_url is not None:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response

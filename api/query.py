@@ -9,12 +9,12 @@ ever spliced into SQL text.
 import datetime
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from api.db import EARTH_RADIUS_KM
-from api.pagination import Page, decode_cursor
+from api.pagination import decode_cursor
 from api.problems import invalid_parameter
 from api.storage import WEAPON_BITS
 
@@ -215,30 +215,55 @@ EVENT_SORT_KEYS: dict[str, tuple[str, type]] = {
 }
 
 
-def list_events(conn: sqlite3.Connection, args: dict[str, Any]) -> Page:
-    """One page of events matching args, in args['sort'] order, after args['cursor']."""
-    sort = args["sort"]
-    descending = sort.startswith("-")
-    expression, value_type = EVENT_SORT_KEYS[sort.lstrip("-")]
-    conditions, params = _where(Scope(conn, paged=True), args)
-    if "cursor" in args:
-        key = decode_cursor(args["cursor"], sort, (value_type, str))
-        conditions.append(f"({expression}, e.id) {'<' if descending else '>'} (?, ?)")
-        params.extend(key)
-    direction = "DESC" if descending else "ASC"
-    limit = args["limit"]
-    rows = conn.execute(
-        f"SELECT {expression} AS sort_value, e.id, d.body FROM events e "
-        "JOIN event_documents d ON d.row_id = e.row_id "
-        f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?",
-        [*params, limit + 1],
-    ).fetchall()
-    items = [row["body"].encode() for row in rows[:limit]]
-    next_key = None
-    if len(rows) > limit:
+class EventPages:
+    """The events matching args, in args['sort'] order, read a keyset page at a time.
+
+    The filters are turned into SQL once, on construction, so that a bad filter
+    (an FTS syntax error) is reported before any page is read or streamed.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, args: dict[str, Any]) -> None:
+        self.conn = conn
+        self.sort = args["sort"]
+        self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
+        self.conditions, self.params = _where(Scope(conn, paged=True), args)
+
+    def sql(self, after: tuple[Any, ...] | None, limit: int) -> tuple[str, list[Any]]:
+        """Up to `limit` events after the (sort value, id) key `after`."""
+        descending = self.sort.startswith("-")
+        conditions, params = list(self.conditions), list(self.params)
+        if after is not None:
+            conditions.append(f"({self.expression}, e.id) {'<' if descending else '>'} (?, ?)")
+            params.extend(after)
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT {self.expression} AS sort_value, e.id, e.longitude, e.latitude, d.body "
+            "FROM events e JOIN event_documents d ON d.row_id = e.row_id "
+            f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?"
+        )
+        return sql, [*params, limit]
+
+    def page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[sqlite3.Row], tuple[Any, ...] | None]:
+        """Rows (sort_value, id, longitude, latitude, body) after a client's cursor, and
+        the key of the next page, or None on the last page."""
+        after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
+        rows = self.conn.execute(*self.sql(after, limit + 1)).fetchall()
+        if len(rows) <= limit:
+            return rows, None
         last = rows[limit - 1]
-        next_key = (last["sort_value"], last["id"])
-    return Page(items, next_key)
+        return rows[:limit], (last["sort_value"], last["id"])
+
+    def all(self, page_size: int = 1000) -> Iterator[sqlite3.Row]:
+        """Every matching row, page by page, so that memory stays flat."""
+        after = None
+        while True:
+            rows = self.conn.execute(*self.sql(after, page_size)).fetchall()
+            yield from rows
+            if len(rows) < page_size:
+                return
+            after = (rows[-1]["sort_value"], rows[-1]["id"])
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> bytes | None:

@@ -34,6 +34,16 @@ EVENT_SORTS = {
     "-injured": "Best estimate of people injured, highest first; events without a figure last.",
 }
 
+EVENT_FORMATS = {
+    "json": "`application/json`: a page in the {data, links, meta} envelope (the default).",
+    "geojson": "`application/geo+json`: a page as an RFC 7946 FeatureCollection of Points, "
+    "with links and meta beside the features.",
+    "csv": "`text/csv`: every matching event, streamed, one flat row each (columns in the "
+    "README); takes no limit or cursor.",
+    "ndjson": "`application/x-ndjson`: every matching event, streamed, one JSON document per "
+    "line; takes no limit or cursor.",
+}
+
 GROUPINGS = {
     "day": "Calendar day. Month- and year-precise events form groups of their own period "
     "(`2024-05`, `2024`) rather than being counted on the first day.",
@@ -240,6 +250,10 @@ class EventListArgs(EventFilterArgs):
     sort = _one_of(EVENT_SORTS, "Order of the events.", load_default="-date")
     limit = _limit()
     cursor = _cursor()
+    format = _one_of(
+        EVENT_FORMATS,
+        "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
 
 
 class StatsArgs(EventFilterArgs):

@@ -40,6 +40,30 @@ class EventPageSchema(Schema):
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
+class PointSchema(Schema):
+    type = fields.String(**_doc("Always `Point`."), required=True)
+    coordinates = fields.List(
+        fields.Float(), **_doc("[longitude, latitude], WGS84 (RFC 7946)."), required=True
+    )
+
+
+class EventFeatureSchema(Schema):
+    type = fields.String(**_doc("Always `Feature`."), required=True)
+    id = fields.String(**_doc("The event id."), required=True)
+    geometry = fields.Nested(PointSchema, required=True)
+    properties = fields.Nested(EventSchema, required=True)
+
+
+class EventFeatureCollectionSchema(Schema):
+    """A page of events as GeoJSON. Region- and country-precise points are centroids:
+    check properties.location.precision before drawing them as places."""
+
+    type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
+    features = fields.List(fields.Nested(EventFeatureSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(EventPageMetaSchema, required=True)
+
+
 class LocationWithCountSchema(LocationSchema):
     event_count = fields.Integer(**_doc("Events at this place."), required=True)
 

@@ -2,30 +2,112 @@
 
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, request
 
 from api import query
-from api.db import get_db
+from api.db import connect_read_only, get_db
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
-from api.problems import Problem
-from api.render import json_response
+from api.problems import Problem, invalid_parameters
+from api.render import csv_lines, event_feature, json_response, ndjson_lines
 from schemas.event import EventSchema
 from schemas.query import EventListArgs, NoArgs
-from schemas.responses import EventPageSchema
+from schemas.responses import EventFeatureCollectionSchema, EventPageSchema
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Conflict events.")
 
+MEDIA_TYPES = {
+    "json": "application/json",
+    "geojson": "application/geo+json",
+    "csv": "text/csv",
+    "ndjson": "application/x-ndjson",
+}
+EXPORTS = {"csv", "ndjson"}
 
-@read_operation(blp, "/events", args=EventListArgs, response=EventPageSchema, paged=True)
+
+@read_operation(
+    blp,
+    "/events",
+    args=EventListArgs,
+    response=EventPageSchema,
+    paged=True,
+    alternatives={
+        MEDIA_TYPES["geojson"]: EventFeatureCollectionSchema,
+        MEDIA_TYPES["csv"]: {"type": "string", "description": "Every matching event as CSV."},
+        MEDIA_TYPES["ndjson"]: {
+            "type": "string",
+            "description": "Every matching event, one Event document per line.",
+        },
+    },
+)
 def list_events(args: dict[str, Any]) -> Response:
     """List events
 
     Filters combine with AND; a list-valued filter matches any of its values.
-    Follow `links.next` (or the Link header) until it is null.
+    Follow `links.next` (or the Link header) until it is null. CSV and NDJSON
+    stream every matching event at once instead of a page.
     """
-    page = query.list_events(get_db(), args)
-    return page_response(page, args["sort"], {"limit": args["limit"], "sort": args["sort"]})
+    chosen = _format(args)
+    if chosen in EXPORTS:
+        response = _export(args, chosen)
+    else:
+        pages = query.EventPages(get_db(), args)
+        rows, next_key = pages.page(args.get("cursor"), args["limit"])
+        geojson = chosen == "geojson"
+        items = [event_feature(row) if geojson else row["body"].encode() for row in rows]
+        meta = {"limit": args["limit"], "sort": args["sort"]}
+        response = page_response(items, next_key, args["sort"], meta, geojson=geojson)
+    if "format" not in args:
+        response.vary.add("Accept")
+    return response
+
+
+def _format(args: dict[str, Any]) -> str:
+    """The `format` parameter, else the best match for the Accept header, else JSON."""
+    if "format" in args:
+        return args["format"]
+    if "Accept" not in request.headers:
+        return "json"
+    best = request.accept_mimetypes.best_match(list(MEDIA_TYPES.values()))
+    if best is None:
+        raise Problem(
+            406,
+            f"None of the accepted media types is served here; choose from "
+            f"{', '.join(MEDIA_TYPES.values())}, or use the format parameter.",
+        )
+    return next(name for name, media_type in MEDIA_TYPES.items() if media_type == best)
+
+
+def _export(args: dict[str, Any], chosen: str) -> Response:
+    refused = [name for name in ("limit", "cursor") if name in request.args]
+    if refused:
+        raise invalid_parameters(
+            [
+                {"name": name, "in": "query", "reason": f"A {chosen} export streams every "
+                 "matching event; it takes no limit or cursor."}
+                for name in refused
+            ]
+        )  # fmt: skip
+    # The stream outlives the request's connection, so it has its own, closed
+    # when the last line is sent or the client goes away.
+    conn = connect_read_only(current_app.config["DATABASE"])
+    try:
+        pages = query.EventPages(conn, args)
+    except Exception:
+        conn.close()
+        raise
+
+    def lines() -> Any:
+        try:
+            render = csv_lines if chosen == "csv" else ndjson_lines
+            yield from render(pages.all())
+        finally:
+            conn.close()
+
+    response = Response(lines(), mimetype=MEDIA_TYPES[chosen])
+    if chosen == "csv":
+        response.headers["Content-Disposition"] = 'attachment; filename="events.csv"'
+    return response
 
 
 @read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, not_found=True)

@@ -7,7 +7,7 @@ from flask import Response
 from api import query
 from api.db import get_db
 from api.openapi import Blueprint, read_operation
-from api.pagination import Page, page_response
+from api.pagination import page_response
 from api.problems import Problem
 from api.render import json_response, render
 from schemas.query import LocationListArgs, NoArgs
@@ -24,8 +24,9 @@ _LOCATION = LocationWithCountSchema()
 def list_locations(args: dict[str, Any]) -> Response:
     """List places with their event counts, ordered by id"""
     rows, next_key = query.list_locations(get_db(), args)
-    page = Page([render(row, _LOCATION) for row in rows], next_key)
-    return page_response(page, "id", {"limit": args["limit"]})
+    return page_response(
+        [render(row, _LOCATION) for row in rows], next_key, "id", {"limit": args["limit"]}
+    )
 
 
 @read_operation(

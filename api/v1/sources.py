@@ -7,7 +7,7 @@ from flask import Response
 from api import query
 from api.db import get_db
 from api.openapi import Blueprint, read_operation
-from api.pagination import Page, page_response
+from api.pagination import page_response
 from api.problems import Problem
 from api.render import json_response, render
 from schemas.query import NoArgs, SourceListArgs
@@ -24,8 +24,9 @@ _SOURCE = SourceWithCountSchema()
 def list_sources(args: dict[str, Any]) -> Response:
     """List sources with their event counts, ordered by id"""
     rows, next_key = query.list_sources(get_db(), args)
-    page = Page([render(row, _SOURCE) for row in rows], next_key)
-    return page_response(page, "id", {"limit": args["limit"]})
+    return page_response(
+        [render(row, _SOURCE) for row in rows], next_key, "id", {"limit": args["limit"]}
+    )
 
 
 @read_operation(
