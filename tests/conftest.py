@@ -26,3 +26,13 @@ def app(seeded_db: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def synthetic_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 synthetic events, enough for the query planner's statistics to look like
+    a large database's."""
+    path = tmp_path_factory.mktemp("synthetic") / "salvo.db"
+    argv = ["--db", str(path), "synthetic", "--events", "20000", "--until", "2026-11-26"]
+    assert seed_main([*argv, "--workers", "1"]) == 0
+    return path
