@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run seed test lint openapi clean
+.PHONY: run seed test lint openapi bench clean
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -38,4 +38,14 @@ openapi: $(VENV)/.runtime
 	$(BIN)/flask --app api openapi write --format=yaml openapi.yaml
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-bench var .pytest_cache .ruff_cache .hypothesis
+
+# The benchmark of issue 4: builds var/bench.db (1,000,000 synthetic events) once,
+# then loads Salvo, the floor app and Datasette in turn with wrk (bench/run.py).
+bench: $(VENV)/.runtime .venv-bench/bin/datasette
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || { echo "bench needs wrk (apt-get install wrk)"; exit 2; }
+	$(BIN)/python bench/run.py
+
+.venv-bench/bin/datasette:
+	python3 -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q 'datasette==0.65.5'

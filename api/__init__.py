@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 
-from api import db, problems, service, v1
+from api import problems, service, v1
 from api.config import database_path
 from api.openapi import Api
 
@@ -41,7 +41,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # After Api(): flask-smorest registers its own JSON error handler, which
     # problem+json replaces.
     problems.init_app(app)
-    db.init_app(app)
     origins = app.config["CORS_ORIGINS"]
     CORS(
         app,

@@ -127,7 +127,8 @@ def read_operation(
         for media_type, schema in (alternatives or {}).items():
             view = blp.alt_response(200, schema=schema, content_type=media_type, success=True)(view)
         view = blp.response(200, response, headers=headers)(view)
-        view = blp.arguments(args, location="query", as_kwargs=False)(view)
+        # An instance, not the class: webargs would build a schema per request.
+        view = blp.arguments(args(), location="query", as_kwargs=False)(view)
         return blp.get(rule)(view)
 
     return decorate

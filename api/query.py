@@ -222,8 +222,13 @@ class EventPages:
     (an FTS syntax error) is reported before any page is read or streamed.
     """
 
-    def __init__(self, conn: sqlite3.Connection, args: dict[str, Any]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, args: dict[str, Any], *, coordinates: bool = False
+    ) -> None:
         self.conn = conn
+        # Only GeoJSON needs the point; leaving it out keeps a page's walk inside the
+        # indexes and the documents table.
+        self.columns = "e.longitude, e.latitude, d.body" if coordinates else "d.body"
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.conditions, self.params = _where(Scope(conn, paged=True), args)
@@ -237,7 +242,7 @@ class EventPages:
             params.extend(after)
         direction = "DESC" if descending else "ASC"
         sql = (
-            f"SELECT {self.expression} AS sort_value, e.id, e.longitude, e.latitude, d.body "
+            f"SELECT {self.expression} AS sort_value, e.id, {self.columns} "
             "FROM events e JOIN event_documents d ON d.row_id = e.row_id "
             f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?"
         )
@@ -246,7 +251,7 @@ class EventPages:
     def page(
         self, cursor: str | None, limit: int
     ) -> tuple[list[sqlite3.Row], tuple[Any, ...] | None]:
-        """Rows (sort_value, id, longitude, latitude, body) after a client's cursor, and
+        """Rows (sort_value, id, [longitude, latitude,] body) after a client's cursor, and
         the key of the next page, or None on the last page."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
         rows = self.conn.execute(*self.sql(after, limit + 1)).fetchall()
@@ -391,22 +396,19 @@ _CASUALTY_SUMS = ", ".join(
 )
 
 
-def event_stats(conn: sqlite3.Connection, args: dict[str, Any]) -> list[dict[str, Any]]:
-    """Totals of events, munitions and casualties over the filtered events, per group."""
-    group_by = args.get("group_by")
-    key_sql, precision_sql = _GROUP_KEYS[group_by]
+def stats_statements(
+    conn: sqlite3.Connection, args: dict[str, Any]
+) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+    """The two aggregates behind /stats, as (SQL, parameters): events and casualties
+    per group, and munitions per group and category."""
+    key_sql, precision_sql = _GROUP_KEYS[args.get("group_by")]
     conditions, params = _where(Scope(conn, paged=False), args)
     where = _sql_where(conditions)
-    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for row in conn.execute(
+    events = (
         f"SELECT {key_sql} AS key, {precision_sql} AS precision, count(*) AS events, "
-        f"{_CASUALTY_SUMS} FROM events e {where} GROUP BY 1, 2",
-        params,
-    ):
-        group = _group(groups, group_by, row["key"], row["precision"])
-        for name in row.keys()[2:]:
-            group[name] += row[name]
-    for row in conn.execute(
+        f"{_CASUALTY_SUMS} FROM events e {where} GROUP BY 1, 2"
+    )
+    munitions = (
         f"SELECT {key_sql} AS key, {precision_sql} AS precision, m.category, "
         "coalesce(sum(m.launched), 0) AS launched, "
         "coalesce(sum(m.intercepted), 0) AS intercepted, "
@@ -415,9 +417,21 @@ def event_stats(conn: sqlite3.Connection, args: dict[str, Any]) -> list[dict[str
         "coalesce(sum(CASE WHEN m.launched IS NOT NULL THEN m.intercepted END), 0) "
         "AS paired_intercepted, "
         "count(DISTINCT m.event_id) AS events "
-        f"FROM munitions m JOIN events e ON e.id = m.event_id {where} GROUP BY 1, 2, 3",
-        params,
-    ):
+        f"FROM munitions m JOIN events e ON e.id = m.event_id {where} GROUP BY 1, 2, 3"
+    )
+    return (events, params), (munitions, params)
+
+
+def event_stats(conn: sqlite3.Connection, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Totals of events, munitions and casualties over the filtered events, per group."""
+    group_by = args.get("group_by")
+    events, munitions = stats_statements(conn, args)
+    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in conn.execute(*events):
+        group = _group(groups, group_by, row["key"], row["precision"])
+        for name in row.keys()[2:]:
+            group[name] += row[name]
+    for row in conn.execute(*munitions):
         group = _group(groups, group_by, row["key"], row["precision"])
         totals = group["munitions"].setdefault(
             row["category"],

@@ -73,11 +73,7 @@ def test_filters_never_scan_the_events_table(
 @pytest.mark.parametrize("sort", EVENT_SORTS)
 def test_every_sort_walks_an_index_ending_in_id(conn: sqlite3.Connection, sort: str) -> None:
     steps = plan(conn, f"sort={sort}")
-    assert steps[0] in {
-        "SCAN e USING INDEX events_date",
-        "SCAN e USING INDEX events_killed",
-        "SCAN e USING INDEX events_injured",
-    }
+    assert re.fullmatch(r"SCAN e USING (COVERING )?INDEX events_(date|killed|injured)", steps[0])
     assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
@@ -85,7 +81,9 @@ def test_a_deep_cursor_seeks_instead_of_skipping(conn: sqlite3.Connection) -> No
     args = EventListArgs().load({"sort": "-date"})
     sql, params = EventPages(conn, args).sql(("2023-01-01", "syn-1-0010000"), 101)
     steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-    assert steps[0] == "SEARCH e USING INDEX events_date ((date,id)<(?,?))"
+    assert re.fullmatch(
+        r"SEARCH e USING (COVERING )?INDEX events_date \(\(date,id\)<\(\?,\?\)\)", steps[0]
+    )
 
 
 def test_places_come_from_the_r_tree(conn: sqlite3.Connection) -> None:

@@ -51,9 +51,9 @@ def list_events(args: dict[str, Any]) -> Response:
     if chosen in EXPORTS:
         response = _export(args, chosen)
     else:
-        pages = query.EventPages(get_db(), args)
-        rows, next_key = pages.page(args.get("cursor"), args["limit"])
         geojson = chosen == "geojson"
+        pages = query.EventPages(get_db(), args, coordinates=geojson)
+        rows, next_key = pages.page(args.get("cursor"), args["limit"])
         items = [event_feature(row) if geojson else row["body"].encode() for row in rows]
         meta = {"limit": args["limit"], "sort": args["sort"]}
         response = page_response(items, next_key, args["sort"], meta, geojson=geojson)

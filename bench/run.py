@@ -1,0 +1,455 @@
+"""make bench: Salvo against its floor and Datasette on a 1,000,000-event database.
+
+Everything is measured in one run on this machine, and every target is a ratio
+against a baseline measured in the same run, or a bound printed beside the
+figure. Servers listen on 127.0.0.1 only and are stopped by PID; each load is
+bounded in time.
+"""
+
+import argparse
+import datetime
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api import create_app  # noqa: E402
+from api.db import connect_read_only  # noqa: E402
+from api.pagination import decode_cursor, encode_cursor  # noqa: E402
+from api.query import EventPages, stats_statements  # noqa: E402
+from schemas.query import EventListArgs, StatsArgs  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+UNTIL = "2026-11-26"  # fixed, so that every run builds the same database
+
+QUERIES = {
+    "type_date": "event_type=missile_strike&date_from=2024-01-01&date_to=2024-06-30&limit=100",
+    "bbox": "bbox=35.5,49.5,37.5,50.5&limit=100",
+}
+DATASETTE_QUERIES = {
+    "type_date": "event_type=missile_strike&date__gte=2024-01-01&date__lte=2024-06-30"
+    "&_sort_desc=date&_size=100",
+    "bbox": "latitude__gte=49.5&latitude__lte=50.5&longitude__gte=35.5&longitude__lte=37.5"
+    "&_sort_desc=date&_size=100",
+}
+DEEP_ROWS = 500_000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench.db")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument(
+        "--datasette", type=Path, default=ROOT / ".venv-bench" / "bin" / "datasette"
+    )
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    ensure_database(args.db, args.events)
+    cases = case_urls(args.db)
+    report: list[tuple[str, str, str]] = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cases_file = Path(tmp) / "cases.json"
+        cases_file.write_bytes(orjson.dumps(floor_cases(args.db, cases)))
+        env = {
+            **os.environ,
+            "SALVO_DATABASE": str(args.db),
+            "BENCH_DB": str(args.db),
+            "BENCH_CASES": str(cases_file),
+            "PYTHONPATH": str(ROOT),
+        }
+
+        http = {}
+        with server(gunicorn("api:create_app()", 8801), env) as salvo:
+            http["salvo"] = load_cases(8801, salvo_paths(cases), args.seconds)
+            workers_rss = [rss_mb(pid) for pid in children(salvo.pid)]
+        with server(gunicorn("bench.floor:app", 8802), env):
+            http["floor"] = load_cases(
+                8802, {name: f"/case/{name}" for name in cases}, args.seconds
+            )
+        if args.datasette.exists():
+            command = [
+                str(args.datasette),
+                "serve",
+                "--immutable",
+                str(args.db),
+                "--port",
+                "8803",
+                "--setting",
+                "sql_time_limit_ms",
+                "20000",
+                "--setting",
+                "max_returned_rows",
+                "1000",
+            ]
+            with server(command, env, port=8803, quiet=True):
+                http["datasette"] = load_cases(8803, datasette_paths(args.db, cases), args.seconds)
+                datasette_csv = stream_rate(
+                    8803, f"/{args.db.stem}/events.csv?_stream=on&_size=max"
+                )
+        else:
+            print(f"bench: {args.datasette} not found; Datasette columns left empty")
+            datasette_csv = None
+
+        print_http_table(http)
+        report += http_targets(http)
+        report.append(
+            (
+                "gunicorn worker RSS after the load (< 100 MB)",
+                ", ".join(f"{r:.0f} MB" for r in workers_rss),
+                verdict(max(workers_rss) < 100),
+            )
+        )
+
+        with server(gunicorn("api:create_app()", 8804, workers=1), env) as single:
+            (worker,) = children(single.pid)
+            for fmt in ("csv", "ndjson"):
+                before = rss_mb(worker)
+                rate = stream_rate(8804, f"/api/v1/events?format={fmt}")
+                growth = peak_rss_mb(worker) - before
+                report.append(
+                    (
+                        f"{fmt.upper()} stream (>= 50,000 events/s)",
+                        f"{rate:,.0f} events/s",
+                        verdict(rate >= 50_000),
+                    )
+                )
+                report.append(
+                    (
+                        f"{fmt.upper()} worker RSS growth over 1M events (< 50 MB)",
+                        f"{growth:.1f} MB",
+                        verdict(growth < 50),
+                    )
+                )
+        if datasette_csv is not None:
+            report.append(
+                (
+                    "Datasette CSV stream (_stream=on), for comparison",
+                    f"{datasette_csv:,.0f} events/s",
+                    "",
+                )
+            )
+
+    report += in_process(args.db, cases)
+    print()
+    width = max(len(name) for name, _, _ in report)
+    for name, figure, result in report:
+        print(f"{name:<{width}}  {figure:>24}  {result}")
+    return 0
+
+
+def ensure_database(path: Path, events: int) -> None:
+    if path.exists():
+        (count,) = sqlite3.connect(path).execute("SELECT count(*) FROM events").fetchone()
+        if count == events:
+            print(f"bench: using {path} ({count:,} events)")
+            return
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "seed",
+        "--db",
+        str(path),
+        "synthetic",
+        "--events",
+        str(events),
+        "--seed",
+        "1",
+        "--until",
+        UNTIL,
+    ]
+    print("bench: building", path, "with", " ".join(command[1:]))
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def case_urls(db: Path) -> dict[str, str]:
+    """Salvo query strings of the HTTP cases; the deep page's cursor sits DEEP_ROWS in."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    date, event_id = conn.execute(
+        "SELECT date, id FROM events ORDER BY date DESC, id DESC LIMIT 1 OFFSET ?", [DEEP_ROWS - 1]
+    ).fetchone()
+    return {
+        **QUERIES,
+        "first_page": "limit=100",
+        "deep_page": f"limit=100&cursor={encode_cursor('-date', [date, event_id])}",
+        "stats_month": "group_by=month",
+    }
+
+
+def parse(schema: Any, query: str) -> dict[str, Any]:
+    raw: dict[str, Any] = dict(p.split("=", 1) for p in query.split("&"))
+    return schema().load(raw)
+
+
+def floor_cases(db: Path, cases: dict[str, str]) -> dict[str, Any]:
+    """The exact SQL Salvo runs for each case, for the floor app."""
+    conn = connect_read_only(str(db))
+    result = {}
+    for name, query in cases.items():
+        if name.startswith("stats"):
+            statements = list(stats_statements(conn, parse(StatsArgs, query)))
+            result[name] = {"statements": statements, "documents": False}
+        else:
+            args = parse(EventListArgs, query)
+            pages = EventPages(conn, args)
+            after = (
+                decode_cursor(args["cursor"], args["sort"], (str, str))
+                if "cursor" in args
+                else None
+            )
+            result[name] = {"statements": [pages.sql(after, args["limit"] + 1)], "documents": True}
+    return result
+
+
+def salvo_paths(cases: dict[str, str]) -> dict[str, str]:
+    return {
+        name: ("/api/v1/stats?" if name.startswith("stats") else "/api/v1/events?") + query
+        for name, query in cases.items()
+    }
+
+
+def datasette_paths(db: Path, cases: dict[str, str]) -> dict[str, str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    date, row_id = conn.execute(
+        "SELECT date, row_id FROM events ORDER BY date DESC, row_id DESC LIMIT 1 OFFSET ?",
+        [DEEP_ROWS - 1],
+    ).fetchone()
+    table = f"/{db.stem}/events.json?_shape=array&_nofacet=1&"
+    stats_sql = (
+        "select substr(date, 1, 7) as month, count(*) as events, sum(killed_best) as killed, "
+        "sum(injured_best) as injured from events group by month"
+    )
+    return {
+        **{name: table + query for name, query in DATASETTE_QUERIES.items()},
+        "first_page": table + "_sort_desc=date&_size=100",
+        "deep_page": table + f"_sort_desc=date&_size=100&_next={date},{row_id}",
+        "stats_month": f"/{db.stem}.json?_shape=array&sql=" + urllib.request.quote(stats_sql),
+    }
+
+
+def gunicorn(app: str, port: int, workers: int = 2) -> list[str]:
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        app,
+    ]
+
+
+class server:
+    """A server process for the length of a with-block, stopped by PID."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str], port: int | None = None, quiet: bool = False
+    ) -> None:
+        self.command, self.env, self.quiet = command, env, quiet
+        self.port = port or int(re.search(r"127\.0\.0\.1:(\d+)", " ".join(command)).group(1))  # type: ignore[union-attr]
+
+    def __enter__(self) -> subprocess.Popen[bytes]:
+        output = subprocess.DEVNULL if self.quiet else None
+        self.process = subprocess.Popen(
+            self.command, env=self.env, cwd=ROOT, stdout=output, stderr=output
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                time.sleep(1)  # let every worker boot
+                return self.process
+            except OSError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"{self.command[0]} did not start on port {self.port}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def load_cases(port: int, paths: dict[str, str], seconds: int) -> dict[str, dict[str, float]]:
+    results = {}
+    for name, path in paths.items():
+        url = f"http://127.0.0.1:{port}{path}"
+        with urllib.request.urlopen(url, timeout=60) as response:  # warm up, and check it works
+            assert response.status == 200, (url, response.status)
+        # Aggregates over a million rows take seconds each: fewer connections.
+        connections = 2 if name.startswith("stats") else 16
+        results[name] = wrk(url, seconds, connections)
+    return results
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = {
+        m[0]: _ms(m[1]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+[a-z]+)\s*$", output, re.M)
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} error responses")
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"]}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def print_http_table(http: dict[str, dict[str, dict[str, float]]]) -> None:
+    servers = list(http)
+    print(f"\nHTTP, wrk -t2 -c16 (stats: -c2), 127.0.0.1, {datetime.date.today()}")
+    header = f"{'case':<12}" + "".join(
+        f"{s + ' req/s':>16}{'p50 ms':>9}{'p99 ms':>9}" for s in servers
+    )
+    print(header + f"{'salvo/floor':>13}{'salvo/datasette':>17}")
+    for case in http["salvo"]:
+        line = f"{case:<12}"
+        for name in servers:
+            r = http[name].get(case)
+            line += f"{r['rps']:>16,.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}" if r else " " * 34
+        salvo = http["salvo"][case]["rps"]
+        line += f"{salvo / http['floor'][case]['rps']:>13.2f}"
+        if "datasette" in http and case in http["datasette"]:
+            line += f"{salvo / http['datasette'][case]['rps']:>17.2f}"
+        print(line)
+
+
+def http_targets(http: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, str, str]]:
+    salvo, floor = http["salvo"]["type_date"], http["floor"]["type_date"]
+    rows = [
+        (
+            "type+date req/s vs floor (>= 0.7x)",
+            f"{salvo['rps'] / floor['rps']:.2f}x",
+            verdict(salvo["rps"] >= 0.7 * floor["rps"]),
+        ),
+        (
+            "type+date p99 with 16 connections (< 25 ms)",
+            f"{salvo['p99']:.1f} ms",
+            verdict(salvo["p99"] < 25),
+        ),
+    ]
+    if "datasette" in http:
+        ratio = salvo["rps"] / http["datasette"]["type_date"]["rps"]
+        rows.append(("type+date req/s vs Datasette (>= 5x)", f"{ratio:.1f}x", verdict(ratio >= 5)))
+    return rows
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def rss_mb(pid: int) -> float:
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(match.group(1))  # type: ignore[union-attr]
+
+
+def stream_rate(port: int, path: str) -> float:
+    """Events per second of a full export, counted as lines received."""
+    started = time.perf_counter()
+    lines = 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=600) as response:
+        while chunk := response.read(1 << 20):
+            lines += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    if path.startswith("/api/") and "csv" in path:
+        lines -= 1  # the header
+    return lines / seconds
+
+
+def in_process(db: Path, cases: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Figures measured through the Flask test client, without HTTP in between."""
+    client = create_app({"DATABASE": str(db)}).test_client()
+
+    def median_ms(call: Callable[[], Any], repeat: int = 21) -> float:
+        call()
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    def get(path: str) -> Callable[[], Any]:
+        def call() -> None:
+            response = client.get(path)
+            assert response.status_code == 200, response.get_data()
+
+        return call
+
+    rows = []
+    bbox = median_ms(get("/api/v1/events?" + cases["bbox"]))
+    rows.append(("bbox median, in-process (< 5 ms)", f"{bbox:.2f} ms", verdict(bbox < 5)))
+    first = median_ms(get("/api/v1/events?" + cases["first_page"]))
+    deep = median_ms(get("/api/v1/events?" + cases["deep_page"]))
+    rows.append(
+        (
+            f"deep page ({DEEP_ROWS:,} rows in) vs first page (<= 1.5x)",
+            f"{deep:.2f} / {first:.2f} ms = {deep / first:.2f}x",
+            verdict(deep <= 1.5 * first),
+        )
+    )
+    conn = connect_read_only(str(db))
+    for group_by in ("day", "week", "month", "admin1", "event_type"):
+        statements = stats_statements(conn, StatsArgs().load({"group_by": group_by}))
+        bare = median_ms(lambda s=statements: [conn.execute(*q).fetchall() for q in s], repeat=5)
+        endpoint = median_ms(get(f"/api/v1/stats?group_by={group_by}"), repeat=5)
+        rows.append(
+            (
+                f"stats by {group_by} vs its bare SQL (<= 1.5x)",
+                f"{endpoint:.0f} / {bare:.0f} ms = {endpoint / bare:.2f}x",
+                verdict(endpoint <= 1.5 * bare),
+            )
+        )
+    return rows
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
