@@ -118,14 +118,20 @@ def read_operation(
     `alternatives` maps further media types of the 200 response to their schemas."""
 
     def decorate(view: Any) -> Any:
-        view = blp.alt_response(
-            304, description="Not modified: the If-None-Match ETag still holds."
-        )(view)
+        # Documentation only: blp.doc adds no wrapper around the view, where each
+        # alt_response would add one to every request.
+        responses: dict[Any, Any] = {
+            304: {"description": "Not modified: the If-None-Match ETag still holds."}
+        }
+        if alternatives:
+            content = {
+                media_type: {"schema": schema} for media_type, schema in alternatives.items()
+            }
+            responses[200] = {"content": content}
+        view = blp.doc(responses=responses)(view)
         if not_found:
             view = blp.alt_response(404, response="NOT_FOUND")(view)
         headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
-        for media_type, schema in (alternatives or {}).items():
-            view = blp.alt_response(200, schema=schema, content_type=media_type, success=True)(view)
         view = blp.response(200, response, headers=headers)(view)
         # An instance, not the class: webargs would build a schema per request.
         view = blp.arguments(args(), location="query", as_kwargs=False)(view)

@@ -9,7 +9,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from flask import Response, request
@@ -62,7 +62,7 @@ def page_response(
     FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
     the next page is also in a Link header."""
     next_url = None if next_key is None else _url_with(cursor=encode_cursor(sort, next_key))
-    links = {"self": request.url, "next": next_url}
+    links = {"self": _url(request.query_string.decode("latin-1")), "next": next_url}
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
     body = b"".join(
         (
@@ -85,4 +85,11 @@ def page_response(
 def _url_with(**replacements: str) -> str:
     pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in replacements]
     pairs.extend(replacements.items())
-    return f"{request.base_url}?{urlencode(pairs)}"
+    return _url(urlencode(pairs))
+
+
+def _url(query: str) -> str:
+    # Assembled from the request's parts: werkzeug's request.url converts the whole
+    # URL to an IRI, which measured a tenth of a page's serving time.
+    path = quote(request.root_path + request.path)
+    return f"{request.scheme}://{request.host}{path}" + (f"?{query}" if query else "")
