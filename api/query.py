@@ -223,12 +223,19 @@ class EventPages:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, args: dict[str, Any], *, coordinates: bool = False
+        self,
+        conn: sqlite3.Connection,
+        args: dict[str, Any],
+        *,
+        document: str = "body",
+        coordinates: bool = False,
     ) -> None:
+        """`document` is the stored rendering to read: `body` (JSON) or `csv`."""
         self.conn = conn
         # Only GeoJSON needs the point; leaving it out keeps a page's walk inside the
         # indexes and the documents table.
-        self.columns = "e.longitude, e.latitude, d.body" if coordinates else "d.body"
+        point = "e.longitude, e.latitude, " if coordinates else ""
+        self.columns = point + {"body": "d.body", "csv": "d.csv"}[document]
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.conditions, self.params = _where(Scope(conn, paged=True), args)
@@ -251,7 +258,7 @@ class EventPages:
     def page(
         self, cursor: str | None, limit: int
     ) -> tuple[list[sqlite3.Row], tuple[Any, ...] | None]:
-        """Rows (sort_value, id, [longitude, latitude,] body) after a client's cursor, and
+        """Rows (sort_value, id, [longitude, latitude,] body or csv) after a client's cursor, and
         the key of the next page, or None on the last page."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
         rows = self.conn.execute(*self.sql(after, limit + 1)).fetchall()

@@ -1,8 +1,6 @@
 """Rendering: JSON documents and responses (serialised with orjson), GeoJSON
 features, and the CSV and NDJSON exports."""
 
-import csv
-import io
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -10,7 +8,7 @@ import orjson
 from flask import Response
 from marshmallow import Schema
 
-from schemas.csv import CSV_COLUMNS, csv_row
+from schemas.csv import csv_header
 
 
 def render(document: Any, schema: Schema) -> bytes:
@@ -40,18 +38,15 @@ def event_feature(row: Mapping[str, Any]) -> bytes:
 
 
 def csv_lines(rows: Iterable[Mapping[str, Any]], chunk: int = 1000) -> Iterator[bytes]:
-    """The CSV export of event rows: a header, then one line per event, yielded in
-    chunks of lines."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for count, row in enumerate(rows, start=1):
-        writer.writerow(csv_row(orjson.loads(row["body"])))
-        if count % chunk == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+    """The CSV export of event rows: the header, then each event's stored CSV line,
+    yielded in chunks of lines."""
+    lines = [csv_header()]
+    for row in rows:
+        lines.append(row["csv"])
+        if len(lines) >= chunk:
+            yield "".join(lines).encode()
+            lines = []
+    yield "".join(lines).encode()
 
 
 def ndjson_lines(rows: Iterable[Mapping[str, Any]], chunk: int = 1000) -> Iterator[bytes]:

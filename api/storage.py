@@ -2,8 +2,8 @@
 
 Events are normalised into tables that the query layer filters on (munitions,
 actors, reporters, places, sources, a full-text index, an R*Tree of places) and
-also kept whole in `events.body`: the JSON document the API returns, rendered
-when the event is written. Reads then serve a page by joining stored documents
+also kept whole in `event_documents`: the JSON document the API returns and its
+CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
 """
 
@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+import orjson
 import sqlite_utils
 
-from schemas.event import render_event
+from schemas.csv import csv_line
+from schemas.event import event_document
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 # Bit i of events.weapons is set when the event has a munition entry of the i-th
@@ -105,9 +107,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
     # The rendered documents live apart from the rows the filters read, so that
     # index walks and index builds touch small rows only.
     db["event_documents"].create(
-        {"row_id": int, "body": str},
+        {"row_id": int, "body": str, "csv": str},
         pk="row_id",
-        not_null={"body"},
+        not_null={"body", "csv"},
         foreign_keys=[("row_id", "events", "row_id")],
         if_not_exists=True,
     )
@@ -204,8 +206,8 @@ class EventRows:
     event_actors: list[tuple[Any, ...]] = field(default_factory=list)
     munitions: list[tuple[Any, ...]] = field(default_factory=list)
     reporters: list[tuple[Any, ...]] = field(default_factory=list)
-    # (event id, rendered document, notes, place text)
-    documents: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # (event id, JSON document, CSV line, notes, place text)
+    documents: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
 
 _EVENT_COLUMNS = (
@@ -275,7 +277,10 @@ def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
                 (event_id, position, reporter["name"], reporter["kind"], reporter["title"])
             )
         place = " ".join(filter(None, (location["name"], location["admin1"])))
-        rows.documents.append((event_id, render_event(event).decode(), event["notes"], place))
+        document = event_document(event)
+        rows.documents.append(
+            (event_id, orjson.dumps(document).decode(), csv_line(document), event["notes"], place)
+        )
     return rows
 
 
@@ -314,13 +319,13 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> None:
 
     row_ids = dict(conn.execute(f"SELECT id, row_id FROM events WHERE id IN ({marks})", ids))
     conn.executemany(
-        "INSERT OR REPLACE INTO event_documents (row_id, body) VALUES (?, ?)",
-        [(row_ids[event_id], body) for event_id, body, _, _ in rows.documents],
+        "INSERT OR REPLACE INTO event_documents (row_id, body, csv) VALUES (?, ?, ?)",
+        [(row_ids[event_id], body, line) for event_id, body, line, _, _ in rows.documents],
     )
     conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({marks})", [row_ids[i] for i in ids])
     conn.executemany(
         "INSERT INTO events_fts (rowid, notes, place) VALUES (?, ?, ?)",
-        [(row_ids[event_id], notes, place) for event_id, _, notes, place in rows.documents],
+        [(row_ids[event_id], notes, place) for event_id, _, _, notes, place in rows.documents],
     )
     places = list(rows.locations)
     conn.executemany(

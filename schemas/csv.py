@@ -1,5 +1,7 @@
 """The flat CSV shape of an event: its columns, documented, and how an event fills them."""
 
+import csv
+import io
 from typing import Any
 
 from schemas.vocabulary import MUNITION_CATEGORIES
@@ -10,6 +12,8 @@ _ROLE_COLUMNS = {
     "interceptors": "interceptor",
     "associated": "associated",
 }
+
+_MUNITION_KEYS = [(c, n) for c in MUNITION_CATEGORIES for n in ("launched", "intercepted")]
 
 CSV_COLUMNS: dict[str, str] = {
     "id": "Stable event id.",
@@ -69,16 +73,35 @@ def csv_row(event: dict[str, Any]) -> list[Any]:
         location["longitude"],
         location["precision"],
     ]
-    for role in _ROLE_COLUMNS.values():
-        row.append("; ".join(a["name"] for a in event["actors"] if a["role"] == role) or None)
-    for category in MUNITION_CATEGORIES:
-        entries = [m for m in event["munitions"] if m["category"] == category]
+    # One pass over actors and munitions each: this runs once per exported event.
+    names: dict[str, list[str]] = {role: [] for role in _ROLE_COLUMNS.values()}
+    for actor in event["actors"]:
+        names[actor["role"]].append(actor["name"])
+    row.extend("; ".join(names[role]) or None for role in _ROLE_COLUMNS.values())
+    sums: dict[tuple[str, str], int | None] = {}
+    for munition in event["munitions"]:
         for count in ("launched", "intercepted"):
-            values = [m[count] for m in entries]
-            row.append(sum(values) if values and None not in values else None)
+            key, value = (munition["category"], count), munition[count]
+            if value is None or (key in sums and sums[key] is None):
+                sums[key] = None  # an entry without the count makes the sum unknown
+            else:
+                sums[key] = (sums.get(key) or 0) + value
+    row.extend(sums.get(key) for key in _MUNITION_KEYS)
     for kind in ("killed", "injured"):
         estimate = casualties[kind] or {}
         row.extend(estimate.get(part) for part in ("best", "low", "high", "qualifier"))
     row.append("; ".join(r["name"] for r in event["reported_by"]) or None)
     row.extend((source["id"], source["title"], source["published"], event["notes"]))
     return row
+
+
+def csv_line(event: dict[str, Any]) -> str:
+    """The CSV line (with its CRLF) of an event as returned by the API."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(csv_row(event))
+    return buffer.getvalue()
+
+
+def csv_header() -> str:
+    """The CSV header line."""
+    return ",".join(CSV_COLUMNS) + "\r\n"

@@ -3,11 +3,13 @@
 import csv
 import io
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from schemas.csv import CSV_COLUMNS
+from schemas.csv import CSV_COLUMNS, csv_line
 from tests.test_article_facts import EVENTS
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
@@ -146,3 +148,12 @@ def test_an_export_with_a_bad_query_fails_before_streaming(client: FlaskClient) 
     response = client.get("/api/v1/events?format=csv&q=%22unterminated")
     assert response.status_code == 400
     assert response.get_json()["invalid_params"][0]["name"] == "q"
+
+
+def test_stored_csv_lines_are_the_documents_flattened(seeded_db: Path) -> None:
+    conn = sqlite3.connect(seeded_db)
+    rows = conn.execute("SELECT body, csv FROM event_documents").fetchall()
+    assert len(rows) == 17
+    for body, line in rows:
+        assert line == csv_line(json.loads(body))
+        assert next(csv.reader(io.StringIO(line)))[0] == json.loads(body)["id"]

@@ -92,7 +92,7 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     # when the last line is sent or the client goes away.
     conn = connect_read_only(current_app.config["DATABASE"])
     try:
-        pages = query.EventPages(conn, args)
+        pages = query.EventPages(conn, args, document="csv" if chosen == "csv" else "body")
     except Exception:
         conn.close()
         raise
