@@ -14,7 +14,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from schemas.fields import SLUG, Count, vocabulary_field
+from schemas.fields import SLUG, Count, SharedNested, vocabulary_field
 from schemas.vocabulary import (
     ACTOR_KINDS,
     ACTOR_ROLES,
@@ -223,9 +223,9 @@ class EventSchema(Schema):
     date_precision = vocabulary_field(
         DATE_PRECISIONS, "How exactly `date` is known.", required=True
     )
-    location = fields.Nested(LocationSchema, required=True)
+    location = SharedNested(LocationSchema, required=True)
     actors = fields.List(
-        fields.Nested(ActorSchema),
+        SharedNested(ActorSchema),
         load_default=list,
         metadata={"description": "Who acted, who was targeted, who intercepted."},
     )
@@ -239,11 +239,11 @@ class EventSchema(Schema):
     )
     casualties = fields.Nested(CasualtiesSchema, required=True)
     reported_by = fields.List(
-        fields.Nested(ReporterSchema),
+        SharedNested(ReporterSchema),
         load_default=list,
         metadata={"description": "Who gave the figures or the account."},
     )
-    source = fields.Nested(SourceSchema, required=True)
+    source = SharedNested(SourceSchema, required=True)
     notes = _text(
         "A short description of the event in Salvo's own words.", max_length=2000, required=True
     )

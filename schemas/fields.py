@@ -1,8 +1,11 @@
 """Field types shared by several schemas."""
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from schemas.vocabulary import describe
 
@@ -65,3 +68,37 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
             pairs.extend(flatten_messages(item, prefix))
         return pairs
     return [(prefix, str(messages))]
+
+
+class SharedNested(fields.Nested):
+    """A Nested field for shapes that repeat across many records (places, sources,
+    actors, reporters): the loaded form of each distinct flat input is remembered,
+    so a bulk load validates a place once rather than once per event.
+
+    Loading these schemas is a pure function of the input, and a failed load is
+    never remembered, so the result is the same as without the memory. The key
+    includes each value's type, so that 1, 1.0 and True stay different inputs.
+    """
+
+    def _load(self, value: Any, partial: Any = None) -> Any:
+        if (
+            partial is None
+            and isinstance(value, dict)
+            and all(isinstance(v, _FLAT) for v in value.values())
+        ):
+            key = tuple((k, type(v), v) for k, v in value.items())
+            return dict(_load_shared(type(self.schema), key))
+        return super()._load(value, partial=partial)
+
+
+_FLAT = (str, int, float, bool, type(None))
+
+
+@functools.lru_cache(maxsize=16_384)
+def _load_shared(schema: type[Schema], key: tuple[tuple[str, type, Any], ...]) -> Mapping[str, Any]:
+    return MappingProxyType(_schema(schema).load({k: v for k, _, v in key}))
+
+
+@functools.cache
+def _schema(schema: type[Schema]) -> Schema:
+    return schema()

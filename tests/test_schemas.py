@@ -200,3 +200,25 @@ def test_dump_adds_the_acled_mapping() -> None:
         "event_type": "Explosions/Remote violence",
         "sub_event_type": "Shelling/artillery/missile attack",
     }
+
+
+def test_shared_shapes_load_the_same_every_time() -> None:
+    schema = EventSchema()
+    first = schema.load(VALID_EVENT)
+    first["location"]["name"] = "changed by a caller"
+    second = schema.load(VALID_EVENT)
+    assert second["location"]["name"] == "Kharkiv"
+    assert second == EventSchema().load(copy.deepcopy(VALID_EVENT))
+
+
+def test_a_shared_shape_that_failed_fails_again() -> None:
+    bad = with_changes(location__latitude=123.0)
+    for _ in range(2):
+        assert "latitude" in errors_of(EventSchema(), bad)["location"]
+
+
+def test_shared_shapes_tell_values_of_different_types_apart() -> None:
+    # "1" and 1 are different inputs: a remembered string must not answer for a number.
+    assert EventSchema().load(with_changes(location__latitude=1))["location"]["latitude"] == 1.0
+    assert "name" in errors_of(EventSchema(), with_changes(location__name=1))["location"]
+    assert EventSchema().load(with_changes(location__name="1"))["location"]["name"] == "1"
