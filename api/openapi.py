@@ -26,17 +26,21 @@ class StrictParser(FlaskParser):
         FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION
     )
 
-    def load_querystring(self, req: flask.Request, schema: Schema) -> Any:
-        repeated = {
-            name: ["Given more than once; this parameter takes one value."]
-            for name in req.args
-            if len(req.args.getlist(name)) > 1
-            and name in schema.fields
-            and not isinstance(schema.fields[name], fields.List)
-        }
+    def load_querystring(self, req: flask.Request, schema: Schema) -> dict[str, Any]:
+        """The query string as a plain dict: a list for list-valued parameters, else the
+        single value. (Plainer and faster than webargs' MultiDictProxy.)"""
+        data: dict[str, Any] = {}
+        repeated = {}
+        for name, values in req.args.lists():
+            if isinstance(schema.fields.get(name), fields.List):
+                data[name] = values
+            elif len(values) > 1:
+                repeated[name] = ["Given more than once; this parameter takes one value."]
+            else:
+                data[name] = values[0]
         if repeated:
             raise ValidationError(repeated)
-        return super().load_querystring(req, schema)
+        return data
 
     def handle_error(
         self,

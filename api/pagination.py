@@ -7,6 +7,7 @@ and that it belongs to the sort being asked for.
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -57,26 +58,31 @@ def page_response(
     meta: dict[str, Any],
     *,
     geojson: bool = False,
+    digests: list[bytes] | None = None,
 ) -> Response:
     """A page of rendered items in the {data, links, meta} envelope, or for GeoJSON a
     FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
-    the next page is also in a Link header."""
+    the next page is also in a Link header.
+
+    With the items' stored digests the ETag is the hash of those and of the rest of
+    the body, which identifies the bytes as well as hashing them would, for a
+    fraction of the cost."""
     next_url = None if next_key is None else _url_with(cursor=encode_cursor(sort, next_key))
     links = {"self": _url(request.query_string.decode("latin-1")), "next": next_url}
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
-    body = b"".join(
-        (
-            opening,
-            b",".join(items),
-            b'],"links":',
-            orjson.dumps(links),
-            b',"meta":',
-            orjson.dumps({"count": len(items), **meta}),
-            b"}",
-        )
+    envelope = (
+        b'],"links":',
+        orjson.dumps(links),
+        b',"meta":',
+        orjson.dumps({"count": len(items), **meta}),
+        b"}",
     )
+    body = b"".join((opening, b",".join(items), *envelope))
     content_type = "application/geo+json" if geojson else "application/json"
     response = Response(body, content_type=content_type)
+    if digests is not None:
+        validator = hashlib.sha1(b"".join((opening, *digests, *envelope)), usedforsecurity=False)
+        response.set_etag(validator.hexdigest())
     if next_url is not None:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response

@@ -235,7 +235,7 @@ class EventPages:
         # Only GeoJSON needs the point; leaving it out keeps a page's walk inside the
         # indexes and the documents table.
         point = "e.longitude, e.latitude, " if coordinates else ""
-        self.columns = point + {"body": "d.body", "csv": "d.csv"}[document]
+        self.columns = point + {"body": "d.body, d.digest", "csv": "d.csv"}[document]
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.conditions, self.params = _where(Scope(conn, paged=True), args)
@@ -258,7 +258,8 @@ class EventPages:
     def page(
         self, cursor: str | None, limit: int
     ) -> tuple[list[sqlite3.Row], tuple[Any, ...] | None]:
-        """Rows (sort_value, id, [longitude, latitude,] body or csv) after a client's cursor, and
+        """Rows (sort_value, id, [longitude, latitude,] body and digest, or csv) after a
+        client's cursor, and
         the key of the next page, or None on the last page."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
         rows = self.conn.execute(*self.sql(after, limit + 1)).fetchall()
@@ -278,13 +279,13 @@ class EventPages:
             after = (rows[-1]["sort_value"], rows[-1]["id"])
 
 
-def get_event(conn: sqlite3.Connection, event_id: str) -> bytes | None:
-    """The stored JSON document of one event, or None."""
-    row = conn.execute(
-        "SELECT d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id WHERE e.id = ?",
+def get_event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
+    """The stored JSON document of one event and its digest, or None."""
+    return conn.execute(
+        "SELECT d.body, d.digest FROM events e JOIN event_documents d ON d.row_id = e.row_id "
+        "WHERE e.id = ?",
         [event_id],
     ).fetchone()
-    return row["body"].encode() if row else None
 
 
 def _location_conditions(args: dict[str, Any]) -> Clause:

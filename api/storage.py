@@ -7,6 +7,7 @@ CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
 """
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,10 +107,12 @@ def create_tables(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["id"], unique=True, if_not_exists=True)
     # The rendered documents live apart from the rows the filters read, so that
     # index walks and index builds touch small rows only.
+    # digest is the SHA-1 of body: page ETags are built from the digests of their
+    # documents instead of hashing every response.
     db["event_documents"].create(
-        {"row_id": int, "body": str, "csv": str},
+        {"row_id": int, "body": str, "digest": bytes, "csv": str},
         pk="row_id",
-        not_null={"body", "csv"},
+        not_null={"body", "digest", "csv"},
         foreign_keys=[("row_id", "events", "row_id")],
         if_not_exists=True,
     )
@@ -206,8 +209,8 @@ class EventRows:
     event_actors: list[tuple[Any, ...]] = field(default_factory=list)
     munitions: list[tuple[Any, ...]] = field(default_factory=list)
     reporters: list[tuple[Any, ...]] = field(default_factory=list)
-    # (event id, JSON document, CSV line, notes, place text)
-    documents: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    # (event id, JSON document, its SHA-1, CSV line, notes, place text)
+    documents: list[tuple[str, str, bytes, str, str, str]] = field(default_factory=list)
 
 
 _EVENT_COLUMNS = (
@@ -278,8 +281,16 @@ def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
             )
         place = " ".join(filter(None, (location["name"], location["admin1"])))
         document = event_document(event)
+        body = orjson.dumps(document)
         rows.documents.append(
-            (event_id, orjson.dumps(document).decode(), csv_line(document), event["notes"], place)
+            (
+                event_id,
+                body.decode(),
+                hashlib.sha1(body, usedforsecurity=False).digest(),
+                csv_line(document),
+                event["notes"],
+                place,
+            )
         )
     return rows
 
@@ -319,13 +330,13 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> None:
 
     row_ids = dict(conn.execute(f"SELECT id, row_id FROM events WHERE id IN ({marks})", ids))
     conn.executemany(
-        "INSERT OR REPLACE INTO event_documents (row_id, body, csv) VALUES (?, ?, ?)",
-        [(row_ids[event_id], body, line) for event_id, body, line, _, _ in rows.documents],
+        "INSERT OR REPLACE INTO event_documents (row_id, body, digest, csv) VALUES (?, ?, ?, ?)",
+        [(row_ids[i], body, digest, line) for i, body, digest, line, _, _ in rows.documents],
     )
     conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({marks})", [row_ids[i] for i in ids])
     conn.executemany(
         "INSERT INTO events_fts (rowid, notes, place) VALUES (?, ?, ?)",
-        [(row_ids[event_id], notes, place) for event_id, _, _, notes, place in rows.documents],
+        [(row_ids[event_id], notes, place) for event_id, _, _, _, notes, place in rows.documents],
     )
     places = list(rows.locations)
     conn.executemany(

@@ -1,5 +1,6 @@
 """HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions."""
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -8,6 +9,10 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.db import connect_read_only
+from api.storage import open_for_writing, write_events
+from schemas.event import EventSchema
+
+KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 
 READ_URLS = [
     "/api/v1/events?limit=2",
@@ -133,3 +138,25 @@ def test_the_api_cannot_write_to_its_database(seeded_db: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM events")
     conn.close()
+
+
+def test_a_changed_event_changes_the_etags_that_show_it(seeded_db: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "changing.db"
+    shutil.copy(seeded_db, db_path)
+    client = create_app({"DATABASE": str(db_path)}).test_client()
+    urls = ["/api/v1/events?limit=5", f"/api/v1/events/{KHARKIV}", "/api/v1/events?format=geojson"]
+    before = {url: client.get(url).headers["ETag"] for url in urls}
+
+    event = client.get(f"/api/v1/events/{KHARKIV}").get_json()
+    event.pop("acled")
+    event["notes"] += " Corrected."
+    writer = open_for_writing(str(db_path))
+    with writer.atomic():
+        write_events(writer, [EventSchema().load(event)])
+    writer.close()
+
+    for url in urls:
+        response = client.get(url, headers={"If-None-Match": before[url]})
+        assert response.status_code == 200, url
+        assert response.headers["ETag"] != before[url]
+        assert b"Corrected." in response.get_data()

@@ -56,7 +56,14 @@ def list_events(args: dict[str, Any]) -> Response:
         rows, next_key = pages.page(args.get("cursor"), args["limit"])
         items = [event_feature(row) if geojson else row["body"].encode() for row in rows]
         meta = {"limit": args["limit"], "sort": args["sort"]}
-        response = page_response(items, next_key, args["sort"], meta, geojson=geojson)
+        response = page_response(
+            items,
+            next_key,
+            args["sort"],
+            meta,
+            geojson=geojson,
+            digests=[r["digest"] for r in rows],
+        )
     if "format" not in args:
         response.vary.add("Accept")
     return response
@@ -113,7 +120,9 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
 @read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, not_found=True)
 def get_event(args: dict[str, Any], event_id: str) -> Response:
     """Get one event"""
-    body = query.get_event(get_db(), event_id)
-    if body is None:
+    row = query.get_event(get_db(), event_id)
+    if row is None:
         raise Problem(404, f"No event has id {event_id!r}.")
-    return json_response(body)
+    response = json_response(row["body"].encode())
+    response.set_etag(row["digest"].hex())
+    return response
