@@ -10,7 +10,7 @@ import binascii
 import hashlib
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from flask import Response, request
@@ -67,8 +67,14 @@ def page_response(
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
     fraction of the cost."""
-    next_url = None if next_key is None else _url_with(cursor=encode_cursor(sort, next_key))
-    links = {"self": _url(request.query_string.decode("latin-1")), "next": next_url}
+    query = request.query_string.decode("latin-1")
+    next_url = None
+    if next_key is not None:
+        # The client's own query string, as sent, with the cursor replaced; a cursor
+        # is base64url and needs no escaping.
+        kept = [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != "cursor"]
+        next_url = _url("&".join([*kept, f"cursor={encode_cursor(sort, next_key)}"]))
+    links = {"self": _url(query), "next": next_url}
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
     envelope = (
         b'],"links":',
@@ -86,12 +92,6 @@ def page_response(
     if next_url is not None:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response
-
-
-def _url_with(**replacements: str) -> str:
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in replacements]
-    pairs.extend(replacements.items())
-    return _url(urlencode(pairs))
 
 
 def _url(query: str) -> str:
