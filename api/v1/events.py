@@ -95,8 +95,8 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
                 for name in refused
             ]
         )  # fmt: skip
-    # The stream outlives the request's connection, so it has its own, closed
-    # when the last line is sent or the client goes away.
+    # The stream reads through a connection of its own, closed when the last line
+    # is sent or the client goes away; the thread's shared one stays free.
     conn = connect_read_only(current_app.config["DATABASE"])
     try:
         pages = query.EventPages(conn, args, document="csv" if chosen == "csv" else "body")
