@@ -7,7 +7,9 @@ CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
 """
 
+import functools
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,14 +30,47 @@ WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES
 BATCH_SIZE = 2000
 
 
+class OutdatedLayout(Exception):
+    """The database was created by a Salvo whose tables differ from this one's."""
+
+
 def open_for_writing(path: str) -> sqlite_utils.Database:
-    """Open (creating if needed) the database for a writer, with its tables in place."""
+    """Open (creating if needed) the database for a writer, with its tables in place.
+    Raises OutdatedLayout rather than write into tables of another layout."""
     db = sqlite_utils.Database(path)
+    outdated = outdated_objects(db.conn)
+    if outdated:
+        db.close()
+        raise OutdatedLayout(
+            f"{path} was made by another version of Salvo ({', '.join(outdated)} differ); "
+            "seed a new file, or delete this one and seed again"
+        )
     db.enable_wal()
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 5000")
     create_tables(db)
     return db
+
+
+def outdated_objects(conn: sqlite3.Connection) -> list[str]:
+    """Salvo's tables and indexes whose definition in the database is not this
+    version's. Missing ones are not counted (create_tables adds them), nor objects
+    Salvo does not define (an operator's own index or trigger)."""
+    expected = dict(_layout(_expected_layout_db()))
+    return [name for name, sql in _layout(conn) if name in expected and expected[name] != sql]
+
+
+def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+
+
+@functools.cache
+def _expected_layout_db() -> sqlite3.Connection:
+    db = sqlite_utils.Database(memory=True)
+    create_tables(db)
+    return db.conn
 
 
 def create_tables(db: sqlite_utils.Database) -> None:

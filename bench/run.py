@@ -33,7 +33,7 @@ from api import create_app  # noqa: E402
 from api.db import connect_read_only  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
 from api.query import EventPages, stats_statements  # noqa: E402
-from api.storage import open_for_writing  # noqa: E402
+from api.storage import outdated_objects  # noqa: E402
 from schemas.query import EventListArgs, StatsArgs  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -165,7 +165,7 @@ def ensure_database(path: Path, events: int) -> None:
     if path.exists():
         conn = sqlite3.connect(path)
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
-        if count == events and _layout(conn) == _current_layout():
+        if count == events and not outdated_objects(conn):
             print(f"bench: using {path} ({count:,} events)")
             return
         conn.close()
@@ -188,21 +188,6 @@ def ensure_database(path: Path, events: int) -> None:
     ]
     print("bench: building", path, "with", " ".join(command[1:]))
     subprocess.run(command, check=True, cwd=ROOT)
-
-
-def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
-    ).fetchall()
-
-
-def _current_layout() -> list[tuple[str, str]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = open_for_writing(str(Path(tmp) / "layout.db"))
-        layout = _layout(db.conn)
-        db.close()
-    return layout
 
 
 def case_urls(db: Path) -> dict[str, str]:

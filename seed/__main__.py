@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.storage import open_for_writing, write_events
+from api.storage import OutdatedLayout, open_for_writing, write_events
 from seed import synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -101,7 +101,11 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
 def _write(path: str, write: Callable[[Database], int]) -> int | None:
     """Run write(db) in one transaction; None (after saying why) if it failed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = open_for_writing(path)
+    try:
+        db = open_for_writing(path)
+    except OutdatedLayout as error:
+        print(f"seed: {error}", file=sys.stderr)
+        return None
     try:
         with db.atomic():
             count = write(db)

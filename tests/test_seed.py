@@ -221,3 +221,17 @@ def test_a_write_that_fails_midway_rolls_back_everything(
         capsys.readouterr().err
     )
     assert snapshot(db) == before
+
+
+def test_a_database_of_another_layout_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE events (id TEXT PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO events VALUES ('kept', '{}')")
+    conn.commit()
+    conn.close()
+    assert seed_main(["--db", str(db)]) == 1
+    assert "was made by another version of Salvo (events differ)" in capsys.readouterr().err
+    assert sqlite3.connect(db).execute("SELECT * FROM events").fetchall() == [("kept", "{}")]
