@@ -7,6 +7,7 @@ CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
 """
 
+import datetime
 import functools
 import hashlib
 import sqlite3
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from schemas.csv import csv_line
 from schemas.event import event_document
+from schemas.fields import TIMESTAMP_FORMAT
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 # Bit i of events.weapons is set when the event has a munition entry of the i-th
@@ -124,10 +126,18 @@ def create_tables(db: sqlite_utils.Database) -> None:
             "injured_low": int,
             "injured_high": int,
             "injured_qualifier": str,
+            # Every write of an event takes the next number of one sequence shared
+            # with tombstones: /changes reads events and deletions in that order.
+            "seq": int,
+            "first_seq": int,
+            "updated_at": str,
         },
         pk="row_id",
         not_null={
             "id",
+            "seq",
+            "first_seq",
+            "updated_at",
             "event_type",
             "date",
             "date_precision",
@@ -144,10 +154,12 @@ def create_tables(db: sqlite_utils.Database) -> None:
     # index walks and index builds touch small rows only.
     # digest is the SHA-1 of body: page ETags are built from the digests of their
     # documents instead of hashing every response.
+    # content_digest is the SHA-1 of the document without updated_at: a write that
+    # changes nothing is recognised and skipped, so re-seeding is a no-op.
     db["event_documents"].create(
-        {"row_id": int, "body": str, "digest": bytes, "csv": str},
+        {"row_id": int, "body": str, "digest": bytes, "content_digest": bytes, "csv": str},
         pk="row_id",
-        not_null={"body", "digest", "csv"},
+        not_null={"body", "digest", "content_digest", "csv"},
         foreign_keys=[("row_id", "events", "row_id")],
         if_not_exists=True,
     )
@@ -185,6 +197,13 @@ def create_tables(db: sqlite_utils.Database) -> None:
         foreign_keys=[("event_id", "events", "id")],
         if_not_exists=True,
     )
+    # A deleted event leaves its last document and the sequence number of its deletion.
+    db["event_tombstones"].create(
+        {"id": str, "seq": int, "deleted_at": str, "body": str},
+        pk="id",
+        not_null={"seq", "deleted_at", "body"},
+        if_not_exists=True,
+    )
     # Full-text search over the notes and the place name; rowid is events.row_id.
     db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(notes, place)")
     # Places as points in an R*Tree for bbox and near; id is locations.row_id.
@@ -199,6 +218,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
 # page is one ordered index walk that stops after `limit` rows.
 INDEXES = {
     "events_date": "events (date, id)",
+    "events_seq": "events (seq)",
+    "events_updated": "events (updated_at, id)",
+    "event_tombstones_seq": "event_tombstones (seq)",
     "events_type_date": "events (event_type, date, id)",
     "events_country_date": "events (country_code, date, id)",
     "events_admin1_date": "events (admin1 COLLATE NOCASE, date, id)",
@@ -220,13 +242,17 @@ def create_indexes(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
 
 
+# The writer itself reads these (next_seq), so a bulk load keeps them.
+_WRITE_PATH_INDEXES = {"events_seq", "event_tombstones_seq"}
+
+
 @contextmanager
 def indexes_rebuilt_after(db: sqlite_utils.Database) -> Iterator[None]:
-    """For a bulk load: drop the secondary indexes, then build them once the rows
-    are in. Sorting a million keys once is several times cheaper than a million
-    random index inserts. Run inside the load's transaction, so a failure keeps
-    the indexes as they were."""
-    for name in INDEXES:
+    """For a bulk load: drop the secondary indexes the writer does not read, then
+    build them once the rows are in. Sorting a million keys once is several times
+    cheaper than a million random index inserts. Run inside the load's transaction,
+    so a failure keeps the indexes as they were."""
+    for name in INDEXES.keys() - _WRITE_PATH_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
     yield
     create_indexes(db)
@@ -240,23 +266,38 @@ class EventRows:
     locations: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     actors: dict[str, str] = field(default_factory=dict)
+    # events rows lack seq and first_seq, which insert_rows assigns
     events: list[tuple[Any, ...]] = field(default_factory=list)
     event_actors: list[tuple[Any, ...]] = field(default_factory=list)
     munitions: list[tuple[Any, ...]] = field(default_factory=list)
     reporters: list[tuple[Any, ...]] = field(default_factory=list)
-    # (event id, JSON document, its SHA-1, CSV line, notes, place text)
-    documents: list[tuple[str, str, bytes, str, str, str]] = field(default_factory=list)
+    # (event id, JSON document, its SHA-1, SHA-1 without updated_at, CSV line, notes, place)
+    documents: list[tuple[str, str, bytes, bytes, str, str, str]] = field(default_factory=list)
+
+    def only(self, ids: set[str]) -> "EventRows":
+        """The rows of the events with these ids (and every place, source and actor)."""
+        return EventRows(
+            self.locations,
+            self.sources,
+            self.actors,
+            *([row for row in rows if row[0] in ids] for rows in (
+                self.events, self.event_actors, self.munitions, self.reporters, self.documents
+            )),
+        )  # fmt: skip
 
 
 _EVENT_COLUMNS = (
     "id", "event_type", "date", "date_precision", "location_id", "country_code", "admin1",
     "latitude", "longitude", "source_id", "weapons", "killed_best", "killed_low", "killed_high",
     "killed_qualifier", "injured_best", "injured_low", "injured_high", "injured_qualifier",
+    "updated_at", "seq", "first_seq",
 )  # fmt: skip
 _UPSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in _EVENT_COLUMNS[1:])
+    + ", ".join(
+        f"{column} = excluded.{column}" for column in _EVENT_COLUMNS[1:] if column != "first_seq"
+    )
 )
 _MUNITION_COLUMNS = (
     "category",
@@ -269,8 +310,10 @@ _MUNITION_COLUMNS = (
 )
 
 
-def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
-    """The table rows of validated events (as EventSchema.load returns them)."""
+def event_rows(events: Iterable[dict[str, Any]], changed_at: datetime.datetime) -> EventRows:
+    """The table rows of validated events (as EventSchema.load returns them), as
+    written at changed_at (UTC)."""
+    updated_at = changed_at.strftime(TIMESTAMP_FORMAT)
     rows = EventRows()
     for event in events:
         event_id, location, casualties = event["id"], event["location"], event["casualties"]
@@ -301,6 +344,7 @@ def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
                 injured.get("low"),
                 injured.get("high"),
                 injured.get("qualifier"),
+                updated_at,
             )
         )
         for position, actor in enumerate(event["actors"]):
@@ -315,13 +359,15 @@ def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
                 (event_id, position, reporter["name"], reporter["kind"], reporter["title"])
             )
         place = " ".join(filter(None, (location["name"], location["admin1"])))
-        document = event_document(event)
+        document = event_document(event, changed_at)
         body = orjson.dumps(document)
+        content = orjson.dumps({k: v for k, v in document.items() if k != "updated_at"})
         rows.documents.append(
             (
                 event_id,
                 body.decode(),
                 hashlib.sha1(body, usedforsecurity=False).digest(),
+                hashlib.sha1(content, usedforsecurity=False).digest(),
                 csv_line(document),
                 event["notes"],
                 place,
@@ -330,33 +376,70 @@ def event_rows(events: Iterable[dict[str, Any]]) -> EventRows:
     return rows
 
 
-def write_events(db: sqlite_utils.Database, events: Iterable[dict[str, Any]]) -> int:
+def write_events(
+    db: sqlite_utils.Database,
+    events: Iterable[dict[str, Any]],
+    changed_at: datetime.datetime | None = None,
+) -> int:
     """Upsert validated events (as EventSchema.load returns them) with their places,
     sources, actors, munitions and reporters, replacing what each event had before.
+    An event whose content is unchanged is left as it is; every other one takes the
+    next change sequence number and updated_at = changed_at (default: now, UTC).
 
     The caller owns the transaction: wrap the call in ``db.atomic()`` so that a
-    failure leaves the database as it was. Returns the number of events written.
+    failure leaves the database as it was. Returns the number of events changed.
     """
+    changed_at = changed_at or datetime.datetime.now(datetime.UTC)
     count = 0
     iterator = iter(events)
     while batch := list(islice(iterator, BATCH_SIZE)):
-        insert_rows(db, event_rows(batch))
-        count += len(batch)
+        count += insert_rows(db, event_rows(batch, changed_at))
     return count
 
 
-def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> None:
-    """Write one batch of event rows, replacing the events' previous rows."""
+def next_seq(conn: sqlite3.Connection) -> int:
+    """The next number of the change sequence shared by events and tombstones."""
+    (last,) = conn.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
+        "coalesce((SELECT max(seq) FROM event_tombstones), 0))"
+    ).fetchone()
+    return last + 1
+
+
+def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
+    """Write one batch of event rows, replacing the events' previous rows and skipping
+    events whose content has not changed. Returns the number of events written."""
+    conn = db.conn
+    ids = [row[0] for row in rows.events]
+    marks = ", ".join("?" for _ in ids)
+    stored = dict(
+        conn.execute(
+            "SELECT e.id, d.content_digest FROM events e "
+            f"JOIN event_documents d ON d.row_id = e.row_id WHERE e.id IN ({marks})",
+            ids,
+        )
+    )
+    changed = {row[0] for row in rows.documents if stored.get(row[0]) != row[3]}
+    if not changed:
+        return 0
+    if len(changed) < len(ids):
+        rows = rows.only(changed)
+        ids = [row[0] for row in rows.events]
+        marks = ", ".join("?" for _ in ids)
+    first_seqs = dict(conn.execute(f"SELECT id, first_seq FROM events WHERE id IN ({marks})", ids))
+    seq = next_seq(conn)
+    events = []
+    for offset, row in enumerate(rows.events):
+        events.append((*row, seq + offset, first_seqs.get(row[0], seq + offset)))
+
     # Places, sources and actors are few and shared: sqlite-utils upserts them.
     # The per-event tables take executemany with prepared statements, which
     # measured twice as fast as sqlite-utils' per-value conversion at 1M events.
     db["locations"].upsert_all(rows.locations.values(), pk="id")
     db["sources"].upsert_all(rows.sources.values(), pk="id")
     db["actors"].upsert_all(({"name": n, "kind": k} for n, k in rows.actors.items()), pk="name")
-    conn = db.conn
-    ids = [row[0] for row in rows.events]
-    marks = ", ".join("?" for _ in ids)
-    conn.executemany(_UPSERT_EVENT, rows.events)
+    conn.executemany(_UPSERT_EVENT, events)
+    conn.execute(f"DELETE FROM event_tombstones WHERE id IN ({marks})", ids)
     for table in ("event_actors", "munitions", "reporters"):
         conn.execute(f"DELETE FROM {table} WHERE event_id IN ({marks})", ids)
     conn.executemany("INSERT INTO event_actors VALUES (?, ?, ?, ?)", rows.event_actors)
@@ -365,13 +448,17 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> None:
 
     row_ids = dict(conn.execute(f"SELECT id, row_id FROM events WHERE id IN ({marks})", ids))
     conn.executemany(
-        "INSERT OR REPLACE INTO event_documents (row_id, body, digest, csv) VALUES (?, ?, ?, ?)",
-        [(row_ids[i], body, digest, line) for i, body, digest, line, _, _ in rows.documents],
+        "INSERT OR REPLACE INTO event_documents (row_id, body, digest, content_digest, csv) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [
+            (row_ids[i], body, digest, content, line)
+            for i, body, digest, content, line, _, _ in rows.documents
+        ],
     )
     conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({marks})", [row_ids[i] for i in ids])
     conn.executemany(
         "INSERT INTO events_fts (rowid, notes, place) VALUES (?, ?, ?)",
-        [(row_ids[event_id], notes, place) for event_id, _, _, _, notes, place in rows.documents],
+        [(row_ids[event_id], notes, place) for event_id, *_, notes, place in rows.documents],
     )
     places = list(rows.locations)
     conn.executemany(
@@ -385,3 +472,37 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> None:
             )
         ],
     )
+    return len(ids)
+
+
+def delete_events(
+    db: sqlite_utils.Database, ids: Iterable[str], deleted_at: datetime.datetime
+) -> int:
+    """Replace events by tombstones that keep their last document and take the next
+    change sequence numbers. Unknown ids are ignored. Returns how many were deleted;
+    the caller owns the transaction."""
+    conn = db.conn
+    wanted = list(dict.fromkeys(ids))
+    marks = ", ".join("?" for _ in wanted)
+    found = conn.execute(
+        "SELECT e.row_id, e.id, d.body FROM events e JOIN event_documents d "
+        f"ON d.row_id = e.row_id WHERE e.id IN ({marks}) ORDER BY e.id",
+        wanted,
+    ).fetchall()
+    if not found:
+        return 0
+    seq = next_seq(conn)
+    stamp = deleted_at.strftime(TIMESTAMP_FORMAT)
+    conn.executemany(
+        "INSERT OR REPLACE INTO event_tombstones (id, seq, deleted_at, body) VALUES (?, ?, ?, ?)",
+        [(event_id, seq + i, stamp, body) for i, (_, event_id, body) in enumerate(found)],
+    )
+    row_ids = [row_id for row_id, _, _ in found]
+    event_ids = [event_id for _, event_id, _ in found]
+    found_marks = ", ".join("?" for _ in found)
+    for table in ("event_actors", "munitions", "reporters"):
+        conn.execute(f"DELETE FROM {table} WHERE event_id IN ({found_marks})", event_ids)
+    conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({found_marks})", row_ids)
+    conn.execute(f"DELETE FROM event_documents WHERE row_id IN ({found_marks})", row_ids)
+    conn.execute(f"DELETE FROM events WHERE row_id IN ({found_marks})", row_ids)
+    return len(found)

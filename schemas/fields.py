@@ -1,11 +1,12 @@
 """Field types shared by several schemas."""
 
+import datetime
 import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from schemas.vocabulary import describe
 
@@ -14,6 +15,37 @@ SLUG = validate.Regexp(
     error="Must be 1-128 lower-case letters, digits, '.', '_' or '-', starting with a letter "
     "or digit.",
 )
+
+
+# Timestamps are UTC with a fixed width, so that their text sorts as they do.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Timestamp(fields.String):
+    """A UTC instant written as fixed-width text (TIMESTAMP_FORMAT), so that stored
+    timestamps compare and sort as text. Reads any ISO 8601 instant with an offset."""
+
+    def __init__(self, description: str, **kwargs: Any) -> None:
+        pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+        metadata = {"description": description, "format": "date-time"}
+        if kwargs.get("dump_only"):
+            metadata["pattern"] = pattern
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(datetime.UTC).strftime(TIMESTAMP_FORMAT)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime.datetime:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            instant = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("Must be an ISO 8601 date-time.") from None
+        if instant.tzinfo is None:
+            raise ValidationError("Must say its offset from UTC, e.g. 2024-05-30T12:00:00Z.")
+        return instant.astimezone(datetime.UTC)
 
 
 # Larger than any count a source gives; keeps every count inside SQLite's INTEGER.

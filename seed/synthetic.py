@@ -253,8 +253,11 @@ def _estimate(
 
 
 def batch_rows(start: int, count: int, seed: int, until: datetime.date) -> EventRows:
-    """The table rows of one batch of the stream: generated, validated and rendered."""
-    return event_rows(generate_batch(start, min(BATCH, count - start), seed, until))
+    """The table rows of one batch of the stream: generated, validated and rendered.
+    Their updated_at is midnight UTC starting `until`, so that the database is
+    deterministic too."""
+    changed_at = datetime.datetime.combine(until, datetime.time(), tzinfo=datetime.UTC)
+    return event_rows(generate_batch(start, min(BATCH, count - start), seed, until), changed_at)
 
 
 def load(db: Database, count: int, seed: int, until: datetime.date, workers: int) -> int:

@@ -83,6 +83,7 @@ def test_inserts_between_pages_cause_no_duplicates_or_gaps(seeded_db: Path, tmp_
     # Another writer adds an event that sorts before the cursor and one after it.
     template = client.get(f"/api/v1/events/{seen[0]}").get_json()
     template.pop("acled")
+    template.pop("updated_at")
     newer = {**template, "id": "inserted-newest", "date": "2024-06-15"}
     older = {**template, "id": "inserted-oldest", "date": "2023-01-01"}
     writer = open_for_writing(str(db_path))

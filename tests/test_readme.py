@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -21,11 +22,22 @@ def test_the_readme_has_examples() -> None:
     assert len(FILTER_EXAMPLES) >= 11
 
 
+def without_timestamps(document: Any) -> Any:
+    """updated_at is when the test database was seeded: the README shows its shape."""
+    if isinstance(document, dict):
+        return {
+            k: "..." if k == "updated_at" else without_timestamps(v) for k, v in document.items()
+        }
+    if isinstance(document, list):
+        return [without_timestamps(item) for item in document]
+    return document
+
+
 @pytest.mark.parametrize(("url", "output"), EXAMPLES, ids=[url for url, _ in EXAMPLES])
 def test_example_output_is_real(client: FlaskClient, url: str, output: str) -> None:
     assert url.startswith(BASE)
     response = client.get(url.removeprefix(BASE), base_url=BASE)
-    assert response.get_json() == json.loads(output)
+    assert without_timestamps(response.get_json()) == without_timestamps(json.loads(output))
 
 
 @pytest.mark.parametrize(("query", "count"), FILTER_EXAMPLES)

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.event import EventSchema, render_event
+from schemas.event import EventSchema, event_document
 from schemas.vocabulary import (
     ACTOR_KINDS,
     ACTOR_ROLES,
@@ -110,7 +110,9 @@ def events(draw: st.DrawFn) -> dict:
 
 
 @settings(max_examples=300, deadline=None)
-@given(events())
-def test_render_event_equals_the_schema_dump(raw: dict) -> None:
+@given(events(), st.datetimes(timezones=st.just(datetime.UTC)))
+def test_event_document_equals_the_schema_dump(raw: dict, updated_at: datetime.datetime) -> None:
     event = EventSchema().load(raw)
-    assert render_event(event) == orjson.dumps(EventSchema().dump(event))
+    assert orjson.dumps(event_document(event, updated_at)) == orjson.dumps(
+        EventSchema().dump({**event, "updated_at": updated_at})
+    )
