@@ -70,7 +70,9 @@ def _cache_validators(response: Response) -> Response:
         and response.status_code == 200
         and not response.is_streamed
     ):
-        response.headers["Cache-Control"] = f"public, max-age={current_app.config['CACHE_MAX_AGE']}"
+        response.headers.setdefault(
+            "Cache-Control", f"public, max-age={current_app.config['CACHE_MAX_AGE']}"
+        )
         if "ETag" not in response.headers:
             digest = hashlib.sha1(response.get_data(), usedforsecurity=False)
             response.set_etag(digest.hexdigest())

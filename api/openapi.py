@@ -113,12 +113,13 @@ def read_operation(
     args: type[Schema],
     response: type[Schema],
     paged: bool = False,
-    not_found: bool = False,
+    problems: tuple[int, ...] = (),
     alternatives: dict[str, Any] | None = None,
 ) -> Any:
     """Route a GET operation with its query schema and every response it can give:
     200 (with ETag, and Link when paged), 304 on If-None-Match, 400 for bad
-    parameters, 404 where it looks up one resource, and problem details otherwise.
+    parameters, the error statuses in `problems` (404 where it looks up one
+    resource), and problem details otherwise.
     `alternatives` maps further media types of the 200 response to their schemas."""
 
     def decorate(view: Any) -> Any:
@@ -133,8 +134,8 @@ def read_operation(
             }
             responses[200] = {"content": content}
         view = blp.doc(responses=responses)(view)
-        if not_found:
-            view = blp.alt_response(404, response="NOT_FOUND")(view)
+        for status in problems:
+            view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
         headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
         view = blp.response(200, response, headers=headers)(view)
         # An instance, not the class: webargs would build a schema per request.

@@ -57,12 +57,14 @@ def page_response(
     sort: str,
     meta: dict[str, Any],
     *,
+    param: str = "cursor",
     geojson: bool = False,
     digests: list[bytes] | None = None,
 ) -> Response:
     """A page of rendered items in the {data, links, meta} envelope, or for GeoJSON a
     FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
-    the next page is also in a Link header.
+    the next page is also in a Link header. `param` is the query parameter that
+    carries the position (`cursor`, or `since` for /changes).
 
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
@@ -72,8 +74,8 @@ def page_response(
     if next_key is not None:
         # The client's own query string, as sent, with the cursor replaced; a cursor
         # is base64url and needs no escaping.
-        kept = [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != "cursor"]
-        next_url = _url("&".join([*kept, f"cursor={encode_cursor(sort, next_key)}"]))
+        kept = [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != param]
+        next_url = _url("&".join([*kept, f"{param}={encode_cursor(sort, next_key)}"]))
     links = {"self": _url(query), "next": next_url}
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
     envelope = (

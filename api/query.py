@@ -17,6 +17,7 @@ from api.db import EARTH_RADIUS_KM
 from api.pagination import decode_cursor
 from api.problems import invalid_parameter
 from api.storage import WEAPON_BITS
+from schemas.fields import TIMESTAMP_FORMAT
 
 Clause = tuple[str, list[Any]]
 
@@ -156,6 +157,11 @@ def _weapon(scope: Scope, values: list[str]) -> Clause:
 
 # min_killed / min_injured are never negative, so the sort expressions (which
 # rank an unreported figure as -1) select the same rows and use the same index.
+@event_filter("updated_since")
+def _updated_since(scope: Scope, value: datetime.datetime) -> Clause:
+    return "e.updated_at >= ?", [value.strftime(TIMESTAMP_FORMAT)]
+
+
 @event_filter("min_killed")
 def _min_killed(scope: Scope, value: int) -> Clause:
     return "coalesce(e.killed_best, -1) >= ?", [value]
@@ -277,6 +283,26 @@ class EventPages:
             if len(rows) < page_size:
                 return
             after = (rows[-1]["sort_value"], rows[-1]["id"])
+
+
+def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Row]:
+    """Up to `limit` changes after sequence number `after`, in order: every event at
+    its latest write (with its document) and every tombstone."""
+    return conn.execute(
+        "SELECT e.seq, e.id, e.updated_at AS changed_at, e.seq = e.first_seq AS created, "
+        "d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id WHERE e.seq > ? "
+        "UNION ALL "
+        "SELECT seq, id, deleted_at, NULL, NULL FROM event_tombstones WHERE seq > ? "
+        "ORDER BY 1 LIMIT ?",
+        [after, after, limit],
+    ).fetchall()
+
+
+def tombstone(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
+    """When an event was deleted, or None if it never was."""
+    return conn.execute(
+        "SELECT deleted_at FROM event_tombstones WHERE id = ?", [event_id]
+    ).fetchone()
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:

@@ -17,7 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from schemas.fields import MAX_COUNT
+from schemas.fields import MAX_COUNT, Timestamp
 from schemas.vocabulary import EVENT_TYPES, LOCATION_PRECISIONS, MUNITION_CATEGORIES, describe
 
 MAX_LIMIT = 1000
@@ -221,6 +221,10 @@ class EventFilterArgs(_StrictQuery):
         validate=validate.Range(min=0, max=MAX_COUNT),
         metadata={"description": "Events whose best estimate of people injured is at least this."},
     )
+    updated_since = Timestamp(
+        "Events that Salvo created or changed at or after this instant (ISO 8601 with an "
+        "offset, e.g. 2024-05-30T00:00:00Z); compare with `updated_at`."
+    )
     q = fields.String(
         validate=validate.Length(min=1, max=500),
         metadata={
@@ -272,6 +276,19 @@ class LocationListArgs(_StrictQuery):
 class SourceListArgs(_StrictQuery):
     limit = _limit()
     cursor = _cursor()
+
+
+class ChangesArgs(_StrictQuery):
+    since = fields.String(
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_-]{1,512}$", error="Not a token issued by this API."
+        ),
+        metadata={
+            "description": "Opaque position from a previous answer's `meta.since` (or the "
+            "`since` in `links.next`); leave it out to start from the first change."
+        },
+    )
+    limit = _limit()
 
 
 class NoArgs(_StrictQuery):

@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from schemas.event import AcledSchema, EventSchema, LocationSchema, SourceSchema
+from schemas.fields import Timestamp
 from schemas.query import EVENT_SORTS, GROUPINGS
 from schemas.vocabulary import DATE_PRECISIONS, ESTIMATE_QUALIFIERS, MUNITION_CATEGORIES, describe
 
@@ -62,6 +63,33 @@ class EventFeatureCollectionSchema(Schema):
     features = fields.List(fields.Nested(EventFeatureSchema), required=True)
     links = fields.Nested(LinksSchema, required=True)
     meta = fields.Nested(EventPageMetaSchema, required=True)
+
+
+class ChangeSchema(Schema):
+    seq = fields.Integer(**_doc("Position in the change sequence."), required=True)
+    change = fields.String(
+        **_doc(
+            "`created` or `updated`: the event as it is now (listed once, at its latest "
+            "change); `deleted`: it was removed, and `event` is null."
+        ),
+        validate=validate.OneOf(["created", "updated", "deleted"]),
+        required=True,
+    )
+    event_id = fields.String(required=True)
+    changed_at = Timestamp("When the change was made (UTC).", dump_only=True, required=True)
+    event = fields.Nested(EventSchema, required=True, allow_none=True)
+
+
+class ChangesMetaSchema(PageMetaSchema):
+    since = fields.String(
+        **_doc("Token to ask for the changes after this page later: save it."), required=True
+    )
+
+
+class ChangePageSchema(Schema):
+    data = fields.List(fields.Nested(ChangeSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(ChangesMetaSchema, required=True)
 
 
 class LocationWithCountSchema(LocationSchema):

@@ -90,7 +90,7 @@ def test_an_unknown_parameter_lists_the_known_ones(client: FlaskClient) -> None:
             "in": "query",
             "reason": "Unknown parameter. This endpoint takes: actor, admin1, bbox, country, "
             "cursor, date_from, date_to, event_type, format, limit, location, min_injured, "
-            "min_killed, near, q, radius_km, sort, weapon.",
+            "min_killed, near, q, radius_km, sort, updated_since, weapon.",
         }
     ]
 

@@ -29,6 +29,7 @@ FILTERS = {
     "min_injured": "min_injured=5",
     "q": "q=infrastructure",
     "q_rare": "q=zolochiv",
+    "updated_since": "updated_since=2026-11-25T00:00:00Z",
 }
 
 

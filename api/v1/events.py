@@ -117,11 +117,15 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     return response
 
 
-@read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, not_found=True)
+@read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, problems=(404, 410))
 def get_event(args: dict[str, Any], event_id: str) -> Response:
     """Get one event"""
-    row = query.get_event(get_db(), event_id)
+    conn = get_db()
+    row = query.get_event(conn, event_id)
     if row is None:
+        deleted = query.tombstone(conn, event_id)
+        if deleted is not None:
+            raise Problem(410, f"Event {event_id!r} was deleted at {deleted['deleted_at']}.")
         raise Problem(404, f"No event has id {event_id!r}.")
     response = json_response(row["body"].encode())
     response.set_etag(row["digest"].hex())

@@ -30,7 +30,7 @@ def list_locations(args: dict[str, Any]) -> Response:
 
 
 @read_operation(
-    blp, "/locations/<location_id>", args=NoArgs, response=LocationWithCountSchema, not_found=True
+    blp, "/locations/<location_id>", args=NoArgs, response=LocationWithCountSchema, problems=(404,)
 )
 def get_location(args: dict[str, Any], location_id: str) -> Response:
     """Get one place with its event count"""

@@ -30,7 +30,7 @@ def list_sources(args: dict[str, Any]) -> Response:
 
 
 @read_operation(
-    blp, "/sources/<source_id>", args=NoArgs, response=SourceWithCountSchema, not_found=True
+    blp, "/sources/<source_id>", args=NoArgs, response=SourceWithCountSchema, problems=(404,)
 )
 def get_source(args: dict[str, Any], source_id: str) -> Response:
     """Get one source with its event count"""
