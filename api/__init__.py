@@ -7,12 +7,12 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 
-from api import problems, service, v1
+from api import auth, problems, service, v1
 from api.config import database_path
 from api.openapi import Api
 
 # Headers a browser app's JavaScript may read on a cross-origin response.
-EXPOSED_HEADERS = ["Link", "ETag", "Deprecation", "Sunset"]
+EXPOSED_HEADERS = ["Link", "ETag", "Location", "Deprecation", "Sunset"]
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -35,6 +35,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
+    api.spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `python -m api keys create`. Reads need none; "
+            "writes need one with write scope.",
+        },
+    )
     api.register_blueprint(service.blp)
     for blueprint in v1.BLUEPRINTS:
         api.register_blueprint(blueprint)
@@ -49,9 +58,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         origins=origins,
         send_wildcard=origins == "*",
         expose_headers=EXPOSED_HEADERS,
-        methods=["GET", "HEAD", "OPTIONS"],
+        methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+        ],
         max_age=600,
     )
+    app.before_request(auth.check_sent_key)
     app.after_request(_cache_validators)
     return app
 

@@ -8,7 +8,7 @@ import flask_smorest
 from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 
-from api.problems import PROBLEM_CONTENT_TYPE, invalid_parameters
+from api.problems import PROBLEM_CONTENT_TYPE, invalid_body, invalid_parameters
 from schemas.fields import flatten_messages
 from schemas.responses import ProblemSchema
 
@@ -60,7 +60,8 @@ class StrictParser(FlaskParser):
                 params.append(
                     {"name": name, "in": _LOCATION_NAMES.get(location, location), "reason": reason}
                 )
-        raise invalid_parameters(params)
+        # A body that does not validate is a 422; bad query parameters are a 400.
+        raise invalid_body(params) if error_status_code == 422 else invalid_parameters(params)
 
 
 class Blueprint(flask_smorest.Blueprint):

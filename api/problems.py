@@ -11,6 +11,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # Problem types beyond the plain HTTP statuses (which use "about:blank"). The
 # URIs are identifiers, documented in docs/problems.md; clients compare them.
 INVALID_PARAMETERS = "/problems/invalid-parameters"
+INVALID_BODY = "/problems/invalid-body"
 UNKNOWN_VERSION = "/problems/unknown-version"
 DATABASE_UNAVAILABLE = "/problems/database-unavailable"
 
@@ -52,6 +53,14 @@ def invalid_parameters(params: list[dict[str, str]]) -> Problem:
         type=INVALID_PARAMETERS,
         title="Invalid request parameters",
         invalid_params=params,
+    )
+
+
+def invalid_body(params: list[dict[str, str]]) -> Problem:
+    """A 422 naming every refused field of a request body and why."""
+    detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params)
+    return Problem(
+        422, detail, type=INVALID_BODY, title="Invalid request body", invalid_params=params
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
+from api import keys
 from schemas.csv import csv_line
 from schemas.event import event_document
 from schemas.fields import TIMESTAMP_FORMAT
@@ -210,6 +211,42 @@ def create_tables(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE VIRTUAL TABLE IF NOT EXISTS locations_rtree "
         "USING rtree(id, min_lon, max_lon, min_lat, max_lat)"
+    )
+    keys.create_table(db)
+    # Every write through the API, append-only: the triggers refuse to change the past.
+    db["audit_log"].create(
+        {
+            "seq": int,
+            "at": str,
+            "key_id": str,
+            "key_name": str,
+            "action": str,
+            "event_id": str,
+            "before": str,
+            "after": str,
+        },
+        pk="seq",
+        not_null={"at", "key_id", "key_name", "action", "event_id"},
+        if_not_exists=True,
+    )
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+    # Answers to POSTs sent with an Idempotency-Key, replayed when the client retries.
+    db["idempotent_requests"].create(
+        {
+            "key_id": str,
+            "idempotency_key": str,
+            "request_digest": bytes,
+            "status": int,
+            "body": bytes,
+            "created_at": str,
+        },
+        pk=("key_id", "idempotency_key"),
+        not_null={"request_digest", "status", "body", "created_at"},
+        if_not_exists=True,
     )
     create_indexes(db)
 

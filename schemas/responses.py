@@ -65,6 +65,26 @@ class EventFeatureCollectionSchema(Schema):
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
+class EventBatchSchema(Schema):
+    """The body of POST /api/v1/events."""
+
+    events = fields.List(
+        fields.Nested(EventSchema),
+        validate=validate.Length(min=1, max=500),
+        required=True,
+        metadata={"description": "One to 500 events, written all or nothing."},
+    )
+
+
+class EventPatchSchema(EventSchema):
+    """The body of PATCH /api/v1/events/{id}: any subset of an event's fields (loaded
+    with partial=True), merged into the event (RFC 7396)."""
+
+
+class EventListSchema(Schema):
+    data = fields.List(fields.Nested(EventSchema), required=True)
+
+
 class ChangeSchema(Schema):
     seq = fields.Integer(**_doc("Position in the change sequence."), required=True)
     change = fields.String(

@@ -131,7 +131,7 @@ def test_an_unknown_api_version_is_a_404_naming_the_versions(client: FlaskClient
 
 
 def test_a_write_method_on_the_read_api_is_a_405_problem(client: FlaskClient) -> None:
-    response = client.post("/api/v1/events", json={})
+    response = client.post("/api/v1/locations", json={})
     assert response.status_code == 405
     assert response.content_type == PROBLEM
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

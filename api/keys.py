@@ -1,0 +1,96 @@
+"""API keys: created once, shown once, stored only as a salted SHA-256 hash.
+
+A key reads `salvo_<key id>_<secret>`. The id finds the stored row; the secret,
+256 random bits, is checked against SHA-256(salt + secret). A fast hash is enough
+for secrets of that entropy (no one guesses them), and keeps verification cheap on
+every request. Revocation takes effect at once: nothing is cached.
+"""
+
+import datetime
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from schemas.fields import TIMESTAMP_FORMAT
+
+SCOPES = ("read", "write")
+_KEY = re.compile(r"^salvo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: str
+
+
+def create_table(db: sqlite_utils.Database) -> None:
+    db["api_keys"].create(
+        {
+            "id": str,
+            "name": str,
+            "scope": str,
+            "salt": bytes,
+            "hash": bytes,
+            "created_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={"name", "scope", "salt", "hash", "created_at"},
+        if_not_exists=True,
+    )
+
+
+def create_key(db: sqlite_utils.Database, name: str, scope: str) -> str:
+    """Store a new key's hash and return the key itself, which is not kept."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
+    db["api_keys"].insert(
+        {
+            "id": key_id,
+            "name": name,
+            "scope": scope,
+            "salt": salt,
+            "hash": _hash(salt, secret),
+            "created_at": _now(),
+            "revoked_at": None,
+        }
+    )
+    return f"salvo_{key_id}_{secret}"
+
+
+def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
+    """Revoke a key by its id; False if there is no such live key."""
+    cursor = db.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [_now(), key_id]
+    )
+    return cursor.rowcount == 1
+
+
+def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
+    """The live key this is, or None for a malformed, unknown, wrong or revoked one."""
+    match = _KEY.match(key)
+    if match is None:
+        return None
+    key_id, secret = match.groups()
+    row = conn.execute(
+        "SELECT name, scope, salt, hash FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+        [key_id],
+    ).fetchone()
+    if row is None or not hmac.compare_digest(_hash(row[2], secret), row[3]):
+        return None
+    return ApiKey(key_id, row[0], row[1])
+
+
+def _hash(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode()).digest()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime(TIMESTAMP_FORMAT)
