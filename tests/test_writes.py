@@ -1,0 +1,328 @@
+"""The write API: keys, validation, optimistic concurrency, idempotency and the audit log."""
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from api import create_app
+from api.keys import create_key
+from api.storage import open_for_writing
+
+KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
+PROBLEM = "application/problem+json"
+
+
+class Partner:
+    """A client on a writable copy of the seeded database, with keys of each scope."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.client = create_app({"DATABASE": str(path)}).test_client()
+        db = open_for_writing(str(path))
+        self.write_key = create_key(db, "Newsroom", "write")
+        self.read_key = create_key(db, "Dashboard", "read")
+        db.close()
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.write_key}", **extra}
+
+    def event(self, event_id: str = KHARKIV) -> tuple[dict, str]:
+        response = self.client.get(f"/api/v1/events/{event_id}")
+        event = response.get_json()
+        for output_only in ("acled", "updated_at"):
+            event.pop(output_only)
+        return event, response.headers["ETag"]
+
+    def post(self, *events: dict, **headers: str):  # type: ignore[no-untyped-def]
+        return self.client.post(
+            "/api/v1/events", json={"events": list(events)}, headers=self.headers(**headers)
+        )
+
+    def audit(self) -> list[tuple]:
+        conn = sqlite3.connect(self.path)
+        rows = conn.execute(
+            "SELECT key_name, action, event_id FROM audit_log ORDER BY seq"
+        ).fetchall()
+        conn.close()
+        return rows
+
+
+@pytest.fixture
+def partner(seeded_db: Path, tmp_path: Path) -> Partner:
+    path = tmp_path / "writable.db"
+    shutil.copy(seeded_db, path)
+    return Partner(path)
+
+
+def new_event(partner: Partner, event_id: str = "ua-2024-06-01-new-strike") -> dict:
+    event, _ = partner.event()
+    return {**event, "id": event_id, "date": "2024-06-01", "notes": "A new event."}
+
+
+def test_keys_are_stored_only_as_salted_hashes(partner: Partner) -> None:
+    # The database and, if the last writer left one, its write-ahead log.
+    raw = b"".join(p.read_bytes() for p in partner.path.parent.glob(f"{partner.path.name}*"))
+    for key in (partner.write_key, partner.read_key):
+        secret = key.rsplit("_", 1)[1]
+        assert secret.encode() not in raw
+    conn = sqlite3.connect(partner.path)
+    salts = [row[0] for row in conn.execute("SELECT salt FROM api_keys")]
+    assert len(set(salts)) == 2 and all(len(salt) == 16 for salt in salts)
+
+
+def test_the_cli_creates_lists_and_revokes_keys(partner: Partner) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "api", "--db", str(partner.path), "keys", *args],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    created = cli("create", "--name", "NGO", "--scope", "write")
+    key = created.stdout.strip()
+    assert created.returncode == 0 and key.startswith("salvo_")
+    assert partner.post(new_event(partner), key=key).status_code == 201
+    key_id = key.split("_")[1]
+    assert f"{key_id}\tNGO\twrite\t" in cli("list").stdout
+    assert cli("revoke", key_id).returncode == 0
+    refused = partner.post(new_event(partner, "ua-2024-06-01-other"), key=key)
+    assert refused.status_code == 401
+    assert cli("revoke", key_id).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        ("Bearer salvo_000000000000_" + "A" * 43, 401),
+        ("Bearer not-a-key", 401),
+        ("Basic dXNlcjpwYXNz", 401),
+        ("read", 403),
+    ],
+)
+def test_writes_refuse_missing_wrong_and_read_only_keys(
+    partner: Partner, authorization: str | None, status: int
+) -> None:
+    headers = {}
+    if authorization == "read":
+        headers = partner.headers(partner.read_key)
+    elif authorization is not None:
+        headers = {"Authorization": authorization}
+    response = partner.client.post(
+        "/api/v1/events", json={"events": [new_event(partner)]}, headers=headers
+    )
+    assert response.status_code == status
+    assert response.content_type == PROBLEM
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith('Bearer realm="salvo"')
+    assert partner.client.get("/api/v1/events/ua-2024-06-01-new-strike").status_code == 404
+
+
+def test_a_wrong_key_on_a_read_is_refused_not_ignored(partner: Partner) -> None:
+    response = partner.client.get("/api/v1/events", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    ok = partner.client.get("/api/v1/events", headers=partner.headers(partner.read_key))
+    assert ok.status_code == 200
+
+
+def test_create_one_event(partner: Partner) -> None:
+    response = partner.post(new_event(partner))
+    assert response.status_code == 201
+    assert response.headers["Location"] == "/api/v1/events/ua-2024-06-01-new-strike"
+    (created,) = response.get_json()["data"]
+    assert created == partner.client.get("/api/v1/events/ua-2024-06-01-new-strike").get_json()
+    assert partner.audit() == [("Newsroom", "create", "ua-2024-06-01-new-strike")]
+
+
+def test_a_batch_is_all_or_nothing(partner: Partner) -> None:
+    good = new_event(partner, "ua-2024-06-01-good")
+    bad = {**new_event(partner, "ua-2024-06-01-bad"), "date_precision": "week"}
+    response = partner.post(good, bad)
+    assert response.status_code == 422
+    assert response.get_json()["invalid_params"] == [
+        {
+            "name": "events.1.date_precision",
+            "in": "body",
+            "reason": "Must be one of: day, month, year.",
+        }
+    ]
+    assert partner.client.get("/api/v1/events/ua-2024-06-01-good").status_code == 404
+    assert partner.audit() == []
+
+
+def test_an_existing_id_is_a_conflict(partner: Partner) -> None:
+    event, _ = partner.event()
+    response = partner.post(event)
+    assert response.status_code == 409
+    assert KHARKIV in response.get_json()["detail"]
+
+
+def test_an_idempotency_key_makes_a_retry_safe(partner: Partner) -> None:
+    event = new_event(partner)
+    first = partner.post(event, **{"Idempotency-Key": "retry-1"})
+    again = partner.post(event, **{"Idempotency-Key": "retry-1"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == first.get_data()
+    assert partner.audit() == [("Newsroom", "create", "ua-2024-06-01-new-strike")]
+    other = partner.post(new_event(partner, "ua-2024-06-01-x"), **{"Idempotency-Key": "retry-1"})
+    assert other.status_code == 422
+    assert other.get_json()["title"] == "Idempotency key reused"
+
+
+def test_patch_merges_a_change_under_if_match(partner: Partner) -> None:
+    _, etag = partner.event()
+    response = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={
+            "notes": "Corrected notes.",
+            "casualties": {"killed": {"best": 1, "qualifier": "exact"}},
+        },
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert response.status_code == 200, response.get_json()
+    event = response.get_json()
+    assert event["notes"] == "Corrected notes."
+    assert event["casualties"]["killed"] == {
+        "best": 1, "low": 1, "high": 1, "qualifier": "exact", "reported_by": None
+    }  # fmt: skip
+    assert event["casualties"]["injured"]["best"] == 4
+    assert (
+        response.headers["ETag"] == partner.client.get(f"/api/v1/events/{KHARKIV}").headers["ETag"]
+    )
+    assert partner.audit() == [("Newsroom", "update", KHARKIV)]
+
+
+@pytest.mark.parametrize(
+    ("patch", "name"),
+    [
+        ({"id": "another-id"}, "id"),
+        (
+            {"munitions": [{"category": "missile", "launched": 2, "intercepted": 3}]},
+            "munitions.0.intercepted",
+        ),
+        ({"date": "2024-05-30", "date_precision": "month"}, "date"),
+        ({"notes": None}, "notes"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_an_invalid_patch_changes_nothing(partner: Partner, patch: dict, name: str) -> None:
+    before, etag = partner.event()
+    response = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}", json=patch, headers=partner.headers(**{"If-Match": etag})
+    )
+    assert response.status_code == 422
+    assert response.content_type == PROBLEM
+    assert name in [p["name"] for p in response.get_json()["invalid_params"]]
+    assert partner.event() == (before, etag)
+
+
+def test_patch_and_delete_need_if_match(partner: Partner) -> None:
+    for method in (partner.client.patch, partner.client.delete):
+        response = method(
+            f"/api/v1/events/{KHARKIV}", json={"notes": "x"}, headers=partner.headers()
+        )
+        assert response.status_code == 428
+        assert response.content_type == PROBLEM
+
+
+def test_of_two_writers_with_the_same_etag_exactly_one_wins(partner: Partner) -> None:
+    _, etag = partner.event()
+    first = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}", json={"notes": "First edit."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )  # fmt: skip
+    second = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}", json={"notes": "Second edit."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )  # fmt: skip
+    assert (first.status_code, second.status_code) == (200, 412)
+    assert second.content_type == PROBLEM
+    assert partner.event()[0]["notes"] == "First edit."
+    # The loser reads again and applies its change to the new version: nothing lost.
+    _, fresh = partner.event()
+    third = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}", json={"notes": "First edit. Second edit."},
+        headers=partner.headers(**{"If-Match": fresh}),
+    )  # fmt: skip
+    assert third.status_code == 200
+    assert [row[1] for row in partner.audit()] == ["update", "update"]
+
+
+def test_delete_leaves_a_tombstone(partner: Partner) -> None:
+    _, etag = partner.event()
+    response = partner.client.delete(
+        f"/api/v1/events/{KHARKIV}", headers=partner.headers(**{"If-Match": etag})
+    )
+    assert response.status_code == 204
+    assert partner.client.get(f"/api/v1/events/{KHARKIV}").status_code == 410
+    last = partner.client.get("/api/v1/changes?limit=1000").get_json()["data"][-1]
+    assert (last["change"], last["event_id"]) == ("deleted", KHARKIV)
+    again = partner.client.delete(
+        f"/api/v1/events/{KHARKIV}", headers=partner.headers(**{"If-Match": etag})
+    )
+    assert again.status_code == 410
+    assert (
+        partner.post(
+            {**partner.event("ua-2024-02-avdiivka-captured")[0], "id": KHARKIV}
+        ).status_code
+        == 409
+    )
+    assert partner.audit() == [("Newsroom", "delete", KHARKIV)]
+
+
+def test_the_audit_log_is_append_only(partner: Partner) -> None:
+    partner.post(new_event(partner))
+    conn = sqlite3.connect(partner.path)
+    for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(statement)
+    before, after = conn.execute("SELECT before, after FROM audit_log").fetchone()
+    assert before is None and '"id":"ua-2024-06-01-new-strike"' in after
+
+
+def test_a_mirror_follows_writes_made_through_the_api(partner: Partner) -> None:
+    """The issue's mirror test: a partner syncs with /changes while another partner
+    creates, edits and deletes events through the API between its pages."""
+    client = partner.client
+
+    def edit() -> None:
+        _, etag = partner.event()
+        client.patch(f"/api/v1/events/{KHARKIV}", json={"notes": "Edited."},
+                     headers=partner.headers(**{"If-Match": etag}))  # fmt: skip
+
+    def delete() -> None:
+        _, etag = partner.event("ua-2024-02-avdiivka-captured")
+        client.delete("/api/v1/events/ua-2024-02-avdiivka-captured",
+                      headers=partner.headers(**{"If-Match": etag}))  # fmt: skip
+
+    writes = [lambda: partner.post(new_event(partner)), edit, delete,
+              lambda: partner.post(new_event(partner, "ua-2024-06-02-second"))]  # fmt: skip
+    mirror: dict[str, dict] = {}
+    url = "/api/v1/changes?limit=4"
+    while True:
+        body = client.get(url).get_json()
+        for change in body["data"]:
+            if change["change"] == "deleted":
+                mirror.pop(change["event_id"], None)
+            else:
+                mirror[change["event_id"]] = change["event"]
+        if writes:
+            writes.pop(0)()
+        elif body["links"]["next"] is None:
+            break
+        next_url = body["links"]["next"]
+        split = urlsplit(next_url) if next_url else None
+        url = (
+            f"{split.path}?{split.query}"
+            if split
+            else f"/api/v1/changes?limit=4&since={body['meta']['since']}"
+        )
+    database = {e["id"]: e for e in client.get("/api/v1/events?limit=1000").get_json()["data"]}
+    assert mirror == database
+    assert mirror[KHARKIV]["notes"] == "Edited."
+    assert "ua-2024-02-avdiivka-captured" not in mirror and "ua-2024-06-02-second" in mirror
