@@ -164,6 +164,8 @@ class EstimateSchema(Schema):
 
     @post_load
     def fill_bounds(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "best" not in data or "qualifier" not in data:  # a partial load (a PATCH)
+            return data
         return self._with_default_bounds(data)
 
 
