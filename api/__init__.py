@@ -7,12 +7,22 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 
-from api import auth, problems, service, v1
+from api import auth, limits, problems, service, v1
 from api.config import database_path
 from api.openapi import Api
 
 # Headers a browser app's JavaScript may read on a cross-origin response.
-EXPOSED_HEADERS = ["Link", "ETag", "Location", "Deprecation", "Sunset"]
+EXPOSED_HEADERS = [
+    "Link",
+    "ETag",
+    "Location",
+    "Deprecation",
+    "Sunset",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -24,6 +34,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         CACHE_MAX_AGE=60,
         # Origins allowed to read the API from a browser: "*" or a list.
         CORS_ORIGINS=_cors_origins(),
+        # Requests per caller and window (Flask-Limiter syntax), and where they are
+        # counted: memory:// for one process, redis://host:port across processes.
+        RATE_LIMIT_ANONYMOUS=os.environ.get("SALVO_RATE_LIMIT_ANONYMOUS", "60/minute"),
+        RATE_LIMIT_KEY=os.environ.get("SALVO_RATE_LIMIT_KEY", "600/minute"),
+        RATE_LIMIT_STORAGE=os.environ.get("SALVO_RATE_LIMIT_STORAGE", "memory://"),
+        RATE_LIMITS_ENABLED=os.environ.get("SALVO_RATE_LIMITS", "on") != "off",
         API_TITLE="Salvo",
         API_VERSION="1.0.0",
         OPENAPI_VERSION="3.0.3",
@@ -68,7 +84,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ],
         max_age=600,
     )
+    # The key is checked before the limiter runs: limits are counted per key.
     app.before_request(auth.check_sent_key)
+    limits.init_app(app)
     app.after_request(_cache_validators)
     return app
 

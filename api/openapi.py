@@ -127,7 +127,9 @@ def read_operation(
         # Documentation only: blp.doc adds no wrapper around the view, where each
         # alt_response would add one to every request.
         responses: dict[Any, Any] = {
-            304: {"description": "Not modified: the If-None-Match ETag still holds."}
+            304: {"description": "Not modified: the If-None-Match ETag still holds."},
+            401: "UNAUTHORIZED",
+            429: "TOO_MANY_REQUESTS",
         }
         if alternatives:
             content = {

@@ -20,7 +20,9 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def app(seeded_db: Path) -> Flask:
-    return create_app({"DATABASE": str(seeded_db), "TESTING": True})
+    # Rate limits are tested on apps of their own (tests/test_limits.py); this one
+    # serves hundreds of requests a second from one address.
+    return create_app({"DATABASE": str(seeded_db), "TESTING": True, "RATE_LIMITS_ENABLED": False})
 
 
 @pytest.fixture

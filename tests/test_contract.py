@@ -43,7 +43,8 @@ def writable(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     db = open_for_writing(str(path))
     key = create_key(db, "schemathesis", "write")
     db.close()
-    return create_app({"DATABASE": str(path), "TESTING": True}), key, path
+    app = create_app({"DATABASE": str(path), "TESTING": True, "RATE_LIMITS_ENABLED": False})
+    return app, key, path
 
 
 @contract.include(method=["POST", "PATCH", "DELETE"]).parametrize()

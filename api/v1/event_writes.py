@@ -37,7 +37,7 @@ blp = Blueprint(
 MAX_BATCH = 500
 _SCHEMA = EventSchema()
 _SECURITY = [{"bearer": []}]
-_ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}
+_ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 429: "TOO_MANY_REQUESTS"}
 
 
 def _documented(*statuses: int) -> Any:

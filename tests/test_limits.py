@@ -1,0 +1,118 @@
+"""Rate limits: per key and per address, 429 problems with Retry-After, RateLimit-*
+headers, and counters shared across processes through a real Redis server."""
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from api import create_app
+from api.keys import create_key
+from api.storage import open_for_writing
+
+
+def limited_app(db: Path, **config: object) -> Flask:
+    return create_app(
+        {
+            "DATABASE": str(db),
+            "RATE_LIMIT_ANONYMOUS": "3/minute",
+            "RATE_LIMIT_KEY": "5/minute",
+            **config,
+        }
+    )
+
+
+@pytest.fixture
+def keyed_db(seeded_db: Path, tmp_path: Path) -> tuple[Path, str, str]:
+    path = tmp_path / "keyed.db"
+    shutil.copy(seeded_db, path)
+    db = open_for_writing(str(path))
+    keys = create_key(db, "A", "read"), create_key(db, "B", "read")
+    db.close()
+    return path, *keys
+
+
+def test_the_call_past_the_limit_is_a_429_problem_with_retry_after(seeded_db: Path) -> None:
+    client = limited_app(seeded_db).test_client()
+    for remaining in (2, 1, 0):
+        response = client.get("/api/v1/event-types")
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+        assert int(response.headers["RateLimit-Reset"]) > time.time()
+    refused = client.get("/api/v1/events")
+    assert refused.status_code == 429
+    assert refused.content_type == "application/problem+json"
+    assert refused.get_json()["status"] == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Remaining"] == "0"
+
+
+def test_a_key_has_its_own_counter_and_a_higher_limit(keyed_db: tuple[Path, str, str]) -> None:
+    path, key_a, key_b = keyed_db
+    client = limited_app(path).test_client()
+    for _ in range(3):
+        assert client.get("/api/v1/event-types").status_code == 200
+    assert client.get("/api/v1/event-types").status_code == 429
+    with_a = {"Authorization": f"Bearer {key_a}"}
+    statuses = [client.get("/api/v1/event-types", headers=with_a).status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+    with_b = {"Authorization": f"Bearer {key_b}"}
+    assert client.get("/api/v1/event-types", headers=with_b).status_code == 200
+
+
+def test_health_checks_are_not_limited(seeded_db: Path) -> None:
+    client = limited_app(seeded_db).test_client()
+    assert {client.get("/healthz").status_code for _ in range(10)} == {200}
+
+
+def test_limits_can_be_switched_off(seeded_db: Path) -> None:
+    client = limited_app(seeded_db, RATE_LIMITS_ENABLED=False).test_client()
+    assert {client.get("/api/v1/event-types").status_code for _ in range(10)} == {200}
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 for the length of the test, stopped by PID."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_counters_in_redis_hold_across_processes(seeded_db: Path, redis_url: str) -> None:
+    # Two apps stand for two gunicorn workers (or two instances) behind one address.
+    first = limited_app(seeded_db, RATE_LIMIT_STORAGE=redis_url).test_client()
+    second = limited_app(seeded_db, RATE_LIMIT_STORAGE=redis_url).test_client()
+    assert first.get("/api/v1/event-types").status_code == 200
+    assert second.get("/api/v1/event-types").status_code == 200
+    assert first.get("/api/v1/event-types").headers["RateLimit-Remaining"] == "0"
+    refused = second.get("/api/v1/event-types")
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
