@@ -326,3 +326,25 @@ def test_a_mirror_follows_writes_made_through_the_api(partner: Partner) -> None:
     assert mirror == database
     assert mirror[KHARKIV]["notes"] == "Edited."
     assert "ua-2024-02-avdiivka-captured" not in mirror and "ua-2024-06-02-second" in mirror
+
+
+def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner) -> None:
+    # SQLite refuses the last row of the batch, after the others were written in the
+    # same transaction: the request fails and none of it stays.
+    conn = sqlite3.connect(partner.path)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON event_documents "
+        'WHEN NEW.body LIKE \'%"id":"ua-2024-06-01-third"%\' '
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    conn.commit()
+    conn.close()
+    batch = [new_event(partner, f"ua-2024-06-01-{n}") for n in ("first", "second", "third")]
+    since = partner.client.get("/api/v1/changes?limit=1000").get_json()["meta"]["since"]
+    response = partner.post(*batch)
+    assert response.status_code == 500
+    assert response.content_type == PROBLEM
+    for event in batch:
+        assert partner.client.get(f"/api/v1/events/{event['id']}").status_code == 404
+    assert partner.client.get(f"/api/v1/changes?since={since}").get_json()["data"] == []
+    assert partner.audit() == []
