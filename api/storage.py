@@ -59,7 +59,7 @@ def outdated_objects(conn: sqlite3.Connection) -> list[str]:
     """Salvo's tables and indexes whose definition in the database is not this
     version's. Missing ones are not counted (create_tables adds them), nor objects
     Salvo does not define (an operator's own index or trigger)."""
-    expected = dict(_layout(_expected_layout_db()))
+    expected = _expected_layout()
     return [name for name, sql in _layout(conn) if name in expected and expected[name] != sql]
 
 
@@ -70,10 +70,13 @@ def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 @functools.cache
-def _expected_layout_db() -> sqlite3.Connection:
+def _expected_layout() -> dict[str, str]:
+    # Kept as data, not as the connection: a connection may not cross threads.
     db = sqlite_utils.Database(memory=True)
     create_tables(db)
-    return db.conn
+    layout = dict(_layout(db.conn))
+    db.close()
+    return layout
 
 
 def create_tables(db: sqlite_utils.Database) -> None:

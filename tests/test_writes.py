@@ -4,6 +4,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -348,3 +349,32 @@ def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner) -> No
         assert partner.client.get(f"/api/v1/events/{event['id']}").status_code == 404
     assert partner.client.get(f"/api/v1/changes?since={since}").get_json()["data"] == []
     assert partner.audit() == []
+
+
+def test_concurrent_writers_with_the_same_etag_exactly_one_wins(partner: Partner) -> None:
+    """Two partners send their edits at the same moment, from two threads with their
+    own connections: the writes serialise on SQLite's lock and the second sees the
+    first's change."""
+    _, etag = partner.event()
+    app = partner.client.application
+    start = threading.Barrier(2)
+    results: dict[str, int] = {}
+
+    def edit(notes: str) -> None:
+        client = app.test_client()
+        start.wait()
+        response = client.patch(
+            f"/api/v1/events/{KHARKIV}", json={"notes": notes},
+            headers=partner.headers(**{"If-Match": etag}),
+        )  # fmt: skip
+        results[notes] = response.status_code
+
+    threads = [threading.Thread(target=edit, args=(n,)) for n in ("Edit A.", "Edit B.")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results.values()) == [200, 412]
+    (winner,) = [notes for notes, status in results.items() if status == 200]
+    assert partner.event()[0]["notes"] == winner
+    assert partner.audit() == [("Newsroom", "update", KHARKIV)]
