@@ -413,7 +413,7 @@ def stream_rate(port: int, path: str) -> float:
 
 def in_process(db: Path, cases: dict[str, str]) -> list[tuple[str, str, str]]:
     """Figures measured through the Flask test client, without HTTP in between."""
-    client = create_app({"DATABASE": str(db)}).test_client()
+    client = create_app({"DATABASE": str(db), "RATE_LIMITS_ENABLED": False}).test_client()
 
     def median_ms(call: Callable[[], Any], repeat: int = 21) -> float:
         call()
