@@ -22,8 +22,10 @@ def encode_cursor(sort: str, key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([sort, *key])).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(token: str, sort: str, types: Sequence[type]) -> tuple[Any, ...]:
-    """The key a cursor carries; a 400 naming `cursor` if it is not one of ours for `sort`."""
+def decode_cursor(
+    token: str, sort: str, types: Sequence[type], param: str = "cursor"
+) -> tuple[Any, ...]:
+    """The key a cursor carries; a 400 naming `param` if it is not one of ours for `sort`."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         values = orjson.loads(raw)
@@ -34,19 +36,17 @@ def decode_cursor(token: str, sort: str, types: Sequence[type]) -> tuple[Any, ..
         or len(values) != len(types) + 1
         or not isinstance(values[0], str)
     ):
-        raise invalid_parameter(
-            "cursor", "Not a cursor issued by this API; use links.next as given."
-        )
+        raise invalid_parameter(param, "Not a cursor issued by this API; use links.next as given.")
     if values[0] != sort:
         raise invalid_parameter(
-            "cursor", f"This cursor continues sort={values[0]!r}, not sort={sort!r}."
+            param, f"This cursor continues sort={values[0]!r}, not sort={sort!r}."
         )
     key = tuple(values[1:])
     for value, expected in zip(key, types, strict=True):
         # bool is an int subclass; a JSON true is no sort value.
         if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
             raise invalid_parameter(
-                "cursor", "Not a cursor issued by this API; use links.next as given."
+                param, "Not a cursor issued by this API; use links.next as given."
             )
     return key
 

@@ -154,7 +154,11 @@ def test_an_events_cursor_is_not_a_changes_token(client: FlaskClient) -> None:
     cursor = client.get("/api/v1/events?limit=1").get_json()["links"]["next"].split("cursor=")[1]
     response = client.get(f"/api/v1/changes?since={cursor}")
     assert response.status_code == 400
-    assert response.get_json()["invalid_params"][0]["name"] == "cursor"
+    assert response.get_json()["invalid_params"][0] == {
+        "name": "since",
+        "in": "query",
+        "reason": "Not a cursor issued by this API; use links.next as given.",
+    }
 
 
 def test_a_mirror_kept_by_the_feed_equals_the_database(live: tuple[FlaskClient, Path]) -> None:

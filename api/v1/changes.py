@@ -1,5 +1,6 @@
 """GET /api/v1/changes: every change to the events, in order, for partners' mirrors."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -32,17 +33,15 @@ def list_changes(args: dict[str, Any]) -> Response:
     `links.next` until it is null, and keep `meta.since` for the next sync: changes
     made while you page come after it, so none is ever missed.
     """
-    after = decode_cursor(args["since"], TOKEN, (int,))[0] if "since" in args else 0
+    after = 0
+    if "since" in args:
+        (after,) = decode_cursor(args["since"], TOKEN, (int,), param="since")
     rows = query.changes(get_db(), after, args["limit"])
     items = [
         orjson.dumps(
             {
                 "seq": row["seq"],
-                "change": "deleted"
-                if row["body"] is None
-                else "created"
-                if row["created"]
-                else "updated",
+                "change": _kind(row),
                 "event_id": row["id"],
                 "changed_at": row["changed_at"],
                 "event": None if row["body"] is None else orjson.Fragment(row["body"]),
@@ -58,3 +57,9 @@ def list_changes(args: dict[str, Any]) -> Response:
     # revalidate it (its ETag makes that cheap).
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def _kind(row: Mapping[str, Any]) -> str:
+    if row["body"] is None:
+        return "deleted"
+    return "created" if row["created"] else "updated"
