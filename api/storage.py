@@ -452,25 +452,27 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     conn = db.conn
     ids = [row[0] for row in rows.events]
     marks = ", ".join("?" for _ in ids)
-    stored = dict(
-        conn.execute(
-            "SELECT e.id, d.content_digest FROM events e "
+    # What each event is now: its content digest and the sequence number it was created at.
+    stored = {
+        event_id: (digest, first_seq)
+        for event_id, digest, first_seq in conn.execute(
+            "SELECT e.id, d.content_digest, e.first_seq FROM events e "
             f"JOIN event_documents d ON d.row_id = e.row_id WHERE e.id IN ({marks})",
             ids,
         )
-    )
-    changed = {row[0] for row in rows.documents if stored.get(row[0]) != row[3]}
+    }
+    changed = {row[0] for row in rows.documents if stored.get(row[0], (None,))[0] != row[3]}
     if not changed:
         return 0
     if len(changed) < len(ids):
         rows = rows.only(changed)
         ids = [row[0] for row in rows.events]
         marks = ", ".join("?" for _ in ids)
-    first_seqs = dict(conn.execute(f"SELECT id, first_seq FROM events WHERE id IN ({marks})", ids))
     seq = next_seq(conn)
     events = []
     for offset, row in enumerate(rows.events):
-        events.append((*row, seq + offset, first_seqs.get(row[0], seq + offset)))
+        first_seq = stored[row[0]][1] if row[0] in stored else seq + offset
+        events.append((*row, seq + offset, first_seq))
 
     # Places, sources and actors are few and shared: sqlite-utils upserts them.
     # The per-event tables take executemany with prepared statements, which
