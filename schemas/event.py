@@ -46,6 +46,10 @@ def _nullable_text(description: str, max_length: int = 200) -> fields.String:
     return _text(description, max_length, allow_none=True, load_default=None)
 
 
+# Each event type's place in ACLED's taxonomy, as it appears in documents.
+ACLED = {name: kind.acled._asdict() for name, kind in EVENT_TYPES.items()}
+
+
 class LocationSchema(Schema):
     id = fields.String(
         required=True, validate=SLUG, metadata={"description": "Stable id of the place."}
@@ -292,7 +296,7 @@ class EventSchema(Schema):
 
     @pre_dump
     def add_acled(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {**event, "acled": EVENT_TYPES[event["event_type"]].acled._asdict()}
+        return {**event, "acled": ACLED[event["event_type"]]}
 
 
 def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict[str, Any]:
@@ -307,7 +311,7 @@ def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict
     return {
         "id": event["id"],
         "event_type": event["event_type"],
-        "acled": _ACLED[event["event_type"]],
+        "acled": ACLED[event["event_type"]],
         "date": event["date"].isoformat(),
         "date_precision": event["date_precision"],
         "location": {
@@ -367,6 +371,3 @@ def _render_estimate(estimate: dict[str, Any] | None) -> dict[str, Any] | None:
         "qualifier": estimate["qualifier"],
         "reported_by": estimate["reported_by"],
     }
-
-
-_ACLED = {name: kind.acled._asdict() for name, kind in EVENT_TYPES.items()}

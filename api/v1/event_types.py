@@ -6,6 +6,7 @@ from flask import Response
 
 from api.openapi import Blueprint, read_operation
 from api.render import json_response, render
+from schemas.event import ACLED
 from schemas.query import NoArgs
 from schemas.responses import EventTypeListSchema
 from schemas.vocabulary import EVENT_TYPES
@@ -22,7 +23,7 @@ blp = Blueprint(
 def list_event_types(args: dict[str, Any]) -> Response:
     """List event types with descriptions and ACLED mapping"""
     data = [
-        {"id": name, "description": kind.description, "acled": kind.acled._asdict()}
+        {"id": name, "description": kind.description, "acled": ACLED[name]}
         for name, kind in EVENT_TYPES.items()
     ]
     return json_response(render({"data": data}, EventTypeListSchema()))

@@ -23,6 +23,7 @@ from api.keys import ApiKey
 from api.openapi import Blueprint
 from api.problems import Problem, invalid_body
 from api.storage import delete_events, open_for_writing, write_events
+from api.v1.events import stored_event
 from schemas.event import EventSchema
 from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
 from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema
@@ -207,29 +208,20 @@ def _transaction() -> Iterator[sqlite_utils.Database]:
 
 def _current(db: sqlite_utils.Database, event_id: str) -> str:
     """The event's stored document, after checking If-Match against its ETag."""
-    row = db.execute(
-        "SELECT d.body, d.digest FROM events e JOIN event_documents d ON d.row_id = e.row_id "
-        "WHERE e.id = ?",
-        [event_id],
-    ).fetchone()
-    if row is None:
-        gone = db.execute("SELECT 1 FROM event_tombstones WHERE id = ?", [event_id]).fetchone()
-        if gone:
-            raise Problem(410, f"Event {event_id!r} was deleted.")
-        raise Problem(404, f"No event has id {event_id!r}.")
+    body, digest = stored_event(db.conn, event_id)
     if not request.if_match:
         raise Problem(
             428,
             "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
             "change made since you read it is not overwritten.",
         )
-    if not request.if_match.contains(row[1].hex()):
+    if not request.if_match.contains(digest.hex()):
         raise Problem(
             412,
             "The event changed since you read it: GET it again, and apply your change to "
             "the new version.",
         )
-    return row[0]
+    return body
 
 
 def _documents(db: sqlite_utils.Database, ids: list[str]) -> dict[str, str]:

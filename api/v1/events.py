@@ -1,5 +1,6 @@
 """GET /api/v1/events and /api/v1/events/{id}."""
 
+import sqlite3
 from typing import Any
 
 from flask import Response, current_app, request
@@ -120,13 +121,19 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
 @read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, problems=(404, 410))
 def get_event(args: dict[str, Any], event_id: str) -> Response:
     """Get one event"""
-    conn = get_db()
+    body, digest = stored_event(get_db(), event_id)
+    response = json_response(body.encode())
+    response.set_etag(digest.hex())
+    return response
+
+
+def stored_event(conn: sqlite3.Connection, event_id: str) -> tuple[str, bytes]:
+    """An event's stored document and its digest (the ETag); a 410 problem if it was
+    deleted, a 404 if it never existed. Reads and writes share it."""
     row = query.get_event(conn, event_id)
     if row is None:
         deleted = query.tombstone(conn, event_id)
         if deleted is not None:
-            raise Problem(410, f"Event {event_id!r} was deleted at {deleted['deleted_at']}.")
+            raise Problem(410, f"Event {event_id!r} was deleted at {deleted[0]}.")
         raise Problem(404, f"No event has id {event_id!r}.")
-    response = json_response(row["body"].encode())
-    response.set_etag(row["digest"].hex())
-    return response
+    return row[0], row[1]
