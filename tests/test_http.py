@@ -75,6 +75,19 @@ def test_a_preflight_is_answered(client: FlaskClient) -> None:
     assert response.headers["Access-Control-Max-Age"] == "600"
 
 
+def test_a_preflight_grants_only_the_allowed_request_headers(client: FlaskClient) -> None:
+    response = client.options(
+        "/api/v1/events",
+        headers={
+            "Origin": "https://dashboard.example",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, x-secret, if-match",
+        },
+    )
+    assert response.headers["Access-Control-Allow-Headers"] == "Authorization, If-Match"
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+
+
 def test_problem_responses_are_readable_cross_origin(client: FlaskClient) -> None:
     response = client.get("/api/v1/events?limit=0", headers={"Origin": "https://app.example"})
     assert response.status_code == 400
@@ -89,6 +102,12 @@ def test_an_allow_list_limits_the_origins(seeded_db: Path) -> None:
     assert "Origin" in allowed.headers["Vary"]
     refused = client.get("/api/v1/events", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in refused.headers
+    assert "Origin" in refused.headers["Vary"]
+    preflight = client.options(
+        "/api/v1/events",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "Access-Control-Allow-Methods" not in preflight.headers
 
 
 def test_the_allow_list_comes_from_the_environment(
