@@ -64,9 +64,7 @@ def _documented(*statuses: int) -> Any:
 
 
 @blp.route("/events", methods=["POST"])
-@blp.arguments(
-    EventBatchSchema(), location="json", description="Events to create.", error_status_code=422
-)
+@blp.arguments(EventBatchSchema(), location="json", description="Events to create.")
 @blp.response(201, EventListSchema)
 @_documented(409, 422)
 def create_events(batch: dict[str, Any]) -> Response:
@@ -132,7 +130,6 @@ def create_events(batch: dict[str, Any]) -> Response:
     location="json",
     description="An RFC 7396 merge patch of the event: the fields to change; null removes "
     "an optional field.",
-    error_status_code=422,
 )
 @blp.response(200, EventSchema)
 @_documented(404, 410, 412, 428)
