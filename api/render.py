@@ -31,7 +31,7 @@ def event_feature(row: Mapping[str, Any]) -> bytes:
             b',"geometry":{"type":"Point","coordinates":',
             orjson.dumps([row["longitude"], row["latitude"]]),
             b'},"properties":',
-            row["body"].encode(),
+            row["body"],
             b"}",
         )
     )
@@ -53,7 +53,7 @@ def ndjson_lines(rows: Iterable[Mapping[str, Any]], chunk: int = 1000) -> Iterat
     """The NDJSON export of event rows: one stored document per line."""
     lines: list[bytes] = []
     for row in rows:
-        lines.append(row["body"].encode())
+        lines.append(row["body"])
         if len(lines) == chunk:
             yield b"\n".join(lines) + b"\n"
             lines = []

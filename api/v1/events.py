@@ -55,7 +55,7 @@ def list_events(args: dict[str, Any]) -> Response:
         geojson = chosen == "geojson"
         pages = query.EventPages(get_db(), args, coordinates=geojson)
         rows, next_key = pages.page(args.get("cursor"), args["limit"])
-        items = [event_feature(row) if geojson else row["body"].encode() for row in rows]
+        items = [event_feature(row) if geojson else row["body"] for row in rows]
         meta = {"limit": args["limit"], "sort": args["sort"]}
         response = page_response(
             items,
