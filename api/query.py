@@ -266,26 +266,32 @@ class EventPages:
 
     def page(
         self, cursor: str | None, limit: int
-    ) -> tuple[list[sqlite3.Row], tuple[Any, ...] | None]:
-        """Rows (sort_value, id, [longitude, latitude,] body and digest, or csv) after a
-        client's cursor, and
-        the key of the next page, or None on the last page."""
+    ) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+        """Rows after a client's cursor, and the key of the next page, or None on the
+        last page. A row is (sort value, id, [longitude, latitude,] body, digest), or
+        (sort value, id, csv line)."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
-        rows = self.conn.execute(*self.sql(after, limit + 1)).fetchall()
+        rows = self._rows(after, limit + 1)
         if len(rows) <= limit:
             return rows, None
-        last = rows[limit - 1]
-        return rows[:limit], (last["sort_value"], last["id"])
+        return rows[:limit], rows[limit - 1][:2]
 
-    def all(self, page_size: int = 1000) -> Iterator[sqlite3.Row]:
+    def all(self, page_size: int = 1000) -> Iterator[tuple[Any, ...]]:
         """Every matching row, page by page, so that memory stays flat."""
         after = None
         while True:
-            rows = self.conn.execute(*self.sql(after, page_size)).fetchall()
+            rows = self._rows(after, page_size)
             yield from rows
             if len(rows) < page_size:
                 return
-            after = (rows[-1]["sort_value"], rows[-1]["id"])
+            after = rows[-1][:2]
+
+    def _rows(self, after: tuple[Any, ...] | None, limit: int) -> list[tuple[Any, ...]]:
+        # Plain tuples rather than sqlite3.Row, which finds a column by comparing names:
+        # reading a page's bodies and digests by name measured ~20 µs.
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(*self.sql(after, limit)).fetchall()
 
 
 def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Row]:

@@ -1,7 +1,7 @@
 """Rendering: JSON documents and responses (serialised with orjson), GeoJSON
 features, and the CSV and NDJSON exports."""
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -21,39 +21,39 @@ def json_response(body: bytes) -> Response:
     return Response(body, content_type="application/json")
 
 
-def event_feature(row: Mapping[str, Any]) -> bytes:
+def event_feature(event_id: str, longitude: float, latitude: float, body: bytes) -> bytes:
     """A GeoJSON Feature (RFC 7946) around an event's stored document: a Point at
     [longitude, latitude], the whole event as properties."""
     return b"".join(
         (
             b'{"type":"Feature","id":',
-            orjson.dumps(row["id"]),
+            orjson.dumps(event_id),
             b',"geometry":{"type":"Point","coordinates":',
-            orjson.dumps([row["longitude"], row["latitude"]]),
+            orjson.dumps([longitude, latitude]),
             b'},"properties":',
-            row["body"],
+            body,
             b"}",
         )
     )
 
 
-def csv_lines(rows: Iterable[Mapping[str, Any]], chunk: int = 1000) -> Iterator[bytes]:
-    """The CSV export of event rows: the header, then each event's stored CSV line,
-    yielded in chunks of lines."""
+def csv_lines(rows: Iterable[str], chunk: int = 1000) -> Iterator[bytes]:
+    """The CSV export: the header, then each event's stored CSV line, yielded in chunks
+    of lines."""
     lines = [csv_header()]
     for row in rows:
-        lines.append(row["csv"])
+        lines.append(row)
         if len(lines) >= chunk:
             yield "".join(lines).encode()
             lines = []
     yield "".join(lines).encode()
 
 
-def ndjson_lines(rows: Iterable[Mapping[str, Any]], chunk: int = 1000) -> Iterator[bytes]:
-    """The NDJSON export of event rows: one stored document per line."""
+def ndjson_lines(documents: Iterable[bytes], chunk: int = 1000) -> Iterator[bytes]:
+    """The NDJSON export: one stored document per line, yielded in chunks of lines."""
     lines: list[bytes] = []
-    for row in rows:
-        lines.append(row["body"])
+    for document in documents:
+        lines.append(document)
         if len(lines) == chunk:
             yield b"\n".join(lines) + b"\n"
             lines = []

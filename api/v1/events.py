@@ -55,7 +55,13 @@ def list_events(args: dict[str, Any]) -> Response:
         geojson = chosen == "geojson"
         pages = query.EventPages(get_db(), args, coordinates=geojson)
         rows, next_key = pages.page(args.get("cursor"), args["limit"])
-        items = [event_feature(row) if geojson else row["body"] for row in rows]
+        if geojson:
+            items = [
+                event_feature(event_id, longitude, latitude, body)
+                for _, event_id, longitude, latitude, body, _ in rows
+            ]
+        else:
+            items = [body for _, _, body, _ in rows]
         meta = {"limit": args["limit"], "sort": args["sort"]}
         response = page_response(
             items,
@@ -63,7 +69,7 @@ def list_events(args: dict[str, Any]) -> Response:
             args["sort"],
             meta,
             geojson=geojson,
-            digests=[r["digest"] for r in rows],
+            digests=[row[-1] for row in rows],
         )
     if "format" not in args:
         response.vary.add("Accept")
@@ -107,8 +113,10 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
 
     def lines() -> Any:
         try:
-            render = csv_lines if chosen == "csv" else ndjson_lines
-            yield from render(pages.all())
+            if chosen == "csv":
+                yield from csv_lines(line for _, _, line in pages.all())
+            else:
+                yield from ndjson_lines(body for _, _, body, _ in pages.all())
         finally:
             conn.close()
 
