@@ -39,7 +39,6 @@ def init_app(app: Flask, origins: str | Iterable[str]) -> None:
     headers_by_name = {name.lower(): name for name in ALLOWED_HEADERS}
 
     def add_cors_headers(response: Response) -> Response:
-        origin = request.headers.get("Origin")
         if allowed is None:
             # Sent even without an Origin: the response is then the same for every
             # caller, and a shared cache may serve it to browsers too.
@@ -47,12 +46,16 @@ def init_app(app: Flask, origins: str | Iterable[str]) -> None:
         else:
             # The answer depends on the Origin, so caches must key on it.
             response.vary.add("Origin")
+            origin = request.environ.get("HTTP_ORIGIN")
             if origin not in allowed:
                 return response
-            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
-        method = request.headers.get("Access-Control-Request-Method", "").upper()
-        if request.method == "OPTIONS" and method in ALLOWED_METHODS:
-            asked = request.headers.get("Access-Control-Request-Headers", "")
+            response.headers["Access-Control-Allow-Origin"] = origin
+        environ = request.environ
+        if (
+            request.method == "OPTIONS"
+            and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD", "").upper() in ALLOWED_METHODS
+        ):
+            asked = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
             granted = [
                 headers_by_name[name.strip().lower()]
                 for name in asked.split(",")

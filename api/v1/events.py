@@ -72,7 +72,8 @@ def list_events(args: dict[str, Any]) -> Response:
             digests=[row[-1] for row in rows],
         )
     if "format" not in args:
-        response.vary.add("Accept")
+        # The response was built just above and has no Vary yet.
+        response.headers["Vary"] = "Accept"
     return response
 
 
@@ -80,7 +81,7 @@ def _format(args: dict[str, Any]) -> str:
     """The `format` parameter, else the best match for the Accept header, else JSON."""
     if "format" in args:
         return args["format"]
-    if "Accept" not in request.headers:
+    if "HTTP_ACCEPT" not in request.environ:
         return "json"
     best = request.accept_mimetypes.best_match(list(MEDIA_TYPES.values()))
     if best is None:
