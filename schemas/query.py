@@ -172,12 +172,30 @@ def _country() -> fields.String:
     )
 
 
-class _StrictQuery(Schema):
+class QuerySchema(Schema):
+    """A query string's parameters. Rules across parameters go in `check`, reshaping
+    after the load in `finish`: marshmallow's load runs them as hooks, and
+    api.openapi.query_args runs them after loading each parameter through its field."""
+
     class Meta:
         unknown = RAISE
 
+    def check(self, data: dict[str, Any]) -> None:
+        """Rules across parameters: raise ValidationError naming the parameter."""
 
-class EventFilterArgs(_StrictQuery):
+    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        self.check(data)
+
+    @post_load
+    def _finish(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.finish(data)
+
+
+class EventFilterArgs(QuerySchema):
     """Filters shared by /events and /stats; every one given must hold (AND)."""
 
     event_type = CommaSeparatedList(
@@ -233,8 +251,7 @@ class EventFilterArgs(_StrictQuery):
         },
     )
 
-    @validates_schema
-    def ranges_are_consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+    def check(self, data: dict[str, Any]) -> None:
         if "date_from" in data and "date_to" in data and data["date_from"] > data["date_to"]:
             raise ValidationError("date_from is after date_to.", "date_from")
         if "near" in data and "radius_km" not in data:
@@ -242,8 +259,7 @@ class EventFilterArgs(_StrictQuery):
         if "radius_km" in data and "near" not in data:
             raise ValidationError("radius_km needs near.", "near")
 
-    @post_load
-    def circle(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
         """near and radius_km describe one circle: hand the query layer (lat, lon, km)."""
         if "near" in data:
             data["near"] = (*data["near"], data.pop("radius_km"))
@@ -264,7 +280,7 @@ class StatsArgs(EventFilterArgs):
     group_by = _one_of(GROUPINGS, "How to group the totals; leave out for one overall total.")
 
 
-class LocationListArgs(_StrictQuery):
+class LocationListArgs(QuerySchema):
     country = _country()
     admin1 = _name("First-level region, case-insensitive exact name.")
     precision = _one_of(LOCATION_PRECISIONS, "Only places of this precision.")
@@ -273,12 +289,12 @@ class LocationListArgs(_StrictQuery):
     cursor = _cursor()
 
 
-class SourceListArgs(_StrictQuery):
+class SourceListArgs(QuerySchema):
     limit = _limit()
     cursor = _cursor()
 
 
-class ChangesArgs(_StrictQuery):
+class ChangesArgs(QuerySchema):
     since = fields.String(
         validate=validate.Regexp(
             r"^[A-Za-z0-9_-]{1,512}$", error="Not a token issued by this API."
@@ -291,5 +307,5 @@ class ChangesArgs(_StrictQuery):
     limit = _limit()
 
 
-class NoArgs(_StrictQuery):
+class NoArgs(QuerySchema):
     """For endpoints that take no query parameters: any given is an error."""
