@@ -80,10 +80,12 @@ def _cache_validators(max_age: int) -> Callable[[Response], Response]:
             and request.method in ("GET", "HEAD")
             and not response.is_streamed
         ):
-            headers = response.headers
-            if "Cache-Control" not in headers:
-                headers["Cache-Control"] = cache_control
-            if "ETag" not in headers:
+            # One pass over the names: werkzeug's `name in headers` raises and catches
+            # an exception for every header that is absent.
+            present = {name.lower() for name, _ in response.headers}
+            if "cache-control" not in present:
+                response.headers["Cache-Control"] = cache_control
+            if "etag" not in present:
                 digest = hashlib.sha1(response.get_data(), usedforsecurity=False)
                 response.set_etag(digest.hexdigest())
             # Only a revalidation pays for werkzeug's conditional handling; measured,

@@ -18,7 +18,7 @@ def check_sent_key() -> None:
     a revoked or mistyped key is told, not silently served as anonymous), and a write
     needs a write key, checked before its body is even parsed."""
     g.api_key = None
-    header = request.headers.get("Authorization")
+    header = request.environ.get("HTTP_AUTHORIZATION")
     if header is None:
         if request.method in WRITE_METHODS and request.routing_exception is None:
             require_write_key()
