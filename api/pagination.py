@@ -69,10 +69,11 @@ def page_response(
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
     fraction of the cost."""
-    query = request.query_string.decode("latin-1")
+    req = request._get_current_object()  # read five times: the proxy once
+    query = req.query_string.decode("latin-1")
     # Assembled from the request's parts: werkzeug's request.url converts the whole
     # URL to an IRI, which measured a tenth of a page's serving time.
-    base = f"{request.scheme}://{request.host}{quote(request.root_path + request.path)}"
+    base = f"{req.scheme}://{req.host}{quote(req.root_path + req.path)}"
     next_url = None
     if next_key is not None:
         # The client's own query string, as sent, with the cursor replaced; a cursor
@@ -97,11 +98,11 @@ def page_response(
     framed[0] = opening + framed[0]
     framed[-1] += closing
     body = b",".join(framed)
-    content_type = "application/geo+json" if geojson else "application/json"
-    response = Response(body, content_type=content_type)
+    headers = []
     if digests is not None:
         validator = hashlib.sha1(b"".join((opening, *digests, closing)), usedforsecurity=False)
-        response.set_etag(validator.hexdigest())
+        headers.append(("ETag", f'"{validator.hexdigest()}"'))
     if next_url is not None:
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return response
+        headers.append(("Link", f'<{next_url}>; rel="next"'))
+    content_type = "application/geo+json" if geojson else "application/json"
+    return Response(body, headers=headers, content_type=content_type)
