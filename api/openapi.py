@@ -3,6 +3,7 @@
 import functools
 import http
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import flask
 import flask_smorest
@@ -24,9 +25,12 @@ def query_args(schema: QuerySchema) -> dict[str, Any]:
 
     Reads call this directly rather than through webargs: its location and wrapper
     layers cost as much again as the schema load (26 µs of a 390 µs page, measured)."""
+    given: dict[str, list[str]] = {}
+    for name, value in query_pairs(flask.request.query_string):
+        given.setdefault(name, []).append(value)
     data: dict[str, Any] = {}
     repeated = {}
-    for name, values in flask.request.args.lists():
+    for name, values in given.items():
         if isinstance(schema.fields.get(name), fields.List):
             data[name] = values
         elif len(values) > 1:
@@ -44,6 +48,30 @@ def query_args(schema: QuerySchema) -> dict[str, Any]:
         return schema.load(data)
     except ValidationError as error:
         raise invalid_parameters(_refused(error.normalized_messages(), "query", schema)) from None
+
+
+def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query string, percent-decoded as UTF-8; a 400
+    naming every parameter that is not UTF-8. (werkzeug's request.args fails with a
+    500 on raw non-UTF-8 bytes, and keeps bad percent-escapes as text.)"""
+    try:
+        return parse_qsl(query_string.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        pass
+    refused = []
+    for pair in query_string.split(b"&"):
+        try:
+            parse_qsl(pair.decode(), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            name = unquote_to_bytes(pair.partition(b"=")[0].replace(b"+", b" "))
+            refused.append(
+                {
+                    "name": name.decode(errors="replace"),
+                    "in": "query",
+                    "reason": "Not UTF-8 text: percent-encode the UTF-8 bytes (RFC 3986).",
+                }
+            )
+    raise invalid_parameters(refused)
 
 
 def load_given(schema: QuerySchema, data: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +99,9 @@ def _defaults(schema: Schema) -> dict[str, Any]:
         for name, field in schema.fields.items()
         if field.load_default is not missing
     }
-    # Shared by every load: a callable default (a fresh value per load) is not handled.
-    assert not any(callable(value) for value in defaults.values()), defaults
+    # Shared by every load, so a callable default (a fresh value per load) would be wrong.
+    if any(callable(value) for value in defaults.values()):
+        raise TypeError(f"{type(schema).__name__}: query defaults must be constants")
     return defaults
 
 

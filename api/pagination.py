@@ -70,7 +70,9 @@ def page_response(
     the body, which identifies the bytes as well as hashing them would, for a
     fraction of the cost."""
     req = request._get_current_object()  # read five times: the proxy once
-    query = req.query_string.decode("latin-1")
+    # The query string as sent, but with any bytes a client left unencoded
+    # percent-encoded, so that the links are URLs.
+    query = quote(req.query_string, safe="/?:@!$&'()*+,;=%")
     # Assembled from the request's parts: werkzeug's request.url converts the whole
     # URL to an IRI, which measured a tenth of a page's serving time.
     base = f"{req.scheme}://{req.host}{quote(req.root_path + req.path)}"

@@ -159,3 +159,28 @@ def test_an_unexpected_failure_is_a_500_problem_without_internals(seeded_db: Pat
     body = response.get_json()
     assert body["title"] == "Internal Server Error"
     assert "secret" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("query_string", "named"),
+    [
+        ("q=\xff", "q"),  # a raw byte that is not UTF-8 (WSGI gives it as latin-1)
+        ("limit=10&actor=%FF%FE", "actor"),  # percent-escapes that are not UTF-8
+    ],
+)
+def test_a_parameter_that_is_not_utf8_is_named(
+    client: FlaskClient, query_string: str, named: str
+) -> None:
+    response = client.get("/api/v1/events", environ_overrides={"QUERY_STRING": query_string})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert [p["name"] for p in response.get_json()["invalid_params"]] == [named]
+
+
+def test_links_percent_encode_what_the_client_left_raw(client: FlaskClient) -> None:
+    # "é" sent as raw UTF-8 bytes, which WSGI hands over decoded as latin-1.
+    raw = "location=Vovchansk&actor=r\xc3\xa9&limit=1"
+    response = client.get("/api/v1/events", environ_overrides={"QUERY_STRING": raw})
+    assert response.status_code == 200
+    assert response.get_json()["links"]["self"].endswith(
+        "?location=Vovchansk&actor=r%C3%A9&limit=1"
+    )
