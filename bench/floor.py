@@ -28,10 +28,12 @@ def run_case(name: str) -> Response:
     case = CASES[name]
     results = []
     for sql, params in case["statements"]:
-        rows = db().execute(sql, params).fetchall()
+        cursor = db().execute(sql, params)
+        rows = cursor.fetchall()
         if case["documents"]:
             # Event pages: the stored documents, embedded as they are.
-            results.append([orjson.Fragment(row[-1]) for row in rows])
+            body = [column[0] for column in cursor.description].index("body")
+            results.append([orjson.Fragment(row[body]) for row in rows])
         else:
             results.append([list(row) for row in rows])
     return Response(orjson.dumps(results), mimetype="application/json")

@@ -84,13 +84,21 @@ def main() -> int:
         }
 
         http = {}
+        pages = [name for name in cases if not name.startswith("stats")]
         with server(gunicorn("api:create_app()", 8801), env) as salvo:
+            salvo_pages = {name: fetch(8801, salvo_paths(cases)[name]) for name in pages}
             http["salvo"] = load_cases(8801, salvo_paths(cases), args.seconds)
             workers_rss = [rss_mb(pid) for pid in children(salvo.pid)]
         with server(gunicorn("bench.floor:app", 8802), env):
+            floor_pages = {name: fetch(8802, f"/case/{name}") for name in pages}
             http["floor"] = load_cases(
                 8802, {name: f"/case/{name}" for name in cases}, args.seconds
             )
+        for name in pages:
+            # The floor answers the page query's rows (limit + 1) as a bare array.
+            served = orjson.loads(salvo_pages[name])["data"]
+            (rows,) = orjson.loads(floor_pages[name])
+            assert served and rows[: len(served)] == served, f"{name}: the floor serves other data"
         if args.datasette.exists():
             command = [
                 str(args.datasette),
@@ -305,6 +313,12 @@ class server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def fetch(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
+        assert response.status == 200, (path, response.status)
+        return response.read()
 
 
 def load_cases(port: int, paths: dict[str, str], seconds: int) -> dict[str, dict[str, float]]:
