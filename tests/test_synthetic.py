@@ -35,6 +35,26 @@ def test_another_seed_gives_other_events(tmp_path: Path) -> None:
     assert a != b
 
 
+def test_a_bulk_load_leaves_the_database_in_wal_mode(tmp_path: Path) -> None:
+    # The load runs with a rollback journal when it can; readers need the WAL back.
+    path = tmp_path / "bulk.db"
+    seed(path, "--workers", "1")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_bulk_load_beside_an_open_reader_keeps_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "served.db"
+    seed(path, "--workers", "1")
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert reader.execute("SELECT count(*) FROM events").fetchone() == (2500,)
+    seed_main(["--db", str(path), *ARGS[:4], "8", *ARGS[5:], "--workers", "1"])
+    # The reader was never locked out, and sees the second load once it commits.
+    assert reader.execute("SELECT count(*) FROM events").fetchone() == (5000,)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_every_generated_event_is_valid_and_in_range(tmp_path: Path) -> None:
     path = tmp_path / "valid.db"
     seed(path, "--workers", "2")
