@@ -86,7 +86,7 @@ def loaded(load: Any, data: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(data=st.data())
 def test_loading_the_given_parameters_is_loading_the_schema(data: st.DataObject) -> None:
     schema = data.draw(st.sampled_from(SCHEMAS))
