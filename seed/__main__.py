@@ -127,7 +127,7 @@ def _write(path: str, write: Callable[[Database], int], bulk: bool = False) -> i
         return None
     finally:
         if bulk:
-            db.enable_wal()
+            _restore_wal(db, path)
         db.close()
 
 
@@ -143,6 +143,21 @@ def _leave_wal_if_alone(db: Database) -> None:
         pass  # "database is locked": someone is reading
     finally:
         db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+def _restore_wal(db: Database, path: str) -> None:
+    """Back to the WAL, which readers need beside a writer. (A no-op if the load kept
+    it.) It fails only if a server opened the file during the load."""
+    try:
+        db.enable_wal()
+    except sqlite3.OperationalError as error:
+        restore = f"import sqlite3; sqlite3.connect({path!r}).execute('PRAGMA journal_mode=WAL')"
+        print(
+            f"seed: the events are written, but {path} is left with a rollback journal "
+            f"({error}), where writers block readers; stop the servers reading it and "
+            f'run: python -c "{restore}"',
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
