@@ -37,14 +37,13 @@ def query_args(schema: QuerySchema) -> dict[str, Any]:
             repeated[name] = ["Given more than once; this parameter takes one value."]
         else:
             data[name] = values[0]
-    if not repeated:
-        try:
-            return load_given(schema, data)
-        except ValidationError:
-            pass  # marshmallow's own load names every error
+    if repeated:
+        raise invalid_parameters(_refused(repeated, "query", schema))
     try:
-        if repeated:
-            raise ValidationError(repeated)
+        return load_given(schema, data)
+    except ValidationError:
+        pass  # marshmallow's own load names every error
+    try:
         return schema.load(data)
     except ValidationError as error:
         raise invalid_parameters(_refused(error.normalized_messages(), "query", schema)) from None

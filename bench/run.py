@@ -85,9 +85,10 @@ def main() -> int:
 
         http = {}
         pages = [name for name in cases if not name.startswith("stats")]
+        paths = salvo_paths(cases)
         with server(gunicorn("api:create_app()", 8801), env) as salvo:
-            salvo_pages = {name: fetch(8801, salvo_paths(cases)[name]) for name in pages}
-            http["salvo"] = load_cases(8801, salvo_paths(cases), args.seconds)
+            salvo_pages = {name: fetch(8801, paths[name]) for name in pages}
+            http["salvo"] = load_cases(8801, paths, args.seconds)
             workers_rss = [rss_mb(pid) for pid in children(salvo.pid)]
         with server(gunicorn("bench.floor:app", 8802), env):
             floor_pages = {name: fetch(8802, f"/case/{name}") for name in pages}
