@@ -184,3 +184,14 @@ def test_links_percent_encode_what_the_client_left_raw(client: FlaskClient) -> N
     assert response.get_json()["links"]["self"].endswith(
         "?location=Vovchansk&actor=r%C3%A9&limit=1"
     )
+
+
+def test_a_single_valued_parameter_given_twice_is_named(client: FlaskClient) -> None:
+    body = problem(client, "/api/v1/events?limit=5&limit=10&event_type=x&event_type=y", 400)
+    assert body["invalid_params"] == [
+        {
+            "name": "limit",
+            "in": "query",
+            "reason": "Given more than once; this parameter takes one value.",
+        }
+    ]
