@@ -12,6 +12,8 @@ from schemas.query import NoArgs
 from schemas.responses import HealthSchema, VersionListSchema
 
 blp = Blueprint("service", __name__, description="API versions and health.")
+_VERSIONS = VersionListSchema()
+_HEALTH = HealthSchema()
 
 
 @read_operation(blp, "/api", args=NoArgs, response=VersionListSchema)
@@ -27,11 +29,11 @@ def list_versions(args: dict[str, Any]) -> Response:
         }
         for version in API_VERSIONS
     ]
-    return json_response(render({"data": data}, VersionListSchema()))
+    return json_response(render({"data": data}, _VERSIONS))
 
 
 @read_operation(blp, "/healthz", args=NoArgs, response=HealthSchema)
 def health(args: dict[str, Any]) -> Response:
     """Check that the service can read its database"""
     (events,) = get_db().execute("SELECT count(*) FROM events").fetchone()
-    return json_response(render({"status": "ok", "events": events}, HealthSchema()))
+    return json_response(render({"status": "ok", "events": events}, _HEALTH))

@@ -18,6 +18,8 @@ blp = Blueprint(
     description="The event types, their meanings and their place in ACLED's taxonomy.",
 )
 
+_EVENT_TYPES = EventTypeListSchema()
+
 
 @read_operation(blp, "/event-types", args=NoArgs, response=EventTypeListSchema)
 def list_event_types(args: dict[str, Any]) -> Response:
@@ -26,4 +28,4 @@ def list_event_types(args: dict[str, Any]) -> Response:
         {"id": name, "description": kind.description, "acled": ACLED[name]}
         for name, kind in EVENT_TYPES.items()
     ]
-    return json_response(render({"data": data}, EventTypeListSchema()))
+    return json_response(render({"data": data}, _EVENT_TYPES))

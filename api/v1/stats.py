@@ -18,6 +18,8 @@ blp = Blueprint(
     description="Totals of events, munitions and casualties.",
 )
 
+_STATS = StatsSchema()
+
 
 @read_operation(blp, "/stats", args=StatsArgs, response=StatsSchema)
 def event_stats(args: dict[str, Any]) -> Response:
@@ -28,5 +30,5 @@ def event_stats(args: dict[str, Any]) -> Response:
     """
     groups = query.event_stats(get_db(), args)
     return json_response(
-        render({"data": groups, "meta": {"group_by": args.get("group_by")}}, StatsSchema())
+        render({"data": groups, "meta": {"group_by": args.get("group_by")}}, _STATS)
     )
