@@ -7,7 +7,7 @@ from flask import Response, current_app, request
 
 from api import query
 from api.db import connect_read_only, get_db
-from api.openapi import Blueprint, read_operation
+from api.openapi import Blueprint, query_pairs, read_operation
 from api.pagination import page_response
 from api.problems import Problem, invalid_parameters
 from api.render import csv_lines, event_feature, json_response, ndjson_lines
@@ -94,7 +94,9 @@ def _format(args: dict[str, Any]) -> str:
 
 
 def _export(args: dict[str, Any], chosen: str) -> Response:
-    refused = [name for name in ("limit", "cursor") if name in request.args]
+    # `limit` has a default, so whether the client sent it is in the query string.
+    sent = {name for name, _ in query_pairs(request.query_string)}
+    refused = [name for name in ("limit", "cursor") if name in sent]
     if refused:
         raise invalid_parameters(
             [
