@@ -4,7 +4,12 @@
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-WORKERS ?= 2
+# One Granian worker process by default: its in-memory rate-limit counter is then the
+# only one, so "60 per minute" lets exactly 60 through. THREADS Python threads serve
+# requests inside it; Granian's Rust runtime does all network I/O, so slow or idle
+# clients hold no thread. More workers need SALVO_RATE_LIMIT_STORAGE=redis://...
+WORKERS ?= 1
+THREADS ?= 4
 
 .PHONY: run seed test lint openapi bench clean
 
@@ -24,7 +29,8 @@ seed: $(VENV)/.runtime
 	$(BIN)/python -m seed
 
 run: seed
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --access-logfile - 'api:create_app()'
+	@echo "Salvo on http://127.0.0.1:$(PORT)/ (docs: /api/v1/docs). Ctrl-C stops it."
+	$(BIN)/python -m api serve --port $(PORT) --workers $(WORKERS) --threads $(THREADS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -1,18 +1,35 @@
-"""python -m api keys create|list|revoke: manage the API keys partners send as
-`Authorization: Bearer <key>`."""
+"""python -m api serve: run the API under Granian; python -m api keys create|list|revoke:
+manage the API keys partners send as `Authorization: Bearer <key>`."""
 
 import argparse
+import os
+import shlex
 import sys
+from pathlib import Path
 
-from api.config import database_path
+from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES, create_key, revoke_key
 from api.storage import OutdatedLayout, open_for_writing
+
+ACCESS_LOG_FORMAT = (
+    '[%(time)s] %(addr)s "%(method)s %(path)s?%(query_string)s %(protocol)s" '
+    "%(status)d %(dt_ms).1f ms"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--db", help="SQLite file (default: $SALVO_DATABASE, else var/salvo.db)")
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API with Granian (stop with Ctrl-C)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1; see README)"
+    )
+    serve.add_argument(
+        "--threads", type=int, default=4, help="Python threads per worker (default 4)"
+    )
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key and print it (only this once)")
     create.add_argument("--name", required=True, help="who the key is for")
@@ -21,7 +38,47 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id", help="the id shown by `keys list`")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _keys(args)
 
+
+def _serve(args: argparse.Namespace) -> int:
+    """Replace this process with Granian serving api:create_app, so that signals reach
+    Granian directly: on SIGTERM or Ctrl-C it stops accepting connections and lets
+    the requests in flight finish."""
+    if args.workers > 1 and rate_limits_enabled() and rate_limit_storage() == "memory://":
+        print(
+            "api: with more than one worker, each would count rate limits on its own and "
+            "let through up to workers x the limit. Set SALVO_RATE_LIMIT_STORAGE="
+            "redis://host:port (shared counters), or SALVO_RATE_LIMITS=off behind a "
+            "gateway that enforces its own.",
+            file=sys.stderr,
+        )
+        return 2
+    environ = dict(os.environ)
+    if args.db:
+        environ["SALVO_DATABASE"] = args.db
+    command = [
+        str(Path(sys.executable).parent / "granian"),
+        "--interface", "wsgi",
+        "--factory", "api:create_app",
+        "--host", args.host,
+        "--port", str(args.port),
+        "--workers", str(args.workers),
+        "--blocking-threads", str(args.threads),
+        # One line per request, with its query string (after "?", empty if none) and
+        # the time it took, e.g. "GET /api/v1/events?limit=5 HTTP/1.1" 200 1.2 ms.
+        "--access-log",
+        "--access-log-fmt", ACCESS_LOG_FORMAT,
+        # Requests in flight get this long to finish after SIGTERM.
+        "--workers-kill-timeout", "30",
+    ]  # fmt: skip
+    print("api: serving with", shlex.join(command), file=sys.stderr, flush=True)
+    os.execve(command[0], command, environ)
+
+
+def _keys(args: argparse.Namespace) -> int:
     try:
         db = open_for_writing(args.db or database_path())
     except OutdatedLayout as error:

@@ -10,3 +10,13 @@ DEFAULT_DATABASE = PROJECT_ROOT / "var" / "salvo.db"
 def database_path() -> str:
     """The SQLite file: $SALVO_DATABASE, else var/salvo.db in the project."""
     return os.environ.get("SALVO_DATABASE") or str(DEFAULT_DATABASE)
+
+
+def rate_limits_enabled() -> bool:
+    """False when $SALVO_RATE_LIMITS is `off`."""
+    return os.environ.get("SALVO_RATE_LIMITS", "on") != "off"
+
+
+def rate_limit_storage() -> str:
+    """Where rate-limit counters live: $SALVO_RATE_LIMIT_STORAGE, else memory://."""
+    return os.environ.get("SALVO_RATE_LIMIT_STORAGE", "memory://")

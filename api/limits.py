@@ -1,11 +1,25 @@
 """Rate limits (Flask-Limiter): per API key for partners, per client address for
-anonymous callers, counted in memory for one process or in Redis across workers
-and instances. A caller over the limit gets a 429 problem with Retry-After; every
-response carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset."""
+anonymous callers, counted in memory for one process or in Redis across processes
+and instances.
 
-from flask import Flask, current_app, g, request
-from flask_limiter import Limiter
-from flask_limiter.constants import HeaderNames
+Every counted response carries RateLimit-Limit, RateLimit-Remaining and
+RateLimit-Reset; a caller over the limit gets a 429 problem that says who is
+limited, by what, when to retry (also as Retry-After) and that a key raises it.
+Preflights, health probes and the docs' static assets are never counted: a
+browser sends a preflight on its own, and a preflight answered 429 fails the
+real request with an opaque CORS error."""
+
+import math
+import time
+
+import limits
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter, RateLimitExceeded
+
+from api.problems import Problem, problem_response
+
+# Endpoints no caller pays for: probes and the docs' assets.
+EXEMPT_ENDPOINTS = frozenset({"service.health", "docs.asset"})
 
 
 def init_app(app: Flask) -> Limiter:
@@ -16,19 +30,45 @@ def init_app(app: Flask) -> Limiter:
         key_func=_caller,
         # One budget per caller across every endpoint, not one per endpoint.
         application_limits=[_limit_for_caller],
-        application_limits_exempt_when=lambda: request.endpoint == "service.health",
-        headers_enabled=True,
-        header_name_mapping={
-            HeaderNames.LIMIT: "RateLimit-Limit",
-            HeaderNames.REMAINING: "RateLimit-Remaining",
-            HeaderNames.RESET: "RateLimit-Reset",
-            HeaderNames.RETRY_AFTER: "Retry-After",
-        },
-        retry_after="delta-seconds",
+        application_limits_exempt_when=_exempt,
+        # Written by add_limit_headers below: Flask-Limiter's own would put
+        # Retry-After on every response, where it means "come back later".
+        headers_enabled=False,
         key_prefix="salvo",
+        # "60 per minute" holds over any 60 seconds, not per clock minute: a fixed
+        # window lets a caller send 60 at :59 and 60 more at :00.
+        strategy="moving-window",
     )
     limiter.init_app(app)
+
+    def add_limit_headers(response: Response) -> Response:
+        current = limiter.current_limit
+        if current is not None:
+            response.headers["RateLimit-Limit"] = str(current.limit.amount)
+            response.headers["RateLimit-Remaining"] = str(current.remaining)
+            response.headers["RateLimit-Reset"] = str(int(current.reset_at))
+        return response
+
+    def too_many_requests(error: RateLimitExceeded) -> Response:
+        current = limiter.current_limit
+        reset_at = current.reset_at if current is not None else time.time() + 60
+        wait = max(1, math.ceil(reset_at - time.time()))
+        return problem_response(
+            Problem(
+                429,
+                _over_the_limit(error, wait),
+                title="Too many requests",
+                headers={"Retry-After": str(wait)},
+            )
+        )
+
+    app.after_request(add_limit_headers)
+    app.register_error_handler(RateLimitExceeded, too_many_requests)
     return limiter
+
+
+def _exempt() -> bool:
+    return request.method == "OPTIONS" or request.endpoint in EXEMPT_ENDPOINTS
 
 
 def _caller() -> str:
@@ -40,3 +80,27 @@ def _caller() -> str:
 def _limit_for_caller() -> str:
     config = current_app.config
     return config["RATE_LIMIT_KEY"] if g.get("api_key") else config["RATE_LIMIT_ANONYMOUS"]
+
+
+def _over_the_limit(error: RateLimitExceeded, wait: int) -> str:
+    per = _in_words(error.limit.limit)
+    key = g.get("api_key")
+    if key is not None:
+        return (
+            f"The API key {key.id!r} may make {per}, and has used them all. "
+            f"Retry after {wait} s (Retry-After); ask the operator for a higher limit "
+            "if you need one."
+        )
+    per_key = _in_words(limits.parse(current_app.config["RATE_LIMIT_KEY"]))
+    return (
+        f"Callers without an API key may make {per} from one address, and "
+        f"{request.remote_addr} has used them all. Retry after {wait} s (Retry-After), "
+        f"or send an API key (Authorization: Bearer <key>): a key has {per_key} of its own."
+    )
+
+
+def _in_words(limit: limits.RateLimitItem) -> str:
+    """ "60 requests per minute", "5 requests per 10 seconds"."""
+    unit = limit.GRANULARITY.name
+    window = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
+    return f"{limit.amount} requests per {window}"

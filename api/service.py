@@ -1,25 +1,95 @@
-"""Unversioned endpoints: the list of API versions and the health check."""
+"""Unversioned endpoints: the landing page, the list of API versions, each version's
+index, and the health check."""
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, render_template, request
 
 from api.db import get_db
 from api.openapi import Blueprint, read_operation
 from api.problems import API_VERSIONS
 from api.render import json_response, render
 from schemas.query import NoArgs
-from schemas.responses import HealthSchema, VersionListSchema
+from schemas.responses import (
+    HealthSchema,
+    LandingSchema,
+    VersionIndexSchema,
+    VersionListSchema,
+)
 
-blp = Blueprint("service", __name__, description="API versions and health.")
+blp = Blueprint("service", __name__, description="The landing page, API versions and health.")
+_LANDING = LandingSchema()
 _VERSIONS = VersionListSchema()
+_INDEX = VersionIndexSchema()
 _HEALTH = HealthSchema()
+
+CURRENT_VERSION = API_VERSIONS[-1]
+DESCRIPTION = (
+    "Structured conflict events: missiles and drones launched and intercepted, "
+    "casualties with their uncertainty, places with their precision, and the source "
+    "of every figure."
+)
+# The resources of v1, in the order a newcomer meets them.
+V1_RESOURCES = (
+    ("events", "/events", "Conflict events, filtered and paged; also GeoJSON, CSV, NDJSON."),
+    ("changes", "/changes", "Every created, changed and deleted event, to keep a copy in sync."),
+    ("stats", "/stats", "Totals of events, munitions and casualties, optionally grouped."),
+    ("locations", "/locations", "Places, with their event counts."),
+    ("sources", "/sources", "The documents events were coded from."),
+    ("event_types", "/event-types", "The event types and their ACLED mapping."),
+)
+
+
+def _root() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _service_links(root: str, version: str = CURRENT_VERSION) -> dict[str, str]:
+    return {
+        "docs": f"{root}/api/{version}/docs",
+        "versions": f"{root}/api",
+        "openapi": f"{root}/api/{version}/openapi.json",
+        "openapi_yaml": f"{root}/api/{version}/openapi.yaml",
+        "guide": f"{root}/guide",
+    }
+
+
+@read_operation(
+    blp,
+    "/",
+    args=NoArgs,
+    response=LandingSchema,
+    alternatives={"text/html": {"type": "string", "description": "The same, as a page."}},
+)
+def landing(args: dict[str, Any]) -> Response:
+    """What Salvo is, and links to its docs and documents
+
+    A browser (which prefers `text/html`) gets a short page; any other client JSON.
+    """
+    root = _root()
+    links = _service_links(root)
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if best == "text/html":
+        page = render_template(
+            "landing.html", description=DESCRIPTION, links=links, versions=API_VERSIONS
+        )
+        response = Response(page, content_type="text/html; charset=utf-8")
+    else:
+        document = {
+            "name": "Salvo",
+            "description": DESCRIPTION,
+            "current_version": CURRENT_VERSION,
+            "links": links,
+        }
+        response = json_response(render(document, _LANDING))
+    response.vary.add("Accept")
+    return response
 
 
 @read_operation(blp, "/api", args=NoArgs, response=VersionListSchema)
 def list_versions(args: dict[str, Any]) -> Response:
     """List the API versions"""
-    root = request.host_url.rstrip("/")
+    root = _root()
     data = [
         {
             "version": version,
@@ -30,6 +100,22 @@ def list_versions(args: dict[str, Any]) -> Response:
         for version in API_VERSIONS
     ]
     return json_response(render({"data": data}, _VERSIONS))
+
+
+@read_operation(blp, "/api/v1", args=NoArgs, response=VersionIndexSchema)
+def version_index(args: dict[str, Any]) -> Response:
+    """List the resources of version 1"""
+    root = _root()
+    document = {
+        "version": "v1",
+        "status": "current",
+        "resources": [
+            {"name": name, "url": f"{root}/api/v1{path}", "description": description}
+            for name, path, description in V1_RESOURCES
+        ],
+        "links": _service_links(root, "v1"),
+    }
+    return json_response(render(document, _INDEX))
 
 
 @read_operation(blp, "/healthz", args=NoArgs, response=HealthSchema)

@@ -214,6 +214,40 @@ class VersionListSchema(Schema):
     data = fields.List(fields.Nested(VersionSchema), required=True)
 
 
+class ServiceLinksSchema(Schema):
+    docs = fields.String(**_doc("The interactive API documentation (HTML)."), required=True)
+    versions = fields.String(**_doc("The API versions."), required=True)
+    openapi = fields.String(**_doc("The current version's OpenAPI document, JSON."), required=True)
+    openapi_yaml = fields.String(**_doc("The same document as YAML."), required=True)
+    guide = fields.String(
+        **_doc("The README, with the partners' guide (plain text)."), required=True
+    )
+
+
+class LandingSchema(Schema):
+    """What Salvo is and where to go next; a browser asking for HTML gets a page."""
+
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    current_version = fields.String(required=True)
+    links = fields.Nested(ServiceLinksSchema, required=True)
+
+
+class ResourceLinkSchema(Schema):
+    name = fields.String(**_doc("The resource, e.g. `events`."), required=True)
+    url = fields.String(**_doc("Its URL."), required=True)
+    description = fields.String(required=True)
+
+
+class VersionIndexSchema(Schema):
+    """The resources of one API version, and its documents."""
+
+    version = fields.String(required=True)
+    status = fields.String(**_doc("`current`, `deprecated` or `retired`."), required=True)
+    resources = fields.List(fields.Nested(ResourceLinkSchema), required=True)
+    links = fields.Nested(ServiceLinksSchema, required=True)
+
+
 class HealthSchema(Schema):
     status = fields.String(**_doc("`ok` when the database can be read."), required=True)
     events = fields.Integer(**_doc("Events in the database."), required=True)

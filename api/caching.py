@@ -1,0 +1,80 @@
+"""What a response becomes on the wire: validators for successful reads (ETag,
+Cache-Control), a content coding negotiated from Accept-Encoding (zstd, br or gzip,
+by flask-compress), then the answer to If-None-Match. One hook does the three in
+that order, so that every ETag names the bytes it is sent with (RFC 9110: a strong
+validator differs per content coding) and a 304 is decided on that ETag."""
+
+import hashlib
+from collections.abc import Callable
+
+from flask import Flask, Response, request
+from flask_compress import Compress
+
+# Media types worth compressing: Salvo's own and the docs' assets.
+COMPRESSIBLE = [
+    "application/json",
+    "application/geo+json",
+    "application/problem+json",
+    "application/x-ndjson",
+    "application/yaml",
+    "text/csv",
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+]
+COMPRESSION = {
+    # In order of preference when a client accepts several equally (browsers send
+    # "gzip, deflate, br, zstd"): zstd is the cheapest per byte saved.
+    "COMPRESS_ALGORITHM": ["zstd", "br", "gzip"],
+    "COMPRESS_ALGORITHM_STREAMING": ["zstd", "br", "gzip"],
+    # Fast levels: on a 128 KB page zstd 3 costs ~0.06 ms (to 6.7 KB), brotli 4
+    # ~0.3 ms (6.0 KB), gzip 1 ~0.2 ms (9.0 KB); gzip 6 would cost 0.56 ms for 6.2 KB.
+    "COMPRESS_ZSTD_LEVEL": 3,
+    "COMPRESS_BR_LEVEL": 4,
+    "COMPRESS_LEVEL": 1,
+    # Below about a packet, compression saves no round trip and costs CPU.
+    "COMPRESS_MIN_SIZE": 1024,
+    "COMPRESS_MIMETYPES": COMPRESSIBLE,
+    # Called from finish_response below, after the ETag exists and before the
+    # conditional check, rather than as a hook of its own.
+    "COMPRESS_REGISTER": False,
+    "COMPRESS_EVALUATE_CONDITIONAL_REQUEST": False,
+}
+
+
+def init_app(app: Flask) -> None:
+    """Add the validators, compression and conditional requests to every response."""
+    for name, value in COMPRESSION.items():
+        app.config.setdefault(name, value)
+    compress = Compress(app)
+    app.after_request(_finish_response(compress, app.config["CACHE_MAX_AGE"]))
+
+
+def _finish_response(compress: Compress, max_age: int) -> Callable[[Response], Response]:
+    cache_control = f"public, max-age={max_age}"
+
+    def finish_response(response: Response) -> Response:
+        cacheable = (
+            response.status_code == 200
+            and request.method in ("GET", "HEAD")
+            and not response.is_streamed
+        )
+        if cacheable:
+            # One pass over the names: werkzeug's `name in headers` raises and catches
+            # an exception for every header that is absent.
+            present = {name.lower() for name, _ in response.headers}
+            if "cache-control" not in present:
+                response.headers["Cache-Control"] = cache_control
+            if "etag" not in present:
+                digest = hashlib.sha1(response.get_data(), usedforsecurity=False)
+                response.set_etag(digest.hexdigest())
+        # Adds Vary: Accept-Encoding, and ":zstd" (etc.) to a strong ETag it encodes.
+        response = compress.after_request(response)
+        # Only a revalidation pays for werkzeug's conditional handling; measured,
+        # calling it on every read cost a fifth of a page's serving time.
+        if cacheable and "HTTP_IF_NONE_MATCH" in request.environ:
+            response.make_conditional(request)
+        return response
+
+    return finish_response
