@@ -23,6 +23,7 @@ TABLES = (
     "event_actors",
     "munitions",
     "reporters",
+    "curated_loads",
 )
 
 
@@ -61,7 +62,10 @@ def test_seed_command_runs_as_documented(tmp_path: Path) -> None:
         [sys.executable, "-m", "seed", "--db", str(db)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "17 events" in result.stdout
+    assert result.stdout == (
+        f"seed: 17 curated events from {DATA_DIR} into {db}: 17 new, 0 updated, 0 unchanged, "
+        "0 kept as edited through the API, 0 kept deleted through the API\n"
+    )
     assert len(snapshot(db)["events"]) == 17
 
 
