@@ -2,6 +2,8 @@
 
 Both validate every record through the event schema and write in one transaction:
 a bad record or a failed write leaves the database exactly as it was.
+Re-seeding keeps what partners deleted or edited through the API (the rule is
+api.storage.write_curated's).
 """
 
 import argparse

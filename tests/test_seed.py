@@ -388,6 +388,26 @@ def test_a_database_seeded_before_curated_loads_keeps_api_edits(
     assert notes(partner, KHARKIV) == "Revised by the curators."
 
 
+def test_an_event_a_partner_created_before_the_curators_stays_the_partners(
+    partner: Partner, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event, _ = partner.event(KHARKIV)
+    added = {**event, "id": "ua-2024-05-31-added", "notes": "Posted by a partner."}
+    assert partner.post(added).status_code == 201
+
+    edit_first_file(
+        data_dir,
+        lambda d: d["events"].append(
+            {**d["events"][0], "id": "ua-2024-05-31-added", "notes": "Coded by the curators."}
+        ),
+    )
+    assert seed_and_say(capsys, partner.path, data_dir, events=18) == (
+        "0 new, 0 updated, 17 unchanged, "
+        "1 kept as edited through the API, 0 kept deleted through the API"
+    )
+    assert notes(partner, "ua-2024-05-31-added") == "Posted by a partner."
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--data", "DATA"], ["curated", "--data", "DATA"], ["--data", "DATA", "curated"]],
