@@ -208,6 +208,15 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"seq", "deleted_at", "body"},
         if_not_exists=True,
     )
+    # Per curated event id, the SHA-1 of the curated record the last seed read (see
+    # write_curated): a record whose digest moved was edited by the curators, whose
+    # version then replaces an edit made through the API.
+    db["curated_loads"].create(
+        {"event_id": str, "record_digest": bytes},
+        pk="event_id",
+        not_null={"record_digest"},
+        if_not_exists=True,
+    )
     # Full-text search over the notes and the place name; rowid is events.row_id.
     db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(notes, place)")
     # Places as points in an R*Tree for bbox and near; id is locations.row_id.
@@ -435,6 +444,104 @@ def write_events(
     while batch := list(islice(iterator, BATCH_SIZE)):
         count += insert_rows(db, event_rows(batch, changed_at))
     return count
+
+
+@dataclass
+class CuratedLoad:
+    """How many curated events write_curated inserted, updated, found unchanged, and
+    kept as partners left them."""
+
+    new: int
+    updated: int
+    unchanged: int
+    kept_edited: int
+    kept_deleted: int
+
+
+def record_digest(event: dict[str, Any]) -> bytes:
+    """The SHA-1 of a validated record (as EventSchema.load returns it), with keys in
+    a fixed order: the same record gives the same digest in every run."""
+    return hashlib.sha1(
+        orjson.dumps(event, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
+    ).digest()
+
+
+def write_curated(
+    db: sqlite_utils.Database,
+    events: list[dict[str, Any]],
+    changed_at: datetime.datetime | None = None,
+    restore: Iterable[str] = (),
+) -> CuratedLoad:
+    """Load the curated events without undoing partners' writes:
+
+    - an event deleted through the API stays deleted, unless its id is in `restore`;
+    - an event whose stored version is an API write (the audit log's last document
+      for it) stays as the partner left it, unless its curated record changed since
+      the last seed: then the curated version replaces it;
+    - every other event is written as write_events writes it (a new one is inserted,
+      an unchanged one left as it is).
+
+    With no curated record remembered for an event (a database seeded before
+    curated_loads existed, or an id a partner created first), the record counts as
+    unchanged: an API write stays. Every record's digest is remembered for the next
+    seed. The caller owns the transaction."""
+    conn = db.conn
+    digests = {event["id"]: record_digest(event) for event in events}
+    # json_each takes the ids as one parameter, however many there are.
+    ids = orjson.dumps(list(digests)).decode()
+    remembered = dict(
+        conn.execute(
+            "SELECT event_id, record_digest FROM curated_loads "
+            "WHERE event_id IN (SELECT value FROM json_each(?))",
+            [ids],
+        )
+    )
+    deleted = {
+        event_id
+        for (event_id,) in conn.execute(
+            "SELECT id FROM event_tombstones WHERE id IN (SELECT value FROM json_each(?))", [ids]
+        )
+    } - set(restore)
+    stored = dict(
+        conn.execute(
+            "SELECT e.id, d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id "
+            "WHERE e.id IN (SELECT value FROM json_each(?))",
+            [ids],
+        )
+    )
+    # The stored document is an API write when it is the document the event's last
+    # audited write left; a later seed write would have replaced it. (SQLite takes
+    # the bare column `after` from the row of max(seq).)
+    edited = {
+        event_id
+        for event_id, after, _ in conn.execute(
+            "SELECT event_id, after, max(seq) FROM audit_log "
+            "WHERE event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
+            [ids],
+        )
+        if after is not None and stored.get(event_id) == after
+    }
+    kept_deleted = {event_id for event_id in digests if event_id in deleted}
+    kept_edited = {
+        event_id
+        for event_id in edited
+        if remembered.get(event_id, digests[event_id]) == digests[event_id]
+    }
+    loaded = [event for event in events if event["id"] not in kept_deleted | kept_edited]
+    new = sum(1 for event in loaded if event["id"] not in stored)
+    changed = write_events(db, loaded, changed_at)
+    conn.executemany(
+        "INSERT INTO curated_loads (event_id, record_digest) VALUES (?, ?) "
+        "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
+        digests.items(),
+    )
+    return CuratedLoad(
+        new=new,
+        updated=changed - new,
+        unchanged=len(loaded) - changed,
+        kept_edited=len(kept_edited),
+        kept_deleted=len(kept_deleted),
+    )
 
 
 def next_seq(conn: sqlite3.Connection) -> int:

@@ -2,6 +2,8 @@
 
 Both validate every record through the event schema and write in one transaction:
 a bad record or a failed write leaves the database exactly as it was.
+Re-seeding keeps what partners deleted or edited through the API (the rule is
+api.storage.write_curated's).
 """
 
 import argparse
@@ -13,13 +15,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.storage import OutdatedLayout, open_for_writing, write_events
+from api.storage import CuratedLoad, OutdatedLayout, open_for_writing, write_curated
 from seed import synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
+
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--db", help="SQLite file to write (default: $SALVO_DATABASE, else var/salvo.db)"
     )
-    commands = parser.add_subparsers(dest="command")
-    curated = commands.add_parser("curated", help="the curated events (the default)")
-    curated.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--data", type=Path, default=DATA_DIR, help="folder of curated *.yaml files"
+    )
+    # `python -m seed` alone is the curated load, with nothing to restore.
+    parser.set_defaults(restore=[])
+    commands = parser.add_subparsers(dest="command")
+    curated = commands.add_parser("curated", help="the curated events (the default)")
+    # Also accepted after the command; SUPPRESS keeps a value given before it.
+    curated.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    curated.add_argument("--data", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    curated.add_argument(
+        "--restore",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="load this curated event again although it was deleted through the API "
+        "(repeatable); the seed otherwise keeps such events deleted",
     )
     generated = commands.add_parser("synthetic", help="deterministic synthetic events at scale")
     generated.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -53,21 +70,36 @@ def main(argv: list[str] | None = None) -> int:
     path = args.db or database_path()
     if args.command == "synthetic":
         return _load_synthetic(path, args)
-    return _load_curated(path, args.data)
+    return _load_curated(path, args.data, args.restore)
 
 
-def _load_curated(path: str, data: Path) -> int:
+def _load_curated(path: str, data: Path, restore: list[str]) -> int:
     try:
         # Everything is validated before the database is opened.
         events = load_events(data)
     except InvalidRecord as error:
         print(f"seed: invalid record, nothing written: {error}", file=sys.stderr)
         return 1
-    count = _write(path, lambda db: write_events(db, events))
-    if count is None:
+    unknown = sorted(set(restore) - {event["id"] for event in events})
+    if unknown:
+        print(
+            f"seed: --restore names no curated event: {', '.join(unknown)}; nothing written",
+            file=sys.stderr,
+        )
+        return 2
+    load = _write(path, lambda db: write_curated(db, events, restore=restore))
+    if load is None:
         return 1
-    print(f"seed: {count} events from {data} loaded into {path}")
+    print(f"seed: {len(events)} curated events from {data} into {path}: {_summary(load)}")
     return 0
+
+
+def _summary(load: CuratedLoad) -> str:
+    return (
+        f"{load.new} new, {load.updated} updated, {load.unchanged} unchanged, "
+        f"{load.kept_edited} kept as edited through the API, "
+        f"{load.kept_deleted} kept deleted through the API"
+    )
 
 
 def _load_synthetic(path: str, args: argparse.Namespace) -> int:
@@ -100,7 +132,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(path: str, write: Callable[[Database], int], bulk: bool = False) -> int | None:
+def _write(path: str, write: Callable[[Database], T], bulk: bool = False) -> T | None:
     """Run write(db) in one transaction; None (after saying why) if it failed.
 
     A `bulk` write runs with a rollback journal rather than the WAL when no other
@@ -117,11 +149,11 @@ def _write(path: str, write: Callable[[Database], int], bulk: bool = False) -> i
         if bulk:
             _leave_wal_if_alone(db)
         with db.atomic():
-            count = write(db)
+            result = write(db)
             # Table statistics let the query planner choose between walking the
             # sort index and collecting a filter's matches (see api/query.py).
             db.execute("ANALYZE")
-        return count
+        return result
     except sqlite3.DatabaseError as error:
         print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
         return None

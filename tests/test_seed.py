@@ -1,4 +1,5 @@
-"""The seed command: validation before writing, one transaction, idempotence."""
+"""The seed command: validation before writing, one transaction, idempotence, and
+re-seeding without undoing partners' writes."""
 
 import shutil
 import sqlite3
@@ -13,6 +14,7 @@ import yaml
 
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR
+from tests.test_writes import KHARKIV, Partner
 
 TABLES = (
     "sources",
@@ -23,6 +25,7 @@ TABLES = (
     "event_actors",
     "munitions",
     "reporters",
+    "curated_loads",
 )
 
 
@@ -61,7 +64,10 @@ def test_seed_command_runs_as_documented(tmp_path: Path) -> None:
         [sys.executable, "-m", "seed", "--db", str(db)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "17 events" in result.stdout
+    assert result.stdout == (
+        f"seed: 17 curated events from {DATA_DIR} into {db}: 17 new, 0 updated, 0 unchanged, "
+        "0 kept as edited through the API, 0 kept deleted through the API\n"
+    )
     assert len(snapshot(db)["events"]) == 17
 
 
@@ -235,3 +241,203 @@ def test_a_database_of_another_layout_is_refused_untouched(
     assert seed_main(["--db", str(db)]) == 1
     assert "was made by another version of Salvo (events differ)" in capsys.readouterr().err
     assert sqlite3.connect(db).execute("SELECT * FROM events").fetchall() == [("kept", "{}")]
+
+
+# Re-seeding a database partners write to (`make run` seeds on every start).
+
+FRANCE = "ua-2024-05-30-france-plans-training-mission"
+NOTHING_KEPT = "0 kept as edited through the API, 0 kept deleted through the API"
+
+
+def seed_and_say(
+    capsys: pytest.CaptureFixture[str], db: Path, data_dir: Path, *argv: str, events: int = 17
+) -> str:
+    """Seed db from data_dir and return the seed's account of what it did."""
+    assert seed_main(["--db", str(db), "--data", str(data_dir), *argv]) == 0
+    out = capsys.readouterr().out
+    prefix = f"seed: {events} curated events from {data_dir} into {db}: "
+    assert out.startswith(prefix) and out.endswith("\n"), out
+    return out.removeprefix(prefix).removesuffix("\n")
+
+
+@pytest.fixture
+def partner(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> Partner:
+    """A partner with a write key on a database seeded from data_dir."""
+    db = tmp_path / "reseed.db"
+    assert seed_and_say(capsys, db, data_dir) == f"17 new, 0 updated, 0 unchanged, {NOTHING_KEPT}"
+    return Partner(db)
+
+
+def changes_after(partner: Partner, since: str | None) -> tuple[list[tuple[str, str]], str]:
+    """The (change, event id) pairs after the since token, and the token after them."""
+    query = "" if since is None else f"&since={since}"
+    page = partner.client.get(f"/api/v1/changes?limit=1000{query}").get_json()
+    return [(c["change"], c["event_id"]) for c in page["data"]], page["meta"]["since"]
+
+
+def revise_notes(data_dir: Path, *event_ids: str) -> None:
+    """The curators rewrite these events' notes."""
+    edit_first_file(
+        data_dir,
+        lambda d: [
+            e.update(notes="Revised by the curators.") for e in d["events"] if e["id"] in event_ids
+        ],
+    )
+
+
+def notes(partner: Partner, event_id: str) -> str:
+    return partner.client.get(f"/api/v1/events/{event_id}").get_json()["notes"]
+
+
+def test_an_event_deleted_through_the_api_stays_deleted(
+    partner: Partner, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, etag = partner.event(KHARKIV)
+    deleted = partner.client.delete(
+        f"/api/v1/events/{KHARKIV}", headers=partner.headers(**{"If-Match": etag})
+    )
+    assert deleted.status_code == 204
+    _, since = changes_after(partner, None)
+
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        "0 new, 0 updated, 16 unchanged, "
+        "0 kept as edited through the API, 1 kept deleted through the API"
+    )
+    assert partner.client.get(f"/api/v1/events/{KHARKIV}").status_code == 410
+    assert changes_after(partner, since) == ([], since)
+
+    # Not even a revised curated record brings it back...
+    revise_notes(data_dir, KHARKIV)
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        "0 new, 0 updated, 16 unchanged, "
+        "0 kept as edited through the API, 1 kept deleted through the API"
+    )
+    assert partner.client.get(f"/api/v1/events/{KHARKIV}").status_code == 410
+    assert changes_after(partner, since) == ([], since)
+
+    # ...only the operator's --restore, which mirrors see as a new event.
+    assert seed_and_say(capsys, partner.path, data_dir, "curated", "--restore", KHARKIV) == (
+        f"1 new, 0 updated, 16 unchanged, {NOTHING_KEPT}"
+    )
+    assert notes(partner, KHARKIV) == "Revised by the curators."
+    assert changes_after(partner, since)[0] == [("created", KHARKIV)]
+
+
+def test_an_api_edit_stays_until_its_curated_record_changes(
+    partner: Partner, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, etag = partner.event(KHARKIV)
+    patched = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={"notes": "Edited by a partner."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert patched.status_code == 200
+    _, since = changes_after(partner, None)
+
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        "0 new, 0 updated, 16 unchanged, "
+        "1 kept as edited through the API, 0 kept deleted through the API"
+    )
+    assert notes(partner, KHARKIV) == "Edited by a partner."
+    assert changes_after(partner, since) == ([], since)
+
+    # The curators revise it and an event no one edited: both curated versions win,
+    # each once in /changes.
+    revise_notes(data_dir, KHARKIV, FRANCE)
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        f"0 new, 2 updated, 15 unchanged, {NOTHING_KEPT}"
+    )
+    assert notes(partner, KHARKIV) == "Revised by the curators."
+    assert notes(partner, FRANCE) == "Revised by the curators."
+    changes, since = changes_after(partner, since)
+    assert changes == [("updated", KHARKIV), ("updated", FRANCE)]
+
+    # The curated version is the seed's again: re-seeding it changes nothing.
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        f"0 new, 0 updated, 17 unchanged, {NOTHING_KEPT}"
+    )
+    assert changes_after(partner, since) == ([], since)
+
+
+def test_a_database_seeded_before_curated_loads_keeps_api_edits(
+    partner: Partner, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, etag = partner.event(KHARKIV)
+    patched = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={"notes": "Edited by a partner."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert patched.status_code == 200
+    # An older seed left no record of what it loaded.
+    conn = sqlite3.connect(partner.path)
+    conn.execute("DROP TABLE curated_loads")
+    conn.close()
+
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        "0 new, 0 updated, 16 unchanged, "
+        "1 kept as edited through the API, 0 kept deleted through the API"
+    )
+    assert notes(partner, KHARKIV) == "Edited by a partner."
+    # That seed remembered the records, so a later curated revision still wins.
+    revise_notes(data_dir, KHARKIV)
+    assert seed_and_say(capsys, partner.path, data_dir) == (
+        f"0 new, 1 updated, 16 unchanged, {NOTHING_KEPT}"
+    )
+    assert notes(partner, KHARKIV) == "Revised by the curators."
+
+
+def test_an_event_a_partner_created_before_the_curators_stays_the_partners(
+    partner: Partner, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event, _ = partner.event(KHARKIV)
+    added = {**event, "id": "ua-2024-05-31-added", "notes": "Posted by a partner."}
+    assert partner.post(added).status_code == 201
+
+    edit_first_file(
+        data_dir,
+        lambda d: d["events"].append(
+            {**d["events"][0], "id": "ua-2024-05-31-added", "notes": "Coded by the curators."}
+        ),
+    )
+    assert seed_and_say(capsys, partner.path, data_dir, events=18) == (
+        "0 new, 0 updated, 17 unchanged, "
+        "1 kept as edited through the API, 0 kept deleted through the API"
+    )
+    assert notes(partner, "ua-2024-05-31-added") == "Posted by a partner."
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--data", "DATA"], ["curated", "--data", "DATA"], ["--data", "DATA", "curated"]],
+    ids=["before", "after-curated", "before-curated"],
+)
+def test_data_is_accepted_before_and_after_curated(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    db = tmp_path / "data.db"
+    assert seed_main(["--db", str(db)]) == 0
+
+    def add_event(document: dict) -> None:
+        document["events"].append({**document["events"][0], "id": "ua-2024-05-31-added"})
+
+    edit_first_file(data_dir, add_event)
+    capsys.readouterr()
+    assert seed_main(["--db", str(db), *(str(data_dir) if a == "DATA" else a for a in argv)]) == 0
+    assert capsys.readouterr().out == (
+        f"seed: 18 curated events from {data_dir} into {db}: "
+        f"1 new, 0 updated, 17 unchanged, {NOTHING_KEPT}\n"
+    )
+    assert len(snapshot(db)["events"]) == 18
+
+
+def test_restoring_an_id_the_data_lacks_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "restore.db"
+    assert seed_main(["--db", str(db), "curated", "--restore", "ua-no-such-event"]) == 2
+    assert capsys.readouterr().err == (
+        "seed: --restore names no curated event: ua-no-such-event; nothing written\n"
+    )
+    assert not db.exists()
