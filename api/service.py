@@ -16,7 +16,7 @@ _VERSIONS = VersionListSchema()
 _HEALTH = HealthSchema()
 
 
-@read_operation(blp, "/api", args=NoArgs, response=VersionListSchema)
+@read_operation(blp, "/api", operation_id="listVersions", args=NoArgs, response=VersionListSchema)
 def list_versions(args: dict[str, Any]) -> Response:
     """List the API versions"""
     root = request.host_url.rstrip("/")
@@ -32,7 +32,7 @@ def list_versions(args: dict[str, Any]) -> Response:
     return json_response(render({"data": data}, _VERSIONS))
 
 
-@read_operation(blp, "/healthz", args=NoArgs, response=HealthSchema)
+@read_operation(blp, "/healthz", operation_id="health", args=NoArgs, response=HealthSchema)
 def health(args: dict[str, Any]) -> Response:
     """Check that the service can read its database"""
     (events,) = get_db().execute("SELECT count(*) FROM events").fetchone()
