@@ -147,23 +147,27 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 # The spec-level parts of the contract, for generated clients and linters (Redocly's
-# recommended rules want both). The server is absolute because generators that read
-# `servers` (openapi-generator, Orval) take its URL as the client's default base URL
-# and cannot resolve a relative one without knowing where the spec was fetched from;
-# openapi-python-client and openapi-typescript ask for the base URL anyway.
+# recommended rules want all three).
+# The server is absolute because generators that read `servers` (openapi-generator,
+# Orval) take its URL as the client's default base URL and cannot resolve a relative
+# one without knowing where the spec was fetched from; openapi-python-client and
+# openapi-typescript ask for the base URL anyway.
+# Reads are open to everyone and a key only raises the caller's rate limit: the empty
+# requirement says "no credentials". It is the spec's default rather than each read's
+# own, because openapi-python-client 0.29 makes any operation with a `security` of
+# its own demand an AuthenticatedClient, `{}` or not (its issue #1372); writes
+# override it with WRITE_SECURITY.
 _CONTRACT: dict[str, Any] = {
     "info": {"license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}},
     "servers": [{"url": "http://127.0.0.1:8000", "description": "`make run` on this machine."}],
+    "security": [{}, {"bearer": []}],
 }
-# Reads are open to everyone; a key only raises the caller's rate limit. The empty
-# requirement is what says "no credentials" in OpenAPI 3.0.
-READ_SECURITY = [{}, {"bearer": []}]
 WRITE_SECURITY = [{"bearer": []}]
 
 
 class Api(flask_smorest.Api):
     """Documents every error response as RFC 9457 application/problem+json, and adds
-    the contract's license and servers to the spec."""
+    the contract's license, servers and default security to the spec."""
 
     ERROR_SCHEMA = ProblemSchema
 
@@ -267,9 +271,7 @@ def read_operation(
                 media_type: {"schema": schema} for media_type, schema in alternatives.items()
             }
             responses[200] = {"content": content}
-        documented = blp.doc(operationId=operation_id, security=READ_SECURITY, responses=responses)(
-            view
-        )
+        documented = blp.doc(operationId=operation_id, responses=responses)(view)
         for status in problems:
             documented = blp.alt_response(status, response=http.HTTPStatus(status).name)(documented)
         headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
