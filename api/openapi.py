@@ -5,8 +5,10 @@ import http
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+import click
 import flask
 import flask_smorest
+from flask.cli import with_appcontext
 from marshmallow import Schema, ValidationError, fields, missing
 from webargs.flaskparser import FlaskParser
 
@@ -144,10 +146,53 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = BodyParser()
 
 
+# The spec-level parts of the contract, for generated clients and linters (Redocly's
+# recommended rules want all three).
+# The first server is relative: the interactive docs ("Try it out") then call the
+# server that served them, on whatever host and port. The second is absolute for
+# generators that take `servers` as the client's default base URL (openapi-generator,
+# Orval) and cannot resolve a relative one; openapi-python-client and
+# openapi-typescript ask for the base URL anyway.
+# Reads are open to everyone and a key only raises the caller's rate limit: the empty
+# requirement says "no credentials". It is the spec's default rather than each read's
+# own, because openapi-python-client 0.29 makes any operation with a `security` of
+# its own demand an AuthenticatedClient, `{}` or not (its issue #1372); writes
+# override it with WRITE_SECURITY.
+_CONTRACT: dict[str, Any] = {
+    "info": {"license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}},
+    "servers": [
+        {"url": "/", "description": "The server this document was fetched from."},
+        {"url": "http://127.0.0.1:8000", "description": "`make run` on this machine."},
+    ],
+    "security": [{}, {"bearer": []}],
+}
+WRITE_SECURITY = [{"bearer": []}]
+
+
 class Api(flask_smorest.Api):
-    """Documents every error response as RFC 9457 application/problem+json."""
+    """Documents every error response as RFC 9457 application/problem+json, and adds
+    the contract's license, servers and default security to the spec."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(
+        self, app: flask.Flask | None = None, *, spec_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        given = spec_kwargs or {}
+        spec_kwargs = {
+            **_CONTRACT,
+            **given,
+            "info": {**_CONTRACT["info"], **given.get("info", {})},
+        }
+        super().__init__(app, spec_kwargs=spec_kwargs)
+
+    def init_app(self, app: flask.Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        app.cli.add_command(write_contract)
+
+    def _register_pagination_header(self) -> None:
+        """Nothing: Salvo pages with links.next and a Link header, not flask-smorest's
+        X-Pagination header, whose schema would sit unused in the spec."""
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
@@ -163,6 +208,19 @@ class Api(flask_smorest.Api):
             },
             lazy=True,
         )
+
+
+@click.command("contract")
+@click.argument("output", type=click.File("w"))
+@with_appcontext
+def write_contract(output: Any) -> None:
+    """Write the OpenAPI contract to OUTPUT as YAML, keys in the spec's own order.
+
+    Not `flask openapi write --format=yaml`: it sorts the keys, which puts
+    application/geo+json before application/json, and generated clients take the
+    first media type of a response as the one to parse."""
+    api = flask.current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    output.write(api.spec.to_yaml())
 
 
 _CACHE_HEADERS = {
@@ -187,6 +245,7 @@ def read_operation(
     blp: Blueprint,
     rule: str,
     *,
+    operation_id: str,
     args: type[QuerySchema],
     response: type[Schema],
     paged: bool = False,
@@ -196,8 +255,11 @@ def read_operation(
     """Route a GET operation with its query schema and every response it can give:
     200 (with ETag, and Link when paged), 304 on If-None-Match, 400 for bad
     parameters, the error statuses in `problems` (404 where it looks up one
-    resource), and problem details otherwise.
-    `alternatives` maps further media types of the 200 response to their schemas."""
+    resource), and problem details otherwise. `operation_id` names the operation for
+    generated clients (their method names), so it must not change once published.
+    `alternatives` maps further media types of the 200 response to their schemas;
+    flask-smorest puts them after `response`'s application/json, which generated
+    clients therefore take as the default."""
 
     def decorate(view: Any) -> Any:
         # flask-smorest's decorators document the operation; at request time each
@@ -213,7 +275,7 @@ def read_operation(
                 media_type: {"schema": schema} for media_type, schema in alternatives.items()
             }
             responses[200] = {"content": content}
-        documented = blp.doc(responses=responses)(view)
+        documented = blp.doc(operationId=operation_id, responses=responses)(view)
         for status in problems:
             documented = blp.alt_response(status, response=http.HTTPStatus(status).name)(documented)
         headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}

@@ -57,6 +57,7 @@ def _service_links(root: str, version: str = CURRENT_VERSION) -> dict[str, str]:
 @read_operation(
     blp,
     "/",
+    operation_id="getLanding",
     args=NoArgs,
     response=LandingSchema,
     alternatives={"text/html": {"type": "string", "description": "The same, as a page."}},
@@ -86,7 +87,7 @@ def landing(args: dict[str, Any]) -> Response:
     return response
 
 
-@read_operation(blp, "/api", args=NoArgs, response=VersionListSchema)
+@read_operation(blp, "/api", operation_id="listVersions", args=NoArgs, response=VersionListSchema)
 def list_versions(args: dict[str, Any]) -> Response:
     """List the API versions"""
     root = _root()
@@ -102,7 +103,9 @@ def list_versions(args: dict[str, Any]) -> Response:
     return json_response(render({"data": data}, _VERSIONS))
 
 
-@read_operation(blp, "/api/v1", args=NoArgs, response=VersionIndexSchema)
+@read_operation(
+    blp, "/api/v1", operation_id="getVersionIndex", args=NoArgs, response=VersionIndexSchema
+)
 def version_index(args: dict[str, Any]) -> Response:
     """List the resources of version 1"""
     root = _root()
@@ -118,7 +121,7 @@ def version_index(args: dict[str, Any]) -> Response:
     return json_response(render(document, _INDEX))
 
 
-@read_operation(blp, "/healthz", args=NoArgs, response=HealthSchema)
+@read_operation(blp, "/healthz", operation_id="health", args=NoArgs, response=HealthSchema)
 def health(args: dict[str, Any]) -> Response:
     """Check that the service can read its database"""
     (events,) = get_db().execute("SELECT count(*) FROM events").fetchone()

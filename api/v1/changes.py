@@ -24,7 +24,14 @@ blp = Blueprint(
 TOKEN = "changes"
 
 
-@read_operation(blp, "/changes", args=ChangesArgs, response=ChangePageSchema, paged=True)
+@read_operation(
+    blp,
+    "/changes",
+    operation_id="listChanges",
+    args=ChangesArgs,
+    response=ChangePageSchema,
+    paged=True,
+)
 def list_changes(args: dict[str, Any]) -> Response:
     """List changes since a token
 

@@ -21,7 +21,9 @@ blp = Blueprint(
 _EVENT_TYPES = EventTypeListSchema()
 
 
-@read_operation(blp, "/event-types", args=NoArgs, response=EventTypeListSchema)
+@read_operation(
+    blp, "/event-types", operation_id="listEventTypes", args=NoArgs, response=EventTypeListSchema
+)
 def list_event_types(args: dict[str, Any]) -> Response:
     """List event types with descriptions and ACLED mapping"""
     data = [

@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 
 from api.auth import require_write_key
 from api.keys import ApiKey
-from api.openapi import Blueprint
+from api.openapi import WRITE_SECURITY, Blueprint
 from api.problems import Problem, invalid_body
 from api.storage import delete_events, open_for_writing, write_events
 from api.v1.events import stored_event
@@ -37,12 +37,12 @@ blp = Blueprint(
 
 MAX_BATCH = 500
 _SCHEMA = EventSchema()
-_SECURITY = [{"bearer": []}]
 _ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 429: "TOO_MANY_REQUESTS"}
 
 
-def _documented(*statuses: int) -> Any:
-    """Document the error responses of a write operation."""
+def _documented(operation_id: str, *statuses: int) -> Any:
+    """Document a write operation: its name for generated clients (their method
+    names, so it must not change once published), its key and its error responses."""
 
     def decorate(view: Any) -> Any:
         for status in (*_ERRORS, *statuses):
@@ -58,7 +58,7 @@ def _documented(*statuses: int) -> Any:
                 }[status]
             )
             view = blp.alt_response(status, response=name)(view)
-        return blp.doc(security=_SECURITY)(view)
+        return blp.doc(operationId=operation_id, security=WRITE_SECURITY)(view)
 
     return decorate
 
@@ -66,7 +66,7 @@ def _documented(*statuses: int) -> Any:
 @blp.route("/events", methods=["POST"])
 @blp.arguments(EventBatchSchema(), location="json", description="Events to create.")
 @blp.response(201, EventListSchema)
-@_documented(409, 422)
+@_documented("createEvents", 409, 422)
 def create_events(batch: dict[str, Any]) -> Response:
     """Create events
 
@@ -132,7 +132,7 @@ def create_events(batch: dict[str, Any]) -> Response:
     "an optional field.",
 )
 @blp.response(200, EventSchema)
-@_documented(404, 410, 412, 428)
+@_documented("updateEvent", 404, 410, 412, 428)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """Change an event
 
@@ -170,7 +170,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
 
 @blp.route("/events/<event_id>", methods=["DELETE"])
 @blp.response(204)
-@_documented(404, 410, 412, 428)
+@_documented("deleteEvent", 404, 410, 412, 428)
 def delete_event(event_id: str) -> Response:
     """Delete an event
 

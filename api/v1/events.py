@@ -29,6 +29,7 @@ EXPORTS = {"csv", "ndjson"}
 @read_operation(
     blp,
     "/events",
+    operation_id="listEvents",
     args=EventListArgs,
     response=EventPageSchema,
     paged=True,
@@ -129,7 +130,14 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     return response
 
 
-@read_operation(blp, "/events/<event_id>", args=NoArgs, response=EventSchema, problems=(404, 410))
+@read_operation(
+    blp,
+    "/events/<event_id>",
+    operation_id="getEvent",
+    args=NoArgs,
+    response=EventSchema,
+    problems=(404, 410),
+)
 def get_event(args: dict[str, Any], event_id: str) -> Response:
     """Get one event"""
     body, digest = stored_event(get_db(), event_id)

@@ -20,7 +20,14 @@ blp = Blueprint(
 _LOCATION = LocationWithCountSchema()
 
 
-@read_operation(blp, "/locations", args=LocationListArgs, response=LocationPageSchema, paged=True)
+@read_operation(
+    blp,
+    "/locations",
+    operation_id="listLocations",
+    args=LocationListArgs,
+    response=LocationPageSchema,
+    paged=True,
+)
 def list_locations(args: dict[str, Any]) -> Response:
     """List places with their event counts, ordered by id"""
     rows, next_key = query.list_locations(get_db(), args)
@@ -30,7 +37,12 @@ def list_locations(args: dict[str, Any]) -> Response:
 
 
 @read_operation(
-    blp, "/locations/<location_id>", args=NoArgs, response=LocationWithCountSchema, problems=(404,)
+    blp,
+    "/locations/<location_id>",
+    operation_id="getLocation",
+    args=NoArgs,
+    response=LocationWithCountSchema,
+    problems=(404,),
 )
 def get_location(args: dict[str, Any], location_id: str) -> Response:
     """Get one place with its event count"""

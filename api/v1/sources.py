@@ -20,7 +20,14 @@ blp = Blueprint(
 _SOURCE = SourceWithCountSchema()
 
 
-@read_operation(blp, "/sources", args=SourceListArgs, response=SourcePageSchema, paged=True)
+@read_operation(
+    blp,
+    "/sources",
+    operation_id="listSources",
+    args=SourceListArgs,
+    response=SourcePageSchema,
+    paged=True,
+)
 def list_sources(args: dict[str, Any]) -> Response:
     """List sources with their event counts, ordered by id"""
     rows, next_key = query.list_sources(get_db(), args)
@@ -30,7 +37,12 @@ def list_sources(args: dict[str, Any]) -> Response:
 
 
 @read_operation(
-    blp, "/sources/<source_id>", args=NoArgs, response=SourceWithCountSchema, problems=(404,)
+    blp,
+    "/sources/<source_id>",
+    operation_id="getSource",
+    args=NoArgs,
+    response=SourceWithCountSchema,
+    problems=(404,),
 )
 def get_source(args: dict[str, Any], source_id: str) -> Response:
     """Get one source with its event count"""

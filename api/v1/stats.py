@@ -21,7 +21,7 @@ blp = Blueprint(
 _STATS = StatsSchema()
 
 
-@read_operation(blp, "/stats", args=StatsArgs, response=StatsSchema)
+@read_operation(blp, "/stats", operation_id="getStats", args=StatsArgs, response=StatsSchema)
 def event_stats(args: dict[str, Any]) -> Response:
     """Totals of munitions launched and intercepted, casualties and events
 

@@ -1,0 +1,142 @@
+"""Clients generated from openapi.yaml work: a Python client pages through a real
+server, TypeScript types compile, and Redocly's recommended rules pass.
+
+The npm tools run through npx, pinned, from npm's cache (~/.npm): the first run on a
+machine downloads them, later runs start in seconds. Without npx those tests skip."""
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.server import serving
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT = ROOT / "openapi.yaml"
+# Pinned, so that a new release of a tool cannot fail (or pass) the suite by itself.
+OPENAPI_TYPESCRIPT = "openapi-typescript@7.13.0"
+TYPESCRIPT = "typescript@5.9.3"  # openapi-typescript 7 declares TypeScript 5 as its peer
+REDOCLY = "@redocly/cli@2.77.0"
+NPX = shutil.which("npx")
+needs_npx = pytest.mark.skipif(
+    NPX is None, reason="needs node and npx on PATH (openapi-typescript, tsc, Redocly)"
+)
+SEEDED_EVENTS = 17
+
+
+@pytest.fixture(scope="module")
+def server(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server as `make run` starts it, serving the seeded database; its base URL."""
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with serving(seeded_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
+def salvo_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The Python client openapi-python-client generates from openapi.yaml, imported."""
+    folder = tmp_path_factory.mktemp("generated")
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        [
+            str(bin_dir / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(CONTRACT),
+            "--output-path",
+            str(folder / "salvo_client"),
+            "--meta",
+            "none",
+            "--fail-on-warning",
+        ],
+        # The generator formats its output with the ruff it finds on PATH, and warns
+        # (which --fail-on-warning makes an error) when there is none.
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("salvo_client")
+    finally:
+        sys.path.remove(str(folder))
+        for name in [
+            n for n in sys.modules if n == "salvo_client" or n.startswith("salvo_client.")
+        ]:
+            del sys.modules[name]
+
+
+def test_the_generated_python_client_pages_through_every_event(
+    salvo_client: ModuleType, server: str
+) -> None:
+    # The operationId listEvents is the module's name; the 200 response parses as
+    # the JSON page because application/json is its first media type.
+    list_events = importlib.import_module("salvo_client.api.events.list_events")
+    event_page = importlib.import_module("salvo_client.models.event_page").EventPage
+    with salvo_client.Client(base_url=server) as client:
+        everything = list_events.sync(client=client)
+        assert isinstance(everything, event_page), everything
+        assert everything.links.next_ is None
+        expected = [event.id for event in everything.data]
+
+        collected = []
+        pages = 0
+        cursor = salvo_client.types.UNSET
+        while True:
+            page = list_events.sync(client=client, limit=5, cursor=cursor)
+            assert isinstance(page, event_page), page
+            pages += 1
+            collected += [event.id for event in page.data]
+            if page.links.next_ is None:
+                break
+            (cursor,) = parse_qs(urlsplit(page.links.next_).query)["cursor"]
+
+    assert len(expected) == SEEDED_EVENTS
+    assert collected == expected
+    assert len(set(collected)) == SEEDED_EVENTS
+    assert pages == 4  # 5 + 5 + 5 + 2
+
+
+def _npx(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    assert NPX is not None
+    # In an empty folder, so that no package.json or redocly.yaml of the project's
+    # changes what runs.
+    env = {
+        **os.environ,
+        "REDOCLY_TELEMETRY": "off",
+        "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true",
+        "NO_UPDATE_NOTIFIER": "1",
+    }
+    result = subprocess.run(
+        [NPX, "--yes", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@needs_npx
+def test_the_generated_typescript_types_compile(tmp_path: Path) -> None:
+    types = tmp_path / "salvo.d.ts"
+    _npx(OPENAPI_TYPESCRIPT, str(CONTRACT), "-o", str(types), cwd=tmp_path)
+    # The operationIds name the operations of the generated types.
+    assert 'get: operations["listEvents"];' in types.read_text()
+    _npx("-p", TYPESCRIPT, "tsc", "--noEmit", "--strict", str(types), cwd=tmp_path)
+
+
+@needs_npx
+def test_redocly_recommended_rules_pass(tmp_path: Path) -> None:
+    result = _npx(
+        REDOCLY, "lint", "--extends=recommended", "--format=json", str(CONTRACT), cwd=tmp_path
+    )
+    report = json.loads(result.stdout)
+    assert report["totals"] == {"errors": 0, "warnings": 0, "ignored": 0}, report["problems"]
