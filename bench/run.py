@@ -1,4 +1,6 @@
-"""make bench: Salvo against its floor and Datasette on a 1,000,000-event database.
+"""make bench: Salvo against its floor and Datasette on a 1,000,000-event database,
+on the server it ships with (Granian, `python -m api serve`) and on gunicorn's sync
+workers, compressed and not.
 
 Everything is measured in one run on this machine, and every target is a ratio
 against a baseline measured in the same run, or a bound printed beside the
@@ -7,6 +9,7 @@ bounded in time.
 """
 
 import argparse
+import contextlib
 import datetime
 import os
 import re
@@ -18,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -86,11 +90,16 @@ def main() -> int:
         http = {}
         pages = [name for name in cases if not name.startswith("stats")]
         paths = salvo_paths(cases)
-        with server(gunicorn("api:create_app()", 8801), env) as salvo:
+        with server(salvo_command(8801), env, port=8801) as salvo:
             salvo_pages = {name: fetch(8801, paths[name]) for name in pages}
             http["salvo"] = load_cases(8801, paths, args.seconds)
-            workers_rss = [rss_mb(pid) for pid in children(salvo.pid)]
-        with server(gunicorn("bench.floor:app", 8802), env):
+            workers_rss = [rss_mb(pid) for pid in descendants(salvo.pid)]
+            compression = compressed_load(8801, paths["type_date"], args.seconds)
+            slow_delay = {"granian": slow_clients_delay(8801)}
+        with server(gunicorn("api:create_app()", 8805), env):
+            http["gunicorn"] = load_cases(8805, paths, args.seconds, only=GUNICORN_CASES)
+            slow_delay["gunicorn"] = slow_clients_delay(8805)
+        with server(granian("bench.floor:app", 8802), env, port=8802):
             floor_pages = {name: fetch(8802, f"/case/{name}") for name in pages}
             http["floor"] = load_cases(
                 8802, {name: f"/case/{name}" for name in cases}, args.seconds
@@ -125,17 +134,20 @@ def main() -> int:
             datasette_csv = None
 
         print_http_table(http)
+        print_compression_table(compression)
         report += http_targets(http)
+        report += compression_targets(compression)
+        report += slow_client_rows(slow_delay)
         report.append(
             (
-                "gunicorn worker RSS after the load (< 100 MB)",
+                "Granian worker RSS after the load (< 100 MB)",
                 ", ".join(f"{r:.0f} MB" for r in workers_rss),
                 verdict(max(workers_rss) < 100),
             )
         )
 
-        with server(gunicorn("api:create_app()", 8804, workers=1), env) as single:
-            (worker,) = children(single.pid)
+        with server(salvo_command(8804, workers=1), env, port=8804) as single:
+            (worker,) = descendants(single.pid)
             for fmt in ("csv", "ndjson"):
                 before = rss_mb(worker)
                 rate = stream_rate(8804, f"/api/v1/events?format={fmt}")
@@ -269,6 +281,31 @@ def datasette_paths(db: Path, cases: dict[str, str]) -> dict[str, str]:
     }
 
 
+# Salvo as production runs it, with the rate limiter off (see main): two worker
+# processes for the two cores.
+SALVO_WORKERS = 2
+SALVO_THREADS = 1
+# Cases gunicorn is measured on beside Granian (the stats case takes seconds a call).
+GUNICORN_CASES = ("type_date", "first_page")
+SLOW_CLIENTS = 50
+
+
+def salvo_command(port: int, workers: int = SALVO_WORKERS) -> list[str]:
+    return [
+        sys.executable, "-m", "api", "serve", "--port", str(port),
+        "--workers", str(workers), "--threads", str(SALVO_THREADS),
+    ]  # fmt: skip
+
+
+def granian(app: str, port: int, workers: int = SALVO_WORKERS) -> list[str]:
+    """Another WSGI app (the floor) on the same server and settings as Salvo."""
+    return [
+        str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers),
+        "--blocking-threads", str(SALVO_THREADS), "--log-level", "warning", app,
+    ]  # fmt: skip
+
+
 def gunicorn(app: str, port: int, workers: int = 2) -> list[str]:
     return [
         str(VENV_BIN / "gunicorn"),
@@ -322,9 +359,13 @@ def fetch(port: int, path: str) -> bytes:
         return response.read()
 
 
-def load_cases(port: int, paths: dict[str, str], seconds: int) -> dict[str, dict[str, float]]:
+def load_cases(
+    port: int, paths: dict[str, str], seconds: int, only: tuple[str, ...] | None = None
+) -> dict[str, dict[str, float]]:
     results = {}
     for name, path in paths.items():
+        if only is not None and name not in only:
+            continue
         url = f"http://127.0.0.1:{port}{path}"
         with urllib.request.urlopen(url, timeout=60) as response:  # warm up, and check it works
             assert response.status == 200, (url, response.status)
@@ -334,9 +375,13 @@ def load_cases(port: int, paths: dict[str, str], seconds: int) -> dict[str, dict
     return results
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    options = [f"--header={header}" for header in headers]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency"]
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", url],
+        [*command, *options, url],
         capture_output=True,
         text=True,
         check=True,
@@ -376,6 +421,46 @@ def print_http_table(http: dict[str, dict[str, dict[str, float]]]) -> None:
         print(line)
 
 
+def print_compression_table(results: dict[str, dict[str, float]]) -> None:
+    print("\nCompression, type + date page of 100 events, Granian, wrk -t2 -c16")
+    print(f"{'encoding':<10}{'req/s':>10}{'p99 ms':>9}{'bytes':>10}{'vs identity':>13}")
+    plain = results["identity"]
+    for coding, r in results.items():
+        print(
+            f"{coding:<10}{r['rps']:>10,.0f}{r['p99']:>9.1f}{r['bytes']:>10,.0f}"
+            f"{r['rps'] / plain['rps']:>12.2f}x"
+        )
+
+
+def compression_targets(results: dict[str, dict[str, float]]) -> list[tuple[str, str, str]]:
+    plain, zstd = results["identity"], results["zstd"]
+    ratio = zstd["rps"] / plain["rps"]
+    smaller = plain["bytes"] / zstd["bytes"]
+    return [
+        ("zstd req/s vs uncompressed (>= 0.85x)", f"{ratio:.2f}x", verdict(ratio >= 0.85)),
+        (
+            "bytes per 100-event page, uncompressed / zstd (>= 10x)",
+            f"{plain['bytes']:,.0f} / {zstd['bytes']:,.0f} = {smaller:.1f}x",
+            verdict(smaller >= 10),
+        ),
+    ]
+
+
+def slow_client_rows(delays: dict[str, float]) -> list[tuple[str, str, str]]:
+    return [
+        (
+            f"slowest normal request beside {SLOW_CLIENTS} slow clients, Granian (< 1 s)",
+            f"{delays['granian'] * 1000:.0f} ms",
+            verdict(delays["granian"] < 1),
+        ),
+        (
+            "the same on gunicorn sync, 2 workers, for comparison (cap 15 s)",
+            f"{delays['gunicorn'] * 1000:,.0f} ms",
+            "",
+        ),
+    ]
+
+
 def http_targets(http: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str, str, str]]:
     salvo, floor = http["salvo"]["type_date"], http["floor"]["type_date"]
     rows = [
@@ -393,11 +478,72 @@ def http_targets(http: dict[str, dict[str, dict[str, float]]]) -> list[tuple[str
     if "datasette" in http:
         ratio = salvo["rps"] / http["datasette"]["type_date"]["rps"]
         rows.append(("type+date req/s vs Datasette (>= 5x)", f"{ratio:.1f}x", verdict(ratio >= 5)))
+    on_gunicorn = http["gunicorn"]["type_date"]["rps"]
+    rows.append(
+        (
+            "type+date req/s, Granian vs gunicorn sync (2 workers each)",
+            f"{salvo['rps']:,.0f} / {on_gunicorn:,.0f} = {salvo['rps'] / on_gunicorn:.2f}x",
+            "",
+        )
+    )
     return rows
 
 
-def children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """The worker processes under a server's main process (Granian's workers are its
+    children; `python -m api serve` execs into Granian, so it is the same PID)."""
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def compressed_load(port: int, path: str, seconds: int) -> dict[str, dict[str, float]]:
+    """The type + date page identity, zstd and gzip encoded: req/s, p99 and bytes."""
+    url = f"http://127.0.0.1:{port}{path}"
+    results = {}
+    for coding in ("identity", "zstd", "gzip"):
+        request = urllib.request.Request(url, headers={"Accept-Encoding": coding})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.headers.get("Content-Encoding", "identity") == coding
+            size = len(response.read())
+        load = wrk(url, seconds, 16, headers=(f"Accept-Encoding: {coding}",))
+        results[coding] = {**load, "bytes": size}
+    return results
+
+
+def slow_clients_delay(port: int, timeout: float = 15.0) -> float:
+    """Seconds the slowest of 5 normal requests took while SLOW_CLIENTS connections
+    send their headers a byte at a time (capped at `timeout`)."""
+    stop = threading.Event()
+    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(SLOW_CLIENTS)]
+
+    def dribble() -> None:
+        for sock in slow:
+            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: bench\r\n")
+        while not stop.wait(0.5):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X")
+
+    dribbler = threading.Thread(target=dribble)
+    dribbler.start()
+    slowest = 0.0
+    try:
+        time.sleep(1)
+        for _ in range(5):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/v1/events?limit=5", timeout=timeout
+                ) as response:
+                    response.read()
+                slowest = max(slowest, time.perf_counter() - started)
+            except OSError:
+                return timeout
+    finally:
+        stop.set()
+        dribbler.join()
+        for sock in slow:
+            sock.close()
+    return slowest
 
 
 def rss_mb(pid: int) -> float:
