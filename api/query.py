@@ -1,215 +1,24 @@
-"""The query layer: the one place that builds SQL for reads.
-
-Filters form a registry, after Datasette's filters.py: each query parameter
-maps to one function returning a parameterised SQL clause. Sort and group
-names map to SQL expressions through allow-lists; nothing from the request is
-ever spliced into SQL text.
+"""The query layer: the SQL of every read. Filters come from the one registry in
+api/filters.py; sort and group names map to SQL expressions through allow-lists;
+nothing from the request is ever spliced into SQL text.
 """
 
 import datetime
-import math
 import sqlite3
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
-from api.db import EARTH_RADIUS_KM
+from api import filters
+from api.filters import LOCATIONS, Scope
 from api.pagination import decode_cursor
-from api.problems import invalid_parameter
-from api.storage import WEAPON_BITS
-from schemas.fields import TIMESTAMP_FORMAT
+from api.storage import EVENTS_WITH_DOCUMENTS
 
-Clause = tuple[str, list[Any]]
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a filter clause is built for: the connection (some filters look at the
-    data to choose their form) and whether the query reads one ordered page, where
-    testing rows one by one along the sort index beats collecting every match."""
-
-    conn: sqlite3.Connection
-    paged: bool
-
-
-FilterBuilder = Callable[[Scope, Any], Clause]
-EVENT_FILTERS: dict[str, FilterBuilder] = {}
-
-
-def event_filter(param: str) -> Callable[[FilterBuilder], FilterBuilder]:
-    """Register the SQL clause for one filter parameter of /events and /stats."""
-
-    def register(build: FilterBuilder) -> FilterBuilder:
-        EVENT_FILTERS[param] = build
-        return build
-
-    return register
-
-
-def _marks(values: list[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:
-    """SQL selecting locations.id inside a box, through the R*Tree of places."""
-    min_lon, min_lat, max_lon, max_lat = bbox
-    select = (
-        "SELECT l.id FROM locations_rtree r JOIN locations l ON l.row_id = r.id "
-        "WHERE r.min_lat >= ? AND r.max_lat <= ? AND r.min_lon >= ? AND r.max_lon <= ?"
-    )
-    if min_lon <= max_lon:
-        return select, [min_lat, max_lat, min_lon, max_lon]
-    # RFC 7946 section 5.2: a box whose west edge is east of its east edge crosses
-    # the antimeridian; it is the union of the boxes on either side.
-    return (
-        f"{select} UNION ALL {select}",
-        [min_lat, max_lat, min_lon, 180.0, min_lat, max_lat, -180.0, max_lon],
-    )
-
-
-def _places_near(lat: float, lon: float, radius_km: float) -> Clause:
-    """SQL selecting locations.id within radius_km of a point: the R*Tree narrows to
-    the circle's bounding box, the great-circle distance decides."""
-    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
-    min_lat, max_lat = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    cos_lat = min(math.cos(math.radians(lat - dlat)), math.cos(math.radians(lat + dlat)))
-    if max_lat == 90.0 or min_lat == -90.0 or cos_lat <= 0 or dlat / cos_lat >= 180:
-        box = (-180.0, min_lat, 180.0, max_lat)
-    else:
-        dlon = dlat / cos_lat
-        west, east = lon - dlon, lon + dlon
-        box = (
-            west + 360 if west < -180 else west,
-            min_lat,
-            east - 360 if east > 180 else east,
-            max_lat,
-        )
-    candidates, params = _places_in_box(box)
-    return (
-        f"SELECT id FROM locations WHERE id IN ({candidates}) "
-        "AND distance_km(latitude, longitude, ?, ?) <= ?",
-        [*params, lat, lon, radius_km],
-    )
-
-
-@event_filter("event_type")
-def _event_type(scope: Scope, values: list[str]) -> Clause:
-    return f"e.event_type IN ({_marks(values)})", list(values)
-
-
-@event_filter("date_from")
-def _date_from(scope: Scope, value: datetime.date) -> Clause:
-    return "e.date >= ?", [value.isoformat()]
-
-
-@event_filter("date_to")
-def _date_to(scope: Scope, value: datetime.date) -> Clause:
-    return "e.date <= ?", [value.isoformat()]
-
-
-@event_filter("country")
-def _country(scope: Scope, value: str) -> Clause:
-    return "e.country_code = ?", [value.upper()]
-
-
-@event_filter("admin1")
-def _admin1(scope: Scope, value: str) -> Clause:
-    return "e.admin1 = ? COLLATE NOCASE", [value]
-
-
-@event_filter("location")
-def _location(scope: Scope, value: str) -> Clause:
-    return "e.location_id IN (SELECT id FROM locations WHERE name = ? COLLATE NOCASE)", [value]
-
-
-@event_filter("bbox")
-def _bbox(scope: Scope, value: tuple[float, float, float, float]) -> Clause:
-    places, params = _places_in_box(value)
-    return f"e.location_id IN ({places})", params
-
-
-@event_filter("near")
-def _near(scope: Scope, value: tuple[float, float, float]) -> Clause:
-    places, params = _places_near(*value)
-    return f"e.location_id IN ({places})", params
-
-
-@event_filter("actor")
-def _actor(scope: Scope, value: str) -> Clause:
-    pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    names = "SELECT name FROM actors WHERE name LIKE ? ESCAPE '\\'"
-    if scope.paged:
-        # Measured at 1M events: probing each row's actors along the sort index
-        # fills a page in under 3 ms for common and uncommon actors alike, where
-        # collecting every matching event first took up to 450 ms.
-        return (
-            "EXISTS (SELECT 1 FROM event_actors a WHERE a.event_id = e.id "
-            f"AND a.actor_name IN ({names}))",
-            [pattern],
-        )
-    return f"e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN ({names}))", [pattern]
-
-
-@event_filter("weapon")
-def _weapon(scope: Scope, values: list[str]) -> Clause:
-    return "(e.weapons & ?) != 0", [sum(WEAPON_BITS[value] for value in values)]
-
-
-# min_killed / min_injured are never negative, so the sort expressions (which
-# rank an unreported figure as -1) select the same rows and use the same index.
-@event_filter("updated_since")
-def _updated_since(scope: Scope, value: datetime.datetime) -> Clause:
-    return "e.updated_at >= ?", [value.strftime(TIMESTAMP_FORMAT)]
-
-
-@event_filter("min_killed")
-def _min_killed(scope: Scope, value: int) -> Clause:
-    return "coalesce(e.killed_best, -1) >= ?", [value]
-
-
-@event_filter("min_injured")
-def _min_injured(scope: Scope, value: int) -> Clause:
-    return "coalesce(e.injured_best, -1) >= ?", [value]
-
-
-# A page filtered by a common term fills after testing a few rows along the
-# sort index; one filtered by a rare term is faster to collect and sort.
-# Counting matches up to this bound (a few ms at 1M events) decides which.
-FTS_COMMON_TERM_MATCHES = 20_000
-
-
-@event_filter("q")
-def _q(scope: Scope, value: str) -> Clause:
-    # FTS5 reports a malformed query only when it runs; running the count alone
-    # attributes the error to `q` rather than to the whole statement.
-    try:
-        (matches,) = scope.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
-            [value, FTS_COMMON_TERM_MATCHES],
-        ).fetchone()
-    except sqlite3.OperationalError as error:
-        raise invalid_parameter("q", f"Not a valid full-text query ({error}).") from None
-    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES:
-        return (
-            "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
-            [value],
-        )
-    return "e.row_id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [value]
-
-
-def _where(scope: Scope, args: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """The WHERE conditions and parameters for the filters present in args."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    for name, build in EVENT_FILTERS.items():
-        if name in args:
-            sql, values = build(scope, args[name])
-            conditions.append(sql)
-            params.extend(values)
-    return conditions, params
+_EVENT_FILTERS = filters.filters_of(filters.EVENTS)
+_LOCATION_FILTERS = filters.filters_of(LOCATIONS)
 
 
 def _sql_where(conditions: list[str]) -> str:
+    conditions = [c for c in conditions if c]
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
@@ -219,6 +28,25 @@ EVENT_SORT_KEYS: dict[str, tuple[str, type]] = {
     "killed": ("coalesce(e.killed_best, -1)", int),
     "injured": ("coalesce(e.injured_best, -1)", int),
 }
+
+
+class EventRow(NamedTuple):
+    """An event as a page reads it: its keyset position, its stored JSON document (as
+    UTF-8 bytes that responses embed as they are) and the document's digest, and for
+    GeoJSON its point."""
+
+    sort_value: Any
+    id: str
+    body: bytes
+    digest: bytes
+    longitude: float | None = None
+    latitude: float | None = None
+
+
+class EventCsvRow(NamedTuple):
+    sort_value: Any
+    id: str
+    csv: str
 
 
 class EventPages:
@@ -233,50 +61,52 @@ class EventPages:
         conn: sqlite3.Connection,
         args: dict[str, Any],
         *,
-        document: str = "body",
+        csv: bool = False,
         coordinates: bool = False,
     ) -> None:
-        """`document` is the stored rendering to read: `body` (the JSON document, as
-        UTF-8 bytes that responses embed as they are) or `csv`."""
+        """Rows are EventRow, with the point when `coordinates`, or EventCsvRow when
+        `csv` (the stored CSV line instead of the document)."""
         self.conn = conn
-        # Only GeoJSON needs the point; leaving it out keeps a page's walk inside the
-        # indexes and the documents table.
-        point = "e.longitude, e.latitude, " if coordinates else ""
-        # CAST hands the document over as bytes: encoding 100 strings measured 11 µs.
-        body = "CAST(d.body AS BLOB) AS body, d.digest"
-        self.columns = point + {"body": body, "csv": "d.csv"}[document]
+        if csv:
+            self.columns, self.row = "d.csv", EventCsvRow
+        else:
+            # CAST hands the document over as bytes: encoding 100 strings measured 11 µs.
+            # Only GeoJSON needs the point; leaving it out keeps a page's walk inside
+            # the indexes and the documents table.
+            point = ", e.longitude, e.latitude" if coordinates else ""
+            self.columns, self.row = f"CAST(d.body AS BLOB), d.digest{point}", EventRow
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
-        self.conditions, self.params = _where(Scope(conn, paged=True), args)
+        self.condition, self.params = filters.where(
+            Scope.events(conn, paged=True), _EVENT_FILTERS, args
+        )
 
     def sql(self, after: tuple[Any, ...] | None, limit: int) -> tuple[str, list[Any]]:
         """Up to `limit` events after the (sort value, id) key `after`."""
         descending = self.sort.startswith("-")
-        conditions, params = list(self.conditions), list(self.params)
+        conditions, params = [self.condition], list(self.params)
         if after is not None:
             conditions.append(f"({self.expression}, e.id) {'<' if descending else '>'} (?, ?)")
             params.extend(after)
         direction = "DESC" if descending else "ASC"
         sql = (
             f"SELECT {self.expression} AS sort_value, e.id, {self.columns} "
-            "FROM events e JOIN event_documents d ON d.row_id = e.row_id "
+            f"FROM {EVENTS_WITH_DOCUMENTS} "
             f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?"
         )
         return sql, [*params, limit]
 
-    def page(
-        self, cursor: str | None, limit: int
-    ) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+    def page(self, cursor: str | None, limit: int) -> tuple[list[Any], tuple[Any, ...] | None]:
         """Rows after a client's cursor, and the key of the next page, or None on the
-        last page. A row is (sort value, id, [longitude, latitude,] body, digest), or
-        (sort value, id, csv line)."""
+        last page."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
         rows = self._rows(after, limit + 1)
         if len(rows) <= limit:
             return rows, None
-        return rows[:limit], rows[limit - 1][:2]
+        last = rows[limit - 1]
+        return rows[:limit], (last.sort_value, last.id)
 
-    def all(self, page_size: int = 1000) -> Iterator[tuple[Any, ...]]:
+    def all(self, page_size: int = 1000) -> Iterator[Any]:
         """Every matching row, page by page, so that memory stays flat."""
         after = None
         while True:
@@ -284,14 +114,15 @@ class EventPages:
             yield from rows
             if len(rows) < page_size:
                 return
-            after = rows[-1][:2]
+            after = (rows[-1].sort_value, rows[-1].id)
 
-    def _rows(self, after: tuple[Any, ...] | None, limit: int) -> list[tuple[Any, ...]]:
-        # Plain tuples rather than sqlite3.Row, which finds a column by comparing names:
-        # reading a page's bodies and digests by name measured ~20 µs.
+    def _rows(self, after: tuple[Any, ...] | None, limit: int) -> list[Any]:
+        # Named tuples built from plain ones rather than sqlite3.Row, which finds a
+        # column by comparing names: reading a page by name that way measured ~20 µs.
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        return cursor.execute(*self.sql(after, limit)).fetchall()
+        row = self.row
+        return [row(*values) for values in cursor.execute(*self.sql(after, limit))]
 
 
 def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Row]:
@@ -299,7 +130,7 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Ro
     its latest write (with its document) and every tombstone."""
     return conn.execute(
         "SELECT e.seq, e.id, e.updated_at AS changed_at, e.seq = e.first_seq AS created, "
-        "d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id WHERE e.seq > ? "
+        f"d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
         "UNION ALL "
         "SELECT seq, id, deleted_at, NULL, NULL FROM event_tombstones WHERE seq > ? "
         "ORDER BY 1 LIMIT ?",
@@ -307,38 +138,27 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Ro
     ).fetchall()
 
 
-def tombstone(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
+def tombstone(conn: sqlite3.Connection, event_id: str) -> str | None:
     """When an event was deleted, or None if it never was."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT deleted_at FROM event_tombstones WHERE id = ?", [event_id]
     ).fetchone()
+    return None if row is None else str(row[0])
 
 
-def get_event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
-    """The stored JSON document of one event and its digest, or None."""
-    return conn.execute(
-        "SELECT d.body, d.digest FROM events e JOIN event_documents d ON d.row_id = e.row_id "
-        "WHERE e.id = ?",
-        [event_id],
+class StoredEvent(NamedTuple):
+    """An event's stored JSON document and its SHA-1 digest (the ETag)."""
+
+    body: str
+    digest: bytes
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent | None:
+    """The stored document of one event, or None."""
+    row = conn.execute(
+        f"SELECT d.body, d.digest FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id = ?", [event_id]
     ).fetchone()
-
-
-def _location_conditions(args: dict[str, Any]) -> Clause:
-    conditions, params = [], []
-    if "country" in args:
-        conditions.append("l.country_code = ?")
-        params.append(args["country"].upper())
-    if "admin1" in args:
-        conditions.append("l.admin1 = ? COLLATE NOCASE")
-        params.append(args["admin1"])
-    if "precision" in args:
-        conditions.append("l.precision = ?")
-        params.append(args["precision"])
-    if "bbox" in args:
-        sql, values = _places_in_box(args["bbox"])
-        conditions.append(f"l.id IN ({sql})")
-        params.extend(values)
-    return " AND ".join(conditions), params
+    return None if row is None else StoredEvent(row[0], row[1])
 
 
 _LOCATIONS = (
@@ -354,8 +174,8 @@ def list_locations(
     conn: sqlite3.Connection, args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], tuple[str] | None]:
     """One page of places (by id) with their event counts, and the key to continue after."""
-    condition, params = _location_conditions(args)
-    return _page_by_id(conn, _LOCATIONS, [condition] if condition else [], params, args, "l.id")
+    condition, params = filters.where(Scope.locations(conn), _LOCATION_FILTERS, args)
+    return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
 
 
 def list_sources(
@@ -403,6 +223,11 @@ def _page_by_id(
 # group_by -> (SQL key expression, SQL expression of the period the key names).
 # Coarser-than-the-grouping events keep their own period rather than being
 # counted on the first day of it.
+_DAY_KEY = (
+    "CASE e.date_precision WHEN 'day' THEN e.date WHEN 'month' THEN substr(e.date, 1, 7) "
+    "ELSE substr(e.date, 1, 4) END",
+    "e.date_precision",
+)
 _GROUP_KEYS: dict[str | None, tuple[str, str]] = {
     None: ("NULL", "NULL"),
     "event_type": ("e.event_type", "NULL"),
@@ -410,17 +235,9 @@ _GROUP_KEYS: dict[str | None, tuple[str, str]] = {
         "(SELECT admin1 FROM locations WHERE id = e.location_id)",
         "NULL",
     ),
-    "day": (
-        "CASE e.date_precision WHEN 'day' THEN e.date WHEN 'month' THEN substr(e.date, 1, 7) "
-        "ELSE substr(e.date, 1, 4) END",
-        "e.date_precision",
-    ),
+    "day": _DAY_KEY,
     # SQLite before 3.46 has no ISO week format: weeks are folded from days in Python.
-    "week": (
-        "CASE e.date_precision WHEN 'day' THEN e.date WHEN 'month' THEN substr(e.date, 1, 7) "
-        "ELSE substr(e.date, 1, 4) END",
-        "e.date_precision",
-    ),
+    "week": _DAY_KEY,
     "month": (
         "CASE e.date_precision WHEN 'year' THEN substr(e.date, 1, 4) ELSE substr(e.date, 1, 7) END",
         "CASE e.date_precision WHEN 'year' THEN 'year' ELSE 'month' END",
@@ -445,8 +262,8 @@ def stats_statements(
     """The two aggregates behind /stats, as (SQL, parameters): events and casualties
     per group, and munitions per group and category."""
     key_sql, precision_sql = _GROUP_KEYS[args.get("group_by")]
-    conditions, params = _where(Scope(conn, paged=False), args)
-    where = _sql_where(conditions)
+    condition, params = filters.where(Scope.events(conn, paged=False), _EVENT_FILTERS, args)
+    where = _sql_where([condition])
     events = (
         f"SELECT {key_sql} AS key, {precision_sql} AS precision, count(*) AS events, "
         f"{_CASUALTY_SUMS} FROM events e {where} GROUP BY 1, 2"

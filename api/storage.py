@@ -32,6 +32,14 @@ WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES
 
 BATCH_SIZE = 2000
 
+# The one join of an event's row with its stored document.
+EVENTS_WITH_DOCUMENTS = "events e JOIN event_documents d ON d.row_id = e.row_id"
+
+
+def placeholders(values: Iterable[Any]) -> str:
+    """ "?, ?, ?": one SQL parameter mark per value."""
+    return ", ".join("?" for _ in values)
+
 
 class OutdatedLayout(Exception):
     """The database was created by a Salvo whose tables differ from this one's."""

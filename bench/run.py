@@ -38,7 +38,7 @@ from api.db import connect_read_only  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
 from api.query import EventPages, stats_statements  # noqa: E402
 from api.storage import open_for_writing, outdated_objects  # noqa: E402
-from schemas.query import EventListArgs, StatsArgs  # noqa: E402
+from api.filters import EventListArgs, StatsArgs  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 UNTIL = "2026-11-26"  # fixed, so that every run builds the same database

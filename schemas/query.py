@@ -1,24 +1,18 @@
-"""Query-string parameters of the read endpoints.
+"""Query-string parameters of the read endpoints: their field types, and the
+parameters that are not filters (paging, sorting, formats, grouping).
 
-Every schema here refuses unknown parameters, so a misspelt filter is a 400
+The filters themselves are declared with their SQL in api/filters.py, which builds
+the schemas of the filtered endpoints from these parts. Every schema refuses
+unknown parameters and repeated single-valued ones, so a misspelt filter is a 400
 naming it, never a silently unfiltered answer.
 """
 
 import re
 from typing import Any
 
-from marshmallow import (
-    RAISE,
-    Schema,
-    ValidationError,
-    fields,
-    post_load,
-    validate,
-    validates_schema,
-)
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.fields import MAX_COUNT, Timestamp
-from schemas.vocabulary import EVENT_TYPES, LOCATION_PRECISIONS, MUNITION_CATEGORIES, describe
+from schemas.fields import vocabulary_field
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -122,21 +116,13 @@ class Point(_Coordinates):
         return lat, lon
 
 
-def _one_of(vocabulary: dict[str, Any], description: str, **kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=validate.OneOf(list(vocabulary)),
-        metadata={"description": f"{description}\n\n{describe(vocabulary)}"},
-        **kwargs,
-    )
-
-
-def _name(description: str) -> fields.String:
+def name_field(description: str) -> fields.String:
     return fields.String(
         validate=validate.Length(min=1, max=200), metadata={"description": description}
     )
 
 
-def _limit() -> fields.Integer:
+def limit_field() -> fields.Integer:
     return fields.Integer(
         load_default=DEFAULT_LIMIT,
         validate=validate.Range(min=1, max=MAX_LIMIT),
@@ -144,7 +130,7 @@ def _limit() -> fields.Integer:
     )
 
 
-def _cursor() -> fields.String:
+def cursor_field() -> fields.String:
     return fields.String(
         validate=validate.Regexp(
             r"^[A-Za-z0-9_-]{1,512}$", error="Not a cursor issued by this API."
@@ -156,7 +142,7 @@ def _cursor() -> fields.String:
     )
 
 
-def _bbox() -> BoundingBox:
+def bbox_field() -> BoundingBox:
     return BoundingBox(
         metadata={
             "description": "minLon,minLat,maxLon,maxLat (WGS84, GeoJSON order). A minLon greater "
@@ -165,133 +151,64 @@ def _bbox() -> BoundingBox:
     )
 
 
-def _country() -> fields.String:
+def country_field() -> fields.String:
     return fields.String(
         validate=validate.Regexp(r"^[A-Za-z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
         metadata={"description": "ISO 3166-1 alpha-2 country code, any case.", "example": "UA"},
     )
 
 
+class QueryString(dict[str, Any]):
+    """A query string's parameters as a schema loads them (a list for list-valued
+    ones, one value otherwise), and the single-valued ones that were given twice."""
+
+    def __init__(self, values: dict[str, Any], repeated: frozenset[str]) -> None:
+        super().__init__(values)
+        self.repeated = repeated
+
+
 class QuerySchema(Schema):
-    """A query string's parameters. Rules across parameters go in `check`, reshaping
-    after the load in `finish`: marshmallow's load runs them as hooks, and
-    api.openapi.query_args runs them after loading each parameter through its field."""
+    """A query string's parameters: unknown ones are refused, and so are repeated
+    single-valued ones, in the same 400 as every other refused parameter."""
 
     class Meta:
         unknown = RAISE
 
-    def check(self, data: dict[str, Any]) -> None:
-        """Rules across parameters: raise ValidationError naming the parameter."""
-
-    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
-        return data
-
-    @validates_schema
-    def _check(self, data: dict[str, Any], **kwargs: Any) -> None:
-        self.check(data)
-
-    @post_load
-    def _finish(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return self.finish(data)
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _given_once(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        repeated = sorted(getattr(original, "repeated", ()))
+        if repeated:
+            raise ValidationError(
+                {
+                    name: ["Given more than once; this parameter takes one value."]
+                    for name in repeated
+                }
+            )
 
 
-class EventFilterArgs(QuerySchema):
-    """Filters shared by /events and /stats; every one given must hold (AND)."""
+class EventPagingArgs(QuerySchema):
+    """The parameters of /events beside its filters."""
 
-    event_type = CommaSeparatedList(
-        fields.String(validate=validate.OneOf(list(EVENT_TYPES))),
-        metadata={
-            "description": "One or several event types, repeated or comma-separated.\n\n"
-            + describe(EVENT_TYPES)
-        },
-    )
-    date_from = fields.Date(metadata={"description": "Events on or after this ISO date."})
-    date_to = fields.Date(metadata={"description": "Events on or before this ISO date."})
-    country = _country()
-    admin1 = _name("First-level region, case-insensitive exact name, e.g. 'Kharkiv Oblast'.")
-    location = _name("Place name, case-insensitive exact match, e.g. 'kharkiv'.")
-    bbox = _bbox()
-    near = Point(
-        metadata={
-            "description": "lat,lon of a centre point; needs `radius_km`.",
-        }
-    )
-    radius_km = fields.Float(
-        validate=validate.Range(min=0, max=20_000, min_inclusive=False),
-        metadata={
-            "description": "Radius around `near`, in kilometres (great-circle); needs `near`.",
-            "exclusiveMinimum": True,
-        },
-    )
-    actor = _name("Case-insensitive part of an actor's name, e.g. 'russia'.")
-    weapon = CommaSeparatedList(
-        fields.String(validate=validate.OneOf(list(MUNITION_CATEGORIES))),
-        metadata={
-            "description": "Events using one of these munition categories, repeated or "
-            "comma-separated.\n\n" + describe(MUNITION_CATEGORIES)
-        },
-    )
-    min_killed = fields.Integer(
-        validate=validate.Range(min=0, max=MAX_COUNT),
-        metadata={"description": "Events whose best estimate of people killed is at least this."},
-    )
-    min_injured = fields.Integer(
-        validate=validate.Range(min=0, max=MAX_COUNT),
-        metadata={"description": "Events whose best estimate of people injured is at least this."},
-    )
-    updated_since = Timestamp(
-        "Events that Salvo created or changed at or after this instant (ISO 8601 with an "
-        "offset, e.g. 2024-05-30T00:00:00Z); compare with `updated_at`."
-    )
-    q = fields.String(
-        validate=validate.Length(min=1, max=500),
-        metadata={
-            "description": 'Full-text search (SQLite FTS5 syntax: words, "phrases", prefix*, '
-            "AND/OR/NOT) over the notes and place names."
-        },
-    )
-
-    def check(self, data: dict[str, Any]) -> None:
-        if "date_from" in data and "date_to" in data and data["date_from"] > data["date_to"]:
-            raise ValidationError("date_from is after date_to.", "date_from")
-        if "near" in data and "radius_km" not in data:
-            raise ValidationError("near needs radius_km.", "radius_km")
-        if "radius_km" in data and "near" not in data:
-            raise ValidationError("radius_km needs near.", "near")
-
-    def finish(self, data: dict[str, Any]) -> dict[str, Any]:
-        """near and radius_km describe one circle: hand the query layer (lat, lon, km)."""
-        if "near" in data:
-            data["near"] = (*data["near"], data.pop("radius_km"))
-        return data
-
-
-class EventListArgs(EventFilterArgs):
-    sort = _one_of(EVENT_SORTS, "Order of the events.", load_default="-date")
-    limit = _limit()
-    cursor = _cursor()
-    format = _one_of(
+    sort = vocabulary_field(EVENT_SORTS, "Order of the events.", load_default="-date")
+    limit = limit_field()
+    cursor = cursor_field()
+    format = vocabulary_field(
         EVENT_FORMATS,
         "Response format; without it the Accept header chooses, and JSON is the default.",
     )
 
 
-class StatsArgs(EventFilterArgs):
-    group_by = _one_of(GROUPINGS, "How to group the totals; leave out for one overall total.")
+class GroupingArgs(QuerySchema):
+    """The parameters of /stats beside its filters."""
+
+    group_by = vocabulary_field(
+        GROUPINGS, "How to group the totals; leave out for one overall total."
+    )
 
 
-class LocationListArgs(QuerySchema):
-    country = _country()
-    admin1 = _name("First-level region, case-insensitive exact name.")
-    precision = _one_of(LOCATION_PRECISIONS, "Only places of this precision.")
-    bbox = _bbox()
-    limit = _limit()
-    cursor = _cursor()
-
-
-class SourceListArgs(QuerySchema):
-    limit = _limit()
-    cursor = _cursor()
+class PagingArgs(QuerySchema):
+    limit = limit_field()
+    cursor = cursor_field()
 
 
 class ChangesArgs(QuerySchema):
@@ -304,7 +221,7 @@ class ChangesArgs(QuerySchema):
             "`since` in `links.next`); leave it out to start from the first change."
         },
     )
-    limit = _limit()
+    limit = limit_field()
 
 
 class NoArgs(QuerySchema):

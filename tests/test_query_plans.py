@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl
 import pytest
 
 from api.db import connect_read_only
+from api.filters import EventListArgs
 from api.query import EventPages
-from schemas.query import EVENT_SORTS, CommaSeparatedList, EventListArgs
+from schemas.query import EVENT_SORTS, CommaSeparatedList
 
 FILTERS = {
     "event_type": "event_type=missile_strike",

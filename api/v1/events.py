@@ -7,12 +7,14 @@ from flask import Response, current_app, request
 
 from api import query
 from api.db import connect_read_only, get_db
-from api.openapi import Blueprint, query_pairs, read_operation
+from api.filters import EventListArgs
+from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
+from api.params import sent_parameters
 from api.problems import Problem, invalid_parameters
 from api.render import csv_lines, event_feature, json_response, ndjson_lines
 from schemas.event import EventSchema
-from schemas.query import EventListArgs, NoArgs
+from schemas.query import NoArgs
 from schemas.responses import EventFeatureCollectionSchema, EventPageSchema
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Conflict events.")
@@ -57,12 +59,9 @@ def list_events(args: dict[str, Any]) -> Response:
         pages = query.EventPages(get_db(), args, coordinates=geojson)
         rows, next_key = pages.page(args.get("cursor"), args["limit"])
         if geojson:
-            items = [
-                event_feature(event_id, longitude, latitude, body)
-                for _, event_id, longitude, latitude, body, _ in rows
-            ]
+            items = [event_feature(r.id, r.longitude, r.latitude, r.body) for r in rows]
         else:
-            items = [body for _, _, body, _ in rows]
+            items = [row.body for row in rows]
         meta = {"limit": args["limit"], "sort": args["sort"]}
         response = page_response(
             items,
@@ -70,7 +69,7 @@ def list_events(args: dict[str, Any]) -> Response:
             args["sort"],
             meta,
             geojson=geojson,
-            digests=[row[-1] for row in rows],
+            digests=[row.digest for row in rows],
         )
     if "format" not in args:
         # The response was built just above and has no Vary yet.
@@ -96,7 +95,7 @@ def _format(args: dict[str, Any]) -> str:
 
 def _export(args: dict[str, Any], chosen: str) -> Response:
     # `limit` has a default, so whether the client sent it is in the query string.
-    sent = {name for name, _ in query_pairs(request.query_string)}
+    sent = sent_parameters()
     refused = [name for name in ("limit", "cursor") if name in sent]
     if refused:
         raise invalid_parameters(
@@ -110,7 +109,7 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     # is sent or the client goes away; the thread's shared one stays free.
     conn = connect_read_only(current_app.config["DATABASE"])
     try:
-        pages = query.EventPages(conn, args, document="csv" if chosen == "csv" else "body")
+        pages = query.EventPages(conn, args, csv=chosen == "csv")
     except Exception:
         conn.close()
         raise
@@ -118,9 +117,9 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     def lines() -> Any:
         try:
             if chosen == "csv":
-                yield from csv_lines(line for _, _, line in pages.all())
+                yield from csv_lines(row.csv for row in pages.all())
             else:
-                yield from ndjson_lines(body for _, _, body, _ in pages.all())
+                yield from ndjson_lines(row.body for row in pages.all())
         finally:
             conn.close()
 
@@ -146,13 +145,13 @@ def get_event(args: dict[str, Any], event_id: str) -> Response:
     return response
 
 
-def stored_event(conn: sqlite3.Connection, event_id: str) -> tuple[str, bytes]:
+def stored_event(conn: sqlite3.Connection, event_id: str) -> query.StoredEvent:
     """An event's stored document and its digest (the ETag); a 410 problem if it was
     deleted, a 404 if it never existed. Reads and writes share it."""
-    row = query.get_event(conn, event_id)
-    if row is None:
-        deleted = query.tombstone(conn, event_id)
-        if deleted is not None:
-            raise Problem(410, f"Event {event_id!r} was deleted at {deleted[0]}.")
+    stored = query.get_event(conn, event_id)
+    if stored is None:
+        deleted_at = query.tombstone(conn, event_id)
+        if deleted_at is not None:
+            raise Problem(410, f"Event {event_id!r} was deleted at {deleted_at}.")
         raise Problem(404, f"No event has id {event_id!r}.")
-    return row[0], row[1]
+    return stored

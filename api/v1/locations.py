@@ -6,11 +6,12 @@ from flask import Response
 
 from api import query
 from api.db import get_db
+from api.filters import LocationListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.problems import Problem
 from api.render import json_response, render
-from schemas.query import LocationListArgs, NoArgs
+from schemas.query import NoArgs
 from schemas.responses import LocationPageSchema, LocationWithCountSchema
 
 blp = Blueprint(

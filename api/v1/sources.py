@@ -10,7 +10,7 @@ from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.problems import Problem
 from api.render import json_response, render
-from schemas.query import NoArgs, SourceListArgs
+from schemas.query import NoArgs, PagingArgs
 from schemas.responses import SourcePageSchema, SourceWithCountSchema
 
 blp = Blueprint(
@@ -24,7 +24,7 @@ _SOURCE = SourceWithCountSchema()
     blp,
     "/sources",
     operation_id="listSources",
-    args=SourceListArgs,
+    args=PagingArgs,
     response=SourcePageSchema,
     paged=True,
 )

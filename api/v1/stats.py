@@ -6,9 +6,9 @@ from flask import Response
 
 from api import query
 from api.db import get_db
+from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.render import json_response, render
-from schemas.query import StatsArgs
 from schemas.responses import StatsSchema
 
 blp = Blueprint(

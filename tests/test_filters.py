@@ -1,0 +1,79 @@
+"""The one declaration per filter (api/filters.py): every parameter of a filtered
+endpoint is a declared filter or one of its paging/sorting/grouping parameters,
+and every declared filter narrows what each of its resources answers."""
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from api.filters import (
+    EVENTS,
+    LOCATIONS,
+    REGISTRY,
+    EventListArgs,
+    Filter,
+    LocationListArgs,
+    StatsArgs,
+)
+from schemas.query import EventPagingArgs, GroupingArgs, PagingArgs
+
+CASES = [(f, resource) for f in REGISTRY for resource in sorted(f.resources)]
+
+
+def ids(case: tuple[Filter, str]) -> str:
+    declared, resource = case
+    return f"{resource}:{','.join(declared.params)}"
+
+
+def listed(client: FlaskClient, resource: str, query: str = "") -> list[str]:
+    response = client.get(f"/api/v1/{resource}?limit=1000&{query}")
+    assert response.status_code == 200, response.get_json()
+    return [item["id"] for item in response.get_json()["data"]]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[ids(c) for c in CASES])
+def test_every_declared_filter_narrows_its_resource(
+    client: FlaskClient, case: tuple[Filter, str]
+) -> None:
+    declared, resource = case
+    everything = listed(client, resource)
+    narrowed = listed(client, resource, declared.example)
+    assert set(narrowed) < set(everything), declared.example
+
+
+@pytest.mark.parametrize("declared", [f for f in REGISTRY if EVENTS in f.resources])
+def test_stats_and_exports_apply_the_same_filter(client: FlaskClient, declared: Filter) -> None:
+    events = listed(client, "events", declared.example)
+    stats = client.get(f"/api/v1/stats?{declared.example}").get_json()
+    assert stats["data"][0]["events"] == len(events)
+    ndjson = client.get(f"/api/v1/events?format=ndjson&{declared.example}").get_data()
+    assert len(ndjson.splitlines()) == len(events)
+
+
+@pytest.mark.parametrize(
+    ("schema", "resource", "others"),
+    [
+        (EventListArgs, EVENTS, EventPagingArgs),
+        (StatsArgs, EVENTS, GroupingArgs),
+        (LocationListArgs, LOCATIONS, PagingArgs),
+    ],
+)
+def test_a_parameter_is_a_declared_filter_or_a_documented_other(
+    schema: Any, resource: str, others: Any
+) -> None:
+    filters = [f for f in REGISTRY if resource in f.resources]
+    declared = [name for f in filters for name in f.params]
+    assert list(schema().fields) == declared + list(others().fields)
+
+
+def test_each_parameter_belongs_to_one_filter() -> None:
+    names = [name for f in REGISTRY for name in f.params]
+    assert len(names) == len(set(names))
+
+
+def test_near_without_a_radius_uses_the_documented_default(client: FlaskClient) -> None:
+    # Kharkiv's centre: Kharkiv (0 km) is within 25 km, Vovchansk (~50 km) is not.
+    default = listed(client, "events", "near=49.9935,36.2304")
+    assert default == listed(client, "events", "near=49.9935,36.2304&radius_km=25")
+    assert default != listed(client, "events", "near=49.9935,36.2304&radius_km=100")
