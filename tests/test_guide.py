@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from api.keys import create_key
+from api.storage import open_for_writing
 from tests.server import ROOT, Server, serving
 
 README = (ROOT / "README.md").read_text()
@@ -260,3 +262,36 @@ def test_the_mirror_loop_copies_what_the_api_lists(guide: GuideRun) -> None:
     # A second sync from the token finds nothing new and keeps its place.
     assert namespace["sync"](mirror, since) == since
     assert len(mirror) == 17
+
+
+def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
+    """The guide's 429 block, run three times on a key allowed two calls in 3 seconds:
+    the third call is refused, and curl --retry waits the Retry-After and gets it."""
+    (block,) = [b.text for b in GUIDE if "--retry" in b.text]
+    db = tmp_path / "salvo.db"
+    shutil.copy(seeded_db, db)
+    writable = open_for_writing(str(db))
+    key = create_key(writable, "Example Newsroom", "read")
+    writable.close()
+    log = tmp_path / "server.log"
+    with serving(db, log, env={"SALVO_RATE_LIMIT_KEY": "2/3seconds"}) as server:
+        script = f"KEY={shlex.quote(key)}\n" + for_server(block, server) * 3
+        started = time.monotonic()
+        result = bash(script, project_like(tmp_path), db)
+        seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    # -S: curl names the refused attempt; -f: it wrote no body for it.
+    assert result.stderr == "curl: (22) The requested URL returned error: 429\n"
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while at < len(result.stdout):
+        document, at = decoder.raw_decode(result.stdout, at)
+        documents.append(document)
+    # Nothing changed since the seed's 17 changes: three times the same empty page.
+    assert documents == [documents[0]] * 3
+    assert documents[0]["data"] == [] and documents[0]["meta"]["count"] == 0
+    # The access log: the refused call, then curl's retry once the window let it in.
+    statuses = re.findall(r'"GET /api/v1/changes\?\S* HTTP/1.1" (\d+)', log.read_text())
+    assert statuses == ["200", "200", "429", "200"]
+    # curl waited the Retry-After: the seconds, rounded up, until the first call left
+    # the 3-second window (the calls before it take milliseconds).
+    assert 2 < seconds < 10
