@@ -35,6 +35,7 @@ run: seed
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy api schemas seed bench tests
 
 test: lint
 	$(BIN)/pytest

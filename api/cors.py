@@ -62,9 +62,10 @@ def init_app(app: Flask, origins: str | Iterable[str]) -> None:
         else:
             # The answer depends on the Origin, so caches must key on it.
             response.vary.add("Origin")
-            origin = request.environ.get("HTTP_ORIGIN")
-            if origin not in allowed:
+            sent = request.environ.get("HTTP_ORIGIN")
+            if sent not in allowed:
                 return response
+            origin = sent
         response.headers["Access-Control-Allow-Origin"] = origin
         # Lets the page's script read the Resource Timing of Salvo's responses.
         response.headers["Timing-Allow-Origin"] = origin

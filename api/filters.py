@@ -394,9 +394,8 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
     parameters of `others` (paging, sorting, grouping)."""
     filters = filters_of(resource)
     declared = {param: field for f in filters for param, field in f.params.items()}
-    schema = FilteredArgs.from_dict({**declared, **others._declared_fields}, name=name)
-    schema.filters = filters
-    return schema
+    fields_in_order = {**declared, **others._declared_fields}
+    return type(name, (FilteredArgs,), {**fields_in_order, "filters": filters})
 
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)

@@ -41,7 +41,7 @@ _CONTRACT: dict[str, Any] = {
     ],
     "security": [{}, {"bearer": []}],
 }
-WRITE_SECURITY = [{"bearer": []}]
+WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 class ProblemDetails(BasePlugin):

@@ -69,7 +69,7 @@ def page_response(
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
     fraction of the cost."""
-    req = request._get_current_object()  # read five times: the proxy once
+    req = request._get_current_object()  # type: ignore[attr-defined]  # read five times: the proxy once
     # The query string as sent, but with any bytes a client left unencoded
     # percent-encoded, so that the links are URLs.
     query = quote(req.query_string, safe="/?:@!$&'()*+,;=%")

@@ -67,6 +67,7 @@ class EventPages:
         """Rows are EventRow, with the point when `coordinates`, or EventCsvRow when
         `csv` (the stored CSV line instead of the document)."""
         self.conn = conn
+        self.row: type[EventRow] | type[EventCsvRow]
         if csv:
             self.columns, self.row = "d.csv", EventCsvRow
         else:
@@ -74,7 +75,7 @@ class EventPages:
             # Only GeoJSON needs the point; leaving it out keeps a page's walk inside
             # the indexes and the documents table.
             point = ", e.longitude, e.latitude" if coordinates else ""
-            self.columns, self.row = f"CAST(d.body AS BLOB), d.digest{point}", EventRow
+            self.columns, self.row = f"CAST(d.body AS BLOB) AS body, d.digest{point}", EventRow
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.condition, self.params = filters.where(
@@ -125,10 +126,21 @@ class EventPages:
         return [row(*values) for values in cursor.execute(*self.sql(after, limit))]
 
 
-def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Row]:
+class Change(NamedTuple):
+    """One entry of the change feed: an event at its latest write (with its document,
+    `created` when that write created it) or a deletion (no document)."""
+
+    seq: int
+    id: str
+    changed_at: str
+    created: bool | None
+    body: str | None
+
+
+def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
     """Up to `limit` changes after sequence number `after`, in order: every event at
     its latest write (with its document) and every tombstone."""
-    return conn.execute(
+    rows = conn.execute(
         "SELECT e.seq, e.id, e.updated_at AS changed_at, e.seq = e.first_seq AS created, "
         f"d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
         "UNION ALL "
@@ -136,6 +148,7 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[sqlite3.Ro
         "ORDER BY 1 LIMIT ?",
         [after, after, limit],
     ).fetchall()
+    return [Change(*row) for row in rows]
 
 
 def tombstone(conn: sqlite3.Connection, event_id: str) -> str | None:

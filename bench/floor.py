@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 from flask import Flask, Response
@@ -26,7 +27,7 @@ def db() -> sqlite3.Connection:
 @app.get("/case/<name>")
 def run_case(name: str) -> Response:
     case = CASES[name]
-    results = []
+    results: list[list[Any]] = []
     for sql, params in case["statements"]:
         cursor = db().execute(sql, params)
         rows = cursor.fetchall()
@@ -35,5 +36,5 @@ def run_case(name: str) -> Response:
             body = [column[0] for column in cursor.description].index("body")
             results.append([orjson.Fragment(row[body]) for row in rows])
         else:
-            results.append([list(row) for row in rows])
+            results.append([tuple(row) for row in rows])
     return Response(orjson.dumps(results), mimetype="application/json")

@@ -81,7 +81,11 @@ class _Coordinates(fields.String):
         }
         super().__init__(**kwargs)
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> tuple[float, ...]:
+    # A String in the spec (the text a client sends), loaded as another type; marshmallow
+    # types String as Field[str], hence the override.
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> tuple[float, ...]:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not re.fullmatch(self.pattern, text):
             raise ValidationError(
@@ -94,8 +98,10 @@ class BoundingBox(_Coordinates):
     count = 4
     example = "35.5,49.5,37.5,50.5"
 
-    def _deserialize(self, *args: Any, **kwargs: Any) -> tuple[float, ...]:
-        min_lon, min_lat, max_lon, max_lat = super()._deserialize(*args, **kwargs)
+    def _deserialize(  # type: ignore[override]  # as _Coordinates
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> tuple[float, ...]:
+        min_lon, min_lat, max_lon, max_lat = super()._deserialize(value, attr, data, **kwargs)
         if not all(-180 <= lon <= 180 for lon in (min_lon, max_lon)):
             raise ValidationError("Longitudes must be between -180 and 180.")
         if not all(-90 <= lat <= 90 for lat in (min_lat, max_lat)):
@@ -109,8 +115,10 @@ class Point(_Coordinates):
     count = 2
     example = "49.99,36.23"
 
-    def _deserialize(self, *args: Any, **kwargs: Any) -> tuple[float, ...]:
-        lat, lon = super()._deserialize(*args, **kwargs)
+    def _deserialize(  # type: ignore[override]  # as _Coordinates
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> tuple[float, ...]:
+        lat, lon = super()._deserialize(value, attr, data, **kwargs)
         if not -90 <= lat <= 90 or not -180 <= lon <= 180:
             raise ValidationError("Must be a latitude (-90..90) and a longitude (-180..180).")
         return lat, lon

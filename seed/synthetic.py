@@ -46,8 +46,8 @@ GOVERNMENTS = ["United States", "United Kingdom", "Germany", "France", "Poland",
 RUSSIA = {"name": "Military Forces of Russia", "role": "initiator", "kind": "state_forces"}
 UKRAINE = {"name": "Military Forces of Ukraine", "role": "target", "kind": "state_forces"}
 INTERCEPTOR = {"name": "Air Force of Ukraine", "role": "interceptor", "kind": "state_forces"}
-AIR_FORCE = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
-GENERAL_STAFF = {"name": "General Staff of Ukraine", "kind": "military", "title": None}
+AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
+GENERAL_STAFF: dict[str, Any] = {"name": "General Staff of Ukraine", "kind": "military", "title": None}
 
 
 def _slug(name: str) -> str:
@@ -82,7 +82,7 @@ def _region(oblast: Oblast) -> dict[str, Any]:
     }
 
 
-UKRAINE_PLACE = {
+UKRAINE_PLACE: dict[str, Any] = {
     "id": "ua",
     "name": "Ukraine",
     "admin1": None,
@@ -128,7 +128,7 @@ def _record(
     date = {"day": day, "month": day.replace(day=1), "year": day.replace(month=1, day=1)}[
         date_precision
     ]
-    regional = {
+    regional: dict[str, Any] = {
         "name": f"{oblast.name} Military Administration",
         "kind": "official",
         "title": None,

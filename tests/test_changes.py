@@ -4,6 +4,7 @@ misses a change, including changes made while it pages."""
 import datetime
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -168,7 +169,7 @@ def test_a_mirror_kept_by_the_feed_equals_the_database(live: tuple[FlaskClient, 
     edited = loadable(client, KHARKIV)
     edited["notes"] += " Corrected."
     created = {**loadable(client, KHARKIV), "id": "ua-2024-06-01-new-event"}
-    interleaved = [
+    interleaved: list[dict[str, Any]] = [
         {"edit": edited},
         {"create": created},
         {"delete": AVDIIVKA},

@@ -150,7 +150,7 @@ def test_an_unexpected_failure_is_a_500_problem_without_internals(seeded_db: Pat
     app = create_app({"DATABASE": str(seeded_db)})
 
     @app.get("/api/v1/fail")
-    def fail() -> None:
+    def fail() -> str:
         raise RuntimeError("secret internal detail")
 
     response = app.test_client().get("/api/v1/fail")

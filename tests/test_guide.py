@@ -52,7 +52,8 @@ def readme_blocks() -> list[Block]:
     """The fenced blocks of the README in order, each with the heading (## or ###) it
     sits under; lines inside a block are never taken for headings."""
     blocks: list[Block] = []
-    section, language, lines = "", None, []
+    section, language = "", None
+    lines: list[str] = []
     for line in README.splitlines():
         if language is None:
             if line.startswith("```"):

@@ -2,6 +2,7 @@
 
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,7 +36,7 @@ def follow(client: FlaskClient, url: str) -> list[list[dict]]:
 def expected_order(sort: str) -> list[str]:
     """The seeded ids in sort order, computed from the article facts table."""
     if sort.lstrip("-") == "date":
-        keys = {event_id: fact[1] for event_id, fact in EVENTS.items()}
+        keys: dict[str, Any] = {event_id: fact[1] for event_id, fact in EVENTS.items()}
     else:
         # Only the Kharkiv strike has a casualty figure (4 injured); no event has killed.
         injured = {"ua-2024-05-30-kharkiv-missile-strike": 4}

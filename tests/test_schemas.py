@@ -32,7 +32,7 @@ VALID_EVENT: dict[str, Any] = {
 }
 
 
-def errors_of(schema: Any, data: dict[str, Any]) -> dict[str, Any]:
+def errors_of(schema: Any, data: dict[str, Any]) -> Any:
     with pytest.raises(ValidationError) as raised:
         schema.load(data)
     return raised.value.messages
@@ -43,7 +43,7 @@ def with_changes(**paths: Any) -> dict[str, Any]:
     event = copy.deepcopy(VALID_EVENT)
     for path, value in paths.items():
         *parents, last = path.split("__")
-        target = event
+        target: Any = event
         for key in parents:
             target = target[int(key)] if key.isdigit() else target[key]
         target[int(last) if last.isdigit() else last] = value

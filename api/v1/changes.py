@@ -1,6 +1,5 @@
 """GET /api/v1/changes: every change to the events, in order, for partners' mirrors."""
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -47,16 +46,16 @@ def list_changes(args: dict[str, Any]) -> Response:
     items = [
         orjson.dumps(
             {
-                "seq": row["seq"],
+                "seq": row.seq,
                 "change": _kind(row),
-                "event_id": row["id"],
-                "changed_at": row["changed_at"],
-                "event": None if row["body"] is None else orjson.Fragment(row["body"]),
+                "event_id": row.id,
+                "changed_at": row.changed_at,
+                "event": None if row.body is None else orjson.Fragment(row.body),
             }
         )
         for row in rows
     ]
-    last = rows[-1]["seq"] if rows else after
+    last = rows[-1].seq if rows else after
     full = len(rows) == args["limit"]
     meta = {"limit": args["limit"], "since": encode_cursor(TOKEN, [last])}
     response = page_response(items, (last,) if full else None, TOKEN, meta, param="since")
@@ -66,7 +65,7 @@ def list_changes(args: dict[str, Any]) -> Response:
     return response
 
 
-def _kind(row: Mapping[str, Any]) -> str:
-    if row["body"] is None:
+def _kind(change: query.Change) -> str:
+    if change.body is None:
         return "deleted"
-    return "created" if row["created"] else "updated"
+    return "created" if change.created else "updated"
