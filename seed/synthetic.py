@@ -47,7 +47,11 @@ RUSSIA = {"name": "Military Forces of Russia", "role": "initiator", "kind": "sta
 UKRAINE = {"name": "Military Forces of Ukraine", "role": "target", "kind": "state_forces"}
 INTERCEPTOR = {"name": "Air Force of Ukraine", "role": "interceptor", "kind": "state_forces"}
 AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
-GENERAL_STAFF: dict[str, Any] = {"name": "General Staff of Ukraine", "kind": "military", "title": None}
+GENERAL_STAFF: dict[str, Any] = {
+    "name": "General Staff of Ukraine",
+    "kind": "military",
+    "title": None,
+}
 
 
 def _slug(name: str) -> str:
