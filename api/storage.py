@@ -7,9 +7,9 @@ CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
 
 The layout is created by the seed and by `python -m api init` (open_for_writing,
-init_database). The API never creates a file or a table: open_existing_for_writing opens an
-existing database and checks its layout once per process, so that a write request
-runs only its own statements. Functions that only read take a sqlite3 connection;
+init_database). The API never creates a file or a table: open_existing_for_writing
+opens an existing database and checks its layout once per process, so that a write
+request runs only its own statements. Functions that only read take a sqlite3 connection;
 writers take the sqlite_utils.Database the seed also writes through, and leave the
 transaction to their caller.
 """
