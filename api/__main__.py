@@ -1,5 +1,6 @@
-"""python -m api serve: run the API under Granian; python -m api keys create|list|revoke:
-manage the API keys partners send as `Authorization: Bearer <key>`."""
+"""python -m api serve: run the API under Granian; python -m api init: create the database's
+tables, or add those a newer Salvo needs; python -m api keys create|list|revoke: manage
+the API keys partners send as `Authorization: Bearer <key>`."""
 
 import argparse
 import os
@@ -9,7 +10,13 @@ from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES, create_key, revoke_key
-from api.storage import OutdatedLayout, open_for_writing
+from api.storage import (
+    MissingDatabase,
+    OutdatedLayout,
+    init_database,
+    key_listings,
+    open_existing_for_writing,
+)
 
 ACCESS_LOG_FORMAT = (
     '[%(time)s] %(addr)s "%(method)s %(path)s?%(query_string)s %(protocol)s" '
@@ -30,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--threads", type=int, default=4, help="Python threads per worker (default 4)"
     )
+    commands.add_parser(
+        "init",
+        help="create the database with every table and index, or add the ones it lacks "
+        "(the API never creates them)",
+    )
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key and print it (only this once)")
     create.add_argument("--name", required=True, help="who the key is for")
@@ -40,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "init":
+        return _init(args.db or database_path())
     return _keys(args)
 
 
@@ -78,9 +92,34 @@ def _serve(args: argparse.Namespace) -> int:
     os.execve(command[0], command, environ)
 
 
-def _keys(args: argparse.Namespace) -> int:
+def _init(path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        db = open_for_writing(args.db or database_path())
+        created = init_database(path)
+    except OutdatedLayout as error:
+        print(f"api: {error}", file=sys.stderr)
+        return 1
+    if created:
+        print(
+            f"api: {path}: created {len(created)} tables, indexes and triggers: "
+            f"{', '.join(created)}"
+        )
+    else:
+        print(f"api: {path} has every table and index already; nothing to do")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    path = args.db or database_path()
+    try:
+        db = open_existing_for_writing(path)
+    except MissingDatabase:
+        print(
+            f"api: there is no database at {path}; create it with `python -m seed` or "
+            "`python -m api init`",
+            file=sys.stderr,
+        )
+        return 1
     except OutdatedLayout as error:
         print(f"api: {error}", file=sys.stderr)
         return 1
@@ -88,11 +127,10 @@ def _keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             print(create_key(db, args.name, args.scope))
         elif args.action == "list":
-            for row in db.execute(
-                "SELECT id, name, scope, created_at, coalesce(revoked_at, '') FROM api_keys "
-                "ORDER BY created_at"
-            ):
-                print("\t".join(row))
+            for key in key_listings(db.conn):
+                print(
+                    "\t".join((key.id, key.name, key.scope, key.created_at, key.revoked_at or ""))
+                )
         elif not revoke_key(db, args.key_id):
             print(f"api: no live key has id {args.key_id!r}", file=sys.stderr)
             return 1

@@ -43,6 +43,13 @@ COMPRESSION = {
 }
 
 
+def validators(etag: str) -> list[str]:
+    """Every strong ETag a representation with identity ETag `etag` may be sent with:
+    as it is, and with each content coding appended (as flask-compress writes them).
+    A client may send back any of them in If-Match."""
+    return [etag, *(f"{etag}:{coding}" for coding in COMPRESSION["COMPRESS_ALGORITHM"])]
+
+
 def init_app(app: Flask) -> None:
     """Add the validators, compression and conditional requests to every response."""
     for name, value in COMPRESSION.items():

@@ -1,14 +1,23 @@
-"""Read-only SQLite connections: one per worker thread and database file, opened on
-first use and reused by every request that thread serves."""
+"""SQLite connections: per worker thread and database file, a read-only one and a
+write one, each opened on first use and reused by every request that thread serves."""
 
 import math
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import sqlite_utils
 from flask import current_app
 
 from api.problems import DATABASE_UNAVAILABLE, Problem
+from api.storage import (
+    MissingDatabase,
+    OutdatedLayout,
+    immediate_transaction,
+    open_existing_for_writing,
+)
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -47,6 +56,50 @@ def connect_read_only(path: str) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.create_function("distance_km", 4, distance_km, deterministic=True)
     return conn
+
+
+@contextmanager
+def write_transaction() -> Iterator[sqlite_utils.Database]:
+    """A write transaction (BEGIN IMMEDIATE) on this thread's write connection to the
+    app's database: committed when the block ends, rolled back if it raises. A 503
+    problem if the file is missing or its layout is not this version's; neither is
+    ever created here.
+
+    The app's config may name a WRITE_TRACE callable: it is given every SQL statement
+    the request runs on this connection, opening and layout check included
+    (sqlite3's trace callback), so a test can count them.
+    """
+    path, trace = current_app.config["DATABASE"], current_app.config.get("WRITE_TRACE")
+    writers: dict[str, sqlite_utils.Database] = _threads.__dict__.setdefault("writers", {})
+    if path not in writers:
+        writers[path] = _connect_writer(path, trace)
+    db = writers[path]
+    db.conn.set_trace_callback(trace)
+    try:
+        with immediate_transaction(db):
+            yield db
+    finally:
+        db.conn.set_trace_callback(None)
+        if db.conn.in_transaction:
+            # The rollback itself failed: start the next write on a fresh connection.
+            del writers[path]
+            db.close()
+
+
+def _connect_writer(path: str, trace: Callable[[str], None] | None) -> sqlite_utils.Database:
+    try:
+        return open_existing_for_writing(path, trace)
+    except MissingDatabase as error:
+        raise _unavailable(
+            "The events database does not exist; create it with `python -m seed` (the "
+            "curated events) or `python -m api init` (no events)."
+        ) from error
+    except OutdatedLayout as error:
+        raise _unavailable(f"The events database {error.advice}.") from error
+
+
+def _unavailable(detail: str) -> Problem:
+    return Problem(503, detail, type=DATABASE_UNAVAILABLE, title="Database unavailable")
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from api.storage import StoredKey, insert_key, live_key, mark_key_revoked
 from schemas.fields import TIMESTAMP_FORMAT
 
 SCOPES = ("read", "write")
@@ -29,48 +30,18 @@ class ApiKey:
     scope: str
 
 
-def create_table(db: sqlite_utils.Database) -> None:
-    db["api_keys"].create(
-        {
-            "id": str,
-            "name": str,
-            "scope": str,
-            "salt": bytes,
-            "hash": bytes,
-            "created_at": str,
-            "revoked_at": str,
-        },
-        pk="id",
-        not_null={"name", "scope", "salt", "hash", "created_at"},
-        if_not_exists=True,
-    )
-
-
 def create_key(db: sqlite_utils.Database, name: str, scope: str) -> str:
     """Store a new key's hash and return the key itself, which is not kept."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
-    db["api_keys"].insert(
-        {
-            "id": key_id,
-            "name": name,
-            "scope": scope,
-            "salt": salt,
-            "hash": _hash(salt, secret),
-            "created_at": _now(),
-            "revoked_at": None,
-        }
-    )
+    insert_key(db, StoredKey(key_id, name, scope, salt, _hash(salt, secret)), _now())
     return f"salvo_{key_id}_{secret}"
 
 
 def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
     """Revoke a key by its id; False if there is no such live key."""
-    cursor = db.execute(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [_now(), key_id]
-    )
-    return cursor.rowcount == 1
+    return mark_key_revoked(db, key_id, _now())
 
 
 def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
@@ -79,13 +50,10 @@ def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
     if match is None:
         return None
     key_id, secret = match.groups()
-    row = conn.execute(
-        "SELECT name, scope, salt, hash FROM api_keys WHERE id = ? AND revoked_at IS NULL",
-        [key_id],
-    ).fetchone()
-    if row is None or not hmac.compare_digest(_hash(row[2], secret), row[3]):
+    stored = live_key(conn, key_id)
+    if stored is None or not hmac.compare_digest(_hash(stored.salt, secret), stored.hash):
         return None
-    return ApiKey(key_id, row[0], row[1])
+    return ApiKey(stored.id, stored.name, stored.scope)
 
 
 def _hash(salt: bytes, secret: str) -> bytes:

@@ -1,26 +1,34 @@
-"""The SQLite layout and the one code path that writes events into it.
+"""The SQLite layout, and every statement that writes into it.
 
 Events are normalised into tables that the query layer filters on (munitions,
 actors, reporters, places, sources, a full-text index, an R*Tree of places) and
 also kept whole in `event_documents`: the JSON document the API returns and its
 CSV line, rendered when the event is written. Reads then join stored documents
 instead of serialising every row (see docs/design.md).
+
+The layout is created by the seed and by `python -m api init` (open_for_writing,
+init_database). The API never creates a file or a table: open_existing_for_writing
+opens an existing database and checks its layout once per process, so that a write
+request runs only its own statements. Functions that only read take a sqlite3 connection;
+writers take the sqlite_utils.Database the seed also writes through, and leave the
+transaction to their caller.
 """
 
 import datetime
 import functools
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import orjson
 import sqlite_utils
 
-from api import keys
 from schemas.csv import csv_line
 from schemas.event import event_document
 from schemas.fields import TIMESTAMP_FORMAT
@@ -30,45 +38,144 @@ from schemas.vocabulary import MUNITION_CATEGORIES
 # category, so the weapon filter is a cheap test on the row being scanned.
 WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES)}
 
+# Events per batch of rows written at once, by the seed and the synthetic generator.
 BATCH_SIZE = 2000
 
-# The one join of an event's row with its stored document.
+# Every statement that reads an event with its stored document joins them so.
 EVENTS_WITH_DOCUMENTS = "events e JOIN event_documents d ON d.row_id = e.row_id"
 
 
-def placeholders(values: Iterable[Any]) -> str:
-    """ "?, ?, ?": one SQL parameter mark per value."""
-    return ", ".join("?" for _ in values)
+def placeholders(values: Collection[Any]) -> str:
+    """One SQL parameter marker per value, for `IN (...)`: "?, ?, ?"."""
+    return ", ".join(["?"] * len(values))
 
 
 class OutdatedLayout(Exception):
-    """The database was created by a Salvo whose tables differ from this one's."""
+    """The database's tables and indexes are not this version's: some are missing, or
+    differ because another version of Salvo made them."""
+
+    def __init__(self, path: str, missing: list[str], differing: list[str]) -> None:
+        self.missing, self.differing = missing, differing
+        if differing:
+            advice = (
+                f"was made by another version of Salvo ({', '.join(differing)} differ); "
+                "seed a new file, or delete this one and seed again"
+            )
+        else:
+            advice = f"lacks {', '.join(missing)}; run `python -m api init` to add them"
+        self.advice = advice
+        super().__init__(f"{path} {advice}")
+
+
+class MissingDatabase(Exception):
+    """There is no database file where one was expected; the API never creates one."""
 
 
 def open_for_writing(path: str) -> sqlite_utils.Database:
-    """Open (creating if needed) the database for a writer, with its tables in place.
-    Raises OutdatedLayout rather than write into tables of another layout."""
+    """Open the database at path for a seed or an operator's command, creating the
+    file and adding the tables and indexes it lacks. Raises OutdatedLayout rather
+    than write into tables of another layout."""
+    db, _ = _open_laid_out(path)
+    return db
+
+
+def init_database(path: str) -> list[str]:
+    """Create the database at path, or add the tables and indexes it lacks
+    (`python -m api init`). Returns the names of those created, none if the layout
+    was complete. Raises OutdatedLayout for tables of another layout."""
+    db, created = _open_laid_out(path)
+    db.close()
+    return created
+
+
+def _open_laid_out(path: str) -> tuple[sqlite_utils.Database, list[str]]:
     db = sqlite_utils.Database(path)
-    outdated = outdated_objects(db.conn)
-    if outdated:
+    try:
+        missing, differing = _compare_layout(db.conn)
+        if differing:
+            raise OutdatedLayout(path, missing, differing)
+        _configure(db)
+        # Only a file lacking something runs the DDL: a current one is just opened.
+        if missing:
+            create_tables(db)
+    except BaseException:
         db.close()
-        raise OutdatedLayout(
-            f"{path} was made by another version of Salvo ({', '.join(outdated)} differ); "
-            "seed a new file, or delete this one and seed again"
-        )
+        raise
+    return db, missing
+
+
+# Paths whose layout this process found current: open_existing_for_writing checks a file once,
+# not on every request. Replacing the file under a running server needs a restart.
+_verified_layouts: set[str] = set()
+_verifying = threading.Lock()
+
+
+def open_existing_for_writing(
+    path: str, trace: Callable[[str], None] | None = None
+) -> sqlite_utils.Database:
+    """A write connection to the existing database at path, whose layout is this
+    version's (checked on the process's first connection to it). Opened with
+    mode=rw, so that a missing file raises MissingDatabase instead of being created
+    empty; a layout that is not current raises OutdatedLayout. `trace`, if given, is
+    sqlite3's trace callback from the first statement on (for tests)."""
+    uri = Path(path).resolve().as_uri() + "?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.OperationalError as error:
+        raise MissingDatabase(f"{path} cannot be opened: {error}") from error
+    conn.set_trace_callback(trace)
+    db = sqlite_utils.Database(conn)
+    try:
+        with _verifying:
+            if path not in _verified_layouts:
+                missing, differing = _compare_layout(conn)
+                if missing or differing:
+                    raise OutdatedLayout(path, missing, differing)
+                _verified_layouts.add(path)
+        _configure(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _configure(db: sqlite_utils.Database) -> None:
+    """Settings every writer's connection needs: the WAL (readers are never blocked
+    by a writer), foreign keys, and a 5 s wait for the write lock instead of failing."""
     db.enable_wal()
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 5000")
-    create_tables(db)
-    return db
+
+
+@contextmanager
+def immediate_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One transaction taken with BEGIN IMMEDIATE, so that concurrent writers wait
+    for each other (busy_timeout) rather than fail on upgrading a read lock:
+    committed when the block ends, rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def outdated_objects(conn: sqlite3.Connection) -> list[str]:
     """Salvo's tables and indexes whose definition in the database is not this
     version's. Missing ones are not counted (create_tables adds them), nor objects
     Salvo does not define (an operator's own index or trigger)."""
-    expected = _expected_layout()
-    return [name for name, sql in _layout(conn) if name in expected and expected[name] != sql]
+    return _compare_layout(conn)[1]
+
+
+def _compare_layout(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Salvo's tables and indexes that the database lacks, and those it defines
+    otherwise (see outdated_objects)."""
+    expected, present = _expected_layout(), dict(_layout(conn))
+    missing = [name for name in expected if name not in present]
+    differing = [name for name, sql in present.items() if expected.get(name, sql) != sql]
+    return missing, differing
 
 
 def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -89,7 +196,7 @@ def _expected_layout() -> dict[str, str]:
 
 def create_tables(db: sqlite_utils.Database) -> None:
     """Create every table, index and virtual table the API reads; safe to call again."""
-    db["sources"].create(
+    db.table("sources").create(
         {"id": str, "title": str, "publisher": str, "url": str, "published": str, "reference": str},
         pk="id",
         not_null={"title", "published"},
@@ -97,7 +204,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
     )
     # Tables that virtual tables point into have an explicit INTEGER PRIMARY KEY:
     # VACUUM may renumber an implicit rowid and cut the link.
-    db["locations"].create(
+    db.table("locations").create(
         {
             "row_id": int,
             "id": str,
@@ -113,8 +220,8 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"id", "name", "country", "country_code", "latitude", "longitude", "precision"},
         if_not_exists=True,
     )
-    db["locations"].create_index(["id"], unique=True, if_not_exists=True)
-    db["events"].create(
+    db.table("locations").create_index(["id"], unique=True, if_not_exists=True)
+    db.table("events").create(
         {
             "row_id": int,
             "id": str,
@@ -161,31 +268,31 @@ def create_tables(db: sqlite_utils.Database) -> None:
         foreign_keys=[("location_id", "locations", "id"), ("source_id", "sources", "id")],
         if_not_exists=True,
     )
-    db["events"].create_index(["id"], unique=True, if_not_exists=True)
+    db.table("events").create_index(["id"], unique=True, if_not_exists=True)
     # The rendered documents live apart from the rows the filters read, so that
     # index walks and index builds touch small rows only.
     # digest is the SHA-1 of body: page ETags are built from the digests of their
     # documents instead of hashing every response.
     # content_digest is the SHA-1 of the document without updated_at: a write that
     # changes nothing is recognised and skipped, so re-seeding is a no-op.
-    db["event_documents"].create(
+    db.table("event_documents").create(
         {"row_id": int, "body": str, "digest": bytes, "content_digest": bytes, "csv": str},
         pk="row_id",
         not_null={"body", "digest", "content_digest", "csv"},
         foreign_keys=[("row_id", "events", "row_id")],
         if_not_exists=True,
     )
-    db["actors"].create(
+    db.table("actors").create(
         {"name": str, "kind": str}, pk="name", not_null={"kind"}, if_not_exists=True
     )
-    db["event_actors"].create(
+    db.table("event_actors").create(
         {"event_id": str, "position": int, "actor_name": str, "role": str},
         pk=("event_id", "position"),
         not_null={"actor_name", "role"},
         foreign_keys=[("event_id", "events", "id"), ("actor_name", "actors", "name")],
         if_not_exists=True,
     )
-    db["munitions"].create(
+    db.table("munitions").create(
         {
             "event_id": str,
             "position": int,
@@ -202,7 +309,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
         foreign_keys=[("event_id", "events", "id")],
         if_not_exists=True,
     )
-    db["reporters"].create(
+    db.table("reporters").create(
         {"event_id": str, "position": int, "name": str, "kind": str, "title": str},
         pk=("event_id", "position"),
         not_null={"name", "kind"},
@@ -210,7 +317,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     # A deleted event leaves its last document and the sequence number of its deletion.
-    db["event_tombstones"].create(
+    db.table("event_tombstones").create(
         {"id": str, "seq": int, "deleted_at": str, "body": str},
         pk="id",
         not_null={"seq", "deleted_at", "body"},
@@ -219,7 +326,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
     # Per curated event id, the SHA-1 of the curated record the last seed read (see
     # write_curated): a record whose digest moved was edited by the curators, whose
     # version then replaces an edit made through the API.
-    db["curated_loads"].create(
+    db.table("curated_loads").create(
         {"event_id": str, "record_digest": bytes},
         pk="event_id",
         not_null={"record_digest"},
@@ -232,9 +339,23 @@ def create_tables(db: sqlite_utils.Database) -> None:
         "CREATE VIRTUAL TABLE IF NOT EXISTS locations_rtree "
         "USING rtree(id, min_lon, max_lon, min_lat, max_lat)"
     )
-    keys.create_table(db)
+    # Keys are stored as a salted hash of their secret only (see api/keys.py).
+    db.table("api_keys").create(
+        {
+            "id": str,
+            "name": str,
+            "scope": str,
+            "salt": bytes,
+            "hash": bytes,
+            "created_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={"name", "scope", "salt", "hash", "created_at"},
+        if_not_exists=True,
+    )
     # Every write through the API, append-only: the triggers refuse to change the past.
-    db["audit_log"].create(
+    db.table("audit_log").create(
         {
             "seq": int,
             "at": str,
@@ -255,7 +376,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
             "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
         )
     # Answers to POSTs sent with an Idempotency-Key, replayed when the client retries.
-    db["idempotent_requests"].create(
+    db.table("idempotent_requests").create(
         {
             "key_id": str,
             "idempotency_key": str,
@@ -315,6 +436,43 @@ def indexes_rebuilt_after(db: sqlite_utils.Database) -> Iterator[None]:
     create_indexes(db)
 
 
+class EventRow(NamedTuple):
+    """An event's row in `events`, but for seq and first_seq, which insert_rows assigns."""
+
+    id: str
+    event_type: str
+    date: str
+    date_precision: str
+    location_id: str
+    country_code: str
+    admin1: str | None
+    latitude: float
+    longitude: float
+    source_id: str
+    weapons: int
+    killed_best: int | None
+    killed_low: int | None
+    killed_high: int | None
+    killed_qualifier: str | None
+    injured_best: int | None
+    injured_low: int | None
+    injured_high: int | None
+    injured_qualifier: str | None
+    updated_at: str
+
+
+class DocumentRow(NamedTuple):
+    """An event's rendered document, and the text its full-text index row holds."""
+
+    event_id: str
+    body: str
+    digest: bytes  # SHA-1 of body: the event's ETag
+    content_digest: bytes  # SHA-1 of the document without updated_at
+    csv: str
+    notes: str
+    place: str
+
+
 @dataclass
 class EventRows:
     """A batch of validated events as the rows of each table. Building it is pure
@@ -323,39 +481,59 @@ class EventRows:
     locations: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     actors: dict[str, str] = field(default_factory=dict)
-    # events rows lack seq and first_seq, which insert_rows assigns
-    events: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    # The rows of event_actors, munitions and reporters, each (event id, position,
+    # the other columns in table order): passed whole to executemany. Plain tuples,
+    # as a million-event load builds millions and pickles them across processes.
     event_actors: list[tuple[Any, ...]] = field(default_factory=list)
     munitions: list[tuple[Any, ...]] = field(default_factory=list)
     reporters: list[tuple[Any, ...]] = field(default_factory=list)
-    # (event id, JSON document, its SHA-1, SHA-1 without updated_at, CSV line, notes, place)
-    documents: list[tuple[str, str, bytes, bytes, str, str, str]] = field(default_factory=list)
+    documents: list[DocumentRow] = field(default_factory=list)
 
     def only(self, ids: set[str]) -> "EventRows":
         """The rows of the events with these ids (and every place, source and actor)."""
+
+        def kept(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            return [row for row in rows if row[_EVENT_ID] in ids]
+
         return EventRows(
-            self.locations,
-            self.sources,
-            self.actors,
-            *([row for row in rows if row[0] in ids] for rows in (
-                self.events, self.event_actors, self.munitions, self.reporters, self.documents
-            )),
-        )  # fmt: skip
+            locations=self.locations,
+            sources=self.sources,
+            actors=self.actors,
+            events=[row for row in self.events if row.id in ids],
+            event_actors=kept(self.event_actors),
+            munitions=kept(self.munitions),
+            reporters=kept(self.reporters),
+            documents=[row for row in self.documents if row.event_id in ids],
+        )
 
 
-_EVENT_COLUMNS = (
-    "id", "event_type", "date", "date_precision", "location_id", "country_code", "admin1",
-    "latitude", "longitude", "source_id", "weapons", "killed_best", "killed_low", "killed_high",
-    "killed_qualifier", "injured_best", "injured_low", "injured_high", "injured_qualifier",
-    "updated_at", "seq", "first_seq",
-)  # fmt: skip
-_UPSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(
-        f"{column} = excluded.{column}" for column in _EVENT_COLUMNS[1:] if column != "first_seq"
+# Where the event id is in a row of event_actors, munitions or reporters.
+_EVENT_ID = 0
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()) -> str:
+    """An INSERT of one row that updates the row with the same `key` instead, except
+    for the columns in `keep`."""
+    updates = ", ".join(
+        f"{column} = excluded.{column}" for column in columns if column not in (key, *keep)
     )
-)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(columns)}) "
+        f"ON CONFLICT({key}) DO UPDATE SET {updates}"
+    )
+
+
+# first_seq is the sequence number an event was created at: an update keeps it.
+_EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
+_UPSERT_EVENT = _upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
+_LOCATION_COLUMNS = (
+    "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
+)  # fmt: skip
+_UPSERT_LOCATION = _upsert("locations", _LOCATION_COLUMNS, "id")
+_SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
+_UPSERT_SOURCE = _upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_ACTOR = _upsert("actors", ("name", "kind"), "name")
 _MUNITION_COLUMNS = (
     "category",
     "model",
@@ -381,7 +559,7 @@ def event_rows(events: Iterable[dict[str, Any]], changed_at: datetime.datetime) 
         }
         killed, injured = casualties["killed"] or {}, casualties["injured"] or {}
         rows.events.append(
-            (
+            EventRow(
                 event_id,
                 event["event_type"],
                 event["date"].isoformat(),
@@ -420,7 +598,7 @@ def event_rows(events: Iterable[dict[str, Any]], changed_at: datetime.datetime) 
         body = orjson.dumps(document)
         content = orjson.dumps({k: v for k, v in document.items() if k != "updated_at"})
         rows.documents.append(
-            (
+            DocumentRow(
                 event_id,
                 body.decode(),
                 hashlib.sha1(body, usedforsecurity=False).digest(),
@@ -512,7 +690,7 @@ def write_curated(
     } - set(restore)
     stored = dict(
         conn.execute(
-            "SELECT e.id, d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id "
+            f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} "
             "WHERE e.id IN (SELECT value FROM json_each(?))",
             [ids],
         )
@@ -565,36 +743,44 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     """Write one batch of event rows, replacing the events' previous rows and skipping
     events whose content has not changed. Returns the number of events written."""
     conn = db.conn
-    ids = [row[0] for row in rows.events]
-    marks = ", ".join("?" for _ in ids)
+    ids = [row.id for row in rows.events]
     # What each event is now: its content digest and the sequence number it was created at.
     stored = {
-        event_id: (digest, first_seq)
-        for event_id, digest, first_seq in conn.execute(
-            "SELECT e.id, d.content_digest, e.first_seq FROM events e "
-            f"JOIN event_documents d ON d.row_id = e.row_id WHERE e.id IN ({marks})",
+        event_id: _StoredVersion(content_digest, first_seq)
+        for event_id, content_digest, first_seq in conn.execute(
+            f"SELECT e.id, d.content_digest, e.first_seq FROM {EVENTS_WITH_DOCUMENTS} "
+            f"WHERE e.id IN ({placeholders(ids)})",
             ids,
         )
     }
-    changed = {row[0] for row in rows.documents if stored.get(row[0], (None,))[0] != row[3]}
+    changed = {
+        row.event_id
+        for row in rows.documents
+        if row.event_id not in stored or stored[row.event_id].content_digest != row.content_digest
+    }
     if not changed:
         return 0
     if len(changed) < len(ids):
         rows = rows.only(changed)
-        ids = [row[0] for row in rows.events]
-        marks = ", ".join("?" for _ in ids)
+        ids = [row.id for row in rows.events]
+    marks = placeholders(ids)
     seq = next_seq(conn)
     events = []
     for offset, row in enumerate(rows.events):
-        first_seq = stored[row[0]][1] if row[0] in stored else seq + offset
+        first_seq = stored[row.id].first_seq if row.id in stored else seq + offset
         events.append((*row, seq + offset, first_seq))
 
-    # Places, sources and actors are few and shared: sqlite-utils upserts them.
-    # The per-event tables take executemany with prepared statements, which
-    # measured twice as fast as sqlite-utils' per-value conversion at 1M events.
-    db["locations"].upsert_all(rows.locations.values(), pk="id")
-    db["sources"].upsert_all(rows.sources.values(), pk="id")
-    db["actors"].upsert_all(({"name": n, "kind": k} for n, k in rows.actors.items()), pk="name")
+    # Every table takes executemany with prepared statements, which measured twice
+    # as fast as sqlite-utils' per-value conversion at 1M events, and reads no schema.
+    conn.executemany(
+        _UPSERT_LOCATION,
+        [[place[column] for column in _LOCATION_COLUMNS] for place in rows.locations.values()],
+    )
+    conn.executemany(
+        _UPSERT_SOURCE,
+        [[source[column] for column in _SOURCE_COLUMNS] for source in rows.sources.values()],
+    )
+    conn.executemany(_UPSERT_ACTOR, rows.actors.items())
     conn.executemany(_UPSERT_EVENT, events)
     conn.execute(f"DELETE FROM event_tombstones WHERE id IN ({marks})", ids)
     for table in ("event_actors", "munitions", "reporters"):
@@ -608,14 +794,14 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
         "INSERT OR REPLACE INTO event_documents (row_id, body, digest, content_digest, csv) "
         "VALUES (?, ?, ?, ?, ?)",
         [
-            (row_ids[i], body, digest, content, line)
-            for i, body, digest, content, line, _, _ in rows.documents
+            (row_ids[row.event_id], row.body, row.digest, row.content_digest, row.csv)
+            for row in rows.documents
         ],
     )
     conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({marks})", [row_ids[i] for i in ids])
     conn.executemany(
         "INSERT INTO events_fts (rowid, notes, place) VALUES (?, ?, ?)",
-        [(row_ids[event_id], notes, place) for event_id, *_, notes, place in rows.documents],
+        [(row_ids[row.event_id], row.notes, row.place) for row in rows.documents],
     )
     places = list(rows.locations)
     conn.executemany(
@@ -624,12 +810,23 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
             (row_id, lon, lon, lat, lat)
             for row_id, lon, lat in conn.execute(
                 "SELECT row_id, longitude, latitude FROM locations "
-                f"WHERE id IN ({', '.join('?' for _ in places)})",
+                f"WHERE id IN ({placeholders(places)})",
                 places,
             )
         ],
     )
     return len(ids)
+
+
+class _StoredVersion(NamedTuple):
+    content_digest: bytes
+    first_seq: int
+
+
+class _DeletedEvent(NamedTuple):
+    row_id: int
+    id: str
+    body: str
 
 
 def delete_events(
@@ -640,26 +837,248 @@ def delete_events(
     the caller owns the transaction."""
     conn = db.conn
     wanted = list(dict.fromkeys(ids))
-    marks = ", ".join("?" for _ in wanted)
-    found = conn.execute(
-        "SELECT e.row_id, e.id, d.body FROM events e JOIN event_documents d "
-        f"ON d.row_id = e.row_id WHERE e.id IN ({marks}) ORDER BY e.id",
-        wanted,
-    ).fetchall()
+    found = [
+        _DeletedEvent(*row)
+        for row in conn.execute(
+            f"SELECT e.row_id, e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} "
+            f"WHERE e.id IN ({placeholders(wanted)}) ORDER BY e.id",
+            wanted,
+        )
+    ]
     if not found:
         return 0
     seq = next_seq(conn)
     stamp = deleted_at.strftime(TIMESTAMP_FORMAT)
     conn.executemany(
         "INSERT OR REPLACE INTO event_tombstones (id, seq, deleted_at, body) VALUES (?, ?, ?, ?)",
-        [(event_id, seq + i, stamp, body) for i, (_, event_id, body) in enumerate(found)],
+        [(event.id, seq + i, stamp, event.body) for i, event in enumerate(found)],
     )
-    row_ids = [row_id for row_id, _, _ in found]
-    event_ids = [event_id for _, event_id, _ in found]
-    found_marks = ", ".join("?" for _ in found)
+    row_ids = [event.row_id for event in found]
+    event_ids = [event.id for event in found]
+    marks = placeholders(found)
     for table in ("event_actors", "munitions", "reporters"):
-        conn.execute(f"DELETE FROM {table} WHERE event_id IN ({found_marks})", event_ids)
-    conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({found_marks})", row_ids)
-    conn.execute(f"DELETE FROM event_documents WHERE row_id IN ({found_marks})", row_ids)
-    conn.execute(f"DELETE FROM events WHERE row_id IN ({found_marks})", row_ids)
+        conn.execute(f"DELETE FROM {table} WHERE event_id IN ({marks})", event_ids)
+    conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({marks})", row_ids)
+    conn.execute(f"DELETE FROM event_documents WHERE row_id IN ({marks})", row_ids)
+    conn.execute(f"DELETE FROM events WHERE row_id IN ({marks})", row_ids)
     return len(found)
+
+
+def event_documents(conn: sqlite3.Connection, ids: Collection[str]) -> dict[str, str]:
+    """The stored JSON documents of the events with these ids, by id (unknown ids
+    are left out)."""
+    return dict(
+        conn.execute(
+            f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id IN ({placeholders(ids)})",
+            list(ids),
+        )
+    )
+
+
+def taken_ids(conn: sqlite3.Connection, ids: Collection[str]) -> list[str]:
+    """Those of these ids that an event has, or had before it was deleted: a new
+    event may take neither, so that a mirror never confuses two events."""
+    marks = placeholders(ids)
+    return [
+        event_id
+        for (event_id,) in conn.execute(
+            f"SELECT id FROM events WHERE id IN ({marks}) "
+            f"UNION SELECT id FROM event_tombstones WHERE id IN ({marks})",
+            [*ids, *ids],
+        )
+    ]
+
+
+# Writes through the API: each is audited, and a POST's answer is kept for replay.
+
+
+class Author(NamedTuple):
+    """Who writes through the API, as the audit log names them: their API key."""
+
+    key_id: str
+    key_name: str
+
+
+class IdempotentRequest(NamedTuple):
+    """A POST sent with an Idempotency-Key: the key, and the SHA-256 of the body."""
+
+    key: str
+    body_digest: bytes
+
+
+class Answer(NamedTuple):
+    """The answer to a POST, kept whole so that a retry replays the very bytes."""
+
+    status: int
+    body: bytes
+
+
+class IdsTaken(Exception):
+    """A POST named ids that exist (or existed) already, or one id twice."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key came back with another request body than its first."""
+
+
+def create_events(
+    db: sqlite_utils.Database,
+    events: list[dict[str, Any]],
+    author: Author,
+    at: datetime.datetime,
+    request: IdempotentRequest | None = None,
+) -> tuple[Answer, bool]:
+    """Create validated events for a POST, all or none, and audit each; returns the
+    answer (201 and the created documents as `{"data": [...]}`) and False. A request
+    whose Idempotency-Key was seen before writes nothing: its first answer and True.
+
+    Raises IdsTaken if an id exists, existed or comes twice (nothing is written),
+    and IdempotencyKeyReused if the key came with another body. The caller owns the
+    transaction."""
+    conn = db.conn
+    if request is not None:
+        replayed = _replayed_answer(conn, author, request)
+        if replayed is not None:
+            return replayed, True
+    ids = [event["id"] for event in events]
+    twice = {event_id for event_id in ids if ids.count(event_id) > 1}
+    taken = set(taken_ids(conn, ids)) | twice
+    if taken:
+        raise IdsTaken(sorted(taken))
+    write_events(db, events, at)
+    documents = event_documents(conn, ids)
+    _append_audit(conn, author, at, [("create", i, None, documents[i]) for i in ids])
+    answer = Answer(201, b'{"data":[' + b",".join(documents[i].encode() for i in ids) + b"]}")
+    if request is not None:
+        conn.execute(
+            "INSERT INTO idempotent_requests "
+            "(key_id, idempotency_key, request_digest, status, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [author.key_id, request.key, request.body_digest, *answer, _stamp(at)],
+        )
+    return answer, False
+
+
+def _replayed_answer(
+    conn: sqlite3.Connection, author: Author, request: IdempotentRequest
+) -> Answer | None:
+    row = conn.execute(
+        "SELECT request_digest, status, body FROM idempotent_requests "
+        "WHERE key_id = ? AND idempotency_key = ?",
+        [author.key_id, request.key],
+    ).fetchone()
+    if row is None:
+        return None
+    body_digest, *answer = row
+    if body_digest != request.body_digest:
+        raise IdempotencyKeyReused(request.key)
+    return Answer(*answer)
+
+
+def update_event(
+    db: sqlite_utils.Database,
+    event: dict[str, Any],
+    before: str,
+    author: Author,
+    at: datetime.datetime,
+) -> str:
+    """Replace a validated event whose stored document is `before`, and audit the
+    change; returns its document now (`before` if nothing changed, which is neither
+    written nor audited). The caller owns the transaction."""
+    if not write_events(db, [event], at):
+        return before
+    after = event_documents(db.conn, [event["id"]])[event["id"]]
+    _append_audit(db.conn, author, at, [("update", event["id"], before, after)])
+    return after
+
+
+def delete_event(
+    db: sqlite_utils.Database, event_id: str, before: str, author: Author, at: datetime.datetime
+) -> None:
+    """Delete an event whose stored document is `before` (see delete_events), and
+    audit it. The caller owns the transaction."""
+    delete_events(db, [event_id], at)
+    _append_audit(db.conn, author, at, [("delete", event_id, before, None)])
+
+
+def _append_audit(
+    conn: sqlite3.Connection,
+    author: Author,
+    at: datetime.datetime,
+    changes: list[tuple[str, str, str | None, str | None]],
+) -> None:
+    """Append one audit_log row per (action, event id, document before, after)."""
+    stamp = _stamp(at)
+    conn.executemany(
+        "INSERT INTO audit_log (at, key_id, key_name, action, event_id, before, after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(stamp, author.key_id, author.key_name, *change) for change in changes],
+    )
+
+
+def _stamp(at: datetime.datetime) -> str:
+    return at.strftime(TIMESTAMP_FORMAT)
+
+
+# API keys: api/keys.py makes and checks them; these statements store them.
+
+
+class StoredKey(NamedTuple):
+    """An API key's row: never the key, only a salted hash of its secret."""
+
+    id: str
+    name: str
+    scope: str
+    salt: bytes
+    hash: bytes
+
+
+class KeyListing(NamedTuple):
+    """What `python -m api keys list` shows of a key."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: str
+    revoked_at: str | None
+
+
+def insert_key(db: sqlite_utils.Database, key: StoredKey, created_at: str) -> None:
+    """Store a new, live key."""
+    db.execute(
+        "INSERT INTO api_keys (id, name, scope, salt, hash, created_at, revoked_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, NULL)",
+        [*key, created_at],
+    )
+
+
+def live_key(conn: sqlite3.Connection, key_id: str) -> StoredKey | None:
+    """The key with this id, unless there is none or it was revoked."""
+    row = conn.execute(
+        "SELECT id, name, scope, salt, hash FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+        [key_id],
+    ).fetchone()
+    return None if row is None else StoredKey(*row)
+
+
+def mark_key_revoked(db: sqlite_utils.Database, key_id: str, revoked_at: str) -> bool:
+    """Revoke a live key; False if there is no live key with this id."""
+    cursor = db.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        [revoked_at, key_id],
+    )
+    return cursor.rowcount == 1
+
+
+def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
+    """Every key, revoked ones included, oldest first."""
+    return [
+        KeyListing(*row)
+        for row in conn.execute(
+            "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        )
+    ]

@@ -65,14 +65,19 @@ class EventFeatureCollectionSchema(Schema):
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
+# The most events one POST may create: the batch is one transaction, which blocks
+# other writers while it runs.
+MAX_BATCH = 500
+
+
 class EventBatchSchema(Schema):
     """The body of POST /api/v1/events."""
 
     events = fields.List(
         fields.Nested(EventSchema),
-        validate=validate.Length(min=1, max=500),
+        validate=validate.Length(min=1, max=MAX_BATCH),
         required=True,
-        metadata={"description": "One to 500 events, written all or nothing."},
+        metadata={"description": f"One to {MAX_BATCH} events, written all or nothing."},
     )
 
 

@@ -18,14 +18,13 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlite_utils import Database
 
-from api.storage import EventRows, event_rows, indexes_rebuilt_after, insert_rows
+from api.storage import BATCH_SIZE, EventRows, event_rows, indexes_rebuilt_after, insert_rows
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from seed.curated import InvalidRecord
 from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
 
 FIRST_DAY = datetime.date(2022, 2, 24)
-BATCH = 2000
 
 _SCHEMA = EventSchema()
 
@@ -261,14 +260,16 @@ def batch_rows(start: int, count: int, seed: int, until: datetime.date) -> Event
     Their updated_at is midnight UTC starting `until`, so that the database is
     deterministic too."""
     changed_at = datetime.datetime.combine(until, datetime.time(), tzinfo=datetime.UTC)
-    return event_rows(generate_batch(start, min(BATCH, count - start), seed, until), changed_at)
+    return event_rows(
+        generate_batch(start, min(BATCH_SIZE, count - start), seed, until), changed_at
+    )
 
 
 def load(db: Database, count: int, seed: int, until: datetime.date, workers: int) -> int:
     """Generate, validate and write count events, keeping at most a few batches in
     memory. Worker processes do the generating, validating and rendering; this
     process does all the writing, in the caller's transaction."""
-    starts = range(0, count, BATCH)
+    starts = range(0, count, BATCH_SIZE)
     with indexes_rebuilt_after(db):
         if workers <= 1:
             for start in starts:

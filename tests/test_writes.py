@@ -1,5 +1,6 @@
 """The write API: keys, validation, optimistic concurrency, idempotency and the audit log."""
 
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -11,8 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from api import create_app
+from api.__main__ import main as api_main
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.storage import MissingDatabase, open_existing_for_writing, open_for_writing
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
@@ -222,6 +224,44 @@ def test_an_invalid_patch_changes_nothing(partner: Partner, patch: dict, name: s
     assert partner.event() == (before, etag)
 
 
+@pytest.mark.parametrize("coding", ["gzip", "zstd", "br"])
+def test_an_etag_read_compressed_is_good_for_if_match(partner: Partner, coding: str) -> None:
+    # Browsers, requests and curl --compressed read events compressed, and get the
+    # ETag of that representation ("<digest>:gzip"): it names the same version.
+    read = partner.client.get(f"/api/v1/events/{KHARKIV}", headers={"Accept-Encoding": coding})
+    assert read.headers["ETag"].endswith(f':{coding}"')
+    patched = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={"notes": "Corrected notes."},
+        headers=partner.headers(**{"If-Match": read.headers["ETag"], "Accept-Encoding": coding}),
+    )
+    assert patched.status_code == 200
+    deleted = partner.client.delete(
+        f"/api/v1/events/{KHARKIV}",
+        headers=partner.headers(**{"If-Match": patched.headers["ETag"]}),
+    )
+    assert deleted.status_code == 204
+
+
+def test_a_stale_compressed_etag_is_still_refused(partner: Partner) -> None:
+    read = partner.client.get(f"/api/v1/events/{KHARKIV}", headers={"Accept-Encoding": "gzip"})
+    _, etag = partner.event()
+    assert (
+        partner.client.patch(
+            f"/api/v1/events/{KHARKIV}",
+            json={"notes": "First."},
+            headers=partner.headers(**{"If-Match": etag}),
+        ).status_code
+        == 200
+    )
+    second = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={"notes": "Second."},
+        headers=partner.headers(**{"If-Match": read.headers["ETag"]}),
+    )
+    assert second.status_code == 412
+
+
 def test_patch_and_delete_need_if_match(partner: Partner) -> None:
     for method in (partner.client.patch, partner.client.delete):
         response = method(
@@ -378,3 +418,108 @@ def test_concurrent_writers_with_the_same_etag_exactly_one_wins(partner: Partner
     (winner,) = [notes for notes, status in results.items() if status == 200]
     assert partner.event()[0]["notes"] == winner
     assert partner.audit() == [("Newsroom", "update", KHARKIV)]
+
+
+# Statements that read or change the layout rather than the rows: the API's write
+# path runs none of them once a process has checked the file.
+SCHEMA_STATEMENT = re.compile(
+    r"^\s*(CREATE|DROP|ALTER)\b|sqlite_master|sqlite_schema|"
+    r"PRAGMA\s+\S*(table_info|table_xinfo|table_list|index_list|index_info|index_xinfo|"
+    r"foreign_key_list)",
+    re.IGNORECASE,
+)
+
+
+def test_a_one_event_post_runs_its_own_statements_only(partner: Partner) -> None:
+    statements: list[str] = []
+    partner.client.application.config["WRITE_TRACE"] = statements.append
+    assert partner.post(new_event(partner, "ua-2024-06-01-first")).status_code == 201
+    # The process's first write to this file checks its layout (and nothing else does).
+    assert any(SCHEMA_STATEMENT.search(s) for s in statements)
+    statements.clear()
+    assert partner.post(new_event(partner, "ua-2024-06-01-second")).status_code == 201
+    assert [s for s in statements if SCHEMA_STATEMENT.search(s)] == []
+    assert len(statements) < 60, statements
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] != "ROLLBACK"
+    assert "COMMIT" in statements
+
+
+def test_the_api_never_creates_a_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    client = create_app({"DATABASE": str(path)}).test_client()
+    response = client.post(
+        "/api/v1/events",
+        json={"events": []},
+        headers={"Authorization": "Bearer salvo_000000000000_" + "A" * 43},
+    )
+    assert response.status_code == 503
+    assert response.get_json()["type"] == "/problems/database-unavailable"
+    # The write path on its own, as a key checked elsewhere would reach it.
+    with pytest.raises(MissingDatabase):
+        open_existing_for_writing(str(path))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "advice"),
+    [
+        ("DROP INDEX events_source", "run `python -m api init`"),
+        (
+            "DROP INDEX events_source; CREATE INDEX events_source ON events (source_id, id)",
+            "another version of Salvo",
+        ),
+    ],
+)
+def test_a_write_into_another_layout_is_refused_with_what_to_run(
+    partner: Partner, change: str, advice: str
+) -> None:
+    conn = sqlite3.connect(partner.path)
+    conn.executescript(change)
+    conn.close()
+    response = partner.post(new_event(partner))
+    assert response.status_code == 503
+    assert response.get_json()["type"] == "/problems/database-unavailable"
+    assert "events_source" in response.get_json()["detail"]
+    assert advice in response.get_json()["detail"]
+    assert partner.client.get("/api/v1/events/ua-2024-06-01-new-strike").status_code == 404
+
+
+def test_api_init_adds_what_the_layout_lacks(
+    partner: Partner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = sqlite3.connect(partner.path)
+    conn.execute("DROP INDEX events_source")
+    conn.close()
+    assert partner.post(new_event(partner)).status_code == 503
+    assert api_main(["--db", str(partner.path), "init"]) == 0
+    assert capsys.readouterr().out == (
+        f"api: {partner.path}: created 1 tables, indexes and triggers: events_source\n"
+    )
+    assert partner.post(new_event(partner)).status_code == 201
+    assert api_main(["--db", str(partner.path), "init"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_api_init_creates_an_empty_database_that_serves_and_takes_writes(
+    partner: Partner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "var" / "new.db"
+    assert api_main(["--db", str(path), "init"]) == 0
+    assert "api_keys" in capsys.readouterr().out
+    db = open_existing_for_writing(str(path))
+    key = create_key(db, "Newsroom", "write")
+    db.close()
+    client = create_app({"DATABASE": str(path)}).test_client()
+    assert client.get("/api/v1/events").get_json()["data"] == []
+    event, _ = partner.event()
+    response = client.post(
+        "/api/v1/events", json={"events": [event]}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 201
+    assert client.get(f"/api/v1/events/{KHARKIV}").status_code == 200
+
+
+def test_keys_cli_refuses_a_missing_database(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    assert api_main(["--db", str(path), "keys", "create", "--name", "x", "--scope", "read"]) == 1
+    assert not path.exists()

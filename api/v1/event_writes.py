@@ -1,31 +1,32 @@
 """POST, PATCH and DELETE /api/v1/events: partners contribute events with a write key.
 
-Every write runs in one `BEGIN IMMEDIATE` transaction on its own connection (so
-two writers queue on SQLite's lock instead of failing half-way), validates
-through the same EventSchema as the seed, and appends to the audit log. PATCH and
-DELETE need `If-Match` with the event's ETag, so that two partners editing one
-event never silently overwrite each other.
+Every write runs in one `BEGIN IMMEDIATE` transaction (so two writers queue on
+SQLite's lock instead of failing half-way), validates through the same
+EventSchema as the seed, and is audited by api.storage, which holds every write
+statement. PATCH and DELETE need `If-Match` with the event's ETag, so that two
+partners editing one event never silently overwrite each other.
 """
 
 import datetime
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sqlite3
+from http import HTTPStatus
 from typing import Any
 
 import orjson
-import sqlite_utils
-from flask import Response, current_app, request
+from flask import Response, request
 from marshmallow import ValidationError
 
+from api import storage
 from api.auth import require_write_key
+from api.caching import validators
+from api.db import write_transaction
 from api.keys import ApiKey
 from api.openapi import WRITE_SECURITY, Blueprint
 from api.problems import Problem, invalid_body
-from api.storage import delete_events, open_for_writing, write_events
 from api.v1.events import stored_event
 from schemas.event import EventSchema
-from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
+from schemas.fields import flatten_messages
 from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema
 
 blp = Blueprint(
@@ -35,9 +36,9 @@ blp = Blueprint(
     description="Contributing events: needs an API key with write scope.",
 )
 
-MAX_BATCH = 500
 _SCHEMA = EventSchema()
-_ERRORS = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 429: "TOO_MANY_REQUESTS"}
+# Every write may answer these: no key, a read-only key, over the rate limit.
+_ERRORS = (401, 403, 429)
 
 
 def _documented(operation_id: str, *statuses: int) -> Any:
@@ -46,18 +47,7 @@ def _documented(operation_id: str, *statuses: int) -> Any:
 
     def decorate(view: Any) -> Any:
         for status in (*_ERRORS, *statuses):
-            name = (
-                _ERRORS.get(status)
-                or {
-                    404: "NOT_FOUND",
-                    422: "UNPROCESSABLE_ENTITY",
-                    409: "CONFLICT",
-                    410: "GONE",
-                    412: "PRECONDITION_FAILED",
-                    428: "PRECONDITION_REQUIRED",
-                }[status]
-            )
-            view = blp.alt_response(status, response=name)(view)
+            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
         return blp.doc(operationId=operation_id, security=WRITE_SECURITY)(view)
 
     return decorate
@@ -76,51 +66,36 @@ def create_events(batch: dict[str, Any]) -> Response:
     """
     key = require_write_key()
     idempotency_key = request.headers.get("Idempotency-Key")
-    request_digest = hashlib.sha256(request.get_data()).digest()
-    with _transaction() as db:
-        if idempotency_key is not None:
-            replay = _replay(db, key, idempotency_key, request_digest)
-            if replay is not None:
-                return replay
-        events = batch["events"]
-        ids = [event["id"] for event in events]
-        marks = ", ".join("?" for _ in ids)
-        taken = [
-            row[0]
-            for row in db.execute(
-                f"SELECT id FROM events WHERE id IN ({marks}) "
-                f"UNION SELECT id FROM event_tombstones WHERE id IN ({marks})",
-                [*ids, *ids],
+    idempotent = (
+        None
+        if idempotency_key is None
+        else storage.IdempotentRequest(idempotency_key, hashlib.sha256(request.get_data()).digest())
+    )
+    events = batch["events"]
+    try:
+        with write_transaction() as db:
+            answer, replayed = storage.create_events(
+                db, events, _author(key), datetime.datetime.now(datetime.UTC), idempotent
             )
-        ]
-        if taken or len(set(ids)) < len(ids):
-            duplicates = sorted(set(taken) | {i for i in ids if ids.count(i) > 1})
-            raise Problem(
-                409,
-                f"These ids exist already or twice in the batch: {', '.join(duplicates)}. "
-                "Change an existing event with PATCH.",
-                title="Conflict",
-            )
-        now = datetime.datetime.now(datetime.UTC)
-        write_events(db, events, now)
-        documents = _documents(db, ids)
-        for event_id in ids:
-            _audit(db, key, now, "create", event_id, None, documents[event_id])
-        body = b'{"data":[' + b",".join(documents[i].encode() for i in ids) + b"]}"
-        if idempotency_key is not None:
-            db["idempotent_requests"].insert(
-                {
-                    "key_id": key.id,
-                    "idempotency_key": idempotency_key,
-                    "request_digest": request_digest,
-                    "status": 201,
-                    "body": body,
-                    "created_at": now.strftime(TIMESTAMP_FORMAT),
-                }
-            )
-    response = Response(body, status=201, content_type="application/json")
-    if len(ids) == 1:
-        response.headers["Location"] = f"/api/v1/events/{ids[0]}"
+    except storage.IdsTaken as error:
+        raise Problem(
+            409,
+            f"These ids exist already or twice in the batch: {', '.join(error.ids)}. "
+            "Change an existing event with PATCH.",
+            title="Conflict",
+        ) from None
+    except storage.IdempotencyKeyReused:
+        raise Problem(
+            422,
+            "This Idempotency-Key was used with another request body; use a new key for a "
+            "new request.",
+            title="Idempotency key reused",
+        ) from None
+    response = Response(answer.body, status=answer.status, content_type="application/json")
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    elif len(events) == 1:
+        response.headers["Location"] = f"/api/v1/events/{events[0]['id']}"
     return response
 
 
@@ -141,8 +116,8 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """
     key = require_write_key()
     raw_patch = request.get_json()
-    with _transaction() as db:
-        before = _current(db, event_id)
+    with write_transaction() as db:
+        before = _current(db.conn, event_id)
         merged = _merge_patch(_loadable(before), raw_patch)
         if merged.get("id") != event_id:
             raise invalid_body(
@@ -157,12 +132,9 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
                     for n, r in flatten_messages(error.messages)
                 ]
             ) from None
-        now = datetime.datetime.now(datetime.UTC)
-        if write_events(db, [event], now):
-            after = _documents(db, [event_id])[event_id]
-            _audit(db, key, now, "update", event_id, before, after)
-        else:
-            after = before
+        after = storage.update_event(
+            db, event, before, _author(key), datetime.datetime.now(datetime.UTC)
+        )
     response = Response(after.encode(), content_type="application/json")
     response.set_etag(hashlib.sha1(after.encode(), usedforsecurity=False).hexdigest())
     return response
@@ -178,58 +150,35 @@ def delete_event(event_id: str) -> Response:
     410. Needs `If-Match` with the event's current ETag.
     """
     key = require_write_key()
-    with _transaction() as db:
-        before = _current(db, event_id)
-        now = datetime.datetime.now(datetime.UTC)
-        delete_events(db, [event_id], now)
-        _audit(db, key, now, "delete", event_id, before, None)
+    with write_transaction() as db:
+        before = _current(db.conn, event_id)
+        storage.delete_event(
+            db, event_id, before, _author(key), datetime.datetime.now(datetime.UTC)
+        )
     return Response(status=204)
 
 
-@contextmanager
-def _transaction() -> Iterator[sqlite_utils.Database]:
-    """A write transaction on a connection of its own, taken with BEGIN IMMEDIATE so
-    that concurrent writers wait for each other (busy_timeout) rather than fail."""
-    db = open_for_writing(current_app.config["DATABASE"])
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        yield db
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    finally:
-        db.close()
+def _author(key: ApiKey) -> storage.Author:
+    return storage.Author(key.id, key.name)
 
 
-def _current(db: sqlite_utils.Database, event_id: str) -> str:
+def _current(conn: sqlite3.Connection, event_id: str) -> str:
     """The event's stored document, after checking If-Match against its ETag."""
-    body, digest = stored_event(db.conn, event_id)
+    body, digest = stored_event(conn, event_id)
     if not request.if_match:
         raise Problem(
             428,
             "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
             "change made since you read it is not overwritten.",
         )
-    if not request.if_match.contains(digest.hex()):
+    # Whatever encoding the client read the event in, its ETag names this version.
+    if not any(request.if_match.contains(tag) for tag in validators(digest.hex())):
         raise Problem(
             412,
             "The event changed since you read it: GET it again, and apply your change to "
             "the new version.",
         )
     return body
-
-
-def _documents(db: sqlite_utils.Database, ids: list[str]) -> dict[str, str]:
-    marks = ", ".join("?" for _ in ids)
-    return dict(
-        db.execute(
-            "SELECT e.id, d.body FROM events e JOIN event_documents d ON d.row_id = e.row_id "
-            f"WHERE e.id IN ({marks})",
-            ids,
-        ).fetchall()
-    )
 
 
 def _loadable(document: str) -> dict[str, Any]:
@@ -251,47 +200,3 @@ def _merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[name] = _merge_patch(result.get(name), value)
     return result
-
-
-def _audit(
-    db: sqlite_utils.Database,
-    key: ApiKey,
-    at: datetime.datetime,
-    action: str,
-    event_id: str,
-    before: str | None,
-    after: str | None,
-) -> None:
-    db["audit_log"].insert(
-        {
-            "at": at.strftime(TIMESTAMP_FORMAT),
-            "key_id": key.id,
-            "key_name": key.name,
-            "action": action,
-            "event_id": event_id,
-            "before": before,
-            "after": after,
-        }
-    )
-
-
-def _replay(
-    db: sqlite_utils.Database, key: ApiKey, idempotency_key: str, request_digest: bytes
-) -> Response | None:
-    row = db.execute(
-        "SELECT request_digest, status, body FROM idempotent_requests "
-        "WHERE key_id = ? AND idempotency_key = ?",
-        [key.id, idempotency_key],
-    ).fetchone()
-    if row is None:
-        return None
-    if row[0] != request_digest:
-        raise Problem(
-            422,
-            "This Idempotency-Key was used with another request body; use a new key for a "
-            "new request.",
-            title="Idempotency key reused",
-        )
-    response = Response(row[2], status=row[1], content_type="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
