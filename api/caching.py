@@ -6,6 +6,7 @@ validator differs per content coding) and a 304 is decided on that ETag."""
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_compress import Compress
@@ -23,7 +24,7 @@ COMPRESSIBLE = [
     "text/javascript",
     "application/javascript",
 ]
-COMPRESSION = {
+COMPRESSION: dict[str, Any] = {
     # In order of preference when a client accepts several equally (browsers send
     # "gzip, deflate, br, zstd"): zstd is the cheapest per byte saved.
     "COMPRESS_ALGORITHM": ["zstd", "br", "gzip"],

@@ -23,6 +23,14 @@ def asset(filename: str) -> Response:
     return send_from_directory(ASSETS, filename, max_age=ASSET_MAX_AGE)
 
 
+@blp.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon: an empty answer rather than a 404, which browsers log as an error."""
+    response = Response(status=204)
+    response.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}"
+    return response
+
+
 @blp.get("/api/v1/openapi.yaml")
 def openapi_yaml() -> Response:
     spec = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec

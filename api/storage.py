@@ -921,6 +921,70 @@ class IdsTaken(Exception):
         self.ids = ids
 
 
+class SharedRecordsDiffer(Exception):
+    """A write describes a place or source that exists (or comes twice in the
+    batch) with other values: places and sources are shared by id, so writing it
+    would change every event that names it."""
+
+    def __init__(self, differences: list[str]) -> None:
+        super().__init__("; ".join(differences))
+        self.differences = differences
+
+
+_SHARED = {
+    "locations": (
+        "name",
+        "admin1",
+        "country",
+        "country_code",
+        "latitude",
+        "longitude",
+        "precision",
+    ),
+    "sources": ("title", "publisher", "url", "published", "reference"),
+}
+
+
+def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+    """Raise SharedRecordsDiffer if these validated events describe a stored place or
+    source, or one another's, with other values than it has. Partners' writes call
+    it; the curated seed, which owns its places and sources, may change them."""
+    differences = []
+    for table, columns in _SHARED.items():
+        sent: dict[str, dict[str, Any]] = {}
+        for event in events:
+            record = _shared_record(event, table)
+            first = sent.setdefault(record["id"], record)
+            differing = [column for column in columns if first[column] != record[column]]
+            if differing:
+                differences.append(
+                    f"{table[:-1]} {record['id']!r} comes twice with other {', '.join(differing)}"
+                )
+        stored = conn.execute(
+            f"SELECT id, {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(sent)})",
+            list(sent),
+        ).fetchall()
+        for record_id, *values in stored:
+            differing = [
+                f"{column} {value!r}"
+                for column, value in zip(columns, values, strict=True)
+                if sent[record_id][column] != value
+            ]
+            if differing:
+                differences.append(
+                    f"{table[:-1]} {record_id!r} is stored with {', '.join(differing)}"
+                )
+    if differences:
+        raise SharedRecordsDiffer(differences)
+
+
+def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
+    """The event's place or source as its table stores it."""
+    if table == "locations":
+        return dict(event["location"])
+    return {**event["source"], "published": event["source"]["published"].isoformat()}
+
+
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key came back with another request body than its first."""
 
@@ -949,6 +1013,7 @@ def create_events(
     taken = set(taken_ids(conn, ids)) | twice
     if taken:
         raise IdsTaken(sorted(taken))
+    check_shared_records(conn, events)
     write_events(db, events, at)
     documents = event_documents(conn, ids)
     _append_audit(conn, author, at, [("create", i, None, documents[i]) for i in ids])
@@ -988,7 +1053,9 @@ def update_event(
 ) -> str:
     """Replace a validated event whose stored document is `before`, and audit the
     change; returns its document now (`before` if nothing changed, which is neither
-    written nor audited). The caller owns the transaction."""
+    written nor audited). Raises SharedRecordsDiffer if it would change a shared place
+    or source. The caller owns the transaction."""
+    check_shared_records(db.conn, [event])
     if not write_events(db, [event], at):
         return before
     after = event_documents(db.conn, [event["id"]])[event["id"]]

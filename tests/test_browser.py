@@ -391,13 +391,6 @@ def test_the_docs_render_every_operation_from_the_server_alone(server: Server, p
     page.screenshot(path=SCREENSHOTS / "docs.png")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="GET /favicon.ico is a 404: Chromium asks for it on every page it opens and "
-    "logs 'Failed to load resource: the server responded with a status of 404' as a "
-    "console error. Fixed when the server answers /favicon.ico (or the pages link an icon).",
-)
 @pytest.mark.parametrize("path", ["/", "/api/v1/docs"])
 def test_the_pages_log_no_console_error(server: Server, playwright: Playwright, path: str) -> None:
     # A browser of its own: Chromium asks a server for /favicon.ico once per browser,
@@ -439,13 +432,6 @@ def try_list_events(page: Page) -> None:
     operation.get_by_role("button", name="Try it out").click()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Try it out fills each parameter with its schema example: near=49.99,36.23 "
-    "has one but radius_km has none, so Execute sends near without radius_km and gets "
-    "400 'near needs radius_km.' (schemas/query.py). Fixed by an example for radius_km.",
-)
 def test_try_it_out_with_the_prefilled_examples_lists_events(server: Server, page: Page) -> None:
     open_docs(page, server)
     try_list_events(page)
@@ -456,7 +442,7 @@ def test_try_it_out_with_the_prefilled_examples_lists_events(server: Server, pag
 def test_try_it_out_calls_the_server_that_served_the_docs(server: Server, page: Page) -> None:
     seen = open_docs(page, server)
     try_list_events(page)
-    # Cleared so that the call is valid whatever the examples (see the xfail above).
+    # Cleared so that the call lists events whatever the examples' places.
     page.locator('#operations-events-listEvents tr[data-param-name="near"] input').fill("")
     url, status = execute_list_events(page)
     # The spec's first server is "/": the call goes to the origin that served the docs.

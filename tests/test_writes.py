@@ -262,6 +262,36 @@ def test_a_stale_compressed_etag_is_still_refused(partner: Partner) -> None:
     assert second.status_code == 412
 
 
+def test_a_write_cannot_move_a_shared_place_or_retitle_a_shared_source(
+    partner: Partner,
+) -> None:
+    # Kharkiv is the place of several curated events: moving it would move them all.
+    moved = new_event(partner)
+    moved["location"] = {**moved["location"], "latitude": 10.0, "longitude": 10.0}
+    response = partner.client.post(
+        "/api/v1/events", json={"events": [moved]}, headers=partner.headers()
+    )
+    assert response.status_code == 409
+    assert (
+        "location 'ua-kharkiv' is stored with latitude 49.9935, longitude 36.2304"
+        in (response.get_json()["detail"])
+    )
+    _, etag = partner.event()
+    response = partner.client.patch(
+        f"/api/v1/events/{KHARKIV}",
+        json={"source": {"title": "Another title"}},
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert response.status_code == 409
+    assert partner.client.get("/api/v1/locations/ua-kharkiv").get_json()["latitude"] == 49.9935
+    assert partner.audit() == []
+    # As stored, the place and source are shared as they are.
+    same = partner.client.post(
+        "/api/v1/events", json={"events": [new_event(partner)]}, headers=partner.headers()
+    )
+    assert same.status_code == 201
+
+
 def test_patch_and_delete_need_if_match(partner: Partner) -> None:
     for method in (partner.client.patch, partner.client.delete):
         response = method(

@@ -84,6 +84,8 @@ def create_events(batch: dict[str, Any]) -> Response:
             "Change an existing event with PATCH.",
             title="Conflict",
         ) from None
+    except storage.SharedRecordsDiffer as error:
+        raise _shared_conflict(error) from None
     except storage.IdempotencyKeyReused:
         raise Problem(
             422,
@@ -94,7 +96,7 @@ def create_events(batch: dict[str, Any]) -> Response:
     response = Response(answer.body, status=answer.status, content_type="application/json")
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    elif len(events) == 1:
+    if len(events) == 1:
         response.headers["Location"] = f"/api/v1/events/{events[0]['id']}"
     return response
 
@@ -132,9 +134,12 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
                     for n, r in flatten_messages(error.messages)
                 ]
             ) from None
-        after = storage.update_event(
-            db, event, before, _author(key), datetime.datetime.now(datetime.UTC)
-        )
+        try:
+            after = storage.update_event(
+                db, event, before, _author(key), datetime.datetime.now(datetime.UTC)
+            )
+        except storage.SharedRecordsDiffer as error:
+            raise _shared_conflict(error) from None
     response = Response(after.encode(), content_type="application/json")
     response.set_etag(hashlib.sha1(after.encode(), usedforsecurity=False).hexdigest())
     return response
@@ -160,6 +165,16 @@ def delete_event(event_id: str) -> Response:
 
 def _author(key: ApiKey) -> storage.Author:
     return storage.Author(key.id, key.name)
+
+
+def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
+    return Problem(
+        409,
+        "Places and sources are shared by id, and this would change one for every event "
+        f"that names it: {error}. Send them as stored (GET /api/v1/locations/{{id}} or "
+        "/api/v1/sources/{id}), or give a different place or source a new id.",
+        title="Conflict",
+    )
 
 
 def _current(conn: sqlite3.Connection, event_id: str) -> str:
