@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from api.keys import create_key
 from api.storage import open_for_writing
@@ -354,10 +354,12 @@ def open_docs(page: Page, server: Server) -> dict[str, list[str]]:
     script error, and wait until Swagger UI has rendered the operations."""
     seen: dict[str, list[str]] = {"requests": [], "console": [], "errors": []}
     page.on("request", lambda request: seen["requests"].append(request.url))
-    page.on(
-        "console",
-        lambda message: message.type == "error" and seen["console"].append(message.text),
-    )
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            seen["console"].append(message.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: seen["errors"].append(str(error)))
     page.goto(f"{server.url}/api/v1/docs")
     page.locator("#operations-events-listEvents").wait_for()
@@ -399,13 +401,12 @@ def test_the_pages_log_no_console_error(server: Server, playwright: Playwright, 
     try:
         page = fresh.new_page()
         errors: list[str] = []
-        page.on(
-            "console",
-            lambda message: (
-                message.type == "error"
-                and errors.append(f"{message.text} ({message.location['url']})")
-            ),
-        )
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(f"{message.text} ({message.location['url']})")
+
+        page.on("console", on_console)
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{server.url}{path}")
         # The favicon is asked for after the load event: wait until the network is idle.

@@ -9,6 +9,7 @@ new example cannot be added outside both lists without this file failing.
 """
 
 import base64
+import contextlib
 import csv
 import json
 import os
@@ -19,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from tests.server import ROOT, Server, serving
 
 README = (ROOT / "README.md").read_text()
 EXECUTED = ("Formats", "Partners' guide", "Keeping a copy in sync")
-SETUP = ("Two commands", "Synthetic data at scale", "Development")
+SETUP = ("Two commands", "Serving in production", "Synthetic data at scale", "Development")
 # Where the guide says the server is (`make run`), and the interpreter it names.
 MAKE_RUN = "http://127.0.0.1:8000"
 VENV_PYTHON = ".venv/bin/python"
@@ -241,7 +243,9 @@ def test_the_guide_wrote_through_the_api(guide: GuideRun) -> None:
 def test_the_changes_example_shows_the_feed_as_it_is(guide: GuideRun) -> None:
     (shown,) = [b for b in GUIDE if b.section == "Keeping a copy in sync" and b.language == "sh"]
     assert shown.text == f"curl -s '{MAKE_RUN}/api/v1/changes?limit=1'\n"
-    (document,) = [b for b in BLOCKS if b.language == "json"]
+    (document,) = [
+        b for b in BLOCKS if b.language == "json" and b.section == "Keeping a copy in sync"
+    ]
     expected = json.loads(for_server(document.text, guide.server))
     _, (_, page) = guide_output(guide)
     # changed_at is when the test database was seeded; the event is elided in the README.
@@ -296,3 +300,18 @@ def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
     # curl waited the Retry-After: the seconds, rounded up, until the first call left
     # the 3-second window (the calls before it take milliseconds).
     assert 2 < seconds < 10
+
+
+def test_the_429_shown_is_the_429_served(seeded_db: Path, tmp_path: Path) -> None:
+    (shown,) = [b for b in BLOCKS if b.language == "json" and b.section == "Partners' guide"]
+    expected = json.loads(shown.text)
+    with serving(seeded_db, tmp_path / "server.log") as server:
+        for _ in range(61):
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(f"{server.url}/api/v1/event-types").close()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server.url}/api/v1/event-types")
+    served = json.loads(refused.value.read())
+    # The seconds left in the window vary from run to run.
+    served["detail"] = re.sub(r"Retry after \d+ s", "Retry after 58 s", served["detail"])
+    assert served == expected
