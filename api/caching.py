@@ -77,8 +77,12 @@ def _finish_response(compress: Compress, max_age: int) -> Callable[[Response], R
             if "etag" not in present:
                 digest = hashlib.sha1(response.get_data(), usedforsecurity=False)
                 response.set_etag(digest.hexdigest())
-        # Adds Vary: Accept-Encoding, and ":zstd" (etc.) to a strong ETag it encodes.
-        response = compress.after_request(response)
+        if "HTTP_ACCEPT_ENCODING" in request.environ:
+            # Adds Vary: Accept-Encoding, and ":zstd" (etc.) to a strong ETag it encodes.
+            response = compress.after_request(response)
+        else:
+            # Nothing to negotiate; a cache must still key on the header.
+            response.vary.add("Accept-Encoding")
         # Only a revalidation pays for werkzeug's conditional handling; measured,
         # calling it on every read cost a fifth of a page's serving time.
         if cacheable and "HTTP_IF_NONE_MATCH" in request.environ:

@@ -62,7 +62,8 @@ def init_app(app: Flask) -> Limiter:
             )
         )
 
-    app.after_request(add_limit_headers)
+    if app.config["RATE_LIMITS_ENABLED"]:
+        app.after_request(add_limit_headers)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return limiter
 

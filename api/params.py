@@ -8,16 +8,17 @@ refused parameter or field is named in one problem: a 400 for the query string,
 a 422 for the body.
 """
 
+import functools
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import flask
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, missing
 from webargs.flaskparser import FlaskParser
 
 from api.problems import invalid_body, invalid_parameters
 from schemas.fields import flatten_messages
-from schemas.query import QueryString
+from schemas.query import QuerySchema, QueryString
 
 _LOCATION_NAMES = {"query": "query", "json": "body", "headers": "header", "view_args": "path"}
 
@@ -29,6 +30,43 @@ class RequestParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = dict.fromkeys(
         FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION
     )
+
+    def parse(
+        self,
+        argmap: Any,
+        req: Any = None,
+        *,
+        location: str | None = None,
+        error_status_code: int | None = None,
+        error_headers: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """As webargs parses, but a query string goes straight to marshmallow's load
+        of its schema, narrowed (marshmallow's `only`) to the parameters given and
+        those with defaults: webargs' location machinery and a load visiting all 19
+        fields of /events for the 4 a page typically gives cost ~40 µs of a ~700 µs
+        page (bench/params.py measures it)."""
+        if location != "query" or not isinstance(argmap, QuerySchema):
+            return super().parse(
+                argmap,
+                req,
+                location=location,
+                error_status_code=error_status_code,
+                error_headers=error_headers,
+                **kwargs,
+            )
+        request = flask.request
+        data = self.load_querystring(request, argmap)
+        try:
+            return _narrowed(argmap, frozenset(data)).load(data)
+        except ValidationError as error:
+            self.handle_error(
+                ValidationError({"query": error.messages}),
+                request,
+                argmap,
+                error_status_code=error_status_code,
+                error_headers=error_headers,
+            )
 
     def load_querystring(self, req: flask.Request, schema: Schema) -> QueryString:
         given: dict[str, list[str]] = {}
@@ -91,6 +129,21 @@ def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
 def sent_parameters() -> set[str]:
     """The names of the query parameters the client sent (defaults excluded)."""
     return {name for name, _ in query_pairs(flask.request.query_string)}
+
+
+def _narrowed(schema: QuerySchema, given: frozenset[str]) -> QuerySchema:
+    """`schema` loading only the given parameters and those with defaults; the whole
+    schema when one is unknown, so that its error lists every parameter it takes."""
+    if not given <= schema.fields.keys():
+        return schema
+    return _narrow(type(schema), given)
+
+
+@functools.lru_cache(maxsize=256)
+def _narrow(schema: type[QuerySchema], given: frozenset[str]) -> QuerySchema:
+    whole = schema()
+    defaulted = {name for name, field in whole.fields.items() if field.load_default is not missing}
+    return schema(only=given | defaulted)
 
 
 def _refused(messages: Any, location: str, schema: Schema) -> list[dict[str, str]]:

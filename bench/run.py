@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api import create_app  # noqa: E402
+from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
 from api.db import connect_read_only  # noqa: E402
 from api.filters import EventListArgs, StatsArgs  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
@@ -300,11 +301,13 @@ def salvo_command(port: int, workers: int = SALVO_WORKERS) -> list[str]:
 
 
 def granian(app: str, port: int, workers: int = SALVO_WORKERS) -> list[str]:
-    """Another WSGI app (the floor) on the same server and settings as Salvo."""
+    """Another WSGI app (the floor) on the same server and settings as Salvo, its
+    access log included (it costs each request a Python logging call)."""
     return [
         str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers),
-        "--blocking-threads", str(SALVO_THREADS), "--log-level", "warning", app,
+        "--blocking-threads", str(SALVO_THREADS), "--log-level", "warning",
+        "--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT, app,
     ]  # fmt: skip
 
 

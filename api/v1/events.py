@@ -57,11 +57,13 @@ def list_events(args: dict[str, Any]) -> Response:
     else:
         geojson = chosen == "geojson"
         pages = query.EventPages(get_db(), args, coordinates=geojson)
-        rows, next_key = pages.page(args.get("cursor"), args["limit"])
+        page, next_key = pages.page(args.get("cursor"), args["limit"])
         if geojson:
-            items = [event_feature(r.id, r.longitude, r.latitude, r.body) for r in rows]
+            items = list(
+                map(event_feature, page.ids, page.longitudes, page.latitudes, page.documents)
+            )
         else:
-            items = [row.body for row in rows]
+            items = list(page.documents)
         meta = {"limit": args["limit"], "sort": args["sort"]}
         response = page_response(
             items,
@@ -69,7 +71,7 @@ def list_events(args: dict[str, Any]) -> Response:
             args["sort"],
             meta,
             geojson=geojson,
-            digests=[row.digest for row in rows],
+            digests=list(page.digests),
         )
     if "format" not in args:
         # The response was built just above and has no Vary yet.
@@ -116,10 +118,11 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
 
     def lines() -> Any:
         try:
+            documents = (document for page in pages.all() for document in page.documents)
             if chosen == "csv":
-                yield from csv_lines(row.csv for row in pages.all())
+                yield from csv_lines(documents)
             else:
-                yield from ndjson_lines(row.body for row in pages.all())
+                yield from ndjson_lines(documents)
         finally:
             conn.close()
 
