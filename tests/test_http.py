@@ -1,10 +1,13 @@
 """HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions."""
 
+import gzip
 import shutil
 import sqlite3
 from pathlib import Path
 
+import brotli
 import pytest
+from backports import zstd
 from flask.testing import FlaskClient
 
 from api import create_app
@@ -180,3 +183,34 @@ def test_a_changed_event_changes_the_etags_that_show_it(seeded_db: Path, tmp_pat
         assert response.status_code == 200, url
         assert response.headers["ETag"] != before[url]
         assert b"Corrected." in response.get_data()
+
+
+@pytest.mark.parametrize("coding", ["zstd", "br", "gzip"])
+def test_a_kept_encoding_is_never_served_for_changed_bytes(
+    seeded_db: Path, tmp_path: Path, coding: str
+) -> None:
+    db_path = tmp_path / "changing.db"
+    shutil.copy(seeded_db, db_path)
+    client = create_app({"DATABASE": str(db_path)}).test_client()
+    url, asked = "/api/v1/events?limit=5", {"Accept-Encoding": coding}
+    first, again = client.get(url, headers=asked), client.get(url, headers=asked)
+    assert first.get_data() == again.get_data()
+    assert decoded(coding, again.get_data()) == client.get(url).get_data()
+
+    event = client.get(f"/api/v1/events/{KHARKIV}").get_json()
+    event.pop("acled")
+    event.pop("updated_at")
+    event["notes"] += " Corrected."
+    writer = open_for_writing(str(db_path))
+    with writer.atomic():
+        write_events(writer, [EventSchema().load(event)])
+    writer.close()
+
+    after = client.get(url, headers=asked)
+    assert after.headers["ETag"] != first.headers["ETag"]
+    assert b"Corrected." in decoded(coding, after.get_data())
+    assert decoded(coding, after.get_data()) == client.get(url).get_data()
+
+
+def decoded(coding: str, body: bytes) -> bytes:
+    return {"zstd": zstd.decompress, "br": brotli.decompress, "gzip": gzip.decompress}[coding](body)
