@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import auth, caching, cors, docs, limits, problems, service, v1
+from api import auth, caching, cors, db, docs, limits, problems, service, v1
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.openapi import Api
 
@@ -57,6 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # After Api(): flask-smorest registers its own JSON error handler, which
     # problem+json replaces.
     problems.init_app(app)
+    db.init_app(app)
     cors.init_app(app, app.config["CORS_ORIGINS"])
     # The key is checked before the limiter runs: limits are counted per key.
     app.before_request(auth.check_sent_key)

@@ -1,60 +1,139 @@
-"""SQLite connections: per worker thread and database file, a read-only one and a
-write one, each opened on first use and reused by every request that thread serves."""
+"""SQLite connections and what can go wrong with them.
+
+Per worker thread and database file, a read-only connection and a write one, each
+opened on first use and reused by every request that thread serves, as long as the
+file at the path is still the one they hold (device and inode, compared on every
+request: a replaced file is reopened, and no write is acknowledged into a file that
+is no longer at the path). A read statement may run for QUERY_BUDGET_S at most.
+Every database fault becomes a problem (503, or 507 for a full disk), never a 500.
+"""
 
 import math
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
-from flask import current_app
+from flask import Flask, Response, current_app
 
-from api.problems import DATABASE_UNAVAILABLE, Problem
+from api.params import sent_parameters
+from api.problems import (
+    DATABASE_BUSY,
+    DATABASE_DAMAGED,
+    DATABASE_UNAVAILABLE,
+    QUERY_TOO_COSTLY,
+    STORAGE_FULL,
+    Problem,
+    invalid_parameter,
+    problem_response,
+)
 from api.storage import (
     MissingDatabase,
     OutdatedLayout,
     immediate_transaction,
+    layout_differences,
     open_existing_for_writing,
 )
 
 EARTH_RADIUS_KM = 6371.0088
 
+# Seconds one read statement may run before SQLite is told to stop (a 500-character
+# OR of prefix terms took 8 s at 100,000 events); a worker is never held longer.
+QUERY_BUDGET_S = 1.0
+# SQLite calls the budget's check every this many virtual-machine instructions
+# (about a tenth of a millisecond): often enough to stop on time, rarely enough
+# to cost nothing measurable.
+BUDGET_CHECK_EVERY = 10_000
+# Seconds a client should wait before retrying a write that found the database busy.
+BUSY_RETRY_AFTER_S = 1
+
+Identity = tuple[int, int]
 
 _threads = threading.local()
+# Database files seen damaged, until a check reads them cleanly.
+_damaged: set[str] = set()
+# Bumped when a file is seen damaged or reads cleanly again: every thread then opens
+# new connections, whose page caches hold no page read before.
+_generation = [0]
 
 
-def get_db() -> sqlite3.Connection:
-    """This thread's read-only connection to the app's events database.
+class ReadConnection(sqlite3.Connection):
+    """A read-only connection whose statements stop at a deadline (SQLITE_INTERRUPT)."""
+
+    deadline = math.inf
+
+    def start_budget(self, seconds: float = QUERY_BUDGET_S) -> None:
+        """Give the statements from now on `seconds` in all."""
+        self.deadline = time.monotonic() + seconds
+
+    def over_budget(self) -> int:
+        return 1 if time.monotonic() > self.deadline else 0
+
+
+@dataclass
+class _Held:
+    """A connection, the identity of the file it was opened on, and when."""
+
+    conn: Any
+    identity: Identity
+    generation: int
+
+    def current(self, identity: Identity | None) -> bool:
+        return self.identity == identity and self.generation == _generation[0]
+
+
+def identity(path: str) -> Identity | None:
+    """The device and inode of the file at path, or None if there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def get_db() -> ReadConnection:
+    """This thread's read-only connection to the app's events database, reopened if
+    the file at the path was replaced, its statements given QUERY_BUDGET_S anew.
 
     Reusing it saves opening a connection per request (about 0.15 ms, a tenth of
     a page's cost at 1M events). It never holds a read transaction between
     statements, so each query sees every write committed before it.
     """
     path = current_app.config["DATABASE"]
-    connections: dict[str, sqlite3.Connection] = _threads.__dict__.setdefault("connections", {})
-    if path not in connections:
-        connections[path] = connect_read_only(path)
-    return connections[path]
+    held: dict[str, _Held] = _threads.__dict__.setdefault("readers", {})
+    current = identity(path)
+    cached = held.get(path)
+    if cached is None or not cached.current(current):
+        if cached is not None:
+            del held[path]
+            cached.conn.close()
+        if current is None:
+            raise _missing(path)
+        cached = held[path] = _Held(connect_read_only(path), current, _generation[0])
+    conn: ReadConnection = cached.conn
+    conn.start_budget()
+    return conn
 
 
-def connect_read_only(path: str) -> sqlite3.Connection:
-    """Open the database so that no statement can write to it (mode=ro)."""
+def connect_read_only(path: str) -> ReadConnection:
+    """Open the database so that no statement can write to it (mode=ro), with a
+    budget for its statements (start_budget), and check that it can be read."""
     uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=ReadConnection)
     try:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         conn.execute("SELECT 1 FROM events LIMIT 1")
-    except sqlite3.OperationalError as error:
-        raise Problem(
-            503,
-            "The events database cannot be read; it may not have been seeded yet "
-            "(run `python -m seed`).",
-            type=DATABASE_UNAVAILABLE,
-            title="Database unavailable",
-        ) from error
+    except sqlite3.Error:
+        conn.close()
+        raise
     conn.row_factory = sqlite3.Row
     conn.create_function("distance_km", 4, distance_km, deterministic=True)
+    conn.set_progress_handler(conn.over_budget, BUDGET_CHECK_EVERY)
     return conn
 
 
@@ -62,27 +141,42 @@ def connect_read_only(path: str) -> sqlite3.Connection:
 def write_transaction() -> Iterator[sqlite_utils.Database]:
     """A write transaction (BEGIN IMMEDIATE) on this thread's write connection to the
     app's database: committed when the block ends, rolled back if it raises. A 503
-    problem if the file is missing or its layout is not this version's; neither is
-    ever created here.
+    problem if the file is missing or its layout is not this version's (neither is
+    ever created here), and if the file at the path was replaced during the
+    transaction: then nothing is committed, since the write would land in a file no
+    reader sees.
 
     The app's config may name a WRITE_TRACE callable: it is given every SQL statement
     the request runs on this connection, opening and layout check included
     (sqlite3's trace callback), so a test can count them.
     """
     path, trace = current_app.config["DATABASE"], current_app.config.get("WRITE_TRACE")
-    writers: dict[str, sqlite_utils.Database] = _threads.__dict__.setdefault("writers", {})
-    if path not in writers:
-        writers[path] = _connect_writer(path, trace)
-    db = writers[path]
+    writers: dict[str, _Held] = _threads.__dict__.setdefault("writers", {})
+    current = identity(path)
+    cached = writers.get(path)
+    if cached is None or not cached.current(current):
+        if cached is not None:
+            del writers[path]
+            cached.conn.close()
+        if current is None:
+            raise _missing(path)
+        cached = writers[path] = _Held(_connect_writer(path, trace), current, _generation[0])
+    if path in _damaged:
+        _check_repaired(path)
+    db: sqlite_utils.Database = cached.conn
     db.conn.set_trace_callback(trace)
     try:
         with immediate_transaction(db):
             yield db
+            # The last moment before COMMIT: a file moved or deleted meanwhile keeps
+            # this connection, but the write would be lost with it.
+            if identity(path) != cached.identity:
+                raise _replaced()
     finally:
         db.conn.set_trace_callback(None)
-        if db.conn.in_transaction:
-            # The rollback itself failed: start the next write on a fresh connection.
-            del writers[path]
+        if db.conn.in_transaction or identity(path) != cached.identity:
+            # The rollback failed, or the file is gone: the next write starts afresh.
+            writers.pop(path, None)
             db.close()
 
 
@@ -90,12 +184,130 @@ def _connect_writer(path: str, trace: Callable[[str], None] | None) -> sqlite_ut
     try:
         return open_existing_for_writing(path, trace)
     except MissingDatabase as error:
-        raise _unavailable(
-            "The events database does not exist; create it with `python -m seed` (the "
-            "curated events) or `python -m api init` (no events)."
-        ) from error
+        raise _missing(path) from error
     except OutdatedLayout as error:
         raise _unavailable(f"The events database {error.advice}.") from error
+
+
+def readiness() -> dict[str, str]:
+    """What /readyz reports when the instance can serve: the database is at the path,
+    readable, of this version's layout, and not seen damaged (or read cleanly since).
+    Raises a 503 problem naming what is wrong otherwise."""
+    path = current_app.config["DATABASE"]
+    conn = get_db()
+    missing, differing = layout_differences(conn)
+    if missing or differing:
+        raise _unavailable(
+            f"The events database's layout is not this version's ({', '.join(missing + differing)} "
+            "missing or different): run `python -m api init`, or seed a new file."
+        )
+    if path in _damaged:
+        _check_repaired(path)
+    return {"status": "ready", "database": "ok"}
+
+
+def _check_repaired(path: str) -> None:
+    """Clear a damaged mark if the file now passes SQLite's quick check (on a new
+    connection: an old one may have cached damaged pages); a 503 problem if not."""
+    conn = connect_read_only(path)
+    try:
+        conn.start_budget(math.inf)  # a full check of a large file takes seconds
+        (result,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.DatabaseError as error:
+        result = str(error)
+    finally:
+        conn.close()
+    if result != "ok":
+        raise _damaged_problem(f"An integrity check reports: {result}.")
+    _damaged.discard(path)
+    _generation[0] += 1
+
+
+def init_app(app: Flask) -> None:
+    """Answer every SQLite error as a problem (503, or 507 for a full disk)."""
+
+    def database_fault(error: sqlite3.Error) -> Response:
+        return problem_response(database_problem(error))
+
+    app.register_error_handler(sqlite3.Error, database_fault)
+
+
+def database_problem(error: sqlite3.Error) -> Problem:
+    """The problem a client gets for a fault of the database."""
+    code = getattr(error, "sqlite_errorcode", None) or 0
+    primary = code & 0xFF
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return Problem(
+            503,
+            "The database is busy with another writer; nothing was written. Retry after "
+            f"{BUSY_RETRY_AFTER_S} s.",
+            type=DATABASE_BUSY,
+            title="Database busy",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+    # A WAL database also fails to grow its shared-memory file when the disk is full.
+    if primary == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE:
+        return Problem(
+            507,
+            "The server's disk is full; nothing was written. Retry later.",
+            type=STORAGE_FULL,
+            title="Insufficient storage",
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        _damaged.add(current_app.config["DATABASE"])
+        _generation[0] += 1
+        return _damaged_problem("SQLite reports the file damaged.")
+    if primary == sqlite3.SQLITE_INTERRUPT:
+        if "q" in sent_parameters():
+            return invalid_parameter(
+                "q",
+                f"This search needs more than {QUERY_BUDGET_S:g} s; narrow it (fewer OR "
+                "terms, longer prefixes) or add filters.",
+            )
+        return Problem(
+            503,
+            f"The query needs more than {QUERY_BUDGET_S:g} s and was stopped; narrow it "
+            "with filters, or use the CSV or NDJSON export for everything.",
+            type=QUERY_TOO_COSTLY,
+            title="Query too costly",
+            headers={"Retry-After": "1"},
+        )
+    if code == sqlite3.SQLITE_READONLY_ROLLBACK:
+        return _unavailable(
+            "A write to the events database was interrupted and left a journal this "
+            "read-only server may not roll back; run `python -m seed` or `python -m api "
+            "init` once, which recovers it."
+        )
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return _missing(current_app.config["DATABASE"])
+    return _unavailable(
+        f"The events database failed ({getattr(error, 'sqlite_errorname', 'unknown error')}); "
+        "retry later."
+    )
+
+
+def _missing(path: str) -> Problem:
+    return _unavailable(
+        f"There is no events database at {Path(path).name}; create it with `python -m "
+        "seed` (the curated events) or `python -m api init` (no events)."
+    )
+
+
+def _replaced() -> Problem:
+    return _unavailable(
+        "The events database file was replaced while writing, so nothing was written; "
+        "retry. (Swap databases with `python -m api restore`, never by moving files.)"
+    )
+
+
+def _damaged_problem(detail: str) -> Problem:
+    return Problem(
+        503,
+        f"{detail} This instance reports itself not ready (/readyz) until the file reads "
+        "cleanly; restore it from a backup (`python -m api restore`).",
+        type=DATABASE_DAMAGED,
+        title="Database damaged",
+    )
 
 
 def _unavailable(detail: str) -> Problem:

@@ -19,7 +19,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from api.problems import Problem, problem_response
 
 # Endpoints no caller pays for: probes and the docs' assets.
-EXEMPT_ENDPOINTS = frozenset({"service.health", "docs.asset", "docs.favicon"})
+EXEMPT_ENDPOINTS = frozenset({"service.health", "service.ready", "docs.asset", "docs.favicon"})
 
 
 def init_app(app: Flask) -> Limiter:

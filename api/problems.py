@@ -14,6 +14,10 @@ INVALID_PARAMETERS = "/problems/invalid-parameters"
 INVALID_BODY = "/problems/invalid-body"
 UNKNOWN_VERSION = "/problems/unknown-version"
 DATABASE_UNAVAILABLE = "/problems/database-unavailable"
+DATABASE_BUSY = "/problems/database-busy"
+DATABASE_DAMAGED = "/problems/database-damaged"
+STORAGE_FULL = "/problems/storage-full"
+QUERY_TOO_COSTLY = "/problems/query-too-costly"
 
 API_VERSIONS = ("v1",)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Response, render_template, request
 
-from api.db import get_db
+from api.db import readiness
 from api.openapi import Blueprint, read_operation
 from api.problems import API_VERSIONS
 from api.render import json_response, render
@@ -13,6 +13,7 @@ from schemas.query import NoArgs
 from schemas.responses import (
     HealthSchema,
     LandingSchema,
+    ReadySchema,
     VersionIndexSchema,
     VersionListSchema,
 )
@@ -21,7 +22,8 @@ blp = Blueprint("service", __name__, description="The landing page, API versions
 _LANDING = LandingSchema()
 _VERSIONS = VersionListSchema()
 _INDEX = VersionIndexSchema()
-_HEALTH = HealthSchema()
+_ALIVE = render({"status": "ok"}, HealthSchema())
+_READY = ReadySchema()
 
 CURRENT_VERSION = API_VERSIONS[-1]
 DESCRIPTION = (
@@ -123,6 +125,23 @@ def version_index(args: dict[str, Any]) -> Response:
 
 @read_operation(blp, "/healthz", operation_id="health", args=NoArgs, response=HealthSchema)
 def health(args: dict[str, Any]) -> Response:
-    """Check that the service can read its database"""
-    (events,) = get_db().execute("SELECT count(*) FROM events").fetchone()
-    return json_response(render({"status": "ok", "events": events}, _HEALTH))
+    """Check that the process answers (liveness)"""
+    response = json_response(_ALIVE)
+    # A probe must see the process as it is now, never a cached answer.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@read_operation(
+    blp, "/readyz", operation_id="ready", args=NoArgs, response=ReadySchema, problems=(503,)
+)
+def ready(args: dict[str, Any]) -> Response:
+    """Check that the instance can serve (readiness)
+
+    The database file is at its path, can be read, has this version's layout, and
+    has not been seen damaged (or reads cleanly again); otherwise a 503 problem says
+    which.
+    """
+    response = json_response(render(readiness(), _READY))
+    response.headers["Cache-Control"] = "no-store"
+    return response

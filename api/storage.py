@@ -50,6 +50,12 @@ def placeholders(values: Collection[Any]) -> str:
     return ", ".join(["?"] * len(values))
 
 
+# How long a writer waits for another's lock before giving up (the API then answers
+# 503 with Retry-After): long enough for any API write to finish, short enough that a
+# lock held by another process does not hold a worker for long.
+WRITE_LOCK_WAIT_MS = 1500
+
+
 class OutdatedLayout(Exception):
     """The database's tables and indexes are not this version's: some are missing, or
     differ because another version of Salvo made them."""
@@ -141,10 +147,10 @@ def open_existing_for_writing(
 
 def _configure(db: sqlite_utils.Database) -> None:
     """Settings every writer's connection needs: the WAL (readers are never blocked
-    by a writer), foreign keys, and a 5 s wait for the write lock instead of failing."""
+    by a writer), foreign keys, and a bounded wait for the write lock."""
     db.enable_wal()
     db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA busy_timeout = 5000")
+    db.execute(f"PRAGMA busy_timeout = {WRITE_LOCK_WAIT_MS}")
 
 
 @contextmanager
@@ -160,6 +166,12 @@ def immediate_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Da
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def layout_differences(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Salvo's tables and indexes missing from the database, and those it defines
+    otherwise than this version does."""
+    return _compare_layout(conn)
 
 
 def outdated_objects(conn: sqlite3.Connection) -> list[str]:

@@ -254,8 +254,18 @@ class VersionIndexSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(**_doc("`ok` when the database can be read."), required=True)
-    events = fields.Integer(**_doc("Events in the database."), required=True)
+    """Liveness: the process answers. It reads nothing, so it costs the same at any
+    size; whether the instance can serve is /readyz."""
+
+    status = fields.String(**_doc("Always `ok`."), required=True)
+
+
+class ReadySchema(Schema):
+    """Readiness: the database is at the path, readable, of this version's layout,
+    and not seen damaged. Otherwise the answer is a 503 problem saying which."""
+
+    status = fields.String(**_doc("Always `ready`."), required=True)
+    database = fields.String(**_doc("Always `ok`."), required=True)
 
 
 class InvalidParamSchema(Schema):

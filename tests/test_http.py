@@ -144,15 +144,29 @@ def test_the_api_lists_its_versions(client: FlaskClient) -> None:
     }
 
 
-def test_health_reports_the_event_count(client: FlaskClient) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok", "events": 17}
+def test_liveness_reads_nothing_and_readiness_checks_the_database(client: FlaskClient) -> None:
+    alive = client.get("/healthz")
+    assert (alive.status_code, alive.get_json()) == (200, {"status": "ok"})
+    assert alive.headers["Cache-Control"] == "no-store"
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.get_json()) == (200, {"status": "ready", "database": "ok"})
+
+
+def test_liveness_holds_without_a_database(tmp_path: Path) -> None:
+    client = create_app({"DATABASE": str(tmp_path / "none.db")}).test_client()
+    assert client.get("/healthz").status_code == 200
+    not_ready = client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.get_json()["type"] == "/problems/database-unavailable"
+    assert not (tmp_path / "none.db").exists()
 
 
 def test_the_app_reads_the_database_from_salvo_database(
     seeded_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SALVO_DATABASE", str(seeded_db))
-    assert create_app().test_client().get("/healthz").get_json()["events"] == 17
+    events = create_app().test_client().get("/api/v1/events").get_json()["data"]
+    assert len(events) == 17
 
 
 def test_the_api_cannot_write_to_its_database(seeded_db: Path) -> None:

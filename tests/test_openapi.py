@@ -75,6 +75,7 @@ def test_every_operation_has_its_published_operation_id() -> None:
         ("get", "/api"): "listVersions",
         ("get", "/api/v1"): "getVersionIndex",
         ("get", "/healthz"): "health",
+        ("get", "/readyz"): "ready",
         ("get", "/api/v1/events"): "listEvents",
         ("post", "/api/v1/events"): "createEvents",
         ("get", "/api/v1/events/{event_id}"): "getEvent",

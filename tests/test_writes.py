@@ -413,8 +413,10 @@ def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner) -> No
     batch = [new_event(partner, f"ua-2024-06-01-{n}") for n in ("first", "second", "third")]
     since = partner.client.get("/api/v1/changes?limit=1000").get_json()["meta"]["since"]
     response = partner.post(*batch)
-    assert response.status_code == 500
+    # A fault of the database is a 503 problem, never a generic 500.
+    assert response.status_code == 503
     assert response.content_type == PROBLEM
+    assert response.get_json()["type"] == "/problems/database-unavailable"
     for event in batch:
         assert partner.client.get(f"/api/v1/events/{event['id']}").status_code == 404
     assert partner.client.get(f"/api/v1/changes?since={since}").get_json()["data"] == []

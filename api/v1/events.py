@@ -1,6 +1,7 @@
 """GET /api/v1/events and /api/v1/events/{id}."""
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request
@@ -111,18 +112,32 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     # is sent or the client goes away; the thread's shared one stays free.
     conn = connect_read_only(current_app.config["DATABASE"])
     try:
+        conn.start_budget()
         pages = query.EventPages(conn, args, csv=chosen == "csv")
     except Exception:
         conn.close()
         raise
 
+    def documents() -> Iterator[Any]:
+        # Each page's statement has the query budget of its own: a stream runs as
+        # long as it has events, one bounded statement at a time.
+        each_page = pages.all()
+        while True:
+            conn.start_budget()
+            page = next(each_page, None)
+            if page is None:
+                return
+            yield from page.documents
+
     def lines() -> Any:
+        # A fault after the first bytes cannot change the status any more: the error
+        # propagates, and the server cuts the response before its last chunk, which
+        # every HTTP client reports as an incomplete body (README, "Errors").
         try:
-            documents = (document for page in pages.all() for document in page.documents)
             if chosen == "csv":
-                yield from csv_lines(documents)
+                yield from csv_lines(documents())
             else:
-                yield from ndjson_lines(documents)
+                yield from ndjson_lines(documents())
         finally:
             conn.close()
 
