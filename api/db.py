@@ -4,7 +4,8 @@ Per worker thread and database file, a read-only connection and a write one, eac
 opened on first use and reused by every request that thread serves, as long as the
 file at the path is still the one they hold (device and inode, compared on every
 request: a replaced file is reopened, and no write is acknowledged into a file that
-is no longer at the path). A read statement may run for QUERY_BUDGET_S at most.
+is no longer at the path). A read statement may run for the app's QUERY_BUDGET_S
+(default QUERY_BUDGET_S) at most.
 Every database fault becomes a problem (503, or 507 for a full disk), never a 500.
 """
 
@@ -68,9 +69,10 @@ class ReadConnection(sqlite3.Connection):
 
     deadline = math.inf
 
-    def start_budget(self, seconds: float = QUERY_BUDGET_S) -> None:
-        """Give the statements from now on `seconds` in all."""
-        self.deadline = time.monotonic() + seconds
+    def start_budget(self, seconds: float | None = None) -> None:
+        """Give the statements from now on `seconds` in all (default: the app's
+        QUERY_BUDGET_S)."""
+        self.deadline = time.monotonic() + (_budget() if seconds is None else seconds)
 
     def over_budget(self) -> int:
         return 1 if time.monotonic() > self.deadline else 0
@@ -261,12 +263,12 @@ def database_problem(error: sqlite3.Error) -> Problem:
         if "q" in sent_parameters():
             return invalid_parameter(
                 "q",
-                f"This search needs more than {QUERY_BUDGET_S:g} s; narrow it (fewer OR "
+                f"This search needs more than {_budget():g} s; narrow it (fewer OR "
                 "terms, longer prefixes) or add filters.",
             )
         return Problem(
             503,
-            f"The query needs more than {QUERY_BUDGET_S:g} s and was stopped; narrow it "
+            f"The query needs more than {_budget():g} s and was stopped; narrow it "
             "with filters, or use the CSV or NDJSON export for everything.",
             type=QUERY_TOO_COSTLY,
             title="Query too costly",
@@ -284,6 +286,10 @@ def database_problem(error: sqlite3.Error) -> Problem:
         f"The events database failed ({getattr(error, 'sqlite_errorname', 'unknown error')}); "
         "retry later."
     )
+
+
+def _budget() -> float:
+    return float(current_app.config.get("QUERY_BUDGET_S", QUERY_BUDGET_S))
 
 
 def _missing(path: str) -> Problem:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from api import create_app
 from api.keys import create_key
 from api.storage import open_for_writing
 from tests.server import ROOT, Server, serving
@@ -289,3 +290,26 @@ def test_no_fault_answers_html(served: tuple[Client, Path]) -> None:
     client, _ = served
     status, headers, _ = client.call("GET", "/nowhere")
     assert status == 404 and headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "problem_type", "name"),
+    [
+        ("/api/v1/stats?group_by=day", 503, "/problems/query-too-costly", None),
+        ("/api/v1/events?q=in*%20OR%20a*%20OR%20s*", 400, "/problems/invalid-parameters", "q"),
+    ],
+)
+def test_a_read_past_its_budget_is_stopped(
+    synthetic_db: Path, url: str, status: int, problem_type: str, name: str | None
+) -> None:
+    app = create_app({"DATABASE": str(synthetic_db), "QUERY_BUDGET_S": 0.001})
+    started = time.monotonic()
+    response = app.test_client().get(url)
+    assert time.monotonic() - started < 1
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert body["type"] == problem_type
+    if name is not None:
+        assert [p["name"] for p in body["invalid_params"]] == [name]
+    # The same connection serves the next request in full.
+    assert app.test_client().get("/api/v1/events?limit=1").status_code == 200
