@@ -11,7 +11,7 @@ PORT ?= 8000
 WORKERS ?= 1
 THREADS ?= 4
 
-.PHONY: run seed test lint openapi bench clean
+.PHONY: run seed test lint openapi bench soak clean
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -53,6 +53,11 @@ clean:
 bench: $(VENV)/.dev .venv-bench/bin/datasette
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || { echo "bench needs wrk (apt-get install wrk)"; exit 2; }
 	$(BIN)/python bench/run.py
+
+# 60 s of mixed reads, writes, PATCH races and exports on var/soak.db (100,000 events,
+# built once), then a check that every acknowledged write is in the file and /changes.
+soak: $(VENV)/.dev
+	$(BIN)/python bench/soak.py
 
 .venv-bench/bin/datasette:
 	python3 -m venv .venv-bench

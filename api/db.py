@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, has_app_context
 
 from api.params import sent_parameters
 from api.problems import (
@@ -68,11 +68,13 @@ class ReadConnection(sqlite3.Connection):
     """A read-only connection whose statements stop at a deadline (SQLITE_INTERRUPT)."""
 
     deadline = math.inf
+    # Set from the app's QUERY_BUDGET_S when the connection is opened: a stream renews
+    # the budget after the request's context is gone.
+    budget_s = QUERY_BUDGET_S
 
     def start_budget(self, seconds: float | None = None) -> None:
-        """Give the statements from now on `seconds` in all (default: the app's
-        QUERY_BUDGET_S)."""
-        self.deadline = time.monotonic() + (_budget() if seconds is None else seconds)
+        """Give the statements from now on `seconds` in all (default: budget_s)."""
+        self.deadline = time.monotonic() + (self.budget_s if seconds is None else seconds)
 
     def over_budget(self) -> int:
         return 1 if time.monotonic() > self.deadline else 0
@@ -135,6 +137,7 @@ def connect_read_only(path: str) -> ReadConnection:
         raise
     conn.row_factory = sqlite3.Row
     conn.create_function("distance_km", 4, distance_km, deterministic=True)
+    conn.budget_s = _budget()
     conn.set_progress_handler(conn.over_budget, BUDGET_CHECK_EVERY)
     return conn
 
@@ -289,6 +292,9 @@ def database_problem(error: sqlite3.Error) -> Problem:
 
 
 def _budget() -> float:
+    """The app's QUERY_BUDGET_S; the default outside an app (scripts, the bench)."""
+    if not has_app_context():
+        return QUERY_BUDGET_S
     return float(current_app.config.get("QUERY_BUDGET_S", QUERY_BUDGET_S))
 
 
