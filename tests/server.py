@@ -22,6 +22,17 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def access_log(self, containing: str, count: int, timeout: float = 10) -> list[str]:
+        """The log's lines containing `containing`, once there are `count` of them (or
+        the timeout passed). Read while serving: a worker stopped by SIGTERM may not
+        flush its last line."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log.read_text().splitlines() if containing in line]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit status."""
         if self.process.poll() is None:

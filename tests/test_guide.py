@@ -284,6 +284,7 @@ def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
         started = time.monotonic()
         result = bash(script, project_like(tmp_path), db)
         seconds = time.monotonic() - started
+        logged = "\n".join(server.access_log('"GET /api/v1/changes', 4))
     assert result.returncode == 0, result.stderr
     # -S: curl names the refused attempt; -f: it wrote no body for it.
     assert result.stderr == "curl: (22) The requested URL returned error: 429\n"
@@ -295,7 +296,7 @@ def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
     assert documents == [documents[0]] * 3
     assert documents[0]["data"] == [] and documents[0]["meta"]["count"] == 0
     # The access log: the refused call, then curl's retry once the window let it in.
-    statuses = re.findall(r'"GET /api/v1/changes\?\S* HTTP/1.1" (\d+)', log.read_text())
+    statuses = re.findall(r'"GET /api/v1/changes\?\S* HTTP/1.1" (\d+)', logged)
     assert statuses == ["200", "200", "429", "200"]
     # curl waited the Retry-After: the seconds, rounded up, until the first call left
     # the 3-second window (the calls before it take milliseconds).

@@ -160,13 +160,7 @@ def test_the_access_log_has_one_line_per_request(seeded_db: Path, tmp_path: Path
     with serving(seeded_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         for path in ("/api/v1/events?limit=1", "/api/v1/nowhere", "/api/v1/stats"):
             get(running, path)
-        # Read while serving: a worker stopped by SIGTERM may not flush its last line.
-        deadline = time.monotonic() + 10
-        while True:
-            requests = [line for line in log.read_text().splitlines() if '"GET /api/v1/' in line]
-            if len(requests) >= 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        requests = running.access_log('"GET /api/v1/', 3)
     assert len(requests) == 3
     assert '"GET /api/v1/events?limit=1 HTTP/1.1" 200' in requests[0]
     assert '"GET /api/v1/nowhere? HTTP/1.1" 404' in requests[1]
