@@ -35,6 +35,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
         JSON_SORT_KEYS=False,
+        # The largest request body, in bytes: werkzeug refuses a longer Content-Length
+        # before reading, and cuts a chunked body as it passes it (api.params answers
+        # 413). A POST's 500 events are ~0.5 MB (the seed's are 0.9-1.5 KB of JSON
+        # each); 2 MiB leaves them room for long notes, where a 50 MB body took 5 s
+        # and 270 MB of memory to be refused.
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     if config:
         app.config.from_mapping(config)

@@ -17,6 +17,11 @@ from flask import Response, request
 
 from api.problems import invalid_parameter
 
+# SQLite's INTEGER range: a larger integer in a forged cursor would overflow when
+# bound to a query (a 500) instead of being refused.
+_SQLITE_INTEGERS = range(-(2**63), 2**63)
+_FOREIGN = "Not a cursor issued by this API; use links.next as given."
+
 
 def encode_cursor(sort: str, key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([sort, *key])).rstrip(b"=").decode("ascii")
@@ -36,19 +41,27 @@ def decode_cursor(
         or len(values) != len(types) + 1
         or not isinstance(values[0], str)
     ):
-        raise invalid_parameter(param, "Not a cursor issued by this API; use links.next as given.")
+        raise invalid_parameter(param, _FOREIGN)
     if values[0] != sort:
         raise invalid_parameter(
             param, f"This cursor continues sort={values[0]!r}, not sort={sort!r}."
         )
     key = tuple(values[1:])
-    for value, expected in zip(key, types, strict=True):
-        # bool is an int subclass; a JSON true is no sort value.
-        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
-            raise invalid_parameter(
-                param, "Not a cursor issued by this API; use links.next as given."
-            )
+    if not all(map(_sort_value, key, types)):
+        raise invalid_parameter(param, _FOREIGN)
     return key
+
+
+def _sort_value(value: Any, expected: type) -> bool:
+    """Whether a cursor's value could be one the API issued for a column of `expected` type."""
+    if value is None:
+        return True
+    # bool is an int subclass; a JSON true is no sort value.
+    if not isinstance(value, expected) or isinstance(value, bool):
+        return False
+    # orjson refuses non-finite numbers (NaN, 1e400) as it parses; an integer can
+    # still be too large for SQLite.
+    return not isinstance(value, int) or value in _SQLITE_INTEGERS
 
 
 def page_response(

@@ -23,6 +23,7 @@ from api.caching import validators
 from api.db import write_transaction
 from api.keys import ApiKey
 from api.openapi import WRITE_SECURITY, Blueprint
+from api.params import json_body
 from api.problems import Problem, invalid_body
 from api.v1.events import stored_event
 from schemas.event import EventSchema
@@ -39,6 +40,9 @@ blp = Blueprint(
 _SCHEMA = EventSchema()
 # Every write may answer these: no key, a read-only key, over the rate limit.
 _ERRORS = (401, 403, 429)
+# A write with a body may also answer these (api.params.json_body): not JSON or
+# nested too deep, too large, not a media type it takes.
+_BODY_ERRORS = (400, 413, 415)
 
 
 def _documented(operation_id: str, *statuses: int) -> Any:
@@ -56,7 +60,7 @@ def _documented(operation_id: str, *statuses: int) -> Any:
 @blp.route("/events", methods=["POST"])
 @blp.arguments(EventBatchSchema(), location="json", description="Events to create.")
 @blp.response(201, EventListSchema)
-@_documented("createEvents", 409, 422)
+@_documented("createEvents", *_BODY_ERRORS, 409, 422)
 def create_events(batch: dict[str, Any]) -> Response:
     """Create events
 
@@ -109,7 +113,7 @@ def create_events(batch: dict[str, Any]) -> Response:
     "an optional field.",
 )
 @blp.response(200, EventSchema)
-@_documented("updateEvent", 404, 410, 412, 428)
+@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """Change an event
 
@@ -117,7 +121,8 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     since you read it.
     """
     key = require_write_key()
-    raw_patch = request.get_json()
+    # The patch as sent, to merge (the parser loaded it only to check its fields).
+    raw_patch = json_body()
     with write_transaction() as db:
         before = _current(db.conn, event_id)
         merged = _merge_patch(_loadable(before), raw_patch)
