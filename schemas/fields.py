@@ -49,7 +49,13 @@ class Timestamp(fields.String):
             raise ValidationError("Must be an ISO 8601 date-time.") from None
         if instant.tzinfo is None:
             raise ValidationError("Must say its offset from UTC, e.g. 2024-05-30T12:00:00Z.")
-        return instant.astimezone(datetime.UTC)
+        try:
+            return instant.astimezone(datetime.UTC)
+        except OverflowError:
+            # 0001-01-01T00:00:00+00:01 is a valid ISO instant before year 1 in UTC.
+            raise ValidationError(
+                "Must be an instant between the years 1 and 9999 in UTC."
+            ) from None
 
 
 # Larger than any count a source gives; keeps every count inside SQLite's INTEGER.

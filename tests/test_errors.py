@@ -3,6 +3,7 @@ silently ignored parameter."""
 
 import base64
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
@@ -193,3 +194,9 @@ def test_a_parameter_given_twice_is_named_with_every_other_refusal(client: Flask
         ("event_type.1", "Must be one of: " + ", ".join(EVENT_TYPES) + "."),
         ("limit", "Given more than once; this parameter takes one value."),
     ]
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_an_instant_outside_utc_years_is_a_400(client: FlaskClient, instant: str) -> None:
+    body = problem(client, f"/api/v1/events?updated_since={quote(instant)}", 400)
+    assert [p["name"] for p in body["invalid_params"]] == ["updated_since"]
