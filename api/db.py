@@ -110,7 +110,16 @@ def get_db() -> ReadConnection:
     statements, so each query sees every write committed before it.
     """
     path = current_app.config["DATABASE"]
-    held: dict[str, _Held] = _threads.__dict__.setdefault("readers", {})
+    conn: ReadConnection = _held("readers", path, lambda: connect_read_only(path)).conn
+    conn.start_budget()
+    return conn
+
+
+def _held(kind: str, path: str, connect: Callable[[], Any]) -> _Held:
+    """This thread's connection of `kind` to the database at path, opened by `connect`
+    on first use, and again when the file at the path is another one or was marked
+    damaged or repaired since; a 503 problem if there is no file."""
+    held: dict[str, _Held] = _threads.__dict__.setdefault(kind, {})
     current = identity(path)
     cached = held.get(path)
     if cached is None or not cached.current(current):
@@ -119,10 +128,8 @@ def get_db() -> ReadConnection:
             cached.conn.close()
         if current is None:
             raise _missing(path)
-        cached = held[path] = _Held(connect_read_only(path), current, _generation[0])
-    conn: ReadConnection = cached.conn
-    conn.start_budget()
-    return conn
+        cached = held[path] = _Held(connect(), current, _generation[0])
+    return cached
 
 
 def connect_read_only(path: str) -> ReadConnection:
@@ -156,16 +163,7 @@ def write_transaction() -> Iterator[sqlite_utils.Database]:
     (sqlite3's trace callback), so a test can count them.
     """
     path, trace = current_app.config["DATABASE"], current_app.config.get("WRITE_TRACE")
-    writers: dict[str, _Held] = _threads.__dict__.setdefault("writers", {})
-    current = identity(path)
-    cached = writers.get(path)
-    if cached is None or not cached.current(current):
-        if cached is not None:
-            del writers[path]
-            cached.conn.close()
-        if current is None:
-            raise _missing(path)
-        cached = writers[path] = _Held(_connect_writer(path, trace), current, _generation[0])
+    cached = _held("writers", path, lambda: _connect_writer(path, trace))
     if path in _damaged:
         _check_repaired(path)
     db: sqlite_utils.Database = cached.conn
@@ -181,7 +179,7 @@ def write_transaction() -> Iterator[sqlite_utils.Database]:
         db.conn.set_trace_callback(None)
         if db.conn.in_transaction or identity(path) != cached.identity:
             # The rollback failed, or the file is gone: the next write starts afresh.
-            writers.pop(path, None)
+            _threads.writers.pop(path, None)
             db.close()
 
 
