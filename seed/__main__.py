@@ -178,14 +178,9 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM (a service manager's stop, `kill`) raises
     KeyboardInterrupt in this process as Ctrl-C does, so that a bulk load rolls back
     and restores the WAL on its way out instead of dying in rollback-journal mode.
-    Forked worker processes inherit the handler and die of the signal as before."""
-    main = os.getpid()
+    (Worker processes put the default back: see synthetic._die_on_sigterm.)"""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != main:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

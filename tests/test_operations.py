@@ -313,7 +313,7 @@ def journal_mode(db: Path) -> int:
     return db.read_bytes()[18]
 
 
-def interrupted_load(db: Path, how: signal.Signals) -> tuple[int, str]:
+def interrupted_load(db: Path, how: signal.Signals, workers: int = 1) -> tuple[int, str]:
     """A synthetic load of 300,000 events into db, sent `how` once it has written
     uncommitted pages into the file (1 MB past its size) with its hot journal beside;
     its exit status and stderr."""
@@ -373,9 +373,12 @@ def test_the_next_seed_or_init_recovers_a_killed_bulk_load(
     assert len(event_ids(db)) == 17
 
 
-def test_sigterm_rolls_a_bulk_load_back_and_restores_the_wal(tmp_path: Path) -> None:
+# With one worker the load runs in the seed's process; with two, in a process pool
+# whose workers must die of the SIGTERM its shutdown sends them.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_rolls_a_bulk_load_back_and_restores_the_wal(tmp_path: Path, workers: int) -> None:
     db = seeded(tmp_path / "salvo.db")
-    assert interrupted_load(db, signal.SIGTERM) == (
+    assert interrupted_load(db, signal.SIGTERM, workers) == (
         130,
         f"seed: interrupted, nothing written; {db} is as it was\n",
     )
