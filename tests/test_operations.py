@@ -329,7 +329,7 @@ def interrupted_load(db: Path, how: signal.Signals, workers: int = 1) -> tuple[i
             "--events",
             "300000",
             "--workers",
-            "1",
+            str(workers),
         ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
