@@ -1,6 +1,8 @@
 """python -m api serve: run the API under Granian; python -m api init: create the database's
 tables, or add those a newer Salvo needs; python -m api keys create|list|revoke: manage
-the API keys partners send as `Authorization: Bearer <key>`."""
+the API keys partners send as `Authorization: Bearer <key>`; python -m api backup PATH and
+python -m api restore FILE: copy the database out, or back in, while it serves (see
+docs/operations.md)."""
 
 import argparse
 import os
@@ -11,11 +13,16 @@ from pathlib import Path
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES, create_key, revoke_key
 from api.storage import (
+    DatabaseSummary,
     MissingDatabase,
+    NotRestorable,
     OutdatedLayout,
+    back_up,
     init_database,
     key_listings,
     open_existing_for_writing,
+    recover,
+    restore,
 )
 
 ACCESS_LOG_FORMAT = (
@@ -42,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         help="create the database with every table and index, or add the ones it lacks "
         "(the API never creates them)",
     )
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database to PATH while it serves: a consistent snapshot, in WAL mode",
+    )
+    backup.add_argument("path", help="the copy to write (refused if it exists)")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    restore_command = commands.add_parser(
+        "restore",
+        help="replace the database's content by FILE's (a backup) while it serves; "
+        "partners' change tokens from before are refused afterwards",
+    )
+    restore_command.add_argument("file", help="a Salvo database of this version, e.g. a backup")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key and print it (only this once)")
     create.add_argument("--name", required=True, help="who the key is for")
@@ -54,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "init":
         return _init(args.db or database_path())
+    if args.command == "backup":
+        return _backup(args.db or database_path(), args.path, args.force)
+    if args.command == "restore":
+        return _restore(args.file, args.db or database_path())
     return _keys(args)
 
 
@@ -94,6 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _init(path: str) -> int:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    recovered = recover(path)
+    if recovered:
+        print(f"api: recovered {path}: {recovered}")
     try:
         created = init_database(path)
     except OutdatedLayout as error:
@@ -107,6 +133,41 @@ def _init(path: str) -> int:
     else:
         print(f"api: {path} has every table and index already; nothing to do")
     return 0
+
+
+def _backup(path: str, target: str, force: bool) -> int:
+    try:
+        copied = back_up(path, target, replace=force)
+    except MissingDatabase as error:
+        print(f"api: nothing to back up: {error}", file=sys.stderr)
+        return 1
+    except FileExistsError:
+        print(
+            f"api: {target} exists; choose another path, or --force to replace it", file=sys.stderr
+        )
+        return 1
+    except ValueError as error:
+        print(f"api: {error}; back up to another path", file=sys.stderr)
+        return 1
+    print(f"api: backed up {path} to {target}: {_described(copied)}")
+    return 0
+
+
+def _restore(file: str, path: str) -> int:
+    try:
+        restored = restore(file, path)
+    except NotRestorable as error:
+        print(f"api: not restored, {path} is unchanged: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"api: restored {file} into {path}: {_described(restored)}; a new change history "
+        "begins, so partners resync (their tokens from before are refused)"
+    )
+    return 0
+
+
+def _described(summary: DatabaseSummary) -> str:
+    return f"{summary.events} events, highest change seq {summary.highest_seq}"
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from api import filters
 from api.filters import LOCATIONS, Scope
 from api.pagination import decode_cursor
-from api.storage import EVENTS_WITH_DOCUMENTS
+from api.storage import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
@@ -147,6 +147,35 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
         [after, after, limit],
     ).fetchall()
     return [Change(*row) for row in rows]
+
+
+class FeedPosition(NamedTuple):
+    """Where the change feed stands: the id of the database's change history, the
+    highest sequence number up to which tokens without a history id are trusted,
+    and the highest sequence number taken (0 for none)."""
+
+    history: str
+    old_tokens_until: int
+    highest_seq: int
+
+
+# Read in one statement, so that the three values belong to one snapshot.
+FEED_POSITION = (
+    f"SELECT id, old_tokens_until, {HIGHEST_SEQ} FROM change_history WHERE singleton = 1"
+)
+
+
+def feed_position(conn: sqlite3.Connection, path: str) -> FeedPosition:
+    """The change feed's position in the database at path (named in errors).
+    Raises OutdatedLayout if the database predates change histories (`python -m api
+    init` adds one)."""
+    try:
+        row = conn.execute(FEED_POSITION).fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table: change_history" not in str(error):
+            raise
+        raise OutdatedLayout(path, ["change_history"], []) from error
+    return FeedPosition(*row)
 
 
 def tombstone(conn: sqlite3.Connection, event_id: str) -> str | None:

@@ -17,7 +17,11 @@ transaction to their caller.
 import datetime
 import functools
 import hashlib
+import os
+import secrets
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -401,7 +405,38 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"request_digest", "status", "body", "created_at"},
         if_not_exists=True,
     )
+    _create_change_history(db)
     create_indexes(db)
+
+
+def _create_change_history(db: sqlite_utils.Database) -> None:
+    """The one-row table naming this database's change history (see docs/operations.md).
+
+    Change tokens carry the history's id: a file restored from a backup gets a new id,
+    so a partner's token from before the restore is refused even where its sequence
+    number exists again. `old_tokens_until` is the highest sequence number when the
+    id was made: tokens from before histories had ids are trusted up to it only."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS change_history ("
+        "singleton INTEGER PRIMARY KEY CHECK (singleton = 1), "
+        "id TEXT NOT NULL, "
+        "old_tokens_until INTEGER NOT NULL)"
+    )
+    conn = db.conn
+    # Python's sqlite3 opens a transaction before an INSERT: commit it unless the
+    # caller had one open, so that init_database's close does not discard the row.
+    outer = conn.in_transaction
+    conn.execute(
+        "INSERT OR IGNORE INTO change_history (singleton, id, old_tokens_until) VALUES (1, ?, ?)",
+        [new_history_id(), next_seq(conn) - 1],
+    )
+    if not outer:
+        conn.commit()
+
+
+def new_history_id() -> str:
+    """A random id for a change history: 64 bits, never reused in practice."""
+    return secrets.token_hex(8)
 
 
 # Every filter and sort has an index ending in the keyset tie-breaker `id`, so a
@@ -742,12 +777,17 @@ def write_curated(
     )
 
 
+# The highest number of the change sequence taken so far, 0 for none: one seek to the
+# end of each seq index (events_seq, event_tombstones_seq), never a scan.
+HIGHEST_SEQ = (
+    "max(coalesce((SELECT max(seq) FROM events), 0), "
+    "coalesce((SELECT max(seq) FROM event_tombstones), 0))"
+)
+
+
 def next_seq(conn: sqlite3.Connection) -> int:
     """The next number of the change sequence shared by events and tombstones."""
-    (last,) = conn.execute(
-        "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
-        "coalesce((SELECT max(seq) FROM event_tombstones), 0))"
-    ).fetchone()
+    (last,) = conn.execute(f"SELECT {HIGHEST_SEQ}").fetchone()
     return last + 1
 
 
@@ -1161,3 +1201,181 @@ def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
             "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY created_at"
         )
     ]
+
+
+# Backups, restores and recovery (docs/operations.md): whole-file copies through
+# SQLite's backup API, which copies a consistent snapshot page by page under the
+# database's own locks, so that a serving database is never copied half-written.
+
+
+class DatabaseSummary(NamedTuple):
+    """What a backup or restore copied: its events and the highest change seq."""
+
+    events: int
+    highest_seq: int
+
+
+class NotRestorable(Exception):
+    """A file given to restore is not a Salvo database of this version's layout."""
+
+
+def back_up(source: str, target: str, *, replace: bool = False) -> DatabaseSummary:
+    """Copy the database at source to a new file at target, in WAL mode like the
+    original, while others read and write it: the copy is the database as of one
+    moment (every transaction committed before the copy began, none half). The copy
+    is made beside target and renamed into place, so target is never half-written.
+
+    Raises MissingDatabase if there is no database at source, FileExistsError if
+    target exists (unless `replace`), and ValueError if target is source."""
+    if Path(target).exists():
+        if Path(source).exists() and os.path.samefile(source, target):
+            raise ValueError(f"{target} is the database itself")
+        if not replace:
+            raise FileExistsError(target)
+    reader = _connect_read_only(source)
+    try:
+        staged = _staged_copy(reader, Path(target).parent, wal=True)
+    finally:
+        reader.close()
+    try:
+        # The copy holds what the original does (key hashes too): the same permissions.
+        shutil.copymode(source, staged)
+        summary = _summarise(staged)
+    except BaseException:
+        staged.unlink()
+        raise
+    # A -wal or -shm left beside target by the file it replaces belongs to that file:
+    # SQLite would apply that WAL's pages to the copy.
+    for leftover in (f"{target}-wal", f"{target}-shm"):
+        Path(leftover).unlink(missing_ok=True)
+    os.replace(staged, target)
+    return summary
+
+
+def restore(source: str, target: str) -> DatabaseSummary:
+    """Replace the content of the database at target (created if missing) by that
+    of the Salvo database at source, in one write transaction through the backup
+    API: servers may keep their connections, and read the restored content from
+    their next statement on. The restored content starts a new change history, so
+    that partners' change tokens from before the restore are refused.
+
+    Raises NotRestorable, leaving target untouched, if source is not a database of
+    this version's layout."""
+    try:
+        reader = _connect_read_only(source)
+    except MissingDatabase as error:
+        raise NotRestorable(str(error)) from error
+    except sqlite3.DatabaseError as error:
+        raise NotRestorable(f"{source} is not a SQLite database ({error})") from error
+    try:
+        missing, differing = layout_differences(reader)
+        if differing:
+            raise NotRestorable(
+                f"{source} was made by another version of Salvo ({', '.join(differing)} differ)"
+            )
+        if missing:
+            raise NotRestorable(
+                f"{source} lacks {', '.join(missing)}; add them to a copy of it with "
+                "`python -m api --db COPY init`, and restore the copy"
+            )
+        # The copy made here is the one checked and restored: source may change meanwhile.
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        staged = _staged_copy(reader, Path(target).parent, wal=False)
+    finally:
+        reader.close()
+    try:
+        stage = sqlite3.connect(staged)
+        try:
+            stage.execute(
+                "UPDATE change_history SET id = ?, old_tokens_until = 0", [new_history_id()]
+            )
+            stage.commit()
+            summary = _summarise(staged)
+            live = sqlite3.connect(target, timeout=30)
+            try:
+                # A new file becomes a WAL database before the copy; an existing one is
+                # one already (the backup API keeps the destination's journal mode).
+                live.execute("PRAGMA journal_mode = WAL")
+                stage.backup(live)
+                # The restored pages are in the WAL; copy them into the file now
+                # rather than at some later write's checkpoint.
+                live.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                live.close()
+        finally:
+            stage.close()
+    finally:
+        staged.unlink()
+    return summary
+
+
+def _connect_read_only(path: str) -> sqlite3.Connection:
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.OperationalError as error:
+        raise MissingDatabase(f"{path} cannot be opened: {error}") from error
+    return conn
+
+
+def _staged_copy(reader: sqlite3.Connection, folder: Path, *, wal: bool) -> Path:
+    """A copy of reader's database in a new file in folder (its path), made in one
+    step of the backup API: one read transaction, hence one consistent snapshot."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".salvo-", suffix=".db")
+    os.close(handle)
+    staged = Path(name)
+    try:
+        copy = sqlite3.connect(staged)
+        try:
+            if wal:
+                copy.execute("PRAGMA journal_mode = WAL")
+            reader.backup(copy)
+        finally:
+            # Closing the last connection checkpoints the WAL and deletes it.
+            copy.close()
+    except BaseException:
+        staged.unlink()
+        raise
+    return staged
+
+
+def _summarise(path: Path) -> DatabaseSummary:
+    conn = sqlite3.connect(path)
+    try:
+        (events,) = conn.execute("SELECT count(*) FROM events").fetchone()
+        return DatabaseSummary(events, next_seq(conn) - 1)
+    finally:
+        conn.close()
+
+
+def recover(path: str) -> str | None:
+    """Put a database left outside WAL mode back into it: a bulk load (python -m seed
+    synthetic) writes through a rollback journal, and one killed mid-write leaves the
+    file in that mode with a hot `-journal` beside it. Opening the file read-write
+    rolls the interrupted write back (SQLite replays the journal); then the WAL is
+    restored. Returns a sentence saying what was done, None if the file (or its
+    absence) needed nothing."""
+    file = Path(path)
+    try:
+        with file.open("rb") as opened:
+            header = opened.read(20)
+    except FileNotFoundError:
+        return None
+    # Bytes 18 and 19 of the header are 2 in WAL mode, 1 with a rollback journal.
+    if not header.startswith(b"SQLite format 3\x00") or header[18] == 2:
+        return None
+    journal = Path(f"{path}-journal")
+    interrupted = journal.exists() and journal.stat().st_size > 0
+    conn = sqlite3.connect(path)
+    try:
+        # The first read takes the shared lock, and with it rolls a hot journal back.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    finally:
+        conn.close()
+    if mode != "wal":
+        raise sqlite3.OperationalError(f"{path} stays in {mode} mode; is a bulk load running?")
+    if interrupted:
+        return "an interrupted write was rolled back; WAL mode restored"
+    return "it was left with a rollback journal; WAL mode restored"

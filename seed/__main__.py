@@ -10,17 +10,20 @@ import argparse
 import datetime
 import os
 import resource
+import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TypeVar
 
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.storage import CuratedLoad, OutdatedLayout, open_for_writing, write_curated
+from api.storage import CuratedLoad, OutdatedLayout, open_for_writing, recover, write_curated
 from seed import synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -108,16 +111,20 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     try:
-        count = _write(
-            path,
-            lambda db: synthetic.load(db, args.events, args.seed, args.until, args.workers),
-            bulk=True,
-        )
+        with _terminate_as_interrupt():
+            count = _write(
+                path,
+                lambda db: synthetic.load(db, args.events, args.seed, args.until, args.workers),
+                bulk=True,
+            )
     except InvalidRecord as error:
         print(
             f"seed: a synthetic record failed validation, nothing written: {error}", file=sys.stderr
         )
         return 1
+    except KeyboardInterrupt:
+        print(f"seed: interrupted, nothing written; {path} is as it was", file=sys.stderr)
+        return 130
     if count is None:
         return 1
     seconds = time.perf_counter() - started
@@ -140,6 +147,9 @@ def _write(path: str, write: Callable[[Database], T], bulk: bool = False) -> T |
     where the WAL would take each page and copy it again at the checkpoint (measured:
     a sixth of a 1M-event load). The write is as atomic either way."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    recovered = recover(path)
+    if recovered:
+        print(f"seed: recovered {path}: {recovered}")
     try:
         db = open_for_writing(path)
     except OutdatedLayout as error:
@@ -161,6 +171,23 @@ def _write(path: str, write: Callable[[Database], T], bulk: bool = False) -> T |
         if bulk:
             _restore_wal(db, path)
         db.close()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a service manager's stop, `kill`) raises
+    KeyboardInterrupt in this process as Ctrl-C does, so that a bulk load rolls back
+    and restores the WAL on its way out instead of dying in rollback-journal mode.
+    (Worker processes put the default back: see synthetic._die_on_sigterm.)"""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _leave_wal_if_alone(db: Database) -> None:

@@ -10,6 +10,7 @@ import datetime
 import multiprocessing
 import random
 import re
+import signal
 from collections import deque
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
@@ -282,7 +283,7 @@ def load(db: Database, count: int, seed: int, until: datetime.date, workers: int
 def _load_in_workers(
     db: Database, starts: range, count: int, seed: int, until: datetime.date, workers: int
 ) -> None:
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_die_on_sigterm) as pool:
         pending: deque[AsyncResult[EventRows]] = deque()
         for start in starts:
             pending.append(pool.apply_async(batch_rows, (start, count, seed, until)))
@@ -290,3 +291,11 @@ def _load_in_workers(
                 insert_rows(db, pending.popleft().get())
         while pending:
             insert_rows(db, pending.popleft().get())
+
+
+def _die_on_sigterm() -> None:
+    """In a worker: SIGTERM kills at once, as it does by default. A worker is forked
+    with its parent's handlers, and the seed's Python-level SIGTERM handler would only
+    run once the worker's main thread returns to Python, never if it is blocked in a
+    lock: the pool's terminate() would then wait for it forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -35,7 +35,13 @@ from tests.server import ROOT, Server, serving
 
 README = (ROOT / "README.md").read_text()
 EXECUTED = ("Formats", "Partners' guide", "Keeping a copy in sync")
-SETUP = ("Two commands", "Serving in production", "Synthetic data at scale", "Development")
+SETUP = (
+    "Two commands",
+    "Serving in production",
+    "Operations",
+    "Synthetic data at scale",
+    "Development",
+)
 # Where the guide says the server is (`make run`), and the interpreter it names.
 MAKE_RUN = "http://127.0.0.1:8000"
 VENV_PYTHON = ".venv/bin/python"
@@ -192,13 +198,27 @@ def test_the_changes_since_the_seed_are_the_guides_writes(guide: GuideRun) -> No
     for change in changes["data"]:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", change.pop("changed_at"))
     # Created, updated, deleted: the feed gives each event once, at its latest change.
-    since = base64.urlsafe_b64encode(b'["changes",20]').decode().rstrip("=")
-    url = f"{guide.server.url}/api/v1/changes?since=WyJjaGFuZ2VzIiwxN10"
+    history = history_id(guide.db)
+    since = changes_token(history, 20)
+    url = f"{guide.server.url}/api/v1/changes?since={changes_token(history, 17)}"
     assert changes == {
         "data": [{"seq": 20, "change": "deleted", "event_id": EXAMPLE_ID, "event": None}],
         "links": {"self": url, "next": None},
         "meta": {"count": 1, "limit": 100, "since": since},
     }
+
+
+def history_id(db: Path) -> str:
+    """The id of the database's change history, which its change tokens carry."""
+    conn = sqlite3.connect(db)
+    [(history,)] = conn.execute("SELECT id FROM change_history").fetchall()
+    conn.close()
+    return str(history)
+
+
+def changes_token(history: str, seq: int) -> str:
+    raw = json.dumps(["changes", history, seq], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def test_the_guide_pulls_every_event(guide: GuideRun) -> None:
@@ -252,6 +272,11 @@ def test_the_changes_example_shows_the_feed_as_it_is(guide: GuideRun) -> None:
     for change in (*expected["data"], *page["data"]):
         change["changed_at"] = "..."
     page["data"][0]["event"] = {"...": "the event, as GET /api/v1/events/{id} returns it"}
+    # The README shows a made-up history id; the test database has its own.
+    readme_token = changes_token("5c0ffee0d15ea5e5", 1)
+    token = changes_token(history_id(guide.db), 1)
+    page["meta"]["since"] = page["meta"]["since"].replace(token, readme_token)
+    page["links"]["next"] = page["links"]["next"].replace(token, readme_token)
     assert page == expected
 
 
@@ -280,7 +305,9 @@ def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
     writable.close()
     log = tmp_path / "server.log"
     with serving(db, log, env={"SALVO_RATE_LIMIT_KEY": "2/3seconds"}) as server:
-        script = f"KEY={shlex.quote(key)}\n" + for_server(block, server) * 3
+        # SINCE as the guide's "Sync daily" block leaves it: after the seed's 17 changes.
+        since = changes_token(history_id(db), 17)
+        script = f"KEY={shlex.quote(key)}\nSINCE={since}\n" + for_server(block, server) * 3
         started = time.monotonic()
         result = bash(script, project_like(tmp_path), db)
         seconds = time.monotonic() - started

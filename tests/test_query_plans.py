@@ -11,7 +11,7 @@ import pytest
 
 from api.db import connect_read_only
 from api.filters import EventListArgs
-from api.query import EventPages
+from api.query import FEED_POSITION, EventPages
 from schemas.query import EVENT_SORTS, CommaSeparatedList
 
 FILTERS = {
@@ -95,3 +95,16 @@ def test_places_come_from_the_r_tree(conn: sqlite3.Connection) -> None:
 
 def test_full_text_comes_from_fts5(conn: sqlite3.Connection) -> None:
     assert any("events_fts VIRTUAL TABLE" in step for step in plan(conn, FILTERS["q_rare"]))
+
+
+def test_the_feed_position_seeks_the_end_of_each_seq_index(conn: sqlite3.Connection) -> None:
+    # /changes reads it on every request: the highest seq must cost two index seeks
+    # (SQLite's min/max optimisation), whatever the number of events.
+    steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {FEED_POSITION}")]
+    assert steps == [
+        "SEARCH change_history USING INTEGER PRIMARY KEY (rowid=?)",
+        "SCALAR SUBQUERY 1",
+        "SEARCH events USING COVERING INDEX events_seq",
+        "SCALAR SUBQUERY 2",
+        "SEARCH event_tombstones USING COVERING INDEX event_tombstones_seq",
+    ]

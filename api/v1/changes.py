@@ -3,12 +3,14 @@
 from typing import Any
 
 import orjson
-from flask import Response
+from flask import Response, current_app
 
 from api import query
 from api.db import get_db
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, encode_cursor, page_response
+from api.problems import DATABASE_UNAVAILABLE, Problem, invalid_parameter
+from api.storage import OutdatedLayout
 from schemas.query import ChangesArgs
 from schemas.responses import ChangePageSchema
 
@@ -20,7 +22,25 @@ blp = Blueprint(
 )
 
 # The cursor namespace of change tokens, so that an events cursor is refused here.
+# A token carries the id of the database's change history and the last seq served
+# (docs/operations.md, "Change tokens across a restore").
 TOKEN = "changes"
+
+RESYNC = "resync from the start (omit since) or continue from a token this database issued."
+NEWER_HISTORY = (
+    "This token comes from a newer history than this database: it was issued before "
+    f"the database was restored from a backup, and changes after it would be missed; {RESYNC}"
+)
+OTHER_HISTORY = (
+    "This token comes from another history of this database: it was issued before "
+    "the database was restored from a backup (or replaced), and its position means "
+    f"nothing here; {RESYNC}"
+)
+UNCHECKED = (
+    "This token predates change histories, and this database cannot tell whether it "
+    "issued it; resync from the start (omit since)."
+)
+NOT_A_TOKEN = "Not a cursor issued by this API; use links.next as given."
 
 
 @read_operation(
@@ -39,10 +59,18 @@ def list_changes(args: dict[str, Any]) -> Response:
     `links.next` until it is null, and keep `meta.since` for the next sync: changes
     made while you page come after it, so none is ever missed.
     """
-    after = 0
-    if "since" in args:
-        (after,) = decode_cursor(args["since"], TOKEN, (int,), param="since")
-    rows = query.changes(get_db(), after, args["limit"])
+    conn = get_db()
+    try:
+        position = query.feed_position(conn, current_app.config["DATABASE"])
+    except OutdatedLayout as error:
+        raise Problem(
+            503,
+            f"The events database {error.advice}.",
+            type=DATABASE_UNAVAILABLE,
+            title="Database unavailable",
+        ) from error
+    after = _since(args["since"], position) if "since" in args else 0
+    rows = query.changes(conn, after, args["limit"])
     items = [
         orjson.dumps(
             {
@@ -57,8 +85,9 @@ def list_changes(args: dict[str, Any]) -> Response:
     ]
     last = rows[-1].seq if rows else after
     full = len(rows) == args["limit"]
-    meta = {"limit": args["limit"], "since": encode_cursor(TOKEN, [last])}
-    response = page_response(items, (last,) if full else None, TOKEN, meta, param="since")
+    meta = {"limit": args["limit"], "since": encode_cursor(TOKEN, [position.history, last])}
+    next_key = (position.history, last) if full else None
+    response = page_response(items, next_key, TOKEN, meta, param="since")
     # A mirror must see new changes at once: caches may keep the answer but must
     # revalidate it (its ETag makes that cheap).
     response.headers["Cache-Control"] = "no-cache"
@@ -69,3 +98,32 @@ def _kind(change: query.Change) -> str:
     if change.body is None:
         return "deleted"
     return "created" if change.created else "updated"
+
+
+def _since(token: str, position: query.FeedPosition) -> int:
+    """The seq a `since` token carries, if this database issued the token in its
+    current history; a 400 naming `since` otherwise, so that a mirror resyncs
+    instead of silently skipping changes."""
+    try:
+        history, after = decode_cursor(token, TOKEN, (str, int), param="since")
+    except Problem:
+        # Tokens issued before change histories carry the seq alone (this second
+        # decoding refuses what is no token at all).
+        (after,) = decode_cursor(token, TOKEN, (int,), param="since")
+        history = _UNNAMED
+    if history is None or after is None:
+        raise invalid_parameter("since", NOT_A_TOKEN)
+    if after > position.highest_seq:
+        raise invalid_parameter("since", NEWER_HISTORY)
+    if history is _UNNAMED:
+        # Trusted up to the seq the file had when its history got an id: it issued
+        # such a token itself, and has not been restored since (a restore resets it).
+        if after > position.old_tokens_until:
+            raise invalid_parameter("since", UNCHECKED)
+    elif history != position.history:
+        raise invalid_parameter("since", OTHER_HISTORY)
+    return int(after)
+
+
+# The history of a token issued before tokens named one.
+_UNNAMED = object()
