@@ -23,6 +23,9 @@ EXPOSED_HEADERS = (
     "RateLimit-Remaining",
     "RateLimit-Reset",
     "WWW-Authenticate",
+    # On a 415, the media types a write takes.
+    "Accept-Post",
+    "Accept-Patch",
 )
 # Methods and request headers a preflight may ask for.
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE")

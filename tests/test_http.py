@@ -228,3 +228,15 @@ def test_a_kept_encoding_is_never_served_for_changed_bytes(
 
 def decoded(coding: str, body: bytes) -> bytes:
     return {"zstd": zstd.decompress, "br": brotli.decompress, "gzip": gzip.decompress}[coding](body)
+
+
+def test_a_refused_write_tells_a_browser_what_it_takes(client: FlaskClient) -> None:
+    # A page's script reads WWW-Authenticate on this 401 (no key), Accept-Post on a 415
+    # and Retry-After on a 429: every response exposes them.
+    response = client.post(
+        "/api/v1/events",
+        data="x",
+        headers={"Content-Type": "text/plain", "Origin": "https://a.example"},
+    )
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Accept-Post", "Accept-Patch", "WWW-Authenticate", "Retry-After"} <= exposed
