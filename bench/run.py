@@ -9,7 +9,6 @@ bounded in time.
 """
 
 import argparse
-import contextlib
 import datetime
 import os
 import re
@@ -21,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -42,6 +40,7 @@ from api.filters import EventListArgs, StatsArgs  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
 from api.query import EventPages, stats_statements  # noqa: E402
 from api.storage import open_for_writing, outdated_objects  # noqa: E402
+from tests.server import slow_clients  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 UNTIL = "2026-11-26"  # fixed, so that every run builds the same database
@@ -517,21 +516,8 @@ def compressed_load(port: int, path: str, seconds: int) -> dict[str, dict[str, f
 def slow_clients_delay(port: int, timeout: float = 15.0) -> float:
     """Seconds the slowest of 5 normal requests took while SLOW_CLIENTS connections
     send their headers a byte at a time (capped at `timeout`)."""
-    stop = threading.Event()
-    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(SLOW_CLIENTS)]
-
-    def dribble() -> None:
-        for sock in slow:
-            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: bench\r\n")
-        while not stop.wait(0.5):
-            for sock in slow:
-                with contextlib.suppress(OSError):
-                    sock.sendall(b"X")
-
-    dribbler = threading.Thread(target=dribble)
-    dribbler.start()
     slowest = 0.0
-    try:
+    with slow_clients(f"http://127.0.0.1:{port}", SLOW_CLIENTS):
         time.sleep(1)
         for _ in range(5):
             started = time.perf_counter()
@@ -543,11 +529,6 @@ def slow_clients_delay(port: int, timeout: float = 15.0) -> float:
                 slowest = max(slowest, time.perf_counter() - started)
             except OSError:
                 return timeout
-    finally:
-        stop.set()
-        dribbler.join()
-        for sock in slow:
-            sock.close()
     return slowest
 
 

@@ -1,11 +1,13 @@
 """The API served as `make run` serves it (`python -m api serve`, Granian), on a free
 port of 127.0.0.1, for the tests that need real HTTP; stopped by PID."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -42,6 +44,34 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+
+@contextmanager
+def slow_clients(url: str, count: int = 50) -> Iterator[None]:
+    """For the length of the block, `count` connections to the server at `url` that
+    send a request line and then one header byte every half second, never finishing
+    their request (what slow or hostile clients do to a server's workers)."""
+    host, port = url.removeprefix("http://").split(":")
+    stop = threading.Event()
+    slow = [socket.create_connection((host, int(port))) for _ in range(count)]
+
+    def dribble() -> None:
+        for sock in slow:
+            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: slow\r\n")
+        while not stop.wait(0.5):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X")
+
+    dribbler = threading.Thread(target=dribble)
+    dribbler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        dribbler.join()
+        for sock in slow:
+            sock.close()
 
 
 def free_port() -> int:

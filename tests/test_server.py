@@ -2,7 +2,6 @@
 requests in flight finish, one access-log line per request, compressed responses,
 and one honest rate limit."""
 
-import contextlib
 import gzip
 import http.client
 import socket
@@ -16,7 +15,7 @@ import pytest
 from backports import zstd
 
 from api.__main__ import main as api_main
-from tests.server import Server, serving
+from tests.server import Server, serving, slow_clients
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +39,7 @@ def get(
 
 
 def test_fifty_slow_clients_do_not_delay_a_normal_request(server: Server) -> None:
-    host, port = server.url.removeprefix("http://").split(":")
-    stop = threading.Event()
-    slow = [socket.create_connection((host, int(port))) for _ in range(50)]
-
-    def dribble() -> None:
-        # Each sends its request line and then one header byte a second, never finishing.
-        for sock in slow:
-            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n")
-        while not stop.wait(0.5):
-            for sock in slow:
-                with contextlib.suppress(OSError):
-                    sock.sendall(b"X")
-
-    dribbler = threading.Thread(target=dribble)
-    dribbler.start()
-    try:
+    with slow_clients(server.url, 50):
         time.sleep(1.5)
         timings = []
         for _ in range(5):
@@ -64,11 +48,6 @@ def test_fifty_slow_clients_do_not_delay_a_normal_request(server: Server) -> Non
             timings.append(time.perf_counter() - started)
             assert status == 200 and body
         assert max(timings) < 1.0, timings
-    finally:
-        stop.set()
-        dribbler.join()
-        for sock in slow:
-            sock.close()
 
 
 @pytest.mark.parametrize(
