@@ -188,8 +188,6 @@ def _connect_writer(path: str, trace: Callable[[str], None] | None) -> sqlite_ut
         return open_existing_for_writing(path, trace)
     except MissingDatabase as error:
         raise _missing(path) from error
-    except OutdatedLayout as error:
-        raise _unavailable(f"The events database {error.advice}.") from error
 
 
 def readiness() -> dict[str, str]:
@@ -227,12 +225,18 @@ def _check_repaired(path: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Answer every SQLite error as a problem (503, or 507 for a full disk)."""
+    """Answer every SQLite error as a problem (503, or 507 for a full disk), and a
+    database of another layout, wherever a request meets it, as a 503 saying what
+    to run."""
 
     def database_fault(error: sqlite3.Error) -> Response:
         return problem_response(database_problem(error))
 
+    def outdated_layout(error: OutdatedLayout) -> Response:
+        return problem_response(_unavailable(f"The events database {error.advice}."))
+
     app.register_error_handler(sqlite3.Error, database_fault)
+    app.register_error_handler(OutdatedLayout, outdated_layout)
 
 
 def database_problem(error: sqlite3.Error) -> Problem:

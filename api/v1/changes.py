@@ -9,8 +9,7 @@ from api import query
 from api.db import get_db
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, encode_cursor, page_response
-from api.problems import DATABASE_UNAVAILABLE, Problem, invalid_parameter
-from api.storage import OutdatedLayout
+from api.problems import Problem, invalid_parameter
 from schemas.query import ChangesArgs
 from schemas.responses import ChangePageSchema
 
@@ -60,15 +59,7 @@ def list_changes(args: dict[str, Any]) -> Response:
     made while you page come after it, so none is ever missed.
     """
     conn = get_db()
-    try:
-        position = query.feed_position(conn, current_app.config["DATABASE"])
-    except OutdatedLayout as error:
-        raise Problem(
-            503,
-            f"The events database {error.advice}.",
-            type=DATABASE_UNAVAILABLE,
-            title="Database unavailable",
-        ) from error
+    position = query.feed_position(conn, current_app.config["DATABASE"])
     after = _since(args["since"], position) if "since" in args else 0
     rows = query.changes(conn, after, args["limit"])
     items = [
