@@ -25,6 +25,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATE_LIMIT_KEY=os.environ.get("SALVO_RATE_LIMIT_KEY", "600/minute"),
         RATE_LIMIT_STORAGE=rate_limit_storage(),
         RATE_LIMITS_ENABLED=rate_limits_enabled(),
+        # Seconds one read statement may run (api.db).
+        QUERY_BUDGET_S=float(os.environ.get("SALVO_QUERY_BUDGET_S", "1")),
         API_TITLE="Salvo",
         API_VERSION="1.0.0",
         OPENAPI_VERSION="3.0.3",
