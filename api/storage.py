@@ -34,7 +34,6 @@ import orjson
 import sqlite_utils
 
 from api import rollups
-
 from schemas.csv import csv_line
 from schemas.event import event_document
 from schemas.fields import TIMESTAMP_FORMAT
@@ -890,6 +889,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     )
     if maintain_rollups:
         rollups.add(conn, ids_json)
+        rollups.apply(conn)
     return len(ids)
 
 
@@ -931,6 +931,7 @@ def delete_events(
     row_ids = [event.row_id for event in found]
     event_ids = [event.id for event in found]
     rollups.subtract(conn, orjson.dumps(event_ids).decode())
+    rollups.apply(conn)
     marks = placeholders(found)
     for table in ("event_actors", "munitions", "reporters"):
         conn.execute(f"DELETE FROM {table} WHERE event_id IN ({marks})", event_ids)

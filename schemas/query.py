@@ -39,14 +39,28 @@ EVENT_FORMATS = {
 }
 
 GROUPINGS = {
-    "day": "Calendar day. Month- and year-precise events form groups of their own period "
-    "(`2024-05`, `2024`) rather than being counted on the first day.",
-    "week": "ISO week (`2024-W22`). Month- and year-precise events form groups of their own "
-    "period.",
-    "month": "Calendar month (`2024-05`). Year-precise events form a group of their year.",
-    "admin1": "First-level region; country-precise events form a group with a null key.",
     "event_type": "Event type.",
+    "country": "Country (ISO 3166-1 alpha-2 code).",
+    "admin1": "First-level region; events of places with no region form a row with a null key.",
 }
+
+INTERVALS = {
+    "day": "Calendar days (`2024-05-30`). Events dated only to a week, month or year go to "
+    "`coarser`.",
+    "week": "ISO weeks, Monday to Sunday (`2024-W22`). Events dated only to a month or year go "
+    "to `coarser`.",
+    "month": "Calendar months (`2024-05`); week-precise events count in the month of their "
+    "date. Events dated only to a year go to `coarser`.",
+}
+
+STATS_FORMATS = {
+    "json": "`application/json`: rows in the {data, coarser, links, meta} envelope (the default).",
+    "csv": "`text/csv`: every row, series then coarser, one line each with flat columns "
+    "(README); takes no limit or cursor.",
+}
+
+# A daily series over five years is one page.
+STATS_MAX_LIMIT = 5000
 
 
 class CommaSeparatedList(fields.List):
@@ -206,12 +220,39 @@ class EventPagingArgs(QuerySchema):
     )
 
 
-class GroupingArgs(QuerySchema):
+class StatsQueryArgs(QuerySchema):
     """The parameters of /stats beside its filters."""
 
     group_by = vocabulary_field(
-        GROUPINGS, "How to group the totals; leave out for one overall total."
+        GROUPINGS, "One row per group; leave out (with no interval) for one overall total."
     )
+    interval = vocabulary_field(
+        INTERVALS,
+        "A time series: one row per period from `date_from` to `date_to` (or from the first "
+        "to the last period with events), periods without events included. Not with "
+        "`group_by`.",
+    )
+    limit = fields.Integer(
+        load_default=STATS_MAX_LIMIT,
+        validate=validate.Range(min=1, max=STATS_MAX_LIMIT),
+        metadata={
+            "description": f"Rows per page, 1 to {STATS_MAX_LIMIT} (default {STATS_MAX_LIMIT})."
+        },
+    )
+    cursor = cursor_field()
+    format = vocabulary_field(
+        STATS_FORMATS,
+        "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
+
+    @validates_schema
+    def _one_shape(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "group_by" in data and "interval" in data:
+            raise ValidationError(
+                "Give group_by or interval, not both: a series per group is one request "
+                "per group, filtered by it.",
+                "interval",
+            )
 
 
 class PagingArgs(QuerySchema):
