@@ -468,7 +468,8 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
     filters = filters_of(resource)
     declared = {param: field for f in filters for param, field in f.params.items()}
     fields_in_order = {**declared, **others._declared_fields}
-    return type(name, (FilteredArgs,), {**fields_in_order, "filters": filters})
+    # Subclassing `others` too keeps its own checks across parameters.
+    return type(name, (FilteredArgs, others), {**fields_in_order, "filters": filters})
 
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)

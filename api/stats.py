@@ -94,9 +94,12 @@ def _is_month_end(day: datetime.date) -> bool:
 Totals = dict[str, tuple[int, ...]]
 
 
-def totals(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[tuple[Any, ...], Totals]:
+def totals(
+    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
+) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (date, precision) with an interval
-    (dates at the source's grain: days, or months for interval=month), () otherwise."""
+    (days, or months for interval=month), () otherwise. Read from the rollups the
+    plan names, or with `raw` from the events (which tests compare them with)."""
     keys = []
     interval = args.get("interval")
     if interval == "month":
@@ -107,7 +110,7 @@ def totals(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[tuple[Any, ..
         keys = [_GROUP_KEYS[args["group_by"]]]
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(keys)
-    for part in plan(args):
+    for part in [Part(RAW, args)] if raw else plan(args):
         part_args = {name: value for name, value in part.args.items() if value is not None}
         condition, params = filters.where(
             Scope.events(conn, paged=False), _EVENT_FILTERS, part_args
