@@ -75,7 +75,9 @@ MUNITION_SUMS: dict[str, str] = {
     "intercepted_with_outcome": (
         "coalesce(sum(CASE WHEN m.launched IS NOT NULL THEN m.intercepted END), 0)"
     ),
-    "with_outcome": "count(CASE WHEN m.launched IS NOT NULL AND m.intercepted IS NOT NULL THEN 1 END)",
+    "with_outcome": (
+        "count(CASE WHEN m.launched IS NOT NULL AND m.intercepted IS NOT NULL THEN 1 END)"
+    ),
 }
 
 SUMS = tuple(dict.fromkeys([*EVENT_SUMS, *MUNITION_SUMS]))
@@ -104,18 +106,24 @@ DIMENSIONS = {
 CHANGES = "stats_changes"
 
 
+# How finely a rollup keeps dates: the day, the month (as its first day, the way
+# month-precise events are dated), or not at all (totals over all time).
+DAY, MONTH, ALL_TIME = 0, 1, 2
+
+
 @dataclass(frozen=True)
 class Rollup:
-    """One maintained aggregate: its table, whether it keeps days or months, and the
-    dimensions it keeps beside date and precision."""
+    """One maintained aggregate: its table, how finely it keeps dates, and the
+    dimensions it keeps beside them."""
 
     table: str
-    monthly: bool
+    grain: int
     dimensions: tuple[str, ...]
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return ("date", "date_precision", *self.dimensions, "category")
+        dated = ("date", "date_precision") if self.grain != ALL_TIME else ()
+        return (*dated, *self.dimensions, "category")
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -128,19 +136,20 @@ class Rollup:
             "WHERE events = 0"
         )
         # The filters whose values pick a few rows seek them.
+        dated = ", date" if self.grain != ALL_TIME else ""
         for dimension in ("admin1", "location_id"):
             if dimension in self.dimensions:
                 collation = " COLLATE NOCASE" if dimension == "admin1" else ""
                 conn.execute(
                     f"CREATE INDEX IF NOT EXISTS {self.table}_{dimension} "
-                    f"ON {self.table} ({dimension}{collation}, date)"
+                    f"ON {self.table} ({dimension}{collation}{dated})"
                 )
 
     def fold(self, source: str = CHANGES) -> str:
         """The statement adding the rows of `source` (the recorded changes, or a
-        rollup keeping this one's dimensions and more) to this rollup."""
-        date = "substr(date, 1, 8) || '01'" if self.monthly else "date"
-        keys = [date, *self.keys[1:]]
+        rollup keeping this one's dimensions and more, as finely) to this rollup."""
+        date = {DAY: ["date"], MONTH: ["substr(date, 1, 8) || '01'"], ALL_TIME: []}[self.grain]
+        keys = [*date, *self.keys[len(date) :]]
         sums = ", ".join(f"sum({name})" for name in SUMS)
         updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
         groups = ", ".join(str(i + 1) for i in range(len(keys)))
@@ -156,28 +165,21 @@ def _columns(keys: Iterable[str]) -> str:
     return ", ".join([*key_columns, *(f"{name} INTEGER NOT NULL DEFAULT 0" for name in SUMS)])
 
 
-# Smallest first (rows at 1,000,000 synthetic events, event totals + munition rows,
-# in docs/design.md): /stats reads the first that keeps what a request needs.
+# Smallest first (rows at 1,000,000 synthetic events, event totals and munition
+# rows, in docs/design.md): /stats reads the first that keeps what a request needs.
+_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS = (
+    "event_type", "country_code", "admin1", "location_id", "weapons",
+)  # fmt: skip
 ROLLUPS = (
-    Rollup("stats_months", monthly=True, dimensions=("event_type", "country_code", "weapons")),
-    Rollup("stats_days", monthly=False, dimensions=("country_code", "weapons")),
-    Rollup("stats_months_regions", monthly=True, dimensions=("country_code", "admin1", "weapons")),
-    Rollup("stats_days_types", monthly=False, dimensions=("event_type", "country_code", "weapons")),
-    Rollup(
-        "stats_months_admin1",
-        monthly=True,
-        dimensions=("event_type", "country_code", "admin1", "weapons"),
-    ),
-    Rollup(
-        "stats_months_places",
-        monthly=True,
-        dimensions=("event_type", "country_code", "admin1", "location_id", "weapons"),
-    ),
-    Rollup(
-        "stats_days_admin1",
-        monthly=False,
-        dimensions=("event_type", "country_code", "admin1", "weapons"),
-    ),
+    Rollup("stats_months", MONTH, (_TYPE, _COUNTRY, _WEAPONS)),
+    Rollup("stats_days", DAY, ()),
+    Rollup("stats_totals", ALL_TIME, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    Rollup("stats_days_types", DAY, (_TYPE, _COUNTRY, _WEAPONS)),
+    Rollup("stats_months_regions", MONTH, (_COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_months_admin1", MONTH, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_days_regions", DAY, (_COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_months_places", MONTH, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    Rollup("stats_days_admin1", DAY, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
 )
 TABLES = (*(rollup.table for rollup in ROLLUPS), CHANGES)
 
@@ -235,19 +237,21 @@ def rebuild(conn: sqlite3.Connection) -> None:
     for table in TABLES:
         conn.execute(f"DELETE FROM {table}")
     conn.execute(_record(1, "true"))
-    for rollup in sorted(ROLLUPS, key=lambda rollup: -len(rollup.dimensions)):
+    for rollup in sorted(ROLLUPS, key=lambda rollup: (-len(rollup.dimensions), rollup.grain)):
         finer = _finer(rollup)
         conn.execute(rollup.fold(finer.table if finer else CHANGES))
     conn.execute(f"DELETE FROM {CHANGES}")
 
 
 def _finer(rollup: Rollup) -> Rollup | None:
-    """The smallest other rollup that keeps this one's dimensions and grain, if any."""
+    """The smallest other rollup that keeps this one's dimensions and more, as
+    finely, to rebuild it from; None when it must come from the events."""
     for other in ROLLUPS:
         if (
             other is not rollup
-            and set(rollup.dimensions) < set(other.dimensions)
-            and (rollup.monthly or not other.monthly)
+            and set(rollup.dimensions) <= set(other.dimensions)
+            and other.grain <= rollup.grain
+            and (set(rollup.dimensions), rollup.grain) != (set(other.dimensions), other.grain)
         ):
             return other
     return None

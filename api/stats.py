@@ -13,7 +13,17 @@ from typing import Any
 
 from api import filters
 from api.filters import Scope
-from api.rollups import EVENT_SUMS, MUNITION_SUMS, RAW, ROLLUPS, WIDTH, Source
+from api.rollups import (
+    ALL_TIME,
+    DAY,
+    EVENT_SUMS,
+    MONTH,
+    MUNITION_SUMS,
+    RAW,
+    ROLLUPS,
+    WIDTH,
+    Source,
+)
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
@@ -47,20 +57,22 @@ class Part:
 
 def plan(args: dict[str, Any]) -> list[Part]:
     """Where a request's totals are read from: the smallest rollup that keeps the
-    dimensions its filters and grouping read, or the events. A month rollup answers
-    whole months; the days at either end of a range that cuts a month come from a
-    day rollup."""
+    dimensions its filters and grouping read, as finely dated as it needs, or the
+    events. A month rollup answers whole months; the days at either end of a range
+    that cuts a month come from a day rollup."""
     given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     if any(f.rollup is None for f in given):
         return [Part(RAW, args)]
-    needed = {f.rollup for f in given} - {"date"}
+    needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
-    days = _smallest(needed, monthly=False)
+    days = _smallest(needed, DAY)
     if args.get("interval") in ("day", "week"):
         return [Part(days, args)]
-    months = _smallest(needed, monthly=True)
     date_from, date_to = args.get("date_from"), args.get("date_to")
+    if date_from is None and date_to is None:
+        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME), args)]
+    months = _smallest(needed, MONTH)
     first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
     last = date_to
     if date_to is not None and not _is_month_end(date_to):
@@ -75,9 +87,10 @@ def plan(args: dict[str, Any]) -> list[Part]:
     return parts
 
 
-def _smallest(dimensions: set[str], monthly: bool) -> Source:
+def _smallest(dimensions: set[str], grain: int) -> Source:
+    """The first rollup keeping these dimensions with dates at least as fine."""
     for rollup in ROLLUPS:
-        if dimensions <= set(rollup.dimensions) and (monthly or not rollup.monthly):
+        if dimensions <= set(rollup.dimensions) and rollup.grain <= grain:
             return Source(rollup)
     return RAW
 
@@ -94,32 +107,48 @@ def _is_month_end(day: datetime.date) -> bool:
 Totals = dict[str, tuple[int, ...]]
 
 
-def totals(
-    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
-) -> dict[tuple[Any, ...], Totals]:
-    """Totals per key: (group,) with group_by, (date, precision) with an interval
-    (days, or months for interval=month), () otherwise. Read from the rollups the
-    plan names, or with `raw` from the events (which tests compare them with)."""
-    keys = []
+def _keys(args: dict[str, Any]) -> list[str]:
+    """The key expressions a request's totals are grouped by (see totals)."""
     interval = args.get("interval")
     if interval == "month":
-        keys = ["substr(e.date, 1, 7)", "e.date_precision"]
-    elif interval is not None:
-        keys = ["e.date", "e.date_precision"]
-    elif args.get("group_by") is not None:
-        keys = [_GROUP_KEYS[args["group_by"]]]
-    found: dict[tuple[Any, ...], Totals] = {}
-    width = len(keys)
+        return ["substr(e.date, 1, 7)", "e.date_precision"]
+    if interval is not None:
+        return ["e.date", "e.date_precision"]
+    if args.get("group_by") is not None:
+        return [_GROUP_KEYS[args["group_by"]]]
+    return []
+
+
+def statements(
+    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
+) -> list[tuple[str, list[Any]]]:
+    """The SQL (and parameters) behind a request's totals: one statement per part of
+    its plan, or with `raw` one over the events (which tests compare them with)."""
+    found = []
     for part in [Part(RAW, args)] if raw else plan(args):
         part_args = {name: value for name, value in part.args.items() if value is not None}
         condition, params = filters.where(
             Scope.events(conn, paged=False), _EVENT_FILTERS, part_args
         )
-        for row in conn.execute(*part.source.statement(keys, condition, params)):
+        found.append(part.source.statement(_keys(args), condition, params))
+    return found
+
+
+def totals(
+    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
+) -> dict[tuple[Any, ...], Totals]:
+    """Totals per key: (group,) with group_by, (date, precision) with an interval
+    (days, or months for interval=month), () otherwise."""
+    found: dict[tuple[Any, ...], Totals] = {}
+    width = len(_keys(args))
+    for sql, params in statements(conn, args, raw):
+        for row in conn.execute(sql, params):
             key, category, sums = row[:width], row[width], row[width + 1 :]
             by_category = found.setdefault(key, {})
             earlier = by_category.get(category)
-            by_category[category] = sums if earlier is None else tuple(map(sum, zip(earlier, sums)))
+            by_category[category] = (
+                sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
+            )
     return found
 
 
@@ -127,7 +156,9 @@ def _merge(into: dict[Any, Totals], key: Any, totals: Totals) -> None:
     by_category = into.setdefault(key, {})
     for category, sums in totals.items():
         earlier = by_category.get(category)
-        by_category[category] = sums if earlier is None else tuple(map(sum, zip(earlier, sums)))
+        by_category[category] = (
+            sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
+        )
 
 
 @dataclass
@@ -221,58 +252,80 @@ def render_totals(found: Totals) -> dict[str, Any]:
     """The events, casualty and munition figures of one row, as the API gives them."""
     events = found.get("", _ZEROS)
     return {
-        "events": events[_EVENT_COLUMN["events"]],
+        "events": events[_EVENTS],
         "munitions": {
-            category: _munitions(found.get(category, _ZEROS)) for category in MUNITION_CATEGORIES
+            category: _munitions(found[category]) if category in found else _NO_ENTRIES
+            for category in MUNITION_CATEGORIES
         },
-        "killed": _casualties(events, "killed"),
-        "injured": _casualties(events, "injured"),
+        "killed": _casualties(events, _KILLED),
+        "injured": _casualties(events, _INJURED),
     }
 
 
-def _casualties(sums: tuple[int, ...], kind: str) -> dict[str, Any]:
-    def column(name: str) -> int:
-        return sums[_EVENT_COLUMN[f"{kind}_{name}"]]
+_EVENTS = _EVENT_COLUMN["events"]
+_CASUALTY_PARTS = ("best", "low", "high", "reporting", "no_high", "lower_bounds", "inexact")
+_KILLED, _INJURED = (
+    tuple(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS)
+    for kind in ("killed", "injured")
+)
+_UNKNOWN = {"best": None, "low": None, "high": None, "qualifier": None, "events_reporting": 0}
 
-    reporting = column("reporting")
+
+def _casualties(sums: tuple[int, ...], columns: tuple[int, ...]) -> dict[str, Any]:
+    best, low, high, reporting, no_high, lower_bounds, inexact = (sums[i] for i in columns)
     if not reporting:
-        return {"best": None, "low": None, "high": None, "qualifier": None, "events_reporting": 0}
-    if column("lower_bounds"):
+        return _UNKNOWN
+    if lower_bounds:
         qualifier = "at_least"
-    elif column("inexact"):
+    elif inexact:
         qualifier = "approximately"
     else:
         qualifier = "exact"
     return {
-        "best": column("best"),
-        "low": column("low"),
-        "high": None if column("no_high") else column("high"),
+        "best": best,
+        "low": low,
+        "high": None if no_high else high,
         "qualifier": qualifier,
         "events_reporting": reporting,
     }
 
 
+_NO_ENTRIES = {
+    "launched": None,
+    "intercepted": None,
+    "launched_with_outcome": None,
+    "intercepted_with_outcome": None,
+    "interception_rate": None,
+    "not_reached": None,
+    "hit": None,
+    "events": 0,
+}
+
+
 def _munitions(sums: tuple[int, ...]) -> dict[str, Any]:
-    def column(name: str) -> int:
-        return sums[_MUNITION_COLUMN[name]]
-
-    def reported(name: str) -> int | None:
-        return column(name) if column(f"{name}_reporting") else None
-
-    paired = column("with_outcome")
-    launched_paired = column("launched_with_outcome") if paired else None
-    intercepted_paired = column("intercepted_with_outcome") if paired else None
+    (
+        events,
+        launched,
+        launched_reporting,
+        intercepted,
+        intercepted_reporting,
+        not_reached,
+        not_reached_reporting,
+        hit,
+        hit_reporting,
+        launched_paired,
+        intercepted_paired,
+        paired,
+    ) = sums[: len(MUNITION_SUMS)]
     return {
-        "launched": reported("launched"),
-        "intercepted": reported("intercepted"),
-        "launched_with_outcome": launched_paired,
-        "intercepted_with_outcome": intercepted_paired,
+        "launched": launched if launched_reporting else None,
+        "intercepted": intercepted if intercepted_reporting else None,
+        "launched_with_outcome": launched_paired if paired else None,
+        "intercepted_with_outcome": intercepted_paired if paired else None,
         "interception_rate": (
-            round(intercepted_paired / launched_paired, 4)
-            if launched_paired and intercepted_paired is not None
-            else None
+            round(intercepted_paired / launched_paired, 4) if paired and launched_paired else None
         ),
-        "not_reached": reported("not_reached"),
-        "hit": reported("hit"),
-        "events": column("events"),
+        "not_reached": not_reached if not_reached_reporting else None,
+        "hit": hit if hit_reporting else None,
+        "events": events,
     }

@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlite_utils import Database
 
-from api.storage import BATCH_SIZE, EventRows, event_rows, bulk_load, insert_rows
+from api.storage import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_rows
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from seed.curated import InvalidRecord

@@ -34,6 +34,17 @@ REQUESTS: list[dict[str, Any]] = [
     {"event_type": ["missile_strike"], "interval": "day"},
     {"admin1": "KHARKIV OBLAST", "interval": "day"},
     {"admin1": "Kharkiv Oblast", "group_by": "event_type"},
+    {
+        "admin1": "kharkiv oblast",
+        "event_type": ["drone_strike", "missile_strike"],
+        "interval": "week",
+    },
+    {
+        "group_by": "admin1",
+        "event_type": ["armed_clash"],
+        "date_from": D(2022, 3, 1),
+        "date_to": D(2022, 5, 31),
+    },
     {"date_from": D(2022, 3, 10), "date_to": D(2022, 5, 20), "group_by": "admin1"},
     {"date_from": D(2022, 3, 1), "date_to": D(2022, 4, 30), "interval": "month"},
     {"date_from": D(2022, 4, 2), "date_to": D(2022, 4, 20), "weapon": ["drone"]},

@@ -123,7 +123,10 @@ def test_weekly_and_monthly_series(client: FlaskClient) -> None:
     assert coarser == []
     # A range that cuts a month gives its first and last period as far as it goes.
     rows, _, meta = series(client, "interval=month&date_from=2024-04-15&date_to=2024-05-29")
-    assert rows == [("2024-04", "2024-04-15", "2024-04-30", 0), ("2024-05", "2024-05-01", "2024-05-29", 9)]  # fmt: skip
+    assert rows == [
+        ("2024-04", "2024-04-15", "2024-04-30", 0),
+        ("2024-05", "2024-05-01", "2024-05-29", 9),
+    ]
     assert meta["periods"] == {"first": "2024-04-15", "last": "2024-05-29", "count": 2}
 
 
