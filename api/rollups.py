@@ -296,6 +296,12 @@ class Source:
             )
         return f"{events} UNION ALL {munitions}", [*params, *params]
 
+    def span(self, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """The first and last date of the rows `condition` keeps."""
+        table = f"{self.rollup.table} e" if self.rollup is not None else "events e"
+        where = f"WHERE {condition}" if condition else ""
+        return f"SELECT min(e.date), max(e.date) FROM {table} {where}", params
+
 
 WIDTH = max(len(EVENT_SUMS), len(MUNITION_SUMS))
 

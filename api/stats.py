@@ -26,6 +26,8 @@ from api.rollups import (
 )
 from schemas.vocabulary import MUNITION_CATEGORIES
 
+DATE_PRECISION_ORDER = ("day", "week", "month", "year")
+
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 # group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
@@ -39,7 +41,7 @@ _GROUP_KEYS = {
 # Date precisions, finest first; an event goes into a series whose interval is at
 # least as coarse as its precision (a week-precise event belongs to the month its
 # date is in), and beside the series otherwise.
-_FINENESS = {"day": 0, "week": 1, "month": 2, "year": 3}
+_FINENESS = {precision: i for i, precision in enumerate(DATE_PRECISION_ORDER)}
 
 _ZEROS = (0,) * WIDTH
 _EVENT_COLUMN = {name: i for i, name in enumerate(EVENT_SUMS)}
@@ -119,44 +121,55 @@ def _keys(args: dict[str, Any]) -> list[str]:
     return []
 
 
+def _conditions(
+    conn: sqlite3.Connection, part: Part, precisions: tuple[str, ...] | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of one part: its filters, and the date precisions kept."""
+    part_args = {name: value for name, value in part.args.items() if value is not None}
+    condition, params = filters.where(Scope.events(conn, paged=False), _EVENT_FILTERS, part_args)
+    if precisions is not None:
+        kept = f"e.date_precision IN ({', '.join('?' * len(precisions))})"
+        condition = f"{condition} AND {kept}" if condition else kept
+        params = [*params, *precisions]
+    return condition, params
+
+
 def statements(
-    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    raw: bool = False,
+    precisions: tuple[str, ...] | None = None,
 ) -> list[tuple[str, list[Any]]]:
     """The SQL (and parameters) behind a request's totals: one statement per part of
-    its plan, or with `raw` one over the events (which tests compare them with)."""
-    found = []
-    for part in [Part(RAW, args)] if raw else plan(args):
-        part_args = {name: value for name, value in part.args.items() if value is not None}
-        condition, params = filters.where(
-            Scope.events(conn, paged=False), _EVENT_FILTERS, part_args
-        )
-        found.append(part.source.statement(_keys(args), condition, params))
-    return found
+    its plan, or with `raw` one over the events (which tests compare them with);
+    only events of these date precisions, if given."""
+    return [
+        part.source.statement(_keys(args), *_conditions(conn, part, precisions))
+        for part in ([Part(RAW, args)] if raw else plan(args))
+    ]
 
 
 def totals(
-    conn: sqlite3.Connection, args: dict[str, Any], raw: bool = False
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    raw: bool = False,
+    precisions: tuple[str, ...] | None = None,
 ) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (date, precision) with an interval
     (days, or months for interval=month), () otherwise."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
-    for sql, params in statements(conn, args, raw):
+    for sql, params in statements(conn, args, raw, precisions):
         for row in conn.execute(sql, params):
-            key, category, sums = row[:width], row[width], row[width + 1 :]
-            by_category = found.setdefault(key, {})
-            earlier = by_category.get(category)
-            by_category[category] = (
-                sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
-            )
+            _add(found.setdefault(row[:width], {}), {row[width]: row[width + 1 :]})
     return found
 
 
-def _merge(into: dict[Any, Totals], key: Any, totals: Totals) -> None:
-    by_category = into.setdefault(key, {})
-    for category, sums in totals.items():
-        earlier = by_category.get(category)
-        by_category[category] = (
+def _add(into: Totals, found: Totals) -> None:
+    """Add one key's totals to another's."""
+    for category, sums in found.items():
+        earlier = into.get(category)
+        into[category] = (
             sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
         )
 
@@ -197,41 +210,94 @@ def _periods(first: datetime.date, last: datetime.date, interval: str) -> Iterat
 
 @dataclass
 class Series:
-    """A time series: its rows in order, gaps included, the periods coded coarser
-    than the interval, and the days it covers (None when nothing matched and no
-    range was given)."""
+    """One page of a time series: its rows in order, gaps included, the periods
+    coded coarser than the interval (over the whole series), the days the series
+    covers and its number of periods (None and 0 when nothing matched and no range
+    was given), and the key of the page's last row when another page follows."""
 
     rows: list[tuple[Period, Totals]]
     coarser: list[tuple[Period, Totals]]
     first: datetime.date | None
     last: datetime.date | None
+    count: int
+    next_key: str | None
 
 
-def series(conn: sqlite3.Connection, args: dict[str, Any]) -> Series:
+def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, limit: int) -> Series:
+    """The page of the series after the period `after` (None for the first page), of
+    at most `limit` periods. Only the page's days are read: a deep page costs what
+    the first does."""
     interval = args["interval"]
-    in_series: dict[str, tuple[Period, Totals]] = {}
-    coarser: dict[str, tuple[Period, Totals]] = {}
-    for (date, precision), found in totals(conn, args).items():
-        day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
-        if _FINENESS[precision] <= _FINENESS[interval]:
-            period, into = period_of(day, interval), in_series
-        else:
-            period, into = period_of(day, precision), coarser
-        _, merged = into.setdefault(period.key, (period, {}))
-        _merge({period.key: merged}, period.key, found)
+    drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
+    beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
     first, last = args.get("date_from"), args.get("date_to")
-    if in_series and first is None:
-        first = min(period.start for period, _ in in_series.values())
-    if in_series and last is None:
-        last = max(period.end for period, _ in in_series.values())
-    rows = []
-    if first is not None and last is not None:
-        for period in _periods(first, last, interval):
-            _, found = in_series.get(period.key, (period, {}))
-            period.start, period.end = max(period.start, first), min(period.end, last)
-            rows.append((period, found))
-    ordered = sorted(coarser.values(), key=lambda item: (item[0].start, item[0].key))
-    return Series(rows, ordered, first, last)
+    if first is None or last is None:
+        span = _span(conn, args, drawn)
+        if span is None:
+            return Series([], _periods_of(conn, args, beside), None, None, 0, None)
+        first = first or period_of(span[0], interval).start
+        last = last or period_of(span[1], interval).end
+    periods = list(_periods(first, last, interval))
+    start = (
+        0
+        if after is None
+        else next((i for i, period in enumerate(periods) if period.key > after), len(periods))
+    )
+    page = periods[start : start + limit]
+    rows: list[tuple[Period, Totals]] = []
+    if page:
+        page[0].start, page[-1].end = max(page[0].start, first), min(page[-1].end, last)
+        found = _periods_of(
+            conn, {**args, "date_from": page[0].start, "date_to": page[-1].end}, drawn, interval
+        )
+        by_key = {period.key: totals for period, totals in found}
+        rows = [(period, by_key.get(period.key, {})) for period in page]
+    more = start + limit < len(periods)
+    return Series(
+        rows,
+        # The coarser events of the filters as given: a series without a range spans
+        # its own events, and the coarser ones are all there are.
+        _periods_of(conn, args, beside),
+        first,
+        last,
+        len(periods),
+        page[-1].key if more and page else None,
+    )
+
+
+def _span(
+    conn: sqlite3.Connection, args: dict[str, Any], precisions: tuple[str, ...]
+) -> tuple[datetime.date, datetime.date] | None:
+    """The first and last date of the matching events of these precisions."""
+    dates = [
+        conn.execute(*part.source.span(*_conditions(conn, part, precisions))).fetchone()
+        for part in plan(args)
+    ]
+    known = [(low, high) for low, high in dates if low is not None]
+    if not known:
+        return None
+    return (
+        datetime.date.fromisoformat(min(low for low, _ in known)),
+        datetime.date.fromisoformat(max(high for _, high in known)),
+    )
+
+
+def _periods_of(
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    precisions: tuple[str, ...],
+    interval: str | None = None,
+) -> list[tuple[Period, Totals]]:
+    """Totals per period over the events of these precisions: the interval's periods,
+    or each event's own (for the coarser ones), in order."""
+    if not precisions:
+        return []
+    merged: dict[str, tuple[Period, Totals]] = {}
+    for (date, precision), found in totals(conn, args, precisions=precisions).items():
+        day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
+        period = period_of(day, interval or precision)
+        _add(merged.setdefault(period.key, (period, {}))[1], found)
+    return sorted(merged.values(), key=lambda item: (item[0].start, item[0].key))
 
 
 def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[str | None, Totals]]:

@@ -3,7 +3,8 @@ per group, or a time series a chart can draw."""
 
 import csv
 import io
-from typing import Any
+import sys
+from typing import Any, NamedTuple
 
 import orjson
 from flask import Response
@@ -49,92 +50,97 @@ def event_stats(args: dict[str, Any]) -> Response:
     Served from totals maintained as events are written (docs/design.md).
     """
     chosen = chosen_format(args, MEDIA_TYPES)
-    rows, coarser, periods = _rows(args)
     if chosen == "csv":
         refuse_paging(chosen, "row")
-        response = Response(_csv([*rows, *coarser]), mimetype=MEDIA_TYPES["csv"])
+        answer = _rows(args, whole=True)
+        response = Response(_csv([*answer.rows, *answer.coarser]), mimetype=MEDIA_TYPES["csv"])
         response.headers["Content-Disposition"] = 'attachment; filename="stats.csv"'
     else:
-        response = _page(args, rows, coarser, periods)
+        answer = _rows(args)
+        meta = {
+            "limit": args["limit"],
+            "group_by": args.get("group_by"),
+            "interval": args.get("interval"),
+            "periods": answer.periods,
+        }
+        response = page_response(
+            [orjson.dumps(row) for row in answer.rows],
+            None if answer.next_key is None else (answer.next_key,),
+            _shape(args),
+            meta,
+            beside={"coarser": answer.coarser},
+        )
     if "format" not in args:
         response.headers["Vary"] = "Accept"
     return response
 
 
-def _rows(
-    args: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
-    """The rows, the coarser rows and the periods covered (see StatsSchema)."""
+class _Rows(NamedTuple):
+    """What a /stats answer holds: its rows (one page of them, unless asked for
+    whole), the coarser rows, the periods covered, and the key after which the next
+    page starts."""
+
+    rows: list[dict[str, Any]]
+    coarser: list[dict[str, Any]]
+    periods: dict[str, Any] | None
+    next_key: str | None
+
+
+def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
     conn = get_db()
+    after = None
+    if "cursor" in args:
+        (after,) = decode_cursor(args["cursor"], _shape(args), (str,))
+    limit = sys.maxsize if whole else args["limit"]
     if args.get("interval") is None:
         rows = [
             {"key": key, "precision": None, "start": None, "end": None, **stats.render_totals(t)}
             for key, t in stats.grouped(conn, args)
         ]
-        return rows, [], None
-    series = stats.series(conn, args)
-
-    def period_row(period: stats.Period, found: stats.Totals) -> dict[str, Any]:
-        return {
-            "key": period.key,
-            "precision": period.precision,
-            "start": period.start.isoformat(),
-            "end": period.end.isoformat(),
-            **stats.render_totals(found),
-        }
-
+        # Groups are few: the page is cut from all of them, after the cursor's key
+        # in their order (a null group first), even if that group has gone since.
+        start = 0
+        if after is not None:
+            start = next(
+                (i for i, row in enumerate(rows) if _order(row["key"]) > _order(after)), len(rows)
+            )
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        return _Rows(page, [], None, page[-1]["key"] if more and page else None)
+    series = stats.series(conn, args, after, limit)
     periods = None
     if series.first is not None and series.last is not None:
         periods = {
             "first": series.first.isoformat(),
             "last": series.last.isoformat(),
-            "count": len(series.rows),
+            "count": series.count,
         }
-    return (
-        [period_row(*row) for row in series.rows],
-        [period_row(*row) for row in series.coarser],
+    return _Rows(
+        [_period_row(*row) for row in series.rows],
+        [_period_row(*row) for row in series.coarser],
         periods,
+        series.next_key,
     )
 
 
-def _page(
-    args: dict[str, Any],
-    rows: list[dict[str, Any]],
-    coarser: list[dict[str, Any]],
-    periods: dict[str, Any] | None,
-) -> Response:
-    # A cursor names the shape it pages and the key of the last row served; the next
-    # page starts after that key in the rows' order, even if that row has gone since.
-    if args.get("interval") is not None:
-        shape = f"interval={args['interval']}"
-    else:
-        shape = f"group_by={args.get('group_by')}"
-    start = 0
-    if "cursor" in args:
-        (last,) = decode_cursor(args["cursor"], shape, (str,))
-        start = next(
-            (i for i, row in enumerate(rows) if _order(row["key"]) > _order(last)), len(rows)
-        )
-    page = rows[start : start + args["limit"]]
-    more = start + args["limit"] < len(rows)
-    meta = {
-        "limit": args["limit"],
-        "group_by": args.get("group_by"),
-        "interval": args.get("interval"),
-        "periods": periods,
+def _period_row(period: stats.Period, found: stats.Totals) -> dict[str, Any]:
+    return {
+        "key": period.key,
+        "precision": period.precision,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        **stats.render_totals(found),
     }
-    return page_response(
-        [orjson.dumps(row) for row in page],
-        (page[-1]["key"],) if more and page else None,
-        shape,
-        meta,
-        beside={"coarser": coarser},
-    )
+
+
+def _shape(args: dict[str, Any]) -> str:
+    """What a cursor pages: a cursor of one shape is refused by another."""
+    if args.get("interval") is not None:
+        return f"interval={args['interval']}"
+    return f"group_by={args.get('group_by')}"
 
 
 def _order(key: str | None) -> tuple[bool, str]:
-    # Rows are in this order: a null group first, then by key (periods' keys sort
-    # in time: 2024-05-30, 2024-W22, 2024-05).
     return key is not None, key or ""
 
 
