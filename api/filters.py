@@ -460,6 +460,8 @@ class FilteredArgs(QuerySchema):
         for declared in self.filters:
             if declared.check is not None:
                 declared.check(data)
+        for check in self.cross_checks:
+            check(data)
 
 
 def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[FilteredArgs]:
@@ -468,8 +470,11 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
     filters = filters_of(resource)
     declared = {param: field for f in filters for param, field in f.params.items()}
     fields_in_order = {**declared, **others._declared_fields}
-    # Subclassing `others` too keeps its own checks across parameters.
-    return type(name, (FilteredArgs, others), {**fields_in_order, "filters": filters})
+    return type(
+        name,
+        (FilteredArgs,),
+        {**fields_in_order, "filters": filters, "cross_checks": others.cross_checks},
+    )
 
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)

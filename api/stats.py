@@ -109,13 +109,21 @@ def _is_month_end(day: datetime.date) -> bool:
 Totals = dict[str, tuple[int, ...]]
 
 
+# interval -> the SQL of the period an event's date falls in, over the alias `e`:
+# the day, the Monday of its ISO week (SQLite before 3.46 has no ISO week format),
+# or the month. Summing per period in SQL returns a row per period, not per day.
+_PERIOD_KEYS = {
+    "day": "e.date",
+    "week": "date(e.date, printf('-%d days', (strftime('%w', e.date) + 6) % 7))",
+    "month": "substr(e.date, 1, 7)",
+}
+
+
 def _keys(args: dict[str, Any]) -> list[str]:
     """The key expressions a request's totals are grouped by (see totals)."""
     interval = args.get("interval")
-    if interval == "month":
-        return ["substr(e.date, 1, 7)", "e.date_precision"]
     if interval is not None:
-        return ["e.date", "e.date_precision"]
+        return [_PERIOD_KEYS[interval], "e.date_precision"]
     if args.get("group_by") is not None:
         return [_GROUP_KEYS[args["group_by"]]]
     return []
@@ -289,11 +297,12 @@ def _periods_of(
     interval: str | None = None,
 ) -> list[tuple[Period, Totals]]:
     """Totals per period over the events of these precisions: the interval's periods,
-    or each event's own (for the coarser ones), in order."""
+    or each event's own (for the coarser ones, keyed by their dates), in order."""
     if not precisions:
         return []
     merged: dict[str, tuple[Period, Totals]] = {}
-    for (date, precision), found in totals(conn, args, precisions=precisions).items():
+    keyed = args if interval is not None else {**args, "interval": "day"}
+    for (date, precision), found in totals(conn, keyed, precisions=precisions).items():
         day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
         period = period_of(day, interval or precision)
         _add(merged.setdefault(period.key, (period, {}))[1], found)
