@@ -6,6 +6,7 @@ gaps included, and the events coded coarser than its interval beside it.
 
 import calendar
 import datetime
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from api import filters
 from api.filters import Scope
+from api.problems import invalid_parameter
 from api.rollups import (
     ALL_TIME,
     DAY,
@@ -169,7 +171,12 @@ def totals(
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions):
         for row in conn.execute(sql, params):
-            _add(found.setdefault(row[:width], {}), {row[width]: row[width + 1 :]})
+            by_category = found.setdefault(row[:width], {})
+            category, sums = row[width], row[width + 1 :]
+            earlier = by_category.get(category)
+            by_category[category] = (
+                sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
+            )
     return found
 
 
@@ -245,13 +252,8 @@ def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, li
             return Series([], _periods_of(conn, args, beside), None, None, 0, None)
         first = first or period_of(span[0], interval).start
         last = last or period_of(span[1], interval).end
-    periods = list(_periods(first, last, interval))
-    start = (
-        0
-        if after is None
-        else next((i for i, period in enumerate(periods) if period.key > after), len(periods))
-    )
-    page = periods[start : start + limit]
+    resume = first if after is None else max(first, _period_after(after, interval))
+    page = list(itertools.islice(_periods(resume, last, interval), limit))
     rows: list[tuple[Period, Totals]] = []
     if page:
         page[0].start, page[-1].end = max(page[0].start, first), min(page[-1].end, last)
@@ -260,7 +262,7 @@ def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, li
         )
         by_key = {period.key: totals for period, totals in found}
         rows = [(period, by_key.get(period.key, {})) for period in page]
-    more = start + limit < len(periods)
+    more = bool(page) and page[-1].end < last
     return Series(
         rows,
         # The coarser events of the filters as given: a series without a range spans
@@ -268,9 +270,34 @@ def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, li
         _periods_of(conn, args, beside),
         first,
         last,
-        len(periods),
-        page[-1].key if more and page else None,
+        _count(first, last, interval),
+        page[-1].key if more else None,
     )
+
+
+def _period_after(key: str, interval: str) -> datetime.date:
+    """The first day after the period a cursor names; a 400 for a key that names no
+    period of the interval (a cursor is opaque, but it can be forged)."""
+    try:
+        if interval == "week":
+            year, week = key.split("-W")
+            start = datetime.date.fromisocalendar(int(year), int(week), 1)
+        elif interval == "month":
+            start = datetime.date.fromisoformat(f"{key}-01")
+        else:
+            start = datetime.date.fromisoformat(key)
+    except ValueError:
+        raise invalid_parameter("cursor", "Not a cursor issued by this API.") from None
+    return period_of(start, interval).end + datetime.timedelta(days=1)
+
+
+def _count(first: datetime.date, last: datetime.date, interval: str) -> int:
+    """How many periods of the interval the days first..last touch."""
+    if interval == "day":
+        return (last - first).days + 1
+    if interval == "week":
+        return (period_of(last, "week").start - period_of(first, "week").start).days // 7 + 1
+    return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
 def _span(
@@ -301,7 +328,12 @@ def _periods_of(
     if not precisions:
         return []
     merged: dict[str, tuple[Period, Totals]] = {}
-    keyed = args if interval is not None else {**args, "interval": "day"}
+    # Coarser events are keyed by their own date, which month rollups keep for the
+    # year-precise ones beside a monthly series; beside a daily or weekly one (week-
+    # and month-precise events), days are needed.
+    keyed = args
+    if interval is None:
+        keyed = {**args, "interval": "month" if args["interval"] == "month" else "day"}
     for (date, precision), found in totals(conn, keyed, precisions=precisions).items():
         day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
         period = period_of(day, interval or precision)

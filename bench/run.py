@@ -619,6 +619,8 @@ STATS_CASES = {
         "date",
     ),
     "bbox (Kharkiv) by month": ("interval=month&bbox=36.1,49.9,36.3,50.1", 5, "substr(date, 1, 7)"),
+    "bbox (Kharkiv) by day": ("interval=day&bbox=36.1,49.9,36.3,50.1", 5, "date"),
+    "bbox (all Ukraine) by month": ("interval=month&bbox=22,44,41,53", 5, "substr(date, 1, 7)"),
     "near (Kharkiv)": ("near=49.9935,36.2304&radius_km=30", 5, None),
     "actor=france": ("actor=france", 5, None),
     "q=kharkiv": ("q=kharkiv", 5, None),
