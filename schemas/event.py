@@ -177,13 +177,14 @@ class EstimateSchema(Schema):
 
 
 class CasualtiesSchema(Schema):
-    killed = fields.Nested(
+    # Shared: a bulk import repeats the same few figures on many rows.
+    killed = SharedNested(
         EstimateSchema,
         allow_none=True,
         load_default=None,
         metadata={"description": "People killed; null when the source does not say."},
     )
-    injured = fields.Nested(
+    injured = SharedNested(
         EstimateSchema,
         allow_none=True,
         load_default=None,
@@ -266,7 +267,7 @@ class ProvenanceSchema(Schema):
             "(a month-precise ACLED event_date that is not the 1st)."
         },
     )
-    acled = fields.Nested(
+    acled = SharedNested(
         SourceAcledSchema,
         allow_none=True,
         load_default=None,

@@ -12,6 +12,7 @@ field onto the event model (docs/imports.md says each rule and why).
 
 import csv
 import datetime
+import functools
 import hashlib
 import multiprocessing
 import re
@@ -173,7 +174,17 @@ def _place(
     precision: str,
 ) -> dict[str, Any]:
     """A place, with an id made from everything that defines it: places are shared by
-    id, so two rows describing a place differently must not share one."""
+    id, so two rows describing a place differently must not share one.
+
+    In Ukraine, admin1 is the gazetteer's oblast name ('Kharkiv' and 'Kharkiv oblast'
+    become 'Kharkiv Oblast', as in Salvo's own data, so that one admin1 filter finds
+    the events of every dataset), and a region-precise place is the oblast's own."""
+    if country.alpha2 == "UA" and admin1 is not None:
+        named = oblasts_named(admin1)
+        if len(named) == 1:
+            if precision == "region":
+                return _oblast_place(named[0])
+            admin1 = named[0].name
     key = _digest(name, admin1, country.alpha2, latitude, longitude, precision)
     return {
         "id": f"{prefix}-{country.alpha2.lower()}-{_slug(name)[:60] or 'place'}-{key}",
@@ -480,7 +491,7 @@ def map_ged(row: Row) -> Mapped:
             actors.append({"name": name_of_side, "role": role, "kind": _ged_kind(name_of_side)})
     dyad = _text(row, "dyad_name") or " - ".join(a["name"] for a in actors) or "UCDP event"
     place = _text(row, "where_description") or name
-    estimate = f"{best}" if qualifier == "exact" else f"{best} (UCDP estimate {low} to {high})"
+    estimate = f"{best}" if qualifier == "exact" else f"{best} (between {low} and {high})"
     published = _date(row, "source_date", required=False) or end
     record = {
         "id": f"ged-{record_id}",
@@ -505,7 +516,7 @@ def map_ged(row: Row) -> Mapped:
             "published": published.isoformat(),
             "reference": f"UCDP GED {record_id}",
         },
-        "notes": _clip(f"{dyad}: {estimate} killed at {place}.", 2000),
+        "notes": _clip(f"{dyad}. Killed: {estimate}. Where: {place}.", 2000),
         "provenance": {
             "dataset": "ucdp-ged",
             "record_id": record_id,
@@ -586,7 +597,9 @@ def _oblast_names(oblast: Oblast) -> list[str]:
     if oblast.name == "Sevastopol":
         return ["sevastopol"]
     stem = base.lower()
-    return [f"{stem} oblast", f"{stem} region", f"{stem}ska", f"{stem}s'ka", f"{stem}shchyna", stem]
+    names = [f"{stem} oblast", f"{stem} region", f"{stem}ska", f"{stem}s'ka", f"{stem}shchyna"]
+    # 'Kyiv' alone is the city; every other oblast is also named by its centre's name.
+    return names if stem == "kyiv" else [*names, stem]
 
 
 # Longest names first, so that 'kyiv oblast' is found before 'kyiv' (the city).
@@ -596,8 +609,10 @@ _GAZETTEER = sorted(
 )
 
 
-def oblasts_named(text: str) -> list[Oblast]:
-    """The oblasts a text names, each once, in gazetteer order."""
+@functools.lru_cache(maxsize=4096)
+def oblasts_named(text: str) -> tuple[Oblast, ...]:
+    """The oblasts a text names, each once, in gazetteer order. (Cached: a dataset
+    repeats its few region texts on every row.)"""
     remaining, found = text.lower(), []
     for name, oblast in _GAZETTEER:
         pattern = rf"\b{re.escape(name)}\b"
@@ -605,7 +620,7 @@ def oblasts_named(text: str) -> list[Oblast]:
             remaining = re.sub(pattern, " ", remaining)
             if oblast not in found:
                 found.append(oblast)
-    return found
+    return tuple(found)
 
 
 def _oblast_place(oblast: Oblast) -> dict[str, Any]:
