@@ -549,9 +549,9 @@ def test_standard_input(tmp_path: Path) -> None:
 def test_bad_input_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00garbage")
+    command = [sys.executable, "-m", "seed", "--db", str(tmp_path / "x.db"), "import"]
     result = subprocess.run(
-        [sys.executable, "-m", "seed", "--db", str(tmp_path / "x.db"), "import", "--format"]
-        + ["acled", str(binary)],
+        [*command, "--format", "acled", str(binary)],
         capture_output=True,
         text=True,
         check=False,
