@@ -666,7 +666,7 @@ def test_the_acled_export_round_trips_imported_acled_events(client: FlaskClient)
     assert response.headers["Content-Disposition"] == 'attachment; filename="events-acled.csv"'
     exported = {row["event_id_cnty"]: row for row in csv.DictReader(io.StringIO(response.text))}
     source = {row["event_id_cnty"]: row for row in csv.DictReader(io.StringIO(ACLED.read_text()))}
-    assert list(csv.reader(io.StringIO(response.text)))[0] == read_rows(ACLED)[0]
+    assert response.text.split("\r\n", 1)[0].split(",") == read_rows(ACLED)[0]
     kept = (
         "event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type",
         "sub_event_type", "actor1", "assoc_actor_1", "actor2", "assoc_actor_2", "iso", "country",
