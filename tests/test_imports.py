@@ -4,6 +4,8 @@ served, filtered, totalled and synced through the API."""
 
 import csv
 import io
+import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -735,3 +737,39 @@ def test_the_acled_export_takes_no_limit(client: FlaskClient) -> None:
     response = client.get("/api/v1/events?format=acled-csv&limit=5")
     assert response.status_code == 400
     assert response.get_json()["invalid_params"][0]["name"] == "limit"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bring_your_data() -> str:
+    """The README's "Bring your data" section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("\n## Bring your data\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_bring_your_data_commands_print_what_it_shows(tmp_path: Path) -> None:
+    section = bring_your_data()
+    commands, printed, exported = re.findall(r"```(?:sh|text)\n(.*?)```", section, re.S)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    (tmp_path / "var").mkdir()
+    assert seed_main(["--db", str(tmp_path / "var" / "salvo.db")]) == 0
+    output = []
+    for command in commands.splitlines():
+        argv = shlex.split(command)
+        assert argv[0] == ".venv/bin/python"
+        result = subprocess.run(
+            [sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        output += result.stderr.splitlines() + result.stdout.splitlines()
+    assert output == printed.splitlines()
+
+    url = re.search(r"curl -s '(http://127\.0\.0\.1:8000[^']+)'", section)
+    assert url is not None
+    response = client_of(tmp_path / "var" / "salvo.db").get(
+        url.group(1).removeprefix("http://127.0.0.1:8000")
+    )
+    # The timestamp of an event from outside ACLED is when this database imported it.
+    rows = [line.rsplit(",", 1)[0] for line in response.text.splitlines()]
+    assert rows == [line.rsplit(",", 1)[0] for line in exported.splitlines()]
