@@ -26,10 +26,10 @@ from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp, vocabulary_fi
 from schemas.query import (
     CommaSeparatedList,
     EventPagingArgs,
-    GroupingArgs,
     PagingArgs,
     Point,
     QuerySchema,
+    StatsQueryArgs,
     bbox_field,
     country_field,
     name_field,
@@ -80,6 +80,7 @@ class Filter:
     resources: frozenset[str]
     example: str
     check: Callable[[dict[str, Any]], None] | None = None
+    rollup: str | None = None
 
 
 REGISTRY: list[Filter] = []
@@ -90,12 +91,13 @@ def declare(
     *,
     resources: Iterable[str] = (EVENTS,),
     check: Callable[[dict[str, Any]], None] | None = None,
+    rollup: str | None = None,
     **params: fields.Field,
 ) -> Callable[[Callable[..., Clause]], Callable[..., Clause]]:
     """Register the decorated clause with the parameters it takes."""
 
     def register(clause: Callable[..., Clause]) -> Callable[..., Clause]:
-        REGISTRY.append(Filter(params, clause, frozenset(resources), example, check))
+        REGISTRY.append(Filter(params, clause, frozenset(resources), example, check, rollup))
         return clause
 
     return register
@@ -119,6 +121,7 @@ def _needs(dependent: str, required: str) -> Callable[[dict[str, Any]], None]:
 
 @declare(
     "event_type=troop_movement,armed_clash",
+    rollup="event_type",
     event_type=CommaSeparatedList(
         fields.String(validate=validate.OneOf(list(EVENT_TYPES))),
         metadata={
@@ -133,6 +136,7 @@ def _event_type(scope: Scope, event_type: list[str]) -> Clause:
 
 @declare(
     "date_from=2024-05-10&date_to=2024-05-24",
+    rollup="date",
     check=_in_order("date_from", "date_to", "date_from is after date_to."),
     date_from=fields.Date(metadata={"description": "Events on or after this ISO date."}),
     date_to=fields.Date(metadata={"description": "Events on or before this ISO date."}),
@@ -151,7 +155,9 @@ def _dates(
 
 
 # Every seeded event is in Ukraine: the example narrows to none.
-@declare("country=ru", resources=(EVENTS, LOCATIONS), country=country_field())
+@declare(
+    "country=ru", resources=(EVENTS, LOCATIONS), rollup="country_code", country=country_field()
+)
 def _country(scope: Scope, country: str) -> Clause:
     return f"{scope.table}.country_code = ?", [country.upper()]
 
@@ -159,6 +165,7 @@ def _country(scope: Scope, country: str) -> Clause:
 @declare(
     "admin1=donetsk%20oblast",
     resources=(EVENTS, LOCATIONS),
+    rollup="admin1",
     admin1=name_field("First-level region, case-insensitive exact name, e.g. 'Kharkiv Oblast'."),
 )
 def _admin1(scope: Scope, admin1: str) -> Clause:
@@ -176,6 +183,7 @@ def _precision(scope: Scope, precision: str) -> Clause:
 
 @declare(
     "location=vovchansk",
+    rollup="location_id",
     location=name_field("Place name, case-insensitive exact match, e.g. 'kharkiv'."),
 )
 def _location(scope: Scope, location: str) -> Clause:
@@ -185,7 +193,12 @@ def _location(scope: Scope, location: str) -> Clause:
     )
 
 
-@declare("bbox=36.1,49.9,36.3,50.1", resources=(EVENTS, LOCATIONS), bbox=bbox_field())
+@declare(
+    "bbox=36.1,49.9,36.3,50.1",
+    resources=(EVENTS, LOCATIONS),
+    rollup="location_id",
+    bbox=bbox_field(),
+)
 def _bbox(scope: Scope, bbox: tuple[float, float, float, float]) -> Clause:
     places, params = _places_in_box(bbox)
     return f"{scope.place} IN ({places})", params
@@ -193,6 +206,7 @@ def _bbox(scope: Scope, bbox: tuple[float, float, float, float]) -> Clause:
 
 @declare(
     "near=49.9935,36.2304&radius_km=5",
+    rollup="location_id",
     check=_needs("radius_km", "near"),
     near=Point(
         metadata={
@@ -236,6 +250,7 @@ def _actor(scope: Scope, actor: str) -> Clause:
 
 @declare(
     "weapon=drone",
+    rollup="weapons",
     weapon=CommaSeparatedList(
         fields.String(validate=validate.OneOf(list(MUNITION_CATEGORIES))),
         metadata={
@@ -445,6 +460,8 @@ class FilteredArgs(QuerySchema):
         for declared in self.filters:
             if declared.check is not None:
                 declared.check(data)
+        for check in self.cross_checks:
+            check(data)
 
 
 def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[FilteredArgs]:
@@ -453,9 +470,13 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
     filters = filters_of(resource)
     declared = {param: field for f in filters for param, field in f.params.items()}
     fields_in_order = {**declared, **others._declared_fields}
-    return type(name, (FilteredArgs,), {**fields_in_order, "filters": filters})
+    return type(
+        name,
+        (FilteredArgs,),
+        {**fields_in_order, "filters": filters, "cross_checks": others.cross_checks},
+    )
 
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)
-StatsArgs = filtered_args("StatsArgs", EVENTS, GroupingArgs)
+StatsArgs = filtered_args("StatsArgs", EVENTS, StatsQueryArgs)
 LocationListArgs = filtered_args("LocationListArgs", LOCATIONS, PagingArgs)

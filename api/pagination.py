@@ -73,11 +73,13 @@ def page_response(
     param: str = "cursor",
     geojson: bool = False,
     digests: list[bytes] | None = None,
+    beside: dict[str, Any] | None = None,
 ) -> Response:
     """A page of rendered items in the {data, links, meta} envelope, or for GeoJSON a
     FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
     the next page is also in a Link header. `param` is the query parameter that
-    carries the position (`cursor`, or `since` for /changes).
+    carries the position (`cursor`, or `since` for /changes); `beside` holds members
+    that go between the items and the links (the stats' `coarser`).
 
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
@@ -97,9 +99,15 @@ def page_response(
         next_url = f"{base}?{'&'.join([*kept, f'{param}={encode_cursor(sort, next_key)}'])}"
     links = {"self": f"{base}?{query}" if query else base, "next": next_url}
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
+    members = b"".join(
+        b',"' + name.encode() + b'":' + orjson.dumps(value)
+        for name, value in (beside or {}).items()
+    )
     closing = b"".join(
         (
-            b'],"links":',
+            b"]",
+            members,
+            b',"links":',
             orjson.dumps(links),
             b',"meta":',
             orjson.dumps({"count": len(items), **meta}),

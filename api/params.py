@@ -227,6 +227,40 @@ def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
     raise invalid_parameters(refused)
 
 
+def chosen_format(args: dict[str, Any], media_types: dict[str, str]) -> str:
+    """The `format` parameter, else the best match for the Accept header among
+    `media_types` (format -> media type), else JSON; a 406 when nothing accepted is
+    served."""
+    if "format" in args:
+        return str(args["format"])
+    if "HTTP_ACCEPT" not in flask.request.environ:
+        return "json"
+    best = flask.request.accept_mimetypes.best_match(list(media_types.values()))
+    if best is None:
+        raise Problem(
+            406,
+            f"None of the accepted media types is served here; choose from "
+            f"{', '.join(media_types.values())}, or use the format parameter.",
+        )
+    return next(name for name, media_type in media_types.items() if media_type == best)
+
+
+def refuse_paging(chosen: str, rows: str) -> None:
+    """A 400 naming `limit` and `cursor` if the client sent them with a format that
+    gives every row at once."""
+    # `limit` has a default, so whether the client sent it is in the query string.
+    sent = sent_parameters()
+    refused = [name for name in ("limit", "cursor") if name in sent]
+    if refused:
+        raise invalid_parameters(
+            [
+                {"name": name, "in": "query", "reason": f"A {chosen} export gives every "
+                 f"matching {rows}; it takes no limit or cursor."}
+                for name in refused
+            ]
+        )  # fmt: skip
+
+
 def sent_parameters() -> set[str]:
     """The names of the query parameters the client sent (defaults excluded)."""
     return {name for name, _ in query_pairs(flask.request.query_string)}

@@ -33,12 +33,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api import create_app  # noqa: E402
+from api import create_app, stats  # noqa: E402
 from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
 from api.db import connect_read_only  # noqa: E402
 from api.filters import EventListArgs, StatsArgs  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
-from api.query import EventPages, stats_statements  # noqa: E402
+from api.query import EventPages  # noqa: E402
 from api.storage import open_for_writing, outdated_objects  # noqa: E402
 from tests.server import slow_clients  # noqa: E402
 
@@ -83,9 +83,6 @@ def main() -> int:
         env = {
             **os.environ,
             "SALVO_RATE_LIMITS": "off",
-            # The stats case measures a full aggregate over 1M events (seconds): with
-            # the default 1 s budget it is refused (503) until the stats are maintained.
-            "SALVO_QUERY_BUDGET_S": "60",
             "SALVO_DATABASE": str(args.db),
             "BENCH_DB": str(args.db),
             "BENCH_CASES": str(cases_file),
@@ -231,7 +228,7 @@ def case_urls(db: Path) -> dict[str, str]:
         **QUERIES,
         "first_page": "limit=100",
         "deep_page": f"limit=100&cursor={encode_cursor('-date', [date, event_id])}",
-        "stats_month": "group_by=month",
+        "stats_month": "interval=month",
     }
 
 
@@ -246,7 +243,7 @@ def floor_cases(db: Path, cases: dict[str, str]) -> dict[str, Any]:
     result = {}
     for name, query in cases.items():
         if name.startswith("stats"):
-            statements = list(stats_statements(conn, parse(StatsArgs, query)))
+            statements = stats.statements(conn, parse(StatsArgs, query))
             result[name] = {"statements": statements, "documents": False}
         else:
             args = parse(EventListArgs, query)
@@ -595,16 +592,66 @@ def in_process(db: Path, cases: dict[str, str]) -> list[tuple[str, str, str]]:
             verdict(deep <= 1.5 * first),
         )
     )
+    rows += stats_against_the_scan(db, median_ms, get)
+    return rows
+
+
+# /stats cases of issue 12: every shape with no filter or rollup-served filters must
+# answer within one scan of the events table; with a place, actor or text filter,
+# within five. Beside each, the aggregate Datasette would run for it (its SQL over
+# the events table, timed on the same connection).
+STATS_CASES = {
+    "total": ("", 1, "SELECT count(*), sum(killed_best), sum(injured_best) FROM events"),
+    "interval=day": ("interval=day", 1, "date"),
+    "interval=week": ("interval=week", 1, "strftime('%Y-W%W', date)"),
+    "interval=month": ("interval=month", 1, "substr(date, 1, 7)"),
+    "group_by=admin1": ("group_by=admin1", 1, "admin1"),
+    "group_by=event_type": ("group_by=event_type", 1, "event_type"),
+    "filtered month": (
+        "interval=month&event_type=drone_strike,missile_strike&weapon=drone&country=UA"
+        "&date_from=2023-03-15&date_to=2024-06-10",
+        1,
+        "substr(date, 1, 7)",
+    ),
+    "admin1 by day": (
+        "interval=day&admin1=Kharkiv%20Oblast&date_from=2023-01-01&date_to=2023-12-31",
+        1,
+        "date",
+    ),
+    "bbox (Kharkiv) by month": ("interval=month&bbox=36.1,49.9,36.3,50.1", 5, "substr(date, 1, 7)"),
+    "near (Kharkiv)": ("near=49.9935,36.2304&radius_km=30", 5, None),
+    "actor=france": ("actor=france", 5, None),
+    "q=kharkiv": ("q=kharkiv", 5, None),
+}
+
+
+def stats_against_the_scan(
+    db: Path, median_ms: Callable[..., float], get: Callable[[str], Callable[[], Any]]
+) -> list[tuple[str, str, str]]:
     conn = connect_read_only(str(db))
-    for group_by in ("day", "week", "month", "admin1", "event_type"):
-        statements = stats_statements(conn, StatsArgs().load({"group_by": group_by}))
-        bare = median_ms(partial(run_all, conn, statements), repeat=5)
-        endpoint = median_ms(get(f"/api/v1/stats?group_by={group_by}"), repeat=5)
+    scan = median_ms(
+        partial(run_all, conn, [("SELECT count(*) FROM events NOT INDEXED", [])]), repeat=3
+    )
+    rows = [("SELECT count(*) FROM events NOT INDEXED (the yardstick)", f"{scan:.0f} ms", "")]
+    for name, (query, allowed, datasette) in STATS_CASES.items():
+        endpoint = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
+        beside = ""
+        if datasette is not None:
+            sql = (
+                datasette
+                if datasette.startswith("SELECT")
+                else (
+                    f"SELECT {datasette}, count(*), sum(killed_best), sum(injured_best) "
+                    "FROM events GROUP BY 1"
+                )
+            )
+            aggregate = median_ms(partial(run_all, conn, [(sql, [])]), repeat=3)
+            beside = f"; Datasette's SQL {aggregate:.0f} ms ({aggregate / endpoint:.0f}x slower)"
         rows.append(
             (
-                f"stats by {group_by} vs its bare SQL (<= 1.5x)",
-                f"{endpoint:.0f} / {bare:.0f} ms = {endpoint / bare:.2f}x",
-                verdict(endpoint <= 1.5 * bare),
+                f"/stats {name} vs the scan (<= {allowed}x)",
+                f"{endpoint:.0f} / {scan:.0f} ms = {endpoint / scan:.2f}x{beside}",
+                verdict(endpoint <= allowed * scan),
             )
         )
     return rows

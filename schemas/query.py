@@ -8,7 +8,8 @@ naming it, never a silently unfiltered answer.
 """
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -42,14 +43,30 @@ EVENT_FORMATS = {
 }
 
 GROUPINGS = {
-    "day": "Calendar day. Month- and year-precise events form groups of their own period "
-    "(`2024-05`, `2024`) rather than being counted on the first day.",
-    "week": "ISO week (`2024-W22`). Month- and year-precise events form groups of their own "
-    "period.",
-    "month": "Calendar month (`2024-05`). Year-precise events form a group of their year.",
-    "admin1": "First-level region; country-precise events form a group with a null key.",
     "event_type": "Event type.",
+    "country": "Country (ISO 3166-1 alpha-2 code).",
+    "admin1": "First-level region; events of places with no region form a row with a null key.",
 }
+
+INTERVALS = {
+    "day": "Calendar days (`2024-05-30`). Events dated only to a week, month or year go to "
+    "`coarser`.",
+    "week": "ISO weeks, Monday to Sunday (`2024-W22`). Events dated only to a month or year go "
+    "to `coarser`.",
+    "month": "Calendar months (`2024-05`); week-precise events count in the month of their "
+    "date. Events dated only to a year go to `coarser`.",
+}
+
+STATS_FORMATS = {
+    "json": "`application/json`: rows in the {data, coarser, links, meta} envelope (the default).",
+    "csv": "`text/csv`: every row, series then coarser, one line each with flat columns "
+    "(README); takes no limit or cursor.",
+}
+
+# A daily series of nearly three years is one page by default, of nearly fourteen at
+# most: the figure a chart wants in one call, and the bound on a page's work.
+STATS_DEFAULT_LIMIT = 1000
+STATS_MAX_LIMIT = 5000
 
 
 class CommaSeparatedList(fields.List):
@@ -180,7 +197,10 @@ class QueryString(dict[str, Any]):
 
 class QuerySchema(Schema):
     """A query string's parameters: unknown ones are refused, and so are repeated
-    single-valued ones, in the same 400 as every other refused parameter."""
+    single-valued ones, in the same 400 as every other refused parameter.
+    `cross_checks` are checks across parameters, each raising ValidationError."""
+
+    cross_checks: ClassVar[tuple[Callable[[dict[str, Any]], None], ...]] = ()
 
     class Meta:
         unknown = RAISE
@@ -209,12 +229,42 @@ class EventPagingArgs(QuerySchema):
     )
 
 
-class GroupingArgs(QuerySchema):
+def _one_shape(data: dict[str, Any]) -> None:
+    if "group_by" in data and "interval" in data:
+        raise ValidationError(
+            "Give group_by or interval, not both: a series per group is one request per "
+            "group, filtered by it.",
+            "interval",
+        )
+
+
+class StatsQueryArgs(QuerySchema):
     """The parameters of /stats beside its filters."""
 
     group_by = vocabulary_field(
-        GROUPINGS, "How to group the totals; leave out for one overall total."
+        GROUPINGS, "One row per group; leave out (with no interval) for one overall total."
     )
+    interval = vocabulary_field(
+        INTERVALS,
+        "A time series: one row per period from `date_from` to `date_to` (or from the first "
+        "to the last period with events), periods without events included. Not with "
+        "`group_by`.",
+    )
+    limit = fields.Integer(
+        load_default=STATS_DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=STATS_MAX_LIMIT),
+        metadata={
+            "description": f"Rows per page, 1 to {STATS_MAX_LIMIT} (default {STATS_DEFAULT_LIMIT})."
+        },
+    )
+    cursor = cursor_field()
+    format = vocabulary_field(
+        STATS_FORMATS,
+        "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
+
+    # Run by the filtered schema built from this one (api/filters.py).
+    cross_checks = (_one_shape,)
 
 
 class PagingArgs(QuerySchema):

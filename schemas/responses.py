@@ -6,8 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from schemas.event import AcledSchema, EventSchema, LocationSchema, SourceSchema
 from schemas.fields import Timestamp
-from schemas.query import EVENT_SORTS, GROUPINGS
-from schemas.vocabulary import DATE_PRECISIONS, ESTIMATE_QUALIFIERS, MUNITION_CATEGORIES, describe
+from schemas.query import EVENT_SORTS, GROUPINGS, INTERVALS
+from schemas.vocabulary import ESTIMATE_QUALIFIERS, MUNITION_CATEGORIES, describe
 
 
 def _doc(description: str) -> dict[str, Any]:
@@ -148,63 +148,168 @@ class EventTypeListSchema(Schema):
 
 
 class TotalSchema(Schema):
-    """A sum of casualty estimates that keeps their uncertainty."""
+    """A sum of casualty estimates that keeps their uncertainty. Unknown is not zero:
+    when no event in the row gives a figure, every part is null and
+    `events_reporting` is 0; a reported 0 stays 0."""
 
-    best = fields.Integer(**_doc("Sum of the best estimates."), required=True)
-    low = fields.Integer(**_doc("Sum of the low estimates."), required=True)
+    best = fields.Integer(
+        **_doc("Sum of the best estimates; null when no event gives one."),
+        required=True,
+        allow_none=True,
+    )
+    low = fields.Integer(
+        **_doc("Sum of the low estimates (a figure without a low counts 0); null as `best`."),
+        required=True,
+        allow_none=True,
+    )
     high = fields.Integer(
-        **_doc("Sum of the high estimates; null when any figure is unbounded ('at least')."),
+        **_doc(
+            "Sum of the high estimates; null when any figure is unbounded ('at least'), or "
+            "when no event gives a figure."
+        ),
         required=True,
         allow_none=True,
     )
     qualifier = fields.String(
         **_doc(
             "`exact` when every figure is exact, `at_least` when any is unbounded above, "
-            "otherwise `approximately`.\n\n" + describe(ESTIMATE_QUALIFIERS)
+            "otherwise `approximately`; null when no event gives a figure.\n\n"
+            + describe(ESTIMATE_QUALIFIERS)
         ),
         required=True,
+        allow_none=True,
     )
     events_reporting = fields.Integer(**_doc("Events that give a figure."), required=True)
 
 
+def _reported(what: str) -> fields.Integer:
+    return fields.Integer(
+        **_doc(f"Sum of the {what} counts the entries give; null when none gives one."),
+        required=True,
+        allow_none=True,
+    )
+
+
 class MunitionTotalSchema(Schema):
-    category = fields.String(**_doc(describe(MUNITION_CATEGORIES)), required=True)
-    launched = fields.Integer(**_doc("Sum of known launch counts."), required=True)
-    intercepted = fields.Integer(**_doc("Sum of known interception counts."), required=True)
+    """The munition entries of one category in a row. `launched` and `intercepted`
+    sum every entry that gives them; the rate is computed over the entries that give
+    both, whose sums are `launched_with_outcome` and `intercepted_with_outcome`, so
+    it agrees with the numbers beside it."""
+
+    launched = _reported("launch")
+    intercepted = _reported("interception")
+    launched_with_outcome = fields.Integer(
+        **_doc("Launches in the entries that also give an interception count; null when none."),
+        required=True,
+        allow_none=True,
+    )
+    intercepted_with_outcome = fields.Integer(
+        **_doc("Interceptions in the entries that also give a launch count; null when none."),
+        required=True,
+        allow_none=True,
+    )
     interception_rate = fields.Float(
-        **_doc("Intercepted / launched over the entries that give both counts; null when none do."),
-        required=True,
-        allow_none=True,
-    )
-    events = fields.Integer(**_doc("Events with an entry of this category."), required=True)
-
-
-class StatsGroupSchema(Schema):
-    key = fields.String(
-        **_doc("The group: a period, region or event type; null for the overall total."),
-        required=True,
-        allow_none=True,
-    )
-    precision = fields.String(
         **_doc(
-            "For time groupings, the period the key names: `day`, `week`, `month` or `year`.\n\n"
-            + describe(DATE_PRECISIONS)
+            "intercepted_with_outcome / launched_with_outcome, rounded to 4 places; null when "
+            "no entry gives both counts or none was launched."
         ),
         required=True,
         allow_none=True,
     )
-    events = fields.Integer(**_doc("Events in the group."), required=True)
-    munitions = fields.List(fields.Nested(MunitionTotalSchema), required=True)
+    not_reached = _reported("not-reached (lost, jammed, fell short)")
+    hit = _reported("hit")
+    events = fields.Integer(**_doc("Events with an entry of this category."), required=True)
+
+
+MunitionTotalsSchema = Schema.from_dict(
+    {
+        category: fields.Nested(MunitionTotalSchema, **_doc(description), required=True)
+        for category, description in MUNITION_CATEGORIES.items()
+    },
+    name="MunitionTotalsSchema",
+)
+
+
+class StatsRowSchema(Schema):
+    key = fields.String(
+        **_doc(
+            "The row: a period (`2024-05-30`, `2024-W22`, `2024-05`, `2024`), a group "
+            "(an event type, a country code, a region), or null for the overall total and "
+            "for events of a place with no region under group_by=admin1."
+        ),
+        required=True,
+        allow_none=True,
+    )
+    precision = fields.String(
+        **_doc("For a period, what it is: `day`, `week`, `month` or `year`; null for a group."),
+        required=True,
+        allow_none=True,
+    )
+    start = fields.Date(
+        **_doc("For a period, its first day within the range asked for; null for a group."),
+        required=True,
+        allow_none=True,
+    )
+    end = fields.Date(
+        **_doc("For a period, its last day within the range asked for; null for a group."),
+        required=True,
+        allow_none=True,
+    )
+    events = fields.Integer(**_doc("Events in the row."), required=True)
+    munitions = fields.Nested(
+        MunitionTotalsSchema,
+        **_doc(
+            "Per munition category, always every category (a chart reads "
+            "`munitions.drone.launched`). `mixed` holds the figures sources give for "
+            "several categories together; they are in no other category."
+        ),
+        required=True,
+    )
     killed = fields.Nested(TotalSchema, required=True)
     injured = fields.Nested(TotalSchema, required=True)
 
 
-class StatsMetaSchema(Schema):
+class PeriodsSchema(Schema):
+    first = fields.Date(**_doc("The first day the series covers."), required=True)
+    last = fields.Date(**_doc("The last day the series covers."), required=True)
+    count = fields.Integer(**_doc("Periods in the whole series, on every page."), required=True)
+
+
+class StatsMetaSchema(PageMetaSchema):
     group_by = fields.String(**_doc(describe(GROUPINGS)), required=True, allow_none=True)
+    interval = fields.String(**_doc(describe(INTERVALS)), required=True, allow_none=True)
+    periods = fields.Nested(
+        PeriodsSchema,
+        **_doc(
+            "With an interval: the days the series covers (`date_from` and `date_to`, or the "
+            "first and last period with events) and its number of periods; null without an "
+            "interval, or when nothing matched and no range was given."
+        ),
+        required=True,
+        allow_none=True,
+    )
 
 
 class StatsSchema(Schema):
-    data = fields.List(fields.Nested(StatsGroupSchema), required=True)
+    data = fields.List(
+        fields.Nested(StatsRowSchema),
+        **_doc(
+            "With an interval, one row per period in order, periods without events "
+            "included; with group_by, one row per group by key; otherwise one overall row."
+        ),
+        required=True,
+    )
+    coarser = fields.List(
+        fields.Nested(StatsRowSchema),
+        **_doc(
+            "With an interval, the events dated less precisely than it (a month-precise "
+            "event in a daily series), per period of their own precision, in date order: "
+            "counted here and never drawn on a day they did not happen. The same on every "
+            "page; empty without an interval."
+        ),
+        required=True,
+    )
+    links = fields.Nested(LinksSchema, required=True)
     meta = fields.Nested(StatsMetaSchema, required=True)
 
 

@@ -31,7 +31,7 @@ from api.storage import (
     BATCH_SIZE,
     EventRows,
     event_rows,
-    indexes_rebuilt_after,
+    bulk_load,
     insert_rows,
     taken_ids,
 )
@@ -45,8 +45,9 @@ from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
 _SCHEMA = EventSchema()
 
 # After this many rows a load counts as bulk: the secondary indexes are dropped for
-# the rest of it and rebuilt once at the end (indexes_rebuilt_after). A small import
-# into a large database keeps them, as rebuilding would cost more than it saves.
+# the rest of it and rebuilt, with the stats rollups, once at the end (bulk_load). A
+# small import into a large database keeps them, as rebuilding would cost more than
+# it saves.
 BULK_AFTER_ROWS = 50_000
 
 
@@ -929,7 +930,7 @@ def import_rows(
                 result.unchanged += len(batch.ids) - written
             result.read += batch.read
             if result.read >= BULK_AFTER_ROWS and not indexes_dropped:
-                bulk.enter_context(indexes_rebuilt_after(db))
+                bulk.enter_context(bulk_load(db))
                 indexes_dropped = True
             on_progress(batch.read)
     return result

@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlite_utils import Database
 
-from api.storage import BATCH_SIZE, EventRows, event_rows, indexes_rebuilt_after, insert_rows
+from api.storage import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_rows
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from seed.curated import InvalidRecord
@@ -271,7 +271,7 @@ def load(db: Database, count: int, seed: int, until: datetime.date, workers: int
     memory. Worker processes do the generating, validating and rendering; this
     process does all the writing, in the caller's transaction."""
     starts = range(0, count, BATCH_SIZE)
-    with indexes_rebuilt_after(db):
+    with bulk_load(db):
         if workers <= 1:
             for start in starts:
                 insert_rows(db, batch_rows(start, count, seed, until))

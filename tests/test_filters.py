@@ -16,7 +16,7 @@ from api.filters import (
     LocationListArgs,
     StatsArgs,
 )
-from schemas.query import EventPagingArgs, GroupingArgs, PagingArgs
+from schemas.query import EventPagingArgs, PagingArgs, StatsQueryArgs
 
 CASES = [(f, resource) for f in REGISTRY for resource in sorted(f.resources)]
 
@@ -55,7 +55,7 @@ def test_stats_and_exports_apply_the_same_filter(client: FlaskClient, declared: 
     ("schema", "resource", "others"),
     [
         (EventListArgs, EVENTS, EventPagingArgs),
-        (StatsArgs, EVENTS, GroupingArgs),
+        (StatsArgs, EVENTS, StatsQueryArgs),
         (LocationListArgs, LOCATIONS, PagingArgs),
     ],
 )

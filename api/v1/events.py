@@ -4,15 +4,15 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 
 from api import query
 from api.db import connect_read_only, get_db
 from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
-from api.params import sent_parameters
-from api.problems import Problem, invalid_parameters
+from api.params import chosen_format, refuse_paging
+from api.problems import Problem
 from api.render import acled_csv_lines, csv_lines, event_feature, json_response, ndjson_lines
 from schemas.event import EventSchema
 from schemas.query import NoArgs
@@ -56,7 +56,7 @@ def list_events(args: dict[str, Any]) -> Response:
     Follow `links.next` (or the Link header) until it is null. CSV and NDJSON
     stream every matching event at once instead of a page.
     """
-    chosen = _format(args)
+    chosen = chosen_format(args, MEDIA_TYPES)
     if chosen in EXPORTS:
         response = _export(args, chosen)
     else:
@@ -84,34 +84,8 @@ def list_events(args: dict[str, Any]) -> Response:
     return response
 
 
-def _format(args: dict[str, Any]) -> str:
-    """The `format` parameter, else the best match for the Accept header, else JSON."""
-    if "format" in args:
-        return args["format"]
-    if "HTTP_ACCEPT" not in request.environ:
-        return "json"
-    best = request.accept_mimetypes.best_match(list(MEDIA_TYPES.values()))
-    if best is None:
-        raise Problem(
-            406,
-            f"None of the accepted media types is served here; choose from "
-            f"{', '.join(MEDIA_TYPES.values())}, or use the format parameter.",
-        )
-    return next(name for name, media_type in MEDIA_TYPES.items() if media_type == best)
-
-
 def _export(args: dict[str, Any], chosen: str) -> Response:
-    # `limit` has a default, so whether the client sent it is in the query string.
-    sent = sent_parameters()
-    refused = [name for name in ("limit", "cursor") if name in sent]
-    if refused:
-        raise invalid_parameters(
-            [
-                {"name": name, "in": "query", "reason": f"A {chosen} export streams every "
-                 "matching event; it takes no limit or cursor."}
-                for name in refused
-            ]
-        )  # fmt: skip
+    refuse_paging(chosen, "event")
     # The stream reads through a connection of its own, closed when the last line
     # is sent or the client goes away; the thread's shared one stays free.
     conn = connect_read_only(current_app.config["DATABASE"])

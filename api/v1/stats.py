@@ -1,15 +1,22 @@
-"""GET /api/v1/stats: totals over the same filters as /events."""
+"""GET /api/v1/stats: totals over the same filters as /events, as one total, one row
+per group, or a time series a chart can draw."""
 
-from typing import Any
+import csv
+import io
+import sys
+from typing import Any, NamedTuple
 
+import orjson
 from flask import Response
 
-from api import query
+from api import stats
 from api.db import get_db
 from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
-from api.render import json_response, render
+from api.pagination import decode_cursor, page_response
+from api.params import chosen_format, refuse_paging
 from schemas.responses import StatsSchema
+from schemas.vocabulary import MUNITION_CATEGORIES
 
 blp = Blueprint(
     "stats",
@@ -18,17 +25,162 @@ blp = Blueprint(
     description="Totals of events, munitions and casualties.",
 )
 
-_STATS = StatsSchema()
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv"}
 
 
-@read_operation(blp, "/stats", operation_id="getStats", args=StatsArgs, response=StatsSchema)
+@read_operation(
+    blp,
+    "/stats",
+    operation_id="getStats",
+    args=StatsArgs,
+    response=StatsSchema,
+    paged=True,
+    alternatives={
+        MEDIA_TYPES["csv"]: {"type": "string", "description": "Every row as CSV."},
+    },
+)
 def event_stats(args: dict[str, Any]) -> Response:
     """Totals of munitions launched and intercepted, casualties and events
 
-    Takes the filters of /events. Casualty totals keep their uncertainty: a sum
-    that includes an 'at least' figure is itself 'at least', with no high.
+    Takes the filters of /events. `interval` gives a time series: one row per
+    period, periods without events included, with the events dated less precisely
+    than the interval in `coarser`. `group_by` gives one row per group. Unknown is
+    not zero: a casualty total no event gives is null, and an interception rate is
+    computed over the entries that give both counts, which the row shows.
+    Served from totals maintained as events are written (docs/design.md).
     """
-    groups = query.event_stats(get_db(), args)
-    return json_response(
-        render({"data": groups, "meta": {"group_by": args.get("group_by")}}, _STATS)
+    chosen = chosen_format(args, MEDIA_TYPES)
+    if chosen == "csv":
+        refuse_paging(chosen, "row")
+        answer = _rows(args, whole=True)
+        response = Response(_csv([*answer.rows, *answer.coarser]), mimetype=MEDIA_TYPES["csv"])
+        response.headers["Content-Disposition"] = 'attachment; filename="stats.csv"'
+    else:
+        answer = _rows(args)
+        meta = {
+            "limit": args["limit"],
+            "group_by": args.get("group_by"),
+            "interval": args.get("interval"),
+            "periods": answer.periods,
+        }
+        response = page_response(
+            [orjson.dumps(row) for row in answer.rows],
+            None if answer.next_key is None else (answer.next_key,),
+            _shape(args),
+            meta,
+            beside={"coarser": answer.coarser},
+        )
+    if "format" not in args:
+        response.headers["Vary"] = "Accept"
+    return response
+
+
+class _Rows(NamedTuple):
+    """What a /stats answer holds: its rows (one page of them, unless asked for
+    whole), the coarser rows, the periods covered, and the key after which the next
+    page starts."""
+
+    rows: list[dict[str, Any]]
+    coarser: list[dict[str, Any]]
+    periods: dict[str, Any] | None
+    next_key: str | None
+
+
+def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
+    conn = get_db()
+    after = None
+    if "cursor" in args:
+        (after,) = decode_cursor(args["cursor"], _shape(args), (str,))
+    limit = sys.maxsize if whole else args["limit"]
+    if args.get("interval") is None:
+        rows = [
+            {"key": key, "precision": None, "start": None, "end": None, **stats.render_totals(t)}
+            for key, t in stats.grouped(conn, args)
+        ]
+        # Groups are few: the page is cut from all of them, after the cursor's key
+        # in their order (a null group first), even if that group has gone since.
+        start = 0
+        if after is not None:
+            start = next(
+                (i for i, row in enumerate(rows) if _order(row["key"]) > _order(after)), len(rows)
+            )
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        return _Rows(page, [], None, page[-1]["key"] if more and page else None)
+    series = stats.series(conn, args, after, limit)
+    periods = None
+    if series.first is not None and series.last is not None:
+        periods = {
+            "first": series.first.isoformat(),
+            "last": series.last.isoformat(),
+            "count": series.count,
+        }
+    return _Rows(
+        [_period_row(*row) for row in series.rows],
+        [_period_row(*row) for row in series.coarser],
+        periods,
+        series.next_key,
     )
+
+
+def _period_row(period: stats.Period, found: stats.Totals) -> dict[str, Any]:
+    return {
+        "key": period.key,
+        "precision": period.precision,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        **stats.render_totals(found),
+    }
+
+
+def _shape(args: dict[str, Any]) -> str:
+    """What a cursor pages: a cursor of one shape is refused by another."""
+    if args.get("interval") is not None:
+        return f"interval={args['interval']}"
+    return f"group_by={args.get('group_by')}"
+
+
+def _order(key: str | None) -> tuple[bool, str]:
+    return key is not None, key or ""
+
+
+_CASUALTY_PARTS = ("best", "low", "high", "qualifier", "events_reporting")
+_MUNITION_PARTS = (
+    "launched",
+    "intercepted",
+    "launched_with_outcome",
+    "intercepted_with_outcome",
+    "interception_rate",
+    "not_reached",
+    "hit",
+    "events",
+)
+CSV_COLUMNS = (
+    "key",
+    "precision",
+    "start",
+    "end",
+    "events",
+    *(f"{kind}_{part}" for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
+    *(f"{category}_{part}" for category in MUNITION_CATEGORIES for part in _MUNITION_PARTS),
+)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as a flat table a spreadsheet opens: one column per figure, empty for null."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                *(row[name] for name in ("key", "precision", "start", "end", "events")),
+                *(row[kind][part] for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
+                *(
+                    row["munitions"][category][part]
+                    for category in MUNITION_CATEGORIES
+                    for part in _MUNITION_PARTS
+                ),
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,315 @@
+"""Maintained aggregates of the events (rollups), which /stats reads instead of
+scanning the events table.
+
+An event's *contribution* is what it adds to the totals: one event, its casualty
+figures, and per munition category its launch and interception counts. The
+contribution is defined once, as SQL over `events` and `munitions`
+(`contributions`), and used three ways:
+
+- summed over the filtered events, it is the raw aggregate (`RAW`);
+- grouped by a rollup's key and written with a sign, it keeps that rollup
+  current: a write subtracts the old contributions of the events it touches and
+  adds the new ones, in the writer's transaction (`subtract`, `add`);
+- grouped over every event, it rebuilds a rollup (`rebuild`, after a bulk load).
+
+So a rollup row always holds the sum of the contributions of the events with its
+key, and summing rollup rows answers what summing events would, for any filter on
+key columns. tests/test_rollups.py proves it over random writes, edits and
+deletions (hypothesis).
+
+Each rollup keeps a date at some grain, the event's date precision and type, its
+country and weapons (the bitmask the weapon filter tests), and optionally its
+first-level region and place; per key, one row of event totals (category '') and
+one row per munition category. Several rollups trade size for detail, and
+api/stats.py reads the smallest that holds what a request filters and groups on
+(cardinalities at 1,000,000 synthetic events in docs/design.md). The columns are
+named as in `events`, so the filter registry's clauses apply to a rollup as they
+do to the events table.
+"""
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_CASUALTIES = ("killed", "injured")
+
+
+def _casualty_sums(kind: str) -> dict[str, str]:
+    return {
+        f"{kind}_best": f"coalesce(sum(e.{kind}_best), 0)",
+        f"{kind}_low": f"coalesce(sum(e.{kind}_low), 0)",
+        f"{kind}_high": f"coalesce(sum(e.{kind}_high), 0)",
+        # Events giving a figure; a total no event gives is unknown, not 0.
+        f"{kind}_reporting": f"count(e.{kind}_best)",
+        # Figures without a high make the total's high unknown too.
+        f"{kind}_no_high": f"coalesce(sum(e.{kind}_best IS NOT NULL AND e.{kind}_high IS NULL), 0)",
+        f"{kind}_lower_bounds": f"coalesce(sum(e.{kind}_qualifier = 'at_least'), 0)",
+        f"{kind}_inexact": f"coalesce(sum(e.{kind}_qualifier != 'exact'), 0)",
+    }
+
+
+# Column -> SQL over the events `e` of one key: the event totals.
+EVENT_SUMS: dict[str, str] = {
+    "events": "count(*)",
+    **{name: sql for kind in _CASUALTIES for name, sql in _casualty_sums(kind).items()},
+}
+
+
+def _counted(column: str) -> dict[str, str]:
+    return {column: f"coalesce(sum(m.{column}), 0)", f"{column}_reporting": f"count(m.{column})"}
+
+
+# Column -> SQL over the munition entries `m` of one key and category. `events`
+# counts the events with an entry of the category, once however many entries.
+MUNITION_SUMS: dict[str, str] = {
+    "events": "count(DISTINCT m.event_id)",
+    **_counted("launched"),
+    **_counted("intercepted"),
+    **_counted("not_reached"),
+    **_counted("hit"),
+    # The interception rate's numerator and denominator: entries giving both counts.
+    "launched_with_outcome": (
+        "coalesce(sum(CASE WHEN m.intercepted IS NOT NULL THEN m.launched END), 0)"
+    ),
+    "intercepted_with_outcome": (
+        "coalesce(sum(CASE WHEN m.launched IS NOT NULL THEN m.intercepted END), 0)"
+    ),
+    "with_outcome": (
+        "count(CASE WHEN m.launched IS NOT NULL AND m.intercepted IS NOT NULL THEN 1 END)"
+    ),
+}
+
+SUMS = tuple(dict.fromkeys([*EVENT_SUMS, *MUNITION_SUMS]))
+
+# Munition entries with their event's columns, which the keys and filters read.
+_MUNITIONS = "munitions m JOIN events e ON e.id = m.event_id"
+
+
+# The key columns every rollup is built from, finest first, with their SQL over the
+# event `e`: a rollup keeps the date (a day, or the first of its month), the date
+# precision, some of the others, and the munition category ('' for event totals).
+# Missing values are '' (a region-less place): a key column cannot be NULL.
+DIMENSIONS = {
+    "date": "e.date",
+    "date_precision": "e.date_precision",
+    "event_type": "e.event_type",
+    "country_code": "e.country_code",
+    "admin1": "coalesce(e.admin1, '')",
+    "location_id": "e.location_id",
+    "weapons": "e.weapons",
+}
+
+# Contributions being added or taken away in the current transaction, per finest
+# key; `apply` folds them into every rollup and empties the table. A table of the
+# layout rather than a TEMP one, so that a write does no schema work.
+CHANGES = "stats_changes"
+
+
+# How finely a rollup keeps dates: the day, the month (as its first day, the way
+# month-precise events are dated), or not at all (totals over all time).
+DAY, MONTH, ALL_TIME = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One maintained aggregate: its table, how finely it keeps dates, and the
+    dimensions it keeps beside them."""
+
+    table: str
+    grain: int
+    dimensions: tuple[str, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        dated = ("date", "date_precision") if self.grain != ALL_TIME else ()
+        return (*dated, *self.dimensions, "category")
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} ({_columns(self.keys)}, "
+            f"PRIMARY KEY ({', '.join(self.keys)})) WITHOUT ROWID"
+        )
+        # Rows whose events all went: found without a scan, and deleted.
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {self.table}_emptied ON {self.table} (events) "
+            "WHERE events = 0"
+        )
+        # The filters whose values pick a few rows seek them.
+        dated = ", date" if self.grain != ALL_TIME else ""
+        for dimension in ("admin1", "location_id"):
+            if dimension in self.dimensions:
+                collation = " COLLATE NOCASE" if dimension == "admin1" else ""
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self.table}_{dimension} "
+                    f"ON {self.table} ({dimension}{collation}{dated})"
+                )
+
+    def fold(self, source: str = CHANGES) -> str:
+        """The statement adding the rows of `source` (the recorded changes, or a
+        rollup keeping this one's dimensions and more, as finely) to this rollup."""
+        date = {DAY: ["date"], MONTH: ["substr(date, 1, 8) || '01'"], ALL_TIME: []}[self.grain]
+        keys = [*date, *self.keys[len(date) :]]
+        sums = ", ".join(f"sum({name})" for name in SUMS)
+        updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
+        groups = ", ".join(str(i + 1) for i in range(len(keys)))
+        return (
+            f"INSERT INTO {self.table} ({', '.join([*self.keys, *SUMS])}) "
+            f"SELECT {', '.join(keys)}, {sums} FROM {source} WHERE true GROUP BY {groups} "
+            f"ON CONFLICT DO UPDATE SET {updates}"
+        )
+
+
+def _columns(keys: Iterable[str]) -> str:
+    key_columns = [f"{name} {'INTEGER' if name == 'weapons' else 'TEXT'} NOT NULL" for name in keys]
+    return ", ".join([*key_columns, *(f"{name} INTEGER NOT NULL DEFAULT 0" for name in SUMS)])
+
+
+# Smallest first (rows at 1,000,000 synthetic events, event totals and munition
+# rows, in docs/design.md): /stats reads the first that keeps what a request needs.
+_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS = (
+    "event_type", "country_code", "admin1", "location_id", "weapons",
+)  # fmt: skip
+ROLLUPS = (
+    Rollup("stats_months", MONTH, (_TYPE, _COUNTRY, _WEAPONS)),
+    Rollup("stats_days", DAY, ()),
+    Rollup("stats_totals", ALL_TIME, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    Rollup("stats_days_types", DAY, (_TYPE, _COUNTRY, _WEAPONS)),
+    Rollup("stats_months_regions", MONTH, (_COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_months_admin1", MONTH, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_days_regions", DAY, (_COUNTRY, _REGION, _WEAPONS)),
+    Rollup("stats_months_places", MONTH, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    Rollup("stats_days_admin1", DAY, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
+)
+TABLES = (*(rollup.table for rollup in ROLLUPS), CHANGES)
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {CHANGES} ({_columns([*DIMENSIONS, 'category'])})")
+    for rollup in ROLLUPS:
+        rollup.create(conn)
+
+
+def _record(sign: int, selection: str) -> str:
+    """The statement recording the contributions (sign 1) or their removal (-1) of
+    the events `selection` picks, per finest key."""
+    groups = ", ".join(str(i + 1) for i in range(len(DIMENSIONS) + 1))
+
+    def select(sums: dict[str, str], category: str, source: str) -> str:
+        values = [*DIMENSIONS.values(), category] + [
+            f"{sign} * {sums[name]}" if name in sums else "0" for name in SUMS
+        ]
+        return f"SELECT {', '.join(values)} FROM {source} WHERE {selection} GROUP BY {groups}"
+
+    events = select(EVENT_SUMS, "''", "events e")
+    munitions = select(MUNITION_SUMS, "m.category", _MUNITIONS)
+    return f"INSERT INTO {CHANGES} {events} UNION ALL {munitions}"
+
+
+_IDS = "e.id IN (SELECT value FROM json_each(?))"
+
+
+def subtract(conn: sqlite3.Connection, ids: str) -> None:
+    """Record the removal of what the events with these ids (a JSON array)
+    contribute now, before a write changes or deletes them; `apply` folds it in."""
+    conn.execute(_record(-1, _IDS), [ids, ids])
+
+
+def add(conn: sqlite3.Connection, ids: str) -> None:
+    """Record what the events with these ids (a JSON array) contribute, as a write
+    left them; `apply` folds it in."""
+    conn.execute(_record(1, _IDS), [ids, ids])
+
+
+def apply(conn: sqlite3.Connection) -> None:
+    """Fold the recorded changes into every rollup, in the caller's transaction."""
+    for rollup in ROLLUPS:
+        conn.execute(rollup.fold())
+        conn.execute(f"DELETE FROM {rollup.table} WHERE events = 0")
+    conn.execute(f"DELETE FROM {CHANGES}")
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Every rollup from every event: after a bulk load, or for a database whose
+    rollups were just created. The finest two are folded from the events'
+    contributions and each other from a finer rollup (a tenth of the rows: at
+    1,000,000 events, 23 s instead of 36 s)."""
+    for table in TABLES:
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute(_record(1, "true"))
+    for rollup in sorted(ROLLUPS, key=lambda rollup: (-len(rollup.dimensions), rollup.grain)):
+        finer = _finer(rollup)
+        conn.execute(rollup.fold(finer.table if finer else CHANGES))
+    conn.execute(f"DELETE FROM {CHANGES}")
+
+
+def _finer(rollup: Rollup) -> Rollup | None:
+    """The smallest other rollup that keeps this one's dimensions and more, as
+    finely, to rebuild it from; None when it must come from the events."""
+    for other in ROLLUPS:
+        if (
+            other is not rollup
+            and set(rollup.dimensions) <= set(other.dimensions)
+            and other.grain <= rollup.grain
+            and (set(rollup.dimensions), rollup.grain) != (set(other.dimensions), other.grain)
+        ):
+            return other
+    return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where totals are read from: a rollup, or the events themselves (None)."""
+
+    rollup: Rollup | None
+
+    def statement(
+        self, keys: Iterable[str], condition: str, params: list[Any]
+    ) -> tuple[str, list[Any]]:
+        """Totals per `keys` (expressions over the alias `e`) and category, over the
+        rows `condition` keeps, as SQL and its parameters. A row holds the keys, the
+        category, then EVENT_SUMS for the event totals (category '') or
+        MUNITION_SUMS for a category, padded with zeros to the same width."""
+        keys = list(keys)
+        groups = ", ".join(str(i + 1) for i in range(len(keys) + 1))
+        where = f"WHERE {condition}" if condition else "WHERE true"
+
+        def select(sums: dict[str, str], category: str, source: str, kind: str) -> str:
+            values = [*keys, category, *sums.values()] + ["0"] * (WIDTH - len(sums))
+            return f"SELECT {', '.join(values)} FROM {source} {where}{kind} GROUP BY {groups}"
+
+        if self.rollup is None:
+            events = select(EVENT_SUMS, "''", "events e", "")
+            munitions = select(MUNITION_SUMS, "m.category", _MUNITIONS, "")
+        else:
+            table = f"{self.rollup.table} e"
+            # Each kind of row sums only its own columns: the cost of a rollup read
+            # is one aggregate step per row and column summed.
+            events = select(
+                {name: f"sum({name})" for name in EVENT_SUMS}, "''", table, " AND category = ''"
+            )
+            munitions = select(
+                {name: f"sum({name})" for name in MUNITION_SUMS},
+                "e.category",
+                table,
+                " AND category != ''",
+            )
+        return f"{events} UNION ALL {munitions}", [*params, *params]
+
+    def span(self, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """The first and last date of the rows `condition` keeps."""
+        table = f"{self.rollup.table} e" if self.rollup is not None else "events e"
+        where = f"WHERE {condition}" if condition else ""
+        return f"SELECT min(e.date), max(e.date) FROM {table} {where}", params
+
+
+WIDTH = max(len(EVENT_SUMS), len(MUNITION_SUMS))
+
+
+RAW = Source(None)
+
+
+def table_rows(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+    """A rollup's rows in key order (for tests comparing a maintained rollup with a
+    rebuilt one)."""
+    return conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()

@@ -1,0 +1,406 @@
+"""The totals behind /stats: read from the smallest rollup that holds what a request
+filters and groups on, or from the events where none does (api/rollups.py), and
+shaped for charts: one row per group, or a time series with one row per period,
+gaps included, and the events coded coarser than its interval beside it.
+"""
+
+import calendar
+import datetime
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from api import filters
+from api.filters import Scope
+from api.rollups import (
+    ALL_TIME,
+    DAY,
+    EVENT_SUMS,
+    MONTH,
+    MUNITION_SUMS,
+    RAW,
+    ROLLUPS,
+    WIDTH,
+    Source,
+)
+from schemas.vocabulary import MUNITION_CATEGORIES
+
+DATE_PRECISION_ORDER = ("day", "week", "month", "year")
+
+_EVENT_FILTERS = filters.filters_of(filters.EVENTS)
+# group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
+# `e` reads a rollup and the events alike.
+_GROUP_DIMENSIONS = {"event_type": "event_type", "country": "country_code", "admin1": "admin1"}
+_GROUP_KEYS = {
+    "event_type": "e.event_type",
+    "country": "e.country_code",
+    "admin1": "coalesce(e.admin1, '')",
+}
+
+# Date precisions, finest first; an event goes into a series whose interval is at
+# least as coarse as its precision (a week-precise event belongs to the month its
+# date is in), and beside the series otherwise.
+_FINENESS = {precision: i for i, precision in enumerate(DATE_PRECISION_ORDER)}
+
+_ZEROS = (0,) * WIDTH
+_EVENT_COLUMN = {name: i for i, name in enumerate(EVENT_SUMS)}
+_MUNITION_COLUMN = {name: i for i, name in enumerate(MUNITION_SUMS)}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One statement of a request's totals: a source and the arguments (the
+    request's, with the date range narrowed to what this source reads)."""
+
+    source: Source
+    args: dict[str, Any]
+
+
+def plan(args: dict[str, Any]) -> list[Part]:
+    """Where a request's totals are read from: the smallest rollup that keeps the
+    dimensions its filters and grouping read, as finely dated as it needs, or the
+    events. A month rollup answers whole months; the days at either end of a range
+    that cuts a month come from a day rollup."""
+    given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
+    if any(f.rollup is None for f in given):
+        return [Part(RAW, args)]
+    needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
+    if args.get("group_by") is not None:
+        needed.add(_GROUP_DIMENSIONS[args["group_by"]])
+    days = _smallest(needed, DAY)
+    if args.get("interval") in ("day", "week"):
+        return [Part(days, args)]
+    date_from, date_to = args.get("date_from"), args.get("date_to")
+    if date_from is None and date_to is None:
+        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME), args)]
+    months = _smallest(needed, MONTH)
+    first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
+    last = date_to
+    if date_to is not None and not _is_month_end(date_to):
+        last = date_to.replace(day=1) - datetime.timedelta(days=1)
+    if first is not None and last is not None and first > last:
+        return [Part(days, args)]
+    parts = [Part(months, {**args, "date_from": first, "date_to": last})]
+    if date_from is not None and first is not None and date_from < first:
+        parts.append(Part(days, {**args, "date_to": first - datetime.timedelta(days=1)}))
+    if date_to is not None and last is not None and date_to > last:
+        parts.append(Part(days, {**args, "date_from": last + datetime.timedelta(days=1)}))
+    return parts
+
+
+def _smallest(dimensions: set[str], grain: int) -> Source:
+    """The first rollup keeping these dimensions with dates at least as fine."""
+    for rollup in ROLLUPS:
+        if dimensions <= set(rollup.dimensions) and rollup.grain <= grain:
+            return Source(rollup)
+    return RAW
+
+
+def _next_month(day: datetime.date) -> datetime.date:
+    return (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+
+
+def _is_month_end(day: datetime.date) -> bool:
+    return day.day == calendar.monthrange(day.year, day.month)[1]
+
+
+# Munition category -> its MUNITION_SUMS, and '' -> the EVENT_SUMS.
+Totals = dict[str, tuple[int, ...]]
+
+
+# interval -> the SQL of the period an event's date falls in, over the alias `e`:
+# the day, the Monday of its ISO week (SQLite before 3.46 has no ISO week format),
+# or the month. Summing per period in SQL returns a row per period, not per day.
+_PERIOD_KEYS = {
+    "day": "e.date",
+    "week": "date(e.date, printf('-%d days', (strftime('%w', e.date) + 6) % 7))",
+    "month": "substr(e.date, 1, 7)",
+}
+
+
+def _keys(args: dict[str, Any]) -> list[str]:
+    """The key expressions a request's totals are grouped by (see totals)."""
+    interval = args.get("interval")
+    if interval is not None:
+        return [_PERIOD_KEYS[interval], "e.date_precision"]
+    if args.get("group_by") is not None:
+        return [_GROUP_KEYS[args["group_by"]]]
+    return []
+
+
+def _conditions(
+    conn: sqlite3.Connection, part: Part, precisions: tuple[str, ...] | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of one part: its filters, and the date precisions kept."""
+    part_args = {name: value for name, value in part.args.items() if value is not None}
+    condition, params = filters.where(Scope.events(conn, paged=False), _EVENT_FILTERS, part_args)
+    if precisions is not None:
+        kept = f"e.date_precision IN ({', '.join('?' * len(precisions))})"
+        condition = f"{condition} AND {kept}" if condition else kept
+        params = [*params, *precisions]
+    return condition, params
+
+
+def statements(
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    raw: bool = False,
+    precisions: tuple[str, ...] | None = None,
+) -> list[tuple[str, list[Any]]]:
+    """The SQL (and parameters) behind a request's totals: one statement per part of
+    its plan, or with `raw` one over the events (which tests compare them with);
+    only events of these date precisions, if given."""
+    return [
+        part.source.statement(_keys(args), *_conditions(conn, part, precisions))
+        for part in ([Part(RAW, args)] if raw else plan(args))
+    ]
+
+
+def totals(
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    raw: bool = False,
+    precisions: tuple[str, ...] | None = None,
+) -> dict[tuple[Any, ...], Totals]:
+    """Totals per key: (group,) with group_by, (date, precision) with an interval
+    (days, or months for interval=month), () otherwise."""
+    found: dict[tuple[Any, ...], Totals] = {}
+    width = len(_keys(args))
+    for sql, params in statements(conn, args, raw, precisions):
+        for row in conn.execute(sql, params):
+            _add(found.setdefault(row[:width], {}), {row[width]: row[width + 1 :]})
+    return found
+
+
+def _add(into: Totals, found: Totals) -> None:
+    """Add one key's totals to another's."""
+    for category, sums in found.items():
+        earlier = into.get(category)
+        into[category] = (
+            sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
+        )
+
+
+@dataclass
+class Period:
+    """A row of a series or beside it: the period's name, its precision, and the days
+    of it the totals cover."""
+
+    key: str
+    precision: str
+    start: datetime.date
+    end: datetime.date
+
+
+def period_of(day: datetime.date, precision: str) -> Period:
+    """The period of one precision that holds a day."""
+    if precision == "day":
+        return Period(day.isoformat(), "day", day, day)
+    if precision == "week":
+        year, week, weekday = day.isocalendar()
+        start = day - datetime.timedelta(days=weekday - 1)
+        return Period(f"{year}-W{week:02d}", "week", start, start + datetime.timedelta(days=6))
+    if precision == "month":
+        start = day.replace(day=1)
+        end = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        return Period(day.strftime("%Y-%m"), "month", start, end)
+    return Period(str(day.year), "year", day.replace(month=1, day=1), day.replace(month=12, day=31))
+
+
+def _periods(first: datetime.date, last: datetime.date, interval: str) -> Iterator[Period]:
+    day = first
+    while day <= last:
+        period = period_of(day, interval)
+        yield period
+        day = period.end + datetime.timedelta(days=1)
+
+
+@dataclass
+class Series:
+    """One page of a time series: its rows in order, gaps included, the periods
+    coded coarser than the interval (over the whole series), the days the series
+    covers and its number of periods (None and 0 when nothing matched and no range
+    was given), and the key of the page's last row when another page follows."""
+
+    rows: list[tuple[Period, Totals]]
+    coarser: list[tuple[Period, Totals]]
+    first: datetime.date | None
+    last: datetime.date | None
+    count: int
+    next_key: str | None
+
+
+def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, limit: int) -> Series:
+    """The page of the series after the period `after` (None for the first page), of
+    at most `limit` periods. Only the page's days are read: a deep page costs what
+    the first does."""
+    interval = args["interval"]
+    drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
+    beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
+    first, last = args.get("date_from"), args.get("date_to")
+    if first is None or last is None:
+        span = _span(conn, args, drawn)
+        if span is None:
+            return Series([], _periods_of(conn, args, beside), None, None, 0, None)
+        first = first or period_of(span[0], interval).start
+        last = last or period_of(span[1], interval).end
+    periods = list(_periods(first, last, interval))
+    start = (
+        0
+        if after is None
+        else next((i for i, period in enumerate(periods) if period.key > after), len(periods))
+    )
+    page = periods[start : start + limit]
+    rows: list[tuple[Period, Totals]] = []
+    if page:
+        page[0].start, page[-1].end = max(page[0].start, first), min(page[-1].end, last)
+        found = _periods_of(
+            conn, {**args, "date_from": page[0].start, "date_to": page[-1].end}, drawn, interval
+        )
+        by_key = {period.key: totals for period, totals in found}
+        rows = [(period, by_key.get(period.key, {})) for period in page]
+    more = start + limit < len(periods)
+    return Series(
+        rows,
+        # The coarser events of the filters as given: a series without a range spans
+        # its own events, and the coarser ones are all there are.
+        _periods_of(conn, args, beside),
+        first,
+        last,
+        len(periods),
+        page[-1].key if more and page else None,
+    )
+
+
+def _span(
+    conn: sqlite3.Connection, args: dict[str, Any], precisions: tuple[str, ...]
+) -> tuple[datetime.date, datetime.date] | None:
+    """The first and last date of the matching events of these precisions."""
+    dates = [
+        conn.execute(*part.source.span(*_conditions(conn, part, precisions))).fetchone()
+        for part in plan(args)
+    ]
+    known = [(low, high) for low, high in dates if low is not None]
+    if not known:
+        return None
+    return (
+        datetime.date.fromisoformat(min(low for low, _ in known)),
+        datetime.date.fromisoformat(max(high for _, high in known)),
+    )
+
+
+def _periods_of(
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    precisions: tuple[str, ...],
+    interval: str | None = None,
+) -> list[tuple[Period, Totals]]:
+    """Totals per period over the events of these precisions: the interval's periods,
+    or each event's own (for the coarser ones, keyed by their dates), in order."""
+    if not precisions:
+        return []
+    merged: dict[str, tuple[Period, Totals]] = {}
+    keyed = args if interval is not None else {**args, "interval": "day"}
+    for (date, precision), found in totals(conn, keyed, precisions=precisions).items():
+        day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
+        period = period_of(day, interval or precision)
+        _add(merged.setdefault(period.key, (period, {}))[1], found)
+    return sorted(merged.values(), key=lambda item: (item[0].start, item[0].key))
+
+
+def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[str | None, Totals]]:
+    """Totals per group in key order; the one overall total without group_by (also
+    when nothing matched)."""
+    found = totals(conn, args)
+    if args.get("group_by") is None:
+        return [(None, found.get((), {}))]
+    return sorted(((key or None, by_category) for (key,), by_category in found.items()), key=_name)
+
+
+def _name(item: tuple[str | None, Totals]) -> tuple[bool, str]:
+    # A null group (a place with no region) sorts first, as in every other listing.
+    return item[0] is not None, item[0] or ""
+
+
+def render_totals(found: Totals) -> dict[str, Any]:
+    """The events, casualty and munition figures of one row, as the API gives them."""
+    events = found.get("", _ZEROS)
+    return {
+        "events": events[_EVENTS],
+        "munitions": {
+            category: _munitions(found[category]) if category in found else _NO_ENTRIES
+            for category in MUNITION_CATEGORIES
+        },
+        "killed": _casualties(events, _KILLED),
+        "injured": _casualties(events, _INJURED),
+    }
+
+
+_EVENTS = _EVENT_COLUMN["events"]
+_CASUALTY_PARTS = ("best", "low", "high", "reporting", "no_high", "lower_bounds", "inexact")
+_KILLED, _INJURED = (
+    tuple(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS)
+    for kind in ("killed", "injured")
+)
+_UNKNOWN = {"best": None, "low": None, "high": None, "qualifier": None, "events_reporting": 0}
+
+
+def _casualties(sums: tuple[int, ...], columns: tuple[int, ...]) -> dict[str, Any]:
+    best, low, high, reporting, no_high, lower_bounds, inexact = (sums[i] for i in columns)
+    if not reporting:
+        return _UNKNOWN
+    if lower_bounds:
+        qualifier = "at_least"
+    elif inexact:
+        qualifier = "approximately"
+    else:
+        qualifier = "exact"
+    return {
+        "best": best,
+        "low": low,
+        "high": None if no_high else high,
+        "qualifier": qualifier,
+        "events_reporting": reporting,
+    }
+
+
+_NO_ENTRIES = {
+    "launched": None,
+    "intercepted": None,
+    "launched_with_outcome": None,
+    "intercepted_with_outcome": None,
+    "interception_rate": None,
+    "not_reached": None,
+    "hit": None,
+    "events": 0,
+}
+
+
+def _munitions(sums: tuple[int, ...]) -> dict[str, Any]:
+    (
+        events,
+        launched,
+        launched_reporting,
+        intercepted,
+        intercepted_reporting,
+        not_reached,
+        not_reached_reporting,
+        hit,
+        hit_reporting,
+        launched_paired,
+        intercepted_paired,
+        paired,
+    ) = sums[: len(MUNITION_SUMS)]
+    return {
+        "launched": launched if launched_reporting else None,
+        "intercepted": intercepted if intercepted_reporting else None,
+        "launched_with_outcome": launched_paired if paired else None,
+        "intercepted_with_outcome": intercepted_paired if paired else None,
+        "interception_rate": (
+            round(intercepted_paired / launched_paired, 4) if paired and launched_paired else None
+        ),
+        "not_reached": not_reached if not_reached_reporting else None,
+        "hit": hit if hit_reporting else None,
+        "events": events,
+    }

@@ -1,0 +1,100 @@
+"""The rollups answer what the raw aggregate over the events answers, after any
+sequence of writes, edits and deletions (hypothesis), and a maintained rollup
+equals one rebuilt from the events."""
+
+import datetime
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api import rollups, stats
+from api.storage import delete_events, open_for_writing, write_events
+from seed.synthetic import generate_batch
+
+# Four months of synthetic events: several per day, month- and year-precise ones,
+# every event type, region, weapon and casualty qualifier.
+UNTIL = datetime.date(2022, 6, 30)
+D = datetime.date
+
+# Requests covering every plan: each rollup, month rollups with day edges, and the
+# events themselves (actor and q are read from the events).
+REQUESTS: list[dict[str, Any]] = [
+    {},
+    {"group_by": "event_type"},
+    {"group_by": "admin1"},
+    {"group_by": "country"},
+    {"interval": "day"},
+    {"interval": "week"},
+    {"interval": "month"},
+    {"weapon": ["drone", "missile"]},
+    {"event_type": ["missile_strike"], "interval": "day"},
+    {"admin1": "KHARKIV OBLAST", "interval": "day"},
+    {"admin1": "Kharkiv Oblast", "group_by": "event_type"},
+    {
+        "admin1": "kharkiv oblast",
+        "event_type": ["drone_strike", "missile_strike"],
+        "interval": "week",
+    },
+    {
+        "group_by": "admin1",
+        "event_type": ["armed_clash"],
+        "date_from": D(2022, 3, 1),
+        "date_to": D(2022, 5, 31),
+    },
+    {"date_from": D(2022, 3, 10), "date_to": D(2022, 5, 20), "group_by": "admin1"},
+    {"date_from": D(2022, 3, 1), "date_to": D(2022, 4, 30), "interval": "month"},
+    {"date_from": D(2022, 4, 2), "date_to": D(2022, 4, 20), "weapon": ["drone"]},
+    {"date_to": D(2022, 5, 15), "country": "UA", "event_type": ["drone_strike", "armed_clash"]},
+    {"bbox": (35.0, 48.0, 38.0, 51.0), "interval": "month"},
+    {"location": "Kharkiv", "date_from": D(2022, 3, 20)},
+    {"actor": "russia", "group_by": "event_type"},
+]
+
+OPERATIONS = st.lists(
+    st.tuples(st.sampled_from(["write", "edit", "delete"]), st.integers(0, 2**32)),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPERATIONS)
+def test_rollups_equal_the_raw_aggregate(operations: list[tuple[str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = open_for_writing(str(Path(folder) / "salvo.db"))
+        with db.atomic():
+            write_events(db, generate_batch(0, 60, 1, UNTIL))
+        for operation, seed in operations:
+            rng = random.Random(seed)
+            ids = [row[0] for row in db.conn.execute("SELECT id FROM events ORDER BY id")]
+            with db.atomic():
+                if operation == "write":
+                    write_events(db, generate_batch(rng.randrange(10**6), 20, seed, UNTIL))
+                elif operation == "edit" and ids:
+                    # New content (date, type, place, munitions, figures) under old ids.
+                    chosen = rng.sample(ids, min(5, len(ids)))
+                    fresh = generate_batch(0, len(chosen), seed, UNTIL)
+                    write_events(db, [{**e, "id": i} for e, i in zip(fresh, chosen, strict=True)])
+                elif ids:
+                    now = datetime.datetime.now(datetime.UTC)
+                    delete_events(db, rng.sample(ids, min(8, len(ids))), now)
+        for args in REQUESTS:
+            assert stats.totals(db.conn, args) == stats.totals(db.conn, args, raw=True), args
+        maintained = {table: rollups.table_rows(db.conn, table) for table in rollups.TABLES}
+        with db.atomic():
+            rollups.rebuild(db.conn)
+        assert maintained == {t: rollups.table_rows(db.conn, t) for t in rollups.TABLES}
+        db.close()
+
+
+def test_every_rollup_is_read_by_some_request() -> None:
+    read = {
+        part.source.rollup.table if part.source.rollup else "events"
+        for args in REQUESTS
+        for part in stats.plan(args)
+    }
+    assert read == {*(rollup.table for rollup in rollups.ROLLUPS), "events"}
