@@ -30,8 +30,8 @@ from sqlite_utils import Database
 from api.storage import (
     BATCH_SIZE,
     EventRows,
-    event_rows,
     bulk_load,
+    event_rows,
     insert_rows,
     taken_ids,
 )
