@@ -1,30 +1,29 @@
-"""Maintained aggregates of the events (rollups), which /stats reads instead of
-scanning the events table.
+"""Maintained aggregates of the events (rollups), which /stats, /locations and
+/sources read instead of scanning the events table.
 
 An event's *contribution* is what it adds to the totals: one event, its casualty
-figures, and per munition category its launch and interception counts. The
-contribution is defined once, as SQL over `events` and `munitions`
-(`contributions`), and used three ways:
+figures, and per munition category its launch and interception counts. It is
+written once, as SQL over `events` and `munitions` (EVENT_SUMS, MUNITION_SUMS), and
+used three ways:
 
 - summed over the filtered events, it is the raw aggregate (`RAW`);
-- grouped by a rollup's key and written with a sign, it keeps that rollup
-  current: a write subtracts the old contributions of the events it touches and
-  adds the new ones, in the writer's transaction (`subtract`, `add`);
-- grouped over every event, it rebuilds a rollup (`rebuild`, after a bulk load).
+- recorded with a sign into `stats_changes` and folded into every rollup, it keeps
+  the rollups current in the writer's transaction: a write subtracts what the
+  events it touches contributed before and adds what they contribute after
+  (`subtract`, `add`, `apply`);
+- recorded for every event, it rebuilds the rollups after a bulk load (`rebuild`).
 
 So a rollup row always holds the sum of the contributions of the events with its
 key, and summing rollup rows answers what summing events would, for any filter on
 key columns. tests/test_rollups.py proves it over random writes, edits and
 deletions (hypothesis).
 
-Each rollup keeps a date at some grain, the event's date precision and type, its
-country and weapons (the bitmask the weapon filter tests), and optionally its
-first-level region and place; per key, one row of event totals (category '') and
-one row per munition category. Several rollups trade size for detail, and
-api/stats.py reads the smallest that holds what a request filters and groups on
-(cardinalities at 1,000,000 synthetic events in docs/design.md). The columns are
-named as in `events`, so the filter registry's clauses apply to a rollup as they
-do to the events table.
+A rollup keys its rows by date (a day, a month, or none), date precision, some of
+the DIMENSIONS, and the munition category ('' for the event totals). Its columns
+are named as in `events`, so the filter registry's clauses apply to a rollup as they
+do to the events table. Several rollups trade size for detail; api/stats.py reads
+the smallest that keeps what a request filters and groups on (sizes in
+docs/design.md).
 """
 
 import sqlite3
@@ -98,6 +97,7 @@ DIMENSIONS = {
     "admin1": "coalesce(e.admin1, '')",
     "location_id": "e.location_id",
     "weapons": "e.weapons",
+    "source_id": "e.source_id",
 }
 
 # Contributions being added or taken away in the current transaction, per finest
@@ -180,6 +180,8 @@ ROLLUPS = (
     Rollup("stats_days_regions", DAY, (_COUNTRY, _REGION, _WEAPONS)),
     Rollup("stats_months_places", MONTH, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
     Rollup("stats_days_admin1", DAY, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
+    # The event count of each source, for /sources.
+    Rollup("stats_sources", ALL_TIME, ("source_id",)),
 )
 TABLES = (*(rollup.table for rollup in ROLLUPS), CHANGES)
 
@@ -221,11 +223,13 @@ def add(conn: sqlite3.Connection, ids: str) -> None:
     conn.execute(_record(1, _IDS), [ids, ids])
 
 
-def apply(conn: sqlite3.Connection) -> None:
-    """Fold the recorded changes into every rollup, in the caller's transaction."""
+def apply(conn: sqlite3.Connection, removed: bool = True) -> None:
+    """Fold the recorded changes into every rollup, in the caller's transaction.
+    When something was subtracted (`removed`), rows left with no event go."""
     for rollup in ROLLUPS:
         conn.execute(rollup.fold())
-        conn.execute(f"DELETE FROM {rollup.table} WHERE events = 0")
+        if removed:
+            conn.execute(f"DELETE FROM {rollup.table} WHERE events = 0")
     conn.execute(f"DELETE FROM {CHANGES}")
 
 

@@ -834,7 +834,8 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     # The rollups lose what the stored versions contributed and gain the new ones.
     maintain_rollups = id(conn) not in _bulk_loading
     ids_json = orjson.dumps(ids).decode()
-    if maintain_rollups and stored.keys() & changed:
+    replaced = bool(stored.keys() & changed)
+    if maintain_rollups and replaced:
         rollups.subtract(conn, ids_json)
     seq = next_seq(conn)
     events = []
@@ -889,7 +890,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     )
     if maintain_rollups:
         rollups.add(conn, ids_json)
-        rollups.apply(conn)
+        rollups.apply(conn, removed=replaced)
     return len(ids)
 
 

@@ -654,6 +654,16 @@ def stats_against_the_scan(
                 verdict(endpoint <= allowed * scan),
             )
         )
+    # The other aggregates: a page of places or sources, each with its event count.
+    for path in ("/api/v1/locations?limit=100", "/api/v1/sources?limit=100"):
+        endpoint = median_ms(get(path), repeat=3)
+        rows.append(
+            (
+                f"{path} vs the scan (<= 1x)",
+                f"{endpoint:.1f} / {scan:.0f} ms = {endpoint / scan:.2f}x",
+                verdict(endpoint <= scan),
+            )
+        )
     return rows
 
 

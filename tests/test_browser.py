@@ -471,3 +471,50 @@ def test_the_landing_page_is_html_for_a_browser(server: Server, page: Page) -> N
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "landing.png", full_page=True)
     assert (SCREENSHOTS / "landing.png").stat().st_size > 10_000
+
+
+def test_a_page_draws_the_stats_series_as_it_comes(server: Server, app_page: Page) -> None:
+    # A chart-builder's code: one bar per row, no gap filling, no pivoting, and the
+    # coarser events listed beside the chart rather than drawn on a day.
+    drawn = app_page.evaluate(
+        """async (url) => {
+            const body = await (await fetch(url)).json();
+            const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+            svg.setAttribute('width', '640'); svg.setAttribute('height', '220');
+            const most = Math.max(1, ...body.data.map(r => r.events));
+            body.data.forEach((row, i) => {
+                const bar = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+                const height = 180 * row.events / most;
+                bar.setAttribute('x', 10 + i * 20); bar.setAttribute('width', 16);
+                bar.setAttribute('y', 200 - height); bar.setAttribute('height', height);
+                bar.setAttribute('fill', row.munitions.missile.launched ? '#c0392b' : '#2c3e50');
+                bar.dataset.key = row.key;
+                svg.appendChild(bar);
+            });
+            document.body.appendChild(svg);
+            const note = document.createElement('ul');
+            for (const row of body.coarser) {
+                const item = document.createElement('li');
+                item.textContent = `${row.key} (${row.precision}): ${row.events} events`;
+                note.appendChild(item);
+            }
+            document.body.appendChild(note);
+            const bars = [...svg.querySelectorAll('rect')];
+            return {
+                keys: bars.map(bar => bar.dataset.key),
+                heights: bars.map(bar => Number(bar.getAttribute('height'))),
+                red: bars.filter(bar => bar.getAttribute('fill') === '#c0392b')
+                    .map(bar => bar.dataset.key),
+                notes: [...note.children].map(item => item.textContent),
+                periods: body.meta.periods,
+            };
+        }""",
+        f"{server.url}/api/v1/stats?interval=day&date_from=2024-05-01&date_to=2024-05-31",
+    )
+    app_page.screenshot(path=SCREENSHOTS / "stats-series.png")
+    assert drawn["keys"] == [f"2024-05-{day:02d}" for day in range(1, 32)]
+    assert drawn["periods"] == {"first": "2024-05-01", "last": "2024-05-31", "count": 31}
+    # The overnight attack of 30 May is the tallest bar, and the one with missiles.
+    assert max(drawn["heights"]) == drawn["heights"][29] == 180
+    assert drawn["red"] == ["2024-05-30"]
+    assert drawn["notes"] == ["2024-05 (month): 6 events"]

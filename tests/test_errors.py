@@ -61,7 +61,7 @@ def problem(client: FlaskClient, url: str, status: int) -> dict:
         ("/api/v1/events?min_injured=99999999999999999999", ["min_injured"]),
         ("/api/v1/events?limit=0&sort=x&date_form=1", ["date_form", "limit", "sort"]),
         ("/api/v1/stats?group_by=year", ["group_by"]),
-        ("/api/v1/stats?limit=5", ["limit"]),
+        ("/api/v1/stats?sort=date", ["sort"]),
         ("/api/v1/locations?precision=street", ["precision"]),
         ("/api/v1/locations?cursor=" + encode_cursor("-date", ["a", "b"]), ["cursor"]),
         ("/api/v1/sources?sort=id", ["sort"]),

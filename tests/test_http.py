@@ -24,7 +24,7 @@ READ_URLS = [
     "/api/v1/locations/ua-kharkiv",
     "/api/v1/sources",
     "/api/v1/event-types",
-    "/api/v1/stats?group_by=month",
+    "/api/v1/stats?interval=month",
     "/api",
 ]
 
