@@ -15,6 +15,7 @@ import datetime
 import functools
 import hashlib
 import multiprocessing
+import os
 import re
 import signal
 from collections import deque
@@ -1005,14 +1006,15 @@ class RejectedFile:
 
 class Progress:
     """Rows read so far: a tqdm bar on a terminal, else a plain line every
-    PLAIN_EVERY rows (a log file or a pipe gets no carriage returns)."""
+    PLAIN_EVERY rows (a log file or a pipe gets no carriage returns). tqdm is imported
+    only for a terminal."""
 
     PLAIN_EVERY = 100_000
 
     def __init__(self, stream: TextIO) -> None:
         self._stream, self._rows = stream, 0
         self._bar: Any = None
-        if stream.isatty():
+        if stream.isatty() and _columns(stream) > 0:
             from tqdm import tqdm
 
             self._bar = tqdm(file=stream, unit=" rows", unit_scale=True, desc="seed: import")
@@ -1030,3 +1032,12 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width; 0 for a terminal of no size (a bare pseudo-terminal),
+    where tqdm would draw an empty bar and the plain lines are better."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 0
