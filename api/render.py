@@ -8,6 +8,7 @@ import orjson
 from flask import Response
 from marshmallow import Schema
 
+from schemas.acled_csv import acled_header, acled_line
 from schemas.csv import csv_header
 
 
@@ -59,3 +60,15 @@ def ndjson_lines(documents: Iterable[bytes], chunk: int = 1000) -> Iterator[byte
             lines = []
     if lines:
         yield b"\n".join(lines) + b"\n"
+
+
+def acled_csv_lines(documents: Iterable[bytes], chunk: int = 1000) -> Iterator[bytes]:
+    """The ACLED-shaped export: ACLED's header, then each stored document as a row of
+    ACLED's columns, yielded in chunks of lines."""
+    lines = [acled_header()]
+    for document in documents:
+        lines.append(acled_line(orjson.loads(document)))
+        if len(lines) >= chunk:
+            yield "".join(lines).encode()
+            lines = []
+    yield "".join(lines).encode()

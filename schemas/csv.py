@@ -21,7 +21,7 @@ CSV_COLUMNS: dict[str, str] = {
     "acled_event_type": "ACLED event_type.",
     "acled_sub_event_type": "ACLED sub_event_type.",
     "date": "ISO date (first day of the period when not day-precise).",
-    "date_precision": "day, month or year.",
+    "date_precision": "day, week, month or year.",
     "location_id": "Stable place id.",
     "location_name": "Place name.",
     "admin1": "First-level region.",

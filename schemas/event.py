@@ -23,11 +23,14 @@ from schemas.fields import (
     vocabulary_field,
 )
 from schemas.vocabulary import (
+    ACLED_DISORDER_TYPES,
+    ACLED_SUB_EVENT_TYPES,
     ACTOR_KINDS,
     ACTOR_ROLES,
     DATE_PRECISIONS,
     ESTIMATE_QUALIFIERS,
     EVENT_TYPES,
+    IMPORT_DATASETS,
     LOCATION_PRECISIONS,
     MUNITION_CATEGORIES,
     REPORTER_KINDS,
@@ -174,13 +177,14 @@ class EstimateSchema(Schema):
 
 
 class CasualtiesSchema(Schema):
-    killed = fields.Nested(
+    # Shared: a bulk import repeats the same few figures on many rows.
+    killed = SharedNested(
         EstimateSchema,
         allow_none=True,
         load_default=None,
         metadata={"description": "People killed; null when the source does not say."},
     )
-    injured = fields.Nested(
+    injured = SharedNested(
         EstimateSchema,
         allow_none=True,
         load_default=None,
@@ -210,6 +214,80 @@ class AcledSchema(Schema):
     sub_event_type = fields.String(metadata={"description": "ACLED sub_event_type."})
 
 
+class SourceAcledSchema(Schema):
+    """ACLED's own coding of an imported ACLED event, kept exactly as the export gave it."""
+
+    disorder_type = fields.String(
+        required=True,
+        validate=validate.OneOf(ACLED_DISORDER_TYPES),
+        metadata={"description": "ACLED disorder_type."},
+    )
+    event_type = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted({kind for kind, _ in ACLED_SUB_EVENT_TYPES})),
+        metadata={"description": "ACLED event_type."},
+    )
+    sub_event_type = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted({sub for _, sub in ACLED_SUB_EVENT_TYPES})),
+        metadata={"description": "ACLED sub_event_type."},
+    )
+
+    @validates_schema
+    def sub_event_type_of_event_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        pair = (data.get("event_type"), data.get("sub_event_type"))
+        if None not in pair and pair not in ACLED_SUB_EVENT_TYPES:
+            raise ValidationError(
+                f"{pair[1]!r} is not a sub-event type of ACLED's {pair[0]!r}.", "sub_event_type"
+            )
+
+
+class ProvenanceSchema(Schema):
+    """Where an imported event comes from, and what its dataset said that the event
+    model has no other place for (docs/imports.md)."""
+
+    dataset = vocabulary_field(
+        IMPORT_DATASETS, "The dataset the event was imported from.", required=True
+    )
+    record_id = _nullable_text(
+        "The dataset's own id of the record (ACLED event_id_cnty, UCDP GED id); null where "
+        "the dataset has none."
+    )
+    record_updated = Timestamp(
+        "When the dataset last changed the record (ACLED timestamp), UTC; null where it "
+        "does not say.",
+        allow_none=True,
+        load_default=None,
+    )
+    source_date = fields.Date(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The date as the dataset gives it, where it differs from `date` "
+            "(a month-precise ACLED event_date that is not the 1st)."
+        },
+    )
+    acled = SharedNested(
+        SourceAcledSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "ACLED's own disorder type, event type and sub-event type of an "
+            "imported ACLED event; the event's `acled` block repeats them."
+        },
+    )
+    sources = _nullable_text(
+        "The dataset's own list of the reports the record was coded from, verbatim (ACLED "
+        "source, UCDP source_article).",
+        max_length=2000,
+    )
+    source_scale = _nullable_text("ACLED source_scale: the reach of the sources.")
+    tags = _nullable_text("ACLED tags, verbatim.", max_length=500)
+    deaths_civilians = Count("Civilians among the killed (UCDP deaths_civilians).")
+    launch_place = _nullable_text("Where the weapons were launched from, as the dataset says.")
+    carrier = _nullable_text("What launched them (aircraft, ship), as the dataset says.")
+
+
 class EventSchema(Schema):
     """A conflict event as coded from one source document."""
 
@@ -236,6 +314,16 @@ class EventSchema(Schema):
     date_precision = vocabulary_field(
         DATE_PRECISIONS, "How exactly `date` is known.", required=True
     )
+    # date_end and provenance are in a document only when the event has them, so that
+    # the documents (and ETags) of events without them did not change when they came.
+    date_end = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "The last day of the period, when the source gives the event as a "
+            "range (UCDP date_start to date_end): it happened between `date` and `date_end`. "
+            "Absent when the event has one date."
+        },
+    )
     location = SharedNested(LocationSchema, required=True)
     actors = fields.List(
         SharedNested(ActorSchema),
@@ -260,11 +348,56 @@ class EventSchema(Schema):
     notes = _text(
         "A short description of the event in Salvo's own words.", max_length=2000, required=True
     )
+    provenance = fields.Nested(
+        ProvenanceSchema,
+        allow_none=True,
+        metadata={
+            "description": "For an event imported from a dataset (`python -m seed import`): "
+            "where it comes from. Absent on events coded in Salvo."
+        },
+    )
     updated_at = Timestamp(
         "When Salvo last changed this event (UTC); partners syncing with /changes or "
         "updated_since compare it.",
         dump_only=True,
     )
+
+    @validates_schema
+    def date_end_after_date(self, data: dict[str, Any], **kwargs: Any) -> None:
+        date, date_end = data.get("date"), data.get("date_end")
+        if date is not None and date_end is not None and date_end <= date:
+            raise ValidationError(
+                "date_end must be after date; leave it out when the event has one date.",
+                "date_end",
+            )
+
+    @validates_schema
+    def acled_coding_fits_event_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        coding = (data.get("provenance") or {}).get("acled")
+        if not coding or "event_type" not in data:
+            return
+        imported_as = ACLED_SUB_EVENT_TYPES[(coding["event_type"], coding["sub_event_type"])]
+        if imported_as != data["event_type"]:
+            raise ValidationError(
+                {
+                    "provenance": {
+                        "acled": {
+                            "sub_event_type": [
+                                f"ACLED's {coding['sub_event_type']!r} is the event type "
+                                f"{imported_as!r}, not {data['event_type']!r}."
+                            ]
+                        }
+                    }
+                }
+            )
+
+    @post_load
+    def leave_out_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # An explicit null (a merge patch removing the field) is the same as no field.
+        for name in ("date_end", "provenance"):
+            if name in data and data[name] is None:
+                del data[name]
+        return data
 
     @validates_schema
     def date_matches_precision(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -296,7 +429,18 @@ class EventSchema(Schema):
 
     @pre_dump
     def add_acled(self, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {**event, "acled": ACLED[event["event_type"]]}
+        return {**event, "acled": acled_block(event)}
+
+
+def acled_block(event: dict[str, Any]) -> dict[str, str]:
+    """The event in ACLED's taxonomy: ACLED's own coding for an imported ACLED event,
+    else its event type's mapping."""
+    coding = (event.get("provenance") or {}).get("acled")
+    return _acled_coding(coding) if coding else ACLED[event["event_type"]]
+
+
+def _acled_coding(coding: dict[str, str]) -> dict[str, str]:
+    return {key: coding[key] for key in ("disorder_type", "event_type", "sub_event_type")}
 
 
 def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict[str, Any]:
@@ -308,12 +452,16 @@ def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict
     added to a schema above must be added here too.
     """
     location, source, casualties = event["location"], event["source"], event["casualties"]
-    return {
+    document: dict[str, Any] = {
         "id": event["id"],
         "event_type": event["event_type"],
-        "acled": ACLED[event["event_type"]],
+        "acled": acled_block(event),
         "date": event["date"].isoformat(),
         "date_precision": event["date_precision"],
+    }
+    if "date_end" in event:
+        document["date_end"] = event["date_end"].isoformat()
+    document |= {
         "location": {
             "id": location["id"],
             "name": location["name"],
@@ -357,7 +505,31 @@ def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict
             "reference": source["reference"],
         },
         "notes": event["notes"],
-        "updated_at": updated_at.strftime(TIMESTAMP_FORMAT),
+    }
+    if "provenance" in event:
+        document["provenance"] = _render_provenance(event["provenance"])
+    document["updated_at"] = updated_at.strftime(TIMESTAMP_FORMAT)
+    return document
+
+
+def _render_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    updated, source_date, coding = (
+        provenance["record_updated"],
+        provenance["source_date"],
+        provenance["acled"],
+    )
+    return {
+        "dataset": provenance["dataset"],
+        "record_id": provenance["record_id"],
+        "record_updated": None if updated is None else updated.strftime(TIMESTAMP_FORMAT),
+        "source_date": None if source_date is None else source_date.isoformat(),
+        "acled": None if coding is None else _acled_coding(coding),
+        "sources": provenance["sources"],
+        "source_scale": provenance["source_scale"],
+        "tags": provenance["tags"],
+        "deaths_civilians": provenance["deaths_civilians"],
+        "launch_place": provenance["launch_place"],
+        "carrier": provenance["carrier"],
     }
 
 

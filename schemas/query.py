@@ -37,6 +37,9 @@ EVENT_FORMATS = {
     "README); takes no limit or cursor.",
     "ndjson": "`application/x-ndjson`: every matching event, streamed, one JSON document per "
     "line; takes no limit or cursor.",
+    "acled-csv": "`text/csv`: every matching event, streamed, as a row of an ACLED export "
+    "(ACLED's columns in ACLED's order; docs/imports.md); takes no limit or cursor. Only "
+    "chosen by name, never by the Accept header.",
 }
 
 GROUPINGS = {

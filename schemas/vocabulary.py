@@ -24,6 +24,13 @@ class EventType(NamedTuple):
 _BATTLES = ("Political violence", "Battles")
 _REMOTE = ("Political violence", "Explosions/Remote violence")
 _STRATEGIC = ("Strategic developments", "Strategic developments")
+_CIVILIANS = ("Political violence", "Violence against civilians")
+_PROTESTS = ("Demonstrations", "Protests")
+_RIOTS = ("Demonstrations", "Riots")
+
+# The types after strategic_development were added so that every one of ACLED's 25
+# sub-event types imports (docs/imports.md): each is one ACLED sub-event type whose
+# meaning no type above covers.
 
 EVENT_TYPES: dict[str, EventType] = {
     "missile_strike": EventType(
@@ -62,12 +69,145 @@ EVENT_TYPES: dict[str, EventType] = {
         "conflict without being violence itself.",
         AcledType(*_STRATEGIC, "Other"),
     ),
+    "shelling": EventType(
+        "Artillery, mortars, rockets or missiles fired at a place, the source not saying "
+        "which: ACLED's 'Shelling/artillery/missile attack' as imported. Salvo's own coding "
+        "uses missile_strike when the weapons are known to be missiles.",
+        AcledType(*_REMOTE, "Shelling/artillery/missile attack"),
+    ),
+    "air_strike": EventType(
+        "A strike from the air by aircraft or drones, the source not saying which: ACLED's "
+        "'Air/drone strike' as imported. Salvo's own coding uses drone_strike when the "
+        "weapons are known to be drones.",
+        AcledType(*_REMOTE, "Air/drone strike"),
+    ),
+    "chemical_attack": EventType(
+        "Chemical weapons used against a place or people.",
+        AcledType(*_REMOTE, "Chemical weapon"),
+    ),
+    "suicide_bombing": EventType(
+        "An attacker detonates explosives they carry or drive.",
+        AcledType(*_REMOTE, "Suicide bomb"),
+    ),
+    "remote_explosive": EventType(
+        "A landmine, improvised explosive device or other explosive set off remotely or by "
+        "its victim.",
+        AcledType(*_REMOTE, "Remote explosive/landmine/IED"),
+    ),
+    "grenade_attack": EventType(
+        "A grenade thrown at people or a place.",
+        AcledType(*_REMOTE, "Grenade"),
+    ),
+    "attack_on_civilians": EventType(
+        "Armed violence by an organised group against unarmed civilians.",
+        AcledType(*_CIVILIANS, "Attack"),
+    ),
+    "sexual_violence": EventType(
+        "Sexual violence by an armed or organised group.",
+        AcledType(*_CIVILIANS, "Sexual violence"),
+    ),
+    "abduction": EventType(
+        "People abducted or made to disappear by an armed or organised group.",
+        AcledType(*_CIVILIANS, "Abduction/forced disappearance"),
+    ),
+    "peaceful_protest": EventType(
+        "A demonstration without violence and without intervention against it.",
+        AcledType(*_PROTESTS, "Peaceful protest"),
+    ),
+    "protest_with_intervention": EventType(
+        "A peaceful demonstration that the authorities tried to disperse or suppress "
+        "without serious violence.",
+        AcledType(*_PROTESTS, "Protest with intervention"),
+    ),
+    "excessive_force_against_protesters": EventType(
+        "Lethal or serious force used against peaceful demonstrators.",
+        AcledType(*_PROTESTS, "Excessive force against protesters"),
+    ),
+    "violent_demonstration": EventType(
+        "A demonstration whose participants turn to violence or destroy property.",
+        AcledType(*_RIOTS, "Violent demonstration"),
+    ),
+    "mob_violence": EventType(
+        "Violence by a disorganised crowd, without a demonstration's aim.",
+        AcledType(*_RIOTS, "Mob violence"),
+    ),
+    "agreement": EventType(
+        "An agreement between parties: a ceasefire, prisoner exchange or peace deal.",
+        AcledType(*_STRATEGIC, "Agreement"),
+    ),
+    "arrests": EventType(
+        "People detained by state forces or an armed group, outside fighting.",
+        AcledType(*_STRATEGIC, "Arrests"),
+    ),
+    "change_to_group_activity": EventType(
+        "An armed group changes: a merger, split, new leadership, or a change of its "
+        "activity such as a mobilisation.",
+        AcledType(*_STRATEGIC, "Change to group/activity"),
+    ),
+    "base_established": EventType(
+        "An armed group sets up a headquarters or base.",
+        AcledType(*_STRATEGIC, "Headquarters or base established"),
+    ),
+    "looting_property_destruction": EventType(
+        "Property looted or destroyed without an attack on people.",
+        AcledType(*_STRATEGIC, "Looting/property destruction"),
+    ),
+    "non_violent_territory_transfer": EventType(
+        "Territory changes hands without fighting, such as a withdrawal or a handover.",
+        AcledType(*_STRATEGIC, "Non-violent transfer of territory"),
+    ),
+}
+
+# ACLED's disorder types: what an imported event's `acled` block may say.
+ACLED_DISORDER_TYPES = (
+    "Political violence",
+    "Demonstrations",
+    "Political violence; Demonstrations",
+    "Strategic developments",
+)
+
+# ACLED's 25 (event type, sub-event type) pairs and the Salvo event type each imports
+# as. Several pairs import as one Salvo type (both territory sub-event types as
+# territory_change); an imported event keeps ACLED's own triple in its `acled` block.
+ACLED_SUB_EVENT_TYPES: dict[tuple[str, str], str] = {
+    ("Battles", "Armed clash"): "armed_clash",
+    ("Battles", "Government regains territory"): "territory_change",
+    ("Battles", "Non-state actor overtakes territory"): "territory_change",
+    ("Explosions/Remote violence", "Chemical weapon"): "chemical_attack",
+    ("Explosions/Remote violence", "Air/drone strike"): "air_strike",
+    ("Explosions/Remote violence", "Suicide bomb"): "suicide_bombing",
+    ("Explosions/Remote violence", "Shelling/artillery/missile attack"): "shelling",
+    ("Explosions/Remote violence", "Remote explosive/landmine/IED"): "remote_explosive",
+    ("Explosions/Remote violence", "Grenade"): "grenade_attack",
+    ("Violence against civilians", "Sexual violence"): "sexual_violence",
+    ("Violence against civilians", "Attack"): "attack_on_civilians",
+    ("Violence against civilians", "Abduction/forced disappearance"): "abduction",
+    ("Protests", "Peaceful protest"): "peaceful_protest",
+    ("Protests", "Protest with intervention"): "protest_with_intervention",
+    ("Protests", "Excessive force against protesters"): "excessive_force_against_protesters",
+    ("Riots", "Violent demonstration"): "violent_demonstration",
+    ("Riots", "Mob violence"): "mob_violence",
+    ("Strategic developments", "Agreement"): "agreement",
+    ("Strategic developments", "Arrests"): "arrests",
+    ("Strategic developments", "Change to group/activity"): "change_to_group_activity",
+    ("Strategic developments", "Disrupted weapons use"): "air_defense_interception",
+    ("Strategic developments", "Headquarters or base established"): "base_established",
+    ("Strategic developments", "Looting/property destruction"): "looting_property_destruction",
+    ("Strategic developments", "Non-violent transfer of territory"): (
+        "non_violent_territory_transfer"
+    ),
+    ("Strategic developments", "Other"): "strategic_development",
 }
 
 DATE_PRECISIONS: dict[str, str] = {
     "day": "The event happened on `date` (ACLED time_precision 1).",
-    "month": "The source gives only the month; `date` is its first day (ACLED time_precision 3).",
-    "year": "The source gives only the year; `date` is 1 January (ACLED time_precision 3).",
+    "week": "The source places the event within a week (ACLED time_precision 2; UCDP "
+    "date_prec 2 or 3): `date` is the day the source gives, any weekday, and the event "
+    "happened within a few days of it (between `date` and `date_end` when that is given).",
+    "month": "The source gives only the month; `date` is its first day (ACLED time_precision 3; "
+    "UCDP date_prec 4).",
+    "year": "The source gives only the year; `date` is 1 January (exported as ACLED "
+    "time_precision 3; UCDP date_prec 5).",
 }
 
 
@@ -125,6 +265,23 @@ ACTOR_KINDS: dict[str, str] = {
     "civilians": "Unarmed non-combatants (ACLED inter code 7).",
     "international_organization": "An alliance or organisation of states, such as NATO.",
     "other": "Any other actor.",
+    "rebel_group": "An armed group fighting to change or replace a government (ACLED inter "
+    "code 2).",
+    "political_militia": "An armed group serving a political aim or elite (ACLED inter code 3).",
+    "identity_militia": "An armed group of an ethnic, religious or local community (ACLED "
+    "inter code 4).",
+    "rioters": "People taking part in a violent demonstration or mob (ACLED inter code 5).",
+    "protesters": "People demonstrating without violence (ACLED inter code 6).",
+    "external_forces": "Foreign or other forces ACLED codes as 'External/Other forces' "
+    "(ACLED inter code 8).",
+}
+
+# Where an imported event comes from (`provenance.dataset`; docs/imports.md).
+IMPORT_DATASETS: dict[str, str] = {
+    "acled": "An ACLED export (Armed Conflict Location & Event Data), one row per event.",
+    "ucdp-ged": "UCDP's Georeferenced Event Dataset (Uppsala), one row per event.",
+    "missile-attacks": "The daily dataset of missile and drone attacks on Ukraine compiled "
+    "from Ukrainian Air Force reports, one row per attack wave and weapon model.",
 }
 
 REPORTER_KINDS: dict[str, str] = {

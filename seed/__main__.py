@@ -1,6 +1,7 @@
-"""python -m seed: load the curated events; python -m seed synthetic: generate events at scale.
+"""python -m seed: load the curated events; python -m seed synthetic: generate events at scale;
+python -m seed import: events from an ACLED, UCDP GED or missile-attacks CSV.
 
-Both validate every record through the event schema and write in one transaction:
+Each validates every record through the event schema and write in one transaction:
 a bad record or a failed write leaves the database exactly as it was.
 Re-seeding keeps what partners deleted or edited through the API (the rule is
 api.storage.write_curated's).
@@ -24,7 +25,7 @@ from sqlite_utils import Database
 
 from api.config import database_path
 from api.storage import CuratedLoad, OutdatedLayout, open_for_writing, recover, write_curated
-from seed import synthetic
+from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
 T = TypeVar("T")
@@ -69,10 +70,33 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes generating and validating (default: one per core)",
     )
+    imported = commands.add_parser(
+        "import",
+        help="events from a dataset's CSV: ACLED, UCDP GED or missile attacks (docs/imports.md)",
+    )
+    imported.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    imported.add_argument(
+        "--format", required=True, choices=list(imports.LAYOUTS), help="the file's layout"
+    )
+    imported.add_argument("file", metavar="FILE", help="the CSV file, or - for standard input")
+    imported.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="load the valid rows and write the rejected ones, with their reasons, to "
+        "FILE.rejected.csv (default: any invalid row refuses the whole file)",
+    )
+    imported.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes mapping and validating rows (default: one per core)",
+    )
     args = parser.parse_args(argv)
     path = args.db or database_path()
     if args.command == "synthetic":
         return _load_synthetic(path, args)
+    if args.command == "import":
+        return _import(path, args)
     return _load_curated(path, args.data, args.restore)
 
 
@@ -135,6 +159,68 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         f"seed: {count} synthetic events (seed {args.seed}) loaded into {path} "
         f"in {seconds:.1f} s ({count / seconds:,.0f} events/s); peak RSS {own:.0f} MB "
         f"(largest worker {workers:.0f} MB)"
+    )
+    return 0
+
+
+def _import(path: str, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("seed: --workers must be at least 1", file=sys.stderr)
+        return 2
+    label = "standard input" if args.file == "-" else args.file
+    try:
+        # utf-8-sig: spreadsheet programs start their CSV exports with a byte-order mark.
+        # The stream is closed by the `with` below, standard input excepted.
+        name = sys.stdin.fileno() if args.file == "-" else args.file
+        stream = open(name, encoding="utf-8-sig", newline="", closefd=args.file != "-")  # noqa: SIM115
+    except OSError as error:
+        print(f"seed: cannot read {label}: {error.strerror}", file=sys.stderr)
+        return 2
+    rejects = None
+    if args.skip_invalid:
+        rejects = imports.RejectedFile(imports.rejects_path(args.file))
+    progress = imports.Progress(sys.stderr)
+    changed_at = datetime.datetime.now(datetime.UTC)
+    try:
+        with stream, progress, _terminate_as_interrupt():
+            result = _write(
+                path,
+                lambda db: imports.import_rows(
+                    db,
+                    args.format,
+                    label,
+                    stream,
+                    changed_at=changed_at,
+                    on_rejected=None if rejects is None else rejects.write,
+                    on_progress=progress.advance,
+                    workers=args.workers,
+                ),
+                bulk=True,
+            )
+    except imports.ImportRefused as error:
+        print(f"seed: {error}; nothing written", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"seed: interrupted, nothing written; {path} is as it was", file=sys.stderr)
+        return 130
+    finally:
+        if rejects is not None:
+            rejects.close()
+    if result is None:
+        return 1
+    for warning in result.warnings:
+        print(f"seed: warning: {warning}", file=sys.stderr)
+    if result.warning_count > len(result.warnings):
+        print(
+            f"seed: ... and {result.warning_count - len(result.warnings)} more warnings",
+            file=sys.stderr,
+        )
+    rejected = ""
+    if rejects is not None:
+        rejected = f", {result.rejected} rejected (listed in {rejects.path})"
+    print(
+        f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
     )
     return 0
 

@@ -179,6 +179,15 @@ OBLASTS: tuple[Oblast, ...] = (
     Oblast("Zhytomyr Oblast", 50.25, 28.66, 1, (("Zhytomyr", 50.2547, 28.6587),)),
     Oblast("Rivne Oblast", 50.62, 26.25, 1, (("Rivne", 50.6199, 26.2516),)),
     Oblast("Ivano-Frankivsk Oblast", 48.92, 24.71, 1, (("Ivano-Frankivsk", 48.9226, 24.7111),)),
+    # Weight 0: never drawn for synthetic events (appended last, so the random stream of
+    # the others is unchanged); here so that the import gazetteer has every oblast.
+    Oblast("Volyn Oblast", 50.75, 25.33, 0, (("Lutsk", 50.7472, 25.3254),)),
+    Oblast("Ternopil Oblast", 49.55, 25.59, 0, (("Ternopil", 49.5535, 25.5948),)),
+    Oblast("Chernivtsi Oblast", 48.29, 25.94, 0, (("Chernivtsi", 48.2917, 25.9352),)),
+    Oblast("Zakarpattia Oblast", 48.62, 22.29, 0, (("Uzhhorod", 48.6208, 22.2879),)),
+    Oblast("Kirovohrad Oblast", 48.51, 32.26, 0, (("Kropyvnytskyi", 48.5079, 32.2623),)),
+    Oblast("Autonomous Republic of Crimea", 44.95, 34.10, 0, (("Simferopol", 44.9521, 34.1024),)),
+    Oblast("Sevastopol", 44.62, 33.53, 0, (("Sevastopol", 44.6166, 33.5254),)),
 )
 
 UKRAINE_CENTRE = (48.3794, 31.1656)

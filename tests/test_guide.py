@@ -39,6 +39,7 @@ SETUP = (
     "Two commands",
     "Serving in production",
     "Operations",
+    "Bring your data",
     "Synthetic data at scale",
     "Development",
 )

@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 
 from schemas.event import EventSchema, event_document
 from schemas.vocabulary import (
+    ACLED_DISORDER_TYPES,
+    ACLED_SUB_EVENT_TYPES,
     ACTOR_KINDS,
     ACTOR_ROLES,
     EVENT_TYPES,
+    IMPORT_DATASETS,
     LOCATION_PRECISIONS,
     MUNITION_CATEGORIES,
     REPORTER_KINDS,
@@ -52,17 +55,46 @@ def estimates(draw: st.DrawFn) -> dict | None:
 
 @st.composite
 def events(draw: st.DrawFn) -> dict:
-    precision = draw(st.sampled_from(["day", "month", "year"]))
+    precision = draw(st.sampled_from(["day", "week", "month", "year"]))
     date = draw(
         st.dates(min_value=datetime.date(1990, 1, 1), max_value=datetime.date(2030, 12, 31))
     )
-    date = {"day": date, "month": date.replace(day=1), "year": date.replace(month=1, day=1)}[
-        precision
-    ]
+    date = {
+        "day": date,
+        "week": date,
+        "month": date.replace(day=1),
+        "year": date.replace(month=1, day=1),
+    }[precision]
     location_precision = draw(st.sampled_from(list(LOCATION_PRECISIONS)))
-    return {
+    event_type = draw(st.sampled_from(list(EVENT_TYPES)))
+    # Imported events carry a provenance, ACLED ones with ACLED's own coding.
+    optional: dict = {}
+    if draw(st.booleans()):
+        optional["date_end"] = (
+            date + datetime.timedelta(days=draw(st.integers(1, 30)))
+        ).isoformat()
+    if draw(st.booleans()):
+        codings = [pair for pair, kind in ACLED_SUB_EVENT_TYPES.items() if kind == event_type]
+        coding = draw(st.none() | st.sampled_from(codings)) if codings else None
+        optional["provenance"] = {
+            "dataset": draw(st.sampled_from(list(IMPORT_DATASETS))),
+            "record_id": draw(st.none() | text),
+            "record_updated": draw(st.none() | st.just("2024-06-04T10:00:00+02:00")),
+            "source_date": draw(st.none() | st.just("2024-05-17")),
+            "acled": None
+            if coding is None
+            else {
+                "disorder_type": draw(st.sampled_from(ACLED_DISORDER_TYPES)),
+                "event_type": coding[0],
+                "sub_event_type": coding[1],
+            },
+            "sources": draw(st.none() | text),
+            "deaths_civilians": draw(count),
+            "carrier": draw(st.none() | text),
+        }
+    return optional | {
         "id": draw(slug),
-        "event_type": draw(st.sampled_from(list(EVENT_TYPES))),
+        "event_type": event_type,
         "date": date.isoformat(),
         "date_precision": precision,
         "location": {

@@ -106,8 +106,8 @@ def test_intercepted_up_to_launched_or_unknown_is_valid(munition: dict) -> None:
         ("location__longitude", float("nan"), "location"),
         ("location__precision", "street", "location"),
         ("location__country_code", "UKR", "location"),
-        ("date_precision", "week", "date_precision"),
-        ("event_type", "shelling", "event_type"),
+        ("date_precision", "fortnight", "date_precision"),
+        ("event_type", "artillery_duel", "event_type"),
         ("id", "Has Spaces", "id"),
     ],
 )

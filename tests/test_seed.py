@@ -126,9 +126,9 @@ def test_reseeding_replaces_an_events_child_rows(tmp_path: Path, data_dir: Path)
             "Must be greater than or equal to -90 and less than or equal to 90.",
         ),
         (
-            lambda e: e.update(date_precision="week"),
+            lambda e: e.update(date_precision="fortnight"),
             "record 'ua-2024-05-30-kharkiv-missile-strike': date_precision: Must be one of: "
-            "day, month, year.",
+            "day, week, month, year.",
         ),
         (
             lambda e: e["casualties"]["injured"].update(best=-4),

@@ -143,14 +143,14 @@ def test_create_one_event(partner: Partner) -> None:
 
 def test_a_batch_is_all_or_nothing(partner: Partner) -> None:
     good = new_event(partner, "ua-2024-06-01-good")
-    bad = {**new_event(partner, "ua-2024-06-01-bad"), "date_precision": "week"}
+    bad = {**new_event(partner, "ua-2024-06-01-bad"), "date_precision": "fortnight"}
     response = partner.post(good, bad)
     assert response.status_code == 422
     assert response.get_json()["invalid_params"] == [
         {
             "name": "events.1.date_precision",
             "in": "body",
-            "reason": "Must be one of: day, month, year.",
+            "reason": "Must be one of: day, week, month, year.",
         }
     ]
     assert partner.client.get("/api/v1/events/ua-2024-06-01-good").status_code == 404

@@ -13,7 +13,7 @@ from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, refuse_paging
 from api.problems import Problem
-from api.render import csv_lines, event_feature, json_response, ndjson_lines
+from api.render import acled_csv_lines, csv_lines, event_feature, json_response, ndjson_lines
 from schemas.event import EventSchema
 from schemas.query import NoArgs
 from schemas.responses import EventFeatureCollectionSchema, EventPageSchema
@@ -26,7 +26,7 @@ MEDIA_TYPES = {
     "csv": "text/csv",
     "ndjson": "application/x-ndjson",
 }
-EXPORTS = {"csv", "ndjson"}
+EXPORTS = {"csv", "ndjson", "acled-csv"}
 
 
 @read_operation(
@@ -38,7 +38,11 @@ EXPORTS = {"csv", "ndjson"}
     paged=True,
     alternatives={
         MEDIA_TYPES["geojson"]: EventFeatureCollectionSchema,
-        MEDIA_TYPES["csv"]: {"type": "string", "description": "Every matching event as CSV."},
+        MEDIA_TYPES["csv"]: {
+            "type": "string",
+            "description": "Every matching event as CSV: Salvo's columns, or ACLED's with "
+            "format=acled-csv.",
+        },
         MEDIA_TYPES["ndjson"]: {
             "type": "string",
             "description": "Every matching event, one Event document per line.",
@@ -110,14 +114,18 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
         try:
             if chosen == "csv":
                 yield from csv_lines(documents())
+            elif chosen == "acled-csv":
+                yield from acled_csv_lines(documents())
             else:
                 yield from ndjson_lines(documents())
         finally:
             conn.close()
 
-    response = Response(lines(), mimetype=MEDIA_TYPES[chosen])
-    if chosen == "csv":
-        response.headers["Content-Disposition"] = 'attachment; filename="events.csv"'
+    # Both CSV exports are text/csv; ACLED's is chosen by name only.
+    response = Response(lines(), mimetype=MEDIA_TYPES.get(chosen, MEDIA_TYPES["csv"]))
+    if chosen in ("csv", "acled-csv"):
+        filename = "events.csv" if chosen == "csv" else "events-acled.csv"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

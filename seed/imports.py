@@ -1,0 +1,1043 @@
+"""python -m seed import: events from the datasets partners hold, mapped field by
+field onto the event model (docs/imports.md says each rule and why).
+
+- ACLED exports (`acled`), UCDP's Georeferenced Event Dataset (`ucdp-ged`) and the
+  missile-attacks-on-Ukraine dataset (`missile-attacks`), as CSV.
+- The file is read as a stream, BATCH_SIZE rows at a time; every row becomes a record
+  that goes through EventSchema.load, as the curated data does, and is written through
+  the store (insert_rows) in the caller's one transaction.
+- Ids come from the dataset's own ids, so a second import of a file writes nothing and
+  a changed row becomes an update in /changes.
+"""
+
+import csv
+import datetime
+import functools
+import hashlib
+import multiprocessing
+import os
+import re
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
+from typing import Any, NamedTuple, TextIO
+
+from marshmallow import ValidationError
+from sqlite_utils import Database
+
+from api.storage import (
+    BATCH_SIZE,
+    EventRows,
+    bulk_load,
+    event_rows,
+    insert_rows,
+    taken_ids,
+)
+from schemas.acled_csv import ACLED_COLUMNS, INTER_KINDS
+from schemas.countries import BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
+from schemas.event import EventSchema
+from schemas.fields import flatten_messages
+from schemas.vocabulary import ACLED_SUB_EVENT_TYPES
+from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
+
+_SCHEMA = EventSchema()
+
+# After this many rows a load counts as bulk: the secondary indexes are dropped for
+# the rest of it and rebuilt, with the stats rollups, once at the end (bulk_load). A
+# small import into a large database keeps them, as rebuilding would cost more than
+# it saves.
+BULK_AFTER_ROWS = 50_000
+
+
+class RowError(Exception):
+    """A row that cannot be mapped: the column at fault and why."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(column, reason)
+        self.column, self.reason = column, reason
+
+
+class ImportRefused(Exception):
+    """The file cannot be imported; nothing was written. The message names the file,
+    and where it applies the line, the column and the reason."""
+
+
+Row = dict[str, str]
+
+
+class Mapped(NamedTuple):
+    """A row mapped to an event record, with the source column of each record field
+    whose column depends on the row (actors), and warnings to print."""
+
+    record: dict[str, Any]
+    columns: dict[str, str]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One dataset's CSV layout: the columns its mapping reads, the mapping, and the
+    source column of each event field, to name the column of a schema error."""
+
+    name: str
+    columns: tuple[str, ...]
+    map_row: Callable[[Row], Mapped]
+    field_columns: dict[str, str]
+
+    def column_of(self, path: str, columns: dict[str, str]) -> str:
+        """The source column behind an event field path such as 'location.latitude'."""
+        parts = path.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in columns:
+                return columns[prefix]
+            if prefix in self.field_columns:
+                return self.field_columns[prefix]
+        return "(row)"
+
+
+# Reading cells.
+
+
+def _text(row: Row, column: str) -> str | None:
+    value = row[column].strip()
+    return value or None
+
+
+def _required(row: Row, column: str) -> str:
+    value = _text(row, column)
+    if value is None:
+        raise RowError(column, "is empty; it is required")
+    return value
+
+
+def _count(row: Row, column: str, required: bool = False) -> int | None:
+    """A whole number of things. '12.0' (how some exports write integers) is 12."""
+    value = _text(row, column)
+    if value is None:
+        if required:
+            raise RowError(column, "is empty; a count is required")
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise RowError(column, f"{value!r} is not a number") from None
+    if not number.is_integer() or number < 0:
+        raise RowError(column, f"{value!r} is not a whole number of 0 or more")
+    return int(number)
+
+
+def _float(row: Row, column: str) -> float:
+    value = _required(row, column)
+    try:
+        return float(value)
+    except ValueError:
+        raise RowError(column, f"{value!r} is not a number") from None
+
+
+def _date(row: Row, column: str, required: bool = True) -> datetime.date | None:
+    """An ISO date, alone or starting a date-time ('2024-05-30 08:00', UCDP's
+    '2024-05-30 00:00:00.000'), or ACLED's older '30 May 2024'."""
+    value = _text(row, column)
+    if value is None:
+        if required:
+            raise RowError(column, "is empty; a date is required")
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.strptime(value, "%d %B %Y").date()
+    except ValueError:
+        raise RowError(column, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _digest(*parts: object) -> str:
+    """A short, stable digest of values: ids of places and attacks built from them."""
+    text = "\x1f".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _place(
+    prefix: str,
+    name: str,
+    admin1: str | None,
+    country: Country,
+    latitude: float,
+    longitude: float,
+    precision: str,
+) -> dict[str, Any]:
+    """A place, with an id made from everything that defines it: places are shared by
+    id, so two rows describing a place differently must not share one.
+
+    In Ukraine, admin1 is the gazetteer's oblast name ('Kharkiv' and 'Kharkiv oblast'
+    become 'Kharkiv Oblast', as in Salvo's own data, so that one admin1 filter finds
+    the events of every dataset), and a region-precise place is the oblast's own."""
+    if country.alpha2 == "UA" and admin1 is not None:
+        named = oblasts_named(admin1)
+        if len(named) == 1:
+            if precision == "region":
+                return _oblast_place(named[0])
+            admin1 = named[0].name
+    key = _digest(name, admin1, country.alpha2, latitude, longitude, precision)
+    return {
+        "id": f"{prefix}-{country.alpha2.lower()}-{_slug(name)[:60] or 'place'}-{key}",
+        "name": name,
+        "admin1": admin1,
+        "country": country.name,
+        "country_code": country.alpha2,
+        "latitude": latitude,
+        "longitude": longitude,
+        "precision": precision,
+    }
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    """Text cut to a field's limit, marked with an ellipsis where it was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+# Actors named with ACLED's conventions say what kind they are.
+_KIND_BY_PREFIX = (
+    ("Military Forces of", "state_forces"),
+    ("Police Forces of", "state_forces"),
+    ("Government of", "government"),
+    ("Civilians", "civilians"),
+    ("Protesters", "protesters"),
+    ("Rioters", "rioters"),
+)
+
+
+def _kind_from_name(name: str) -> str:
+    return next((kind for prefix, kind in _KIND_BY_PREFIX if name.startswith(prefix)), "other")
+
+
+# ACLED.
+
+_TIME_PRECISIONS = {"1": "day", "2": "week", "3": "month"}
+_GEO_PRECISIONS = {"1": "city", "2": "near", "3": "region"}
+# inter1/inter2 as older exports write them (codes) and newer ones (text).
+_INTER_BY_CODE = {str(code): kind for kind, (code, _) in INTER_KINDS.items()}
+_INTER_BY_TEXT = {text.casefold(): kind for kind, (_, text) in INTER_KINDS.items()}
+_INTER_BY_TEXT |= {"rebel groups": "rebel_group", "political militias": "political_militia"}
+_INTER_BY_TEXT |= {"identity militias": "identity_militia"}
+
+
+def _inter_kind(row: Row, column: str) -> str:
+    value = _text(row, column)
+    if value is None:
+        return "other"
+    kind = _INTER_BY_CODE.get(value) or _INTER_BY_TEXT.get(value.casefold())
+    if kind is None:
+        raise RowError(
+            column, f"{value!r} is neither an ACLED inter code (1-8) nor its name ('State forces')"
+        )
+    return kind
+
+
+def _acled_country(row: Row) -> Country:
+    iso = _text(row, "iso")
+    if iso is None:
+        name = _required(row, "country")
+        if name.casefold() not in BY_NAME:
+            raise RowError(
+                "country", f"{name!r} is not in Salvo's country table (schemas/countries.py)"
+            )
+        return BY_NAME[name.casefold()]
+    try:
+        return BY_NUMERIC[int(iso)]
+    except (ValueError, KeyError):
+        raise RowError(
+            "iso", f"{iso!r} is not an ISO 3166-1 numeric code in Salvo's country table "
+            "(schemas/countries.py)"
+        ) from None  # fmt: skip
+
+
+def _acled_updated(row: Row) -> datetime.datetime:
+    value = _required(row, "timestamp")
+    try:
+        return datetime.datetime.fromtimestamp(int(value), datetime.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise RowError("timestamp", f"{value!r} is not a Unix time in seconds") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _acled_source(day: str) -> dict[str, Any]:
+    """One source per day of ACLED changes: the dataset as it stood that day."""
+    return {
+        "id": f"acled-{day}",
+        "title": f"ACLED data as changed on {day}",
+        "publisher": "ACLED",
+        "url": "https://acleddata.com/",
+        "published": day,
+        "reference": None,
+    }
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The values that are not None: a field left out is loaded as null all the same,
+    and costs the schema less than a null it has to check (bulk loads)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def map_acled(row: Row) -> Mapped:
+    record_id = _required(row, "event_id_cnty")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", record_id):
+        raise RowError("event_id_cnty", f"{record_id!r} is not an ACLED event id")
+    acled_type, sub_event_type = _required(row, "event_type"), _required(row, "sub_event_type")
+    event_type = ACLED_SUB_EVENT_TYPES.get((acled_type, sub_event_type))
+    if event_type is None:
+        raise RowError(
+            "sub_event_type", f"{sub_event_type!r} is not one of ACLED's sub-event types of "
+            f"{acled_type!r}"
+        )  # fmt: skip
+    source_date = _date(row, "event_date")
+    assert source_date is not None
+    precision_code = _required(row, "time_precision")
+    if precision_code not in _TIME_PRECISIONS:
+        raise RowError("time_precision", f"{precision_code!r} is not 1, 2 or 3")
+    date_precision = _TIME_PRECISIONS[precision_code]
+    date = source_date.replace(day=1) if date_precision == "month" else source_date
+
+    country = _acled_country(row)
+    admin1 = _text(row, "admin1")
+    geo_code = _required(row, "geo_precision")
+    if geo_code not in _GEO_PRECISIONS:
+        raise RowError("geo_precision", f"{geo_code!r} is not 1, 2 or 3")
+    precision = _GEO_PRECISIONS[geo_code]
+    if precision == "region" and admin1 is None:
+        precision = "country"
+    name = _required(row, "location")
+    location = _place(
+        "acled", name, admin1, country, _float(row, "latitude"), _float(row, "longitude"), precision
+    )
+
+    actors: list[dict[str, Any]] = []
+    columns: dict[str, str] = {}
+    sides = (
+        ("actor1", "inter1", "initiator", "assoc_actor_1", "associated"),
+        ("actor2", "inter2", "target", "assoc_actor_2", "target"),
+    )
+    for actor_column, inter_column, role, assoc_column, assoc_role in sides:
+        actor = _text(row, actor_column)
+        if actor is not None:
+            columns[f"actors.{len(actors)}"] = actor_column
+            actors.append({"name": actor, "role": role, "kind": _inter_kind(row, inter_column)})
+        for name in filter(None, (n.strip() for n in (_text(row, assoc_column) or "").split(";"))):
+            columns[f"actors.{len(actors)}"] = assoc_column
+            actors.append({"name": name, "role": assoc_role, "kind": _kind_from_name(name)})
+
+    fatalities = _count(row, "fatalities", required=True)
+    updated = _acled_updated(row)
+    day = updated.date().isoformat()
+    record = {
+        "id": f"acled-{record_id.lower()}",
+        "event_type": event_type,
+        "date": date.isoformat(),
+        "date_precision": date_precision,
+        "location": location,
+        "actors": actors,
+        "munitions": [],
+        "casualties": {
+            "killed": {
+                "best": fatalities,
+                "low": fatalities,
+                "high": fatalities,
+                "qualifier": "exact",
+            },
+            "injured": None,
+        },
+        "reported_by": [],
+        "source": _acled_source(day),
+        "notes": _text(row, "notes"),
+        "provenance": _given(
+            {
+                "dataset": "acled",
+                "record_id": record_id,
+                "record_updated": updated.isoformat(),
+                "source_date": None if source_date == date else source_date.isoformat(),
+                "acled": {
+                    "disorder_type": _required(row, "disorder_type"),
+                    "event_type": acled_type,
+                    "sub_event_type": sub_event_type,
+                },
+                "sources": _text(row, "source"),
+                "source_scale": _text(row, "source_scale"),
+                "tags": _text(row, "tags"),
+            }
+        ),
+    }
+    return Mapped(record, columns, [])
+
+
+_ACLED_FIELDS = {
+    "id": "event_id_cnty",
+    "event_type": "sub_event_type",
+    "date": "event_date",
+    "date_precision": "time_precision",
+    "location": "location",
+    "location.name": "location",
+    "location.admin1": "admin1",
+    "location.latitude": "latitude",
+    "location.longitude": "longitude",
+    "location.country_code": "iso",
+    "actors": "actor1",
+    "casualties": "fatalities",
+    "source": "timestamp",
+    "notes": "notes",
+    "provenance.record_id": "event_id_cnty",
+    "provenance.record_updated": "timestamp",
+    "provenance.source_date": "event_date",
+    "provenance.acled": "sub_event_type",
+    "provenance.acled.disorder_type": "disorder_type",
+    "provenance.acled.event_type": "event_type",
+    "provenance.sources": "source",
+    "provenance.source_scale": "source_scale",
+    "provenance.tags": "tags",
+}
+
+
+# UCDP GED.
+
+GED_COLUMNS = (
+    "id", "relid", "year", "active_year", "code_status", "type_of_violence",
+    "conflict_dset_id", "conflict_new_id", "conflict_name", "dyad_dset_id", "dyad_new_id",
+    "dyad_name", "side_a_dset_id", "side_a_new_id", "side_a", "side_b_dset_id",
+    "side_b_new_id", "side_b", "number_of_sources", "source_article", "source_office",
+    "source_date", "source_headline", "source_original", "where_prec", "where_coordinates",
+    "where_description", "adm_1", "adm_2", "latitude", "longitude", "geom_wkt",
+    "priogrid_gid", "country", "country_id", "region", "event_clarity", "date_prec",
+    "date_start", "date_end", "deaths_a", "deaths_b", "deaths_civilians", "deaths_unknown",
+    "best", "high", "low", "gwnoa", "gwnob",
+)  # fmt: skip
+
+# type_of_violence: 1 state-based, 2 non-state, 3 one-sided (against civilians).
+_GED_EVENT_TYPES = {"1": "armed_clash", "2": "armed_clash", "3": "attack_on_civilians"}
+_GED_DATE_PRECISIONS = {"1": "day", "2": "week", "3": "week", "4": "month", "5": "year"}
+_GED_WHERE_PRECISIONS = {
+    "1": "exact", "2": "near", "3": "region", "4": "region", "5": "region", "6": "country",
+    "7": "country",
+}  # fmt: skip
+
+
+def _ged_country(row: Row) -> Country:
+    code = _text(row, "country_id")
+    if code is not None:
+        try:
+            return BY_GLEDITSCH_WARD[int(code)]
+        except (ValueError, KeyError):
+            raise RowError(
+                "country_id", f"{code!r} is not a Gleditsch-Ward code in Salvo's country "
+                "table (schemas/countries.py)"
+            ) from None  # fmt: skip
+    name = _required(row, "country")
+    if name.casefold() not in BY_NAME:
+        raise RowError(
+            "country", f"{name!r} is not in Salvo's country table (schemas/countries.py)"
+        )
+    return BY_NAME[name.casefold()]
+
+
+def _ged_kind(name: str) -> str:
+    if name.startswith("Government of"):
+        return "state_forces"  # UCDP's government side is the state's armed forces
+    return "civilians" if name == "Civilians" else "other"
+
+
+def map_ged(row: Row) -> Mapped:
+    record_id = _required(row, "id")
+    if not record_id.isdigit():
+        raise RowError("id", f"{record_id!r} is not a UCDP GED id (digits)")
+    violence = _required(row, "type_of_violence")
+    if violence not in _GED_EVENT_TYPES:
+        raise RowError("type_of_violence", f"{violence!r} is not 1, 2 or 3")
+    start, end = _date(row, "date_start"), _date(row, "date_end")
+    assert start is not None and end is not None
+    if end < start:
+        raise RowError("date_end", f"{end} is before date_start {start}")
+    prec = _required(row, "date_prec")
+    if prec not in _GED_DATE_PRECISIONS:
+        raise RowError("date_prec", f"{prec!r} is not 1 to 5")
+    date_precision = _GED_DATE_PRECISIONS[prec]
+    date = {"month": start.replace(day=1), "year": start.replace(month=1, day=1)}.get(
+        date_precision, start
+    )
+    country = _ged_country(row)
+    where = _required(row, "where_prec")
+    if where not in _GED_WHERE_PRECISIONS:
+        raise RowError("where_prec", f"{where!r} is not 1 to 7")
+    precision = _GED_WHERE_PRECISIONS[where]
+    admin1 = _text(row, "adm_1")
+    if precision == "region" and admin1 is None:
+        precision = "country"
+    if precision == "country":
+        name = country.name
+    elif precision == "region":
+        name = admin1 or country.name
+    else:
+        name = _text(row, "where_coordinates") or _text(row, "adm_2") or admin1 or country.name
+    location = _place(
+        "ged",
+        name,
+        admin1 if precision != "country" else None,
+        country,
+        _float(row, "latitude"),
+        _float(row, "longitude"),
+        precision,
+    )
+    best, low, high = (_count(row, column, required=True) for column in ("best", "low", "high"))
+    qualifier = "exact" if low == best == high else "approximately"
+    actors: list[dict[str, Any]] = []
+    columns: dict[str, str] = {}
+    for column, role in (("side_a", "initiator"), ("side_b", "target")):
+        name_of_side = _text(row, column)
+        if name_of_side is not None:
+            columns[f"actors.{len(actors)}"] = column
+            actors.append({"name": name_of_side, "role": role, "kind": _ged_kind(name_of_side)})
+    dyad = _text(row, "dyad_name") or " - ".join(a["name"] for a in actors) or "UCDP event"
+    place = _text(row, "where_description") or name
+    estimate = f"{best}" if qualifier == "exact" else f"{best} (between {low} and {high})"
+    published = _date(row, "source_date", required=False) or end
+    record = {
+        "id": f"ged-{record_id}",
+        "event_type": _GED_EVENT_TYPES[violence],
+        "date": date.isoformat(),
+        "date_precision": date_precision,
+        "date_end": end.isoformat() if end > date else None,
+        "location": location,
+        "actors": actors,
+        "munitions": [],
+        "casualties": {
+            "killed": {"best": best, "low": low, "high": high, "qualifier": qualifier},
+            "injured": None,
+        },
+        "reported_by": [],
+        # GED codes each event from its own articles: one source per event.
+        "source": {
+            "id": f"ged-{record_id}",
+            "title": _clip(_text(row, "source_headline"), 500) or f"UCDP GED event {record_id}",
+            "publisher": _clip(_text(row, "source_office"), 200),
+            "url": None,
+            "published": published.isoformat(),
+            "reference": f"UCDP GED {record_id}",
+        },
+        "notes": _clip(f"{dyad}. Killed: {estimate}. Where: {place}.", 2000),
+        "provenance": {
+            "dataset": "ucdp-ged",
+            "record_id": record_id,
+            "source_date": None if start == date else start.isoformat(),
+            "sources": _clip(_text(row, "source_article"), 2000),
+            "deaths_civilians": _count(row, "deaths_civilians"),
+        },
+    }
+    return Mapped(record, columns, [])
+
+
+_GED_FIELDS = {
+    "id": "id",
+    "date": "date_start",
+    "date_end": "date_end",
+    "location": "where_coordinates",
+    "location.admin1": "adm_1",
+    "location.latitude": "latitude",
+    "location.longitude": "longitude",
+    "actors": "side_a",
+    "casualties": "best",
+    "casualties.killed.low": "low",
+    "casualties.killed.high": "high",
+    "source.published": "source_date",
+    "notes": "dyad_name",
+    "provenance.sources": "source_article",
+    "provenance.deaths_civilians": "deaths_civilians",
+}
+
+
+# Missile attacks on Ukraine.
+
+MISSILE_COLUMNS = (
+    "time_start", "time_end", "model", "launch_place", "target", "target_main", "launched",
+    "destroyed", "not_reach_goal", "still_attacking", "border_crossing", "is_shahed",
+    "num_hit_location", "num_fall_fragment_location", "carrier", "turbojet",
+    "turbojet_destroyed", "affected region", "destroyed_details", "launched_details",
+    "launch_place_details", "source",
+)  # fmt: skip
+
+# Weapon models as the dataset writes them (X-101 transliterates the Cyrillic letter
+# that English texts write Kh-), by category: the first pattern a name matches decides.
+MODEL_CATEGORIES: tuple[tuple[str, str], ...] = (
+    (r"shahed|geran|gerbera|lancet|orlan|supercam|zala|\buav|drone|bpla|italmas", "drone"),
+    (r"\b(x|kh)-?\d|kalibr|iskander|kinzhal|zircon|tsirkon|oniks|onyx|p-800", "missile"),
+    (r"s-300|s-400|kn-23|tochka|missile|ballistic|cruise", "missile"),
+    (r"\bkab|\bfab|\bupab|glide bomb|guided bomb|aerial bomb", "aerial_bomb"),
+    (r"smerch|uragan|tornado|\bgrad\b|mlrs|rocket", "rocket"),
+)  # fmt: skip
+_MODEL_PATTERNS = [(re.compile(pattern), category) for pattern, category in MODEL_CATEGORIES]
+
+
+def model_category(model: str) -> str | None:
+    """The munition category of a model string; `mixed` when it names models of several
+    categories ('Shahed-136 and Kh-59'); None when no pattern knows it."""
+    # A combined string is split at '/', ',', '+' and ' and ', each part matched alone.
+    parts = re.split(r"\s*(?:/|,|\+|\band\b)\s*", model.lower())
+    found = set()
+    for part in filter(None, parts):
+        category = next((c for pattern, c in _MODEL_PATTERNS if pattern.search(part)), None)
+        if category is not None:
+            found.add(category)
+    if not found:
+        whole = model.lower()
+        found = {c for pattern, c in _MODEL_PATTERNS if pattern.search(whole)}
+    if not found:
+        return None
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def _oblast_names(oblast: Oblast) -> list[str]:
+    """How texts name an oblast: 'Kharkiv Oblast', 'Kharkiv region', 'Kharkivska'."""
+    base = oblast.name.removesuffix(" Oblast")
+    if oblast.name == "Kyiv City":
+        return ["kyiv city", "kyiv"]
+    if oblast.name == "Autonomous Republic of Crimea":
+        return ["autonomous republic of crimea", "crimea"]
+    if oblast.name == "Sevastopol":
+        return ["sevastopol"]
+    stem = base.lower()
+    names = [f"{stem} oblast", f"{stem} region", f"{stem}ska", f"{stem}s'ka", f"{stem}shchyna"]
+    # 'Kyiv' alone is the city; every other oblast is also named by its centre's name.
+    return names if stem == "kyiv" else [*names, stem]
+
+
+# Longest names first, so that 'kyiv oblast' is found before 'kyiv' (the city).
+_GAZETTEER = sorted(
+    ((name, oblast) for oblast in OBLASTS for name in _oblast_names(oblast)),
+    key=lambda entry: -len(entry[0]),
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def oblasts_named(text: str) -> tuple[Oblast, ...]:
+    """The oblasts a text names, each once, in gazetteer order. (Cached: a dataset
+    repeats its few region texts on every row.)"""
+    remaining, found = text.lower(), []
+    for name, oblast in _GAZETTEER:
+        pattern = rf"\b{re.escape(name)}\b"
+        if re.search(pattern, remaining):
+            remaining = re.sub(pattern, " ", remaining)
+            if oblast not in found:
+                found.append(oblast)
+    return tuple(found)
+
+
+def _oblast_place(oblast: Oblast) -> dict[str, Any]:
+    # The same place ids as the synthetic data and the curated seed use.
+    return {
+        "id": f"ua-{_slug(oblast.name)}",
+        "name": oblast.name,
+        "admin1": oblast.name,
+        "country": "Ukraine",
+        "country_code": "UA",
+        "latitude": oblast.latitude,
+        "longitude": oblast.longitude,
+        "precision": "region",
+    }
+
+
+UKRAINE_PLACE: dict[str, Any] = {
+    "id": "ua",
+    "name": "Ukraine",
+    "admin1": None,
+    "country": "Ukraine",
+    "country_code": "UA",
+    "latitude": UKRAINE_CENTRE[0],
+    "longitude": UKRAINE_CENTRE[1],
+    "precision": "country",
+}
+
+AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
+
+
+def map_missile_attack(row: Row) -> Mapped:
+    warnings = []
+    start = _date(row, "time_start")
+    end = _date(row, "time_end", required=False)
+    assert start is not None
+    # An overnight attack is reported in the morning, and Salvo dates it so
+    # (docs/coding.md): the end of the wave gives the date.
+    date = end or start
+    model = _required(row, "model")
+    category = model_category(model)
+    if category is None:
+        warnings.append(f"model {model!r} is not in the model table; counted as mixed")
+        category = "mixed"
+    launched = _count(row, "launched")
+    destroyed = _count(row, "destroyed")
+    not_reached = _count(row, "not_reach_goal")
+    location, location_column = UKRAINE_PLACE, "target"
+    for column in ("affected region", "target"):
+        named = oblasts_named(_text(row, column) or "")
+        if len(named) == 1:
+            location, location_column = _oblast_place(named[0]), column
+            break
+        if len(named) > 1:
+            break  # several oblasts: the attack concerns the country
+    time_start, time_end = _required(row, "time_start"), _text(row, "time_end")
+    launch_place = _text(row, "launch_place")
+    key = _digest(time_start, time_end, model, launch_place)
+    stamp = time_start.replace("-", "").replace(":", "").replace(" ", "-")[:13]
+    url = _text(row, "source")
+    source_key = "" if url is None else f"-{_digest(url)}"
+    target = _text(row, "target")
+    counts = [f"launched {launched if launched is not None else 'an unknown number of'} {model}"]
+    if destroyed is not None:
+        counts.append(f"air defence destroyed {destroyed}")
+    if not_reached is not None:
+        counts.append(f"{not_reached} did not reach their targets")
+    notes = f"Russia {', '.join(counts)}" + (f"; target: {target}." if target else ".")
+    record = {
+        "id": f"missile-{_slug(stamp)}-{_slug(model)[:40] or 'model'}-{key}",
+        "event_type": "air_defense_interception",
+        "date": date.isoformat(),
+        "date_precision": "day",
+        "location": location,
+        "actors": [
+            {"name": "Military Forces of Russia", "role": "initiator", "kind": "state_forces"},
+            {"name": "Air Force of Ukraine", "role": "interceptor", "kind": "state_forces"},
+        ],
+        "munitions": [
+            {
+                "category": category,
+                "model": model,
+                "launched": launched,
+                "intercepted": destroyed,
+                "not_reached": not_reached,
+                "hit": None,
+                "reported_by": AIR_FORCE["name"],
+            }
+        ],
+        "casualties": {"killed": None, "injured": None},
+        "reported_by": [AIR_FORCE],
+        "source": {
+            "id": f"missile-attacks-{date.isoformat()}{source_key}",
+            "title": f"Ukrainian Air Force report of {date.isoformat()}",
+            "publisher": "Air Force of Ukraine",
+            "url": url if url and url.startswith(("http://", "https://")) else None,
+            "published": date.isoformat(),
+            "reference": None,
+        },
+        "notes": _clip(notes, 2000),
+        "provenance": {
+            "dataset": "missile-attacks",
+            "launch_place": launch_place,
+            "carrier": _text(row, "carrier"),
+        },
+    }
+    return Mapped(record, {"location": location_column}, warnings)
+
+
+_MISSILE_FIELDS = {
+    "id": "time_start",
+    "date": "time_end",
+    "munitions": "launched",
+    "munitions.0.model": "model",
+    "munitions.0.launched": "launched",
+    "munitions.0.intercepted": "destroyed",
+    "munitions.0.not_reached": "not_reach_goal",
+    "source.url": "source",
+    "notes": "target",
+    "provenance.launch_place": "launch_place",
+    "provenance.carrier": "carrier",
+}
+
+LAYOUTS = {
+    "acled": Layout("acled", ACLED_COLUMNS, map_acled, _ACLED_FIELDS),
+    "ucdp-ged": Layout("ucdp-ged", GED_COLUMNS, map_ged, _GED_FIELDS),
+    "missile-attacks": Layout(
+        "missile-attacks", MISSILE_COLUMNS, map_missile_attack, _MISSILE_FIELDS
+    ),
+}
+
+
+# Reading, validating and writing.
+
+
+class Rejected(NamedTuple):
+    """A row that does not import: its line, each (column, reason), and its cells."""
+
+    line: int
+    problems: list[tuple[str, str]]
+    cells: list[str]
+
+    def reason(self) -> str:
+        return "; ".join(f"column {column}: {reason}" for column, reason in self.problems)
+
+
+@dataclass
+class Batch:
+    """One batch of rows mapped and validated (in a worker process, for a bulk load)."""
+
+    rows: EventRows
+    ids: list[str]
+    read: int
+    rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def map_batch(
+    layout_name: str,
+    label: str,
+    header: list[str],
+    lines: list[tuple[int, list[str]]],
+    changed_at: datetime.datetime,
+) -> Batch:
+    """Map and validate the rows of one batch, and render the valid ones' table rows.
+    A later row with the id of an earlier one in the batch replaces it (as it would
+    in a later batch)."""
+    layout = LAYOUTS[layout_name]
+    events: dict[str, dict[str, Any]] = {}
+    rejected: list[Rejected] = []
+    warnings: list[str] = []
+    for line, cells in lines:
+        if len(cells) != len(header):
+            problem = ("(row)", f"has {len(cells)} fields where the header has {len(header)}")
+            rejected.append(Rejected(line, [problem], cells))
+            continue
+        row = dict(zip(header, cells, strict=True))
+        try:
+            mapped = layout.map_row(row)
+        except RowError as error:
+            rejected.append(Rejected(line, [(error.column, error.reason)], cells))
+            continue
+        try:
+            event = _SCHEMA.load(mapped.record)
+        except ValidationError as error:
+            problems = [
+                (layout.column_of(path, mapped.columns), f"{message} (field {path})")
+                for path, message in flatten_messages(error.messages)
+            ]
+            rejected.append(Rejected(line, problems, cells))
+            continue
+        warnings.extend(f"{label}: line {line}: {warning}" for warning in mapped.warnings)
+        events.pop(event["id"], None)
+        events[event["id"]] = event
+    return Batch(
+        event_rows(events.values(), changed_at), list(events), len(lines), rejected, warnings
+    )
+
+
+@dataclass
+class ImportResult:
+    read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    warnings: list[str] = field(default_factory=list)
+    warning_count: int = 0
+
+
+def read_batches(
+    label: str, stream: TextIO, columns: tuple[str, ...]
+) -> tuple[list[str], Iterator[list[tuple[int, list[str]]]]]:
+    """The header, and the rows in batches of (line where the row starts, cells).
+    Raises ImportRefused if the header lacks a column the layout reads."""
+    reader = csv.reader(stream)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise ImportRefused(f"{label}: the file is empty; it needs a header line") from None
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ImportRefused(f"{label}: line 1: {_reading_error(error)}") from None
+    missing = [column for column in columns if column not in header]
+    if missing:
+        raise ImportRefused(f"{label}: line 1: the header lacks the column(s) {', '.join(missing)}")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise ImportRefused(f"{label}: line 1: the header names {', '.join(twice)} twice")
+
+    def batches() -> Iterator[list[tuple[int, list[str]]]]:
+        batch: list[tuple[int, list[str]]] = []
+        line = reader.line_num + 1
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as error:
+                raise ImportRefused(f"{label}: line {line}: {_reading_error(error)}") from None
+            if cells:  # a blank line is no row
+                batch.append((line, cells))
+            line = reader.line_num + 1
+            if len(batch) == BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    return header, batches()
+
+
+def _reading_error(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "is not UTF-8 text"
+    return f"is not valid CSV ({error})"
+
+
+def import_rows(
+    db: Database,
+    layout_name: str,
+    label: str,
+    stream: TextIO,
+    *,
+    changed_at: datetime.datetime,
+    on_rejected: Callable[[list[str], Rejected], None] | None = None,
+    on_progress: Callable[[int], None] = lambda rows: None,
+    workers: int = 1,
+) -> ImportResult:
+    """Import a CSV stream in the caller's transaction. Without `on_rejected` the first
+    invalid row raises ImportRefused (the caller rolls back); with it, each rejected
+    row is handed to it with the header, and the valid rows are written."""
+    layout = LAYOUTS[layout_name]
+    header, batches = read_batches(label, stream, layout.columns)
+    result = ImportResult()
+    with ExitStack() as bulk:
+        indexes_dropped = False
+        for batch in _mapped(layout_name, label, header, batches, changed_at, workers):
+            if batch.rejected and on_rejected is None:
+                first = batch.rejected[0]
+                raise ImportRefused(f"{label}: line {first.line}: {first.reason()}")
+            for rejected in batch.rejected:
+                assert on_rejected is not None
+                on_rejected(header, rejected)
+            result.rejected += len(batch.rejected)
+            result.warning_count += len(batch.warnings)
+            result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
+            if batch.ids:
+                existing = len(taken_ids(db.conn, batch.ids))
+                written = insert_rows(db, batch.rows)
+                new = len(batch.ids) - existing
+                result.new += new
+                result.updated += written - new
+                result.unchanged += len(batch.ids) - written
+            result.read += batch.read
+            if result.read >= BULK_AFTER_ROWS and not indexes_dropped:
+                bulk.enter_context(bulk_load(db))
+                indexes_dropped = True
+            on_progress(batch.read)
+    return result
+
+
+def _mapped(
+    layout_name: str,
+    label: str,
+    header: list[str],
+    batches: Iterable[list[tuple[int, list[str]]]],
+    changed_at: datetime.datetime,
+    workers: int,
+) -> Iterator[Batch]:
+    """The batches mapped and validated, in file order: here, or in worker processes
+    while this one writes (a few batches ahead, so memory stays flat)."""
+    if workers <= 1:
+        for lines in batches:
+            yield map_batch(layout_name, label, header, lines, changed_at)
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_die_on_sigterm) as pool:
+        pending: deque[AsyncResult[Batch]] = deque()
+        for lines in batches:
+            pending.append(
+                pool.apply_async(map_batch, (layout_name, label, header, lines, changed_at))
+            )
+            if len(pending) > 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def _die_on_sigterm() -> None:
+    """In a worker: SIGTERM kills at once (see synthetic._die_on_sigterm)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def rejects_path(file: str) -> str:
+    """Where --skip-invalid lists the rejected rows: beside the input (data.csv gives
+    data.rejected.csv), or in the working directory for standard input."""
+    if file == "-":
+        return "stdin.rejected.csv"
+    base = file.removesuffix(".csv").removesuffix(".CSV")
+    return f"{base}.rejected.csv"
+
+
+class RejectedFile:
+    """The rejected rows of an import, as CSV: line, column, reason, then the row's own
+    cells under the input's header. Written on every --skip-invalid run, so that it
+    never lists the rejections of an earlier one (a header alone when none)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+        self._writer: Any = None
+
+    def write(self, header: list[str], rejected: Rejected) -> None:
+        if self._file is None:
+            self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["line", "column", "reason", *header])
+        columns = ", ".join(dict.fromkeys(column for column, _ in rejected.problems))
+        reasons = "; ".join(reason for _, reason in rejected.problems)
+        self._writer.writerow([rejected.line, columns, reasons, *rejected.cells])
+
+    def close(self) -> None:
+        if self._file is None:
+            with open(self.path, "w", encoding="utf-8", newline="") as empty:
+                csv.writer(empty).writerow(["line", "column", "reason"])
+        else:
+            self._file.close()
+
+
+class Progress:
+    """Rows read so far: a tqdm bar on a terminal, else a plain line every
+    PLAIN_EVERY rows (a log file or a pipe gets no carriage returns). tqdm is imported
+    only for a terminal."""
+
+    PLAIN_EVERY = 100_000
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream, self._rows = stream, 0
+        self._bar: Any = None
+        if stream.isatty() and _columns(stream) > 0:
+            from tqdm import tqdm
+
+            self._bar = tqdm(file=stream, unit=" rows", unit_scale=True, desc="seed: import")
+
+    def advance(self, rows: int) -> None:
+        before, self._rows = self._rows, self._rows + rows
+        if self._bar is not None:
+            self._bar.update(rows)
+        elif before // self.PLAIN_EVERY != self._rows // self.PLAIN_EVERY:
+            print(f"seed: import: {self._rows:,} rows read", file=self._stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width; 0 for a terminal of no size (a bare pseudo-terminal),
+    where tqdm would draw an empty bar and the plain lines are better."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 0
