@@ -18,6 +18,7 @@ from api.problems import invalid_parameter
 from api.rollups import (
     ALL_TIME,
     DAY,
+    DIMENSIONS,
     EVENT_SUMS,
     MONTH,
     MUNITION_SUMS,
@@ -26,24 +27,18 @@ from api.rollups import (
     WIDTH,
     Source,
 )
-from schemas.vocabulary import MUNITION_CATEGORIES
-
-DATE_PRECISION_ORDER = ("day", "week", "month", "year")
+from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 # group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
 _GROUP_DIMENSIONS = {"event_type": "event_type", "country": "country_code", "admin1": "admin1"}
-_GROUP_KEYS = {
-    "event_type": "e.event_type",
-    "country": "e.country_code",
-    "admin1": "coalesce(e.admin1, '')",
-}
+_GROUP_KEYS = {name: DIMENSIONS[dimension] for name, dimension in _GROUP_DIMENSIONS.items()}
 
-# Date precisions, finest first; an event goes into a series whose interval is at
-# least as coarse as its precision (a week-precise event belongs to the month its
-# date is in), and beside the series otherwise.
-_FINENESS = {precision: i for i, precision in enumerate(DATE_PRECISION_ORDER)}
+# Date precisions, finest first as the vocabulary lists them; an event goes into a
+# series whose interval is at least as coarse as its precision (a week-precise event
+# belongs to the month its date is in), and beside the series otherwise.
+_FINENESS = {precision: i for i, precision in enumerate(DATE_PRECISIONS)}
 
 _ZEROS = (0,) * WIDTH
 _EVENT_COLUMN = {name: i for i, name in enumerate(EVENT_SUMS)}
