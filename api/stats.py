@@ -14,7 +14,7 @@ from typing import Any
 
 from api import filters
 from api.filters import Scope
-from api.problems import invalid_parameter
+from api.problems import invalid_parameter, invalid_parameters
 from api.rollups import (
     ALL_TIME,
     DAY,
@@ -72,11 +72,14 @@ def plan(args: dict[str, Any]) -> list[Part]:
     if date_from is None and date_to is None:
         return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME), args)]
     months = _smallest(needed, MONTH)
+    # The whole months of the range: from the first that starts in it to the last
+    # that ends in it (none before the first date or after the last there is).
     first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
     last = date_to
     if date_to is not None and not _is_month_end(date_to):
-        last = date_to.replace(day=1) - datetime.timedelta(days=1)
-    if first is not None and last is not None and first > last:
+        last = _shifted(date_to.replace(day=1), -1)
+    whole = (date_from is None or first is not None) and (date_to is None or last is not None)
+    if not whole or (first is not None and last is not None and first > last):
         return [Part(days, args)]
     parts = [Part(months, {**args, "date_from": first, "date_to": last})]
     if date_from is not None and first is not None and date_from < first:
@@ -94,8 +97,9 @@ def _smallest(dimensions: set[str], grain: int) -> Source:
     return RAW
 
 
-def _next_month(day: datetime.date) -> datetime.date:
-    return (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+def _next_month(day: datetime.date) -> datetime.date | None:
+    later = _shifted(day.replace(day=28), 4)
+    return None if later is None else later.replace(day=1)
 
 
 def _is_month_end(day: datetime.date) -> bool:
@@ -202,7 +206,9 @@ def period_of(day: datetime.date, precision: str) -> Period:
     if precision == "week":
         year, week, weekday = day.isocalendar()
         start = day - datetime.timedelta(days=weekday - 1)
-        return Period(f"{year}-W{week:02d}", "week", start, start + datetime.timedelta(days=6))
+        # The last week of 9999 ends past the last date Python has.
+        end = _shifted(start, 6) or datetime.date.max
+        return Period(f"{year}-W{week:02d}", "week", start, end)
     if precision == "month":
         start = day.replace(day=1)
         end = day.replace(day=calendar.monthrange(day.year, day.month)[1])
@@ -211,11 +217,20 @@ def period_of(day: datetime.date, precision: str) -> Period:
 
 
 def _periods(first: datetime.date, last: datetime.date, interval: str) -> Iterator[Period]:
-    day = first
-    while day <= last:
+    day: datetime.date | None = first
+    while day is not None and day <= last:
         period = period_of(day, interval)
         yield period
-        day = period.end + datetime.timedelta(days=1)
+        day = _shifted(period.end, 1)
+
+
+def _shifted(day: datetime.date, days: int) -> datetime.date | None:
+    """The day `days` after `day`; None past the first or last date there is (a
+    date filter takes any ISO date)."""
+    try:
+        return day + datetime.timedelta(days=days)
+    except OverflowError:
+        return None
 
 
 @dataclass
@@ -233,10 +248,17 @@ class Series:
     next_key: str | None
 
 
-def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, limit: int) -> Series:
+def series(
+    conn: sqlite3.Connection,
+    args: dict[str, Any],
+    after: str | None,
+    limit: int,
+    max_periods: int | None = None,
+) -> Series:
     """The page of the series after the period `after` (None for the first page), of
     at most `limit` periods. Only the page's days are read: a deep page costs what
-    the first does."""
+    the first does. A series of more than `max_periods` periods, if given, is a 400
+    naming the range, before any is built."""
     interval = args["interval"]
     drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
     beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
@@ -247,8 +269,20 @@ def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, li
             return Series([], _periods_of(conn, args, beside), None, None, 0, None)
         first = first or period_of(span[0], interval).start
         last = last or period_of(span[1], interval).end
-    resume = first if after is None else max(first, _period_after(after, interval))
-    page = list(itertools.islice(_periods(resume, last, interval), limit))
+    count = _count(first, last, interval)
+    if max_periods is not None and count > max_periods:
+        reason = (
+            f"This series has {count:,} {interval} periods, more than the {max_periods:,} "
+            "one answer gives: narrow date_from and date_to, choose a longer interval, or "
+            "page through the JSON."
+        )
+        raise invalid_parameters(
+            [{"name": name, "in": "query", "reason": reason} for name in ("date_from", "date_to")]
+        )
+    resume = first if after is None else _period_after(after, interval)
+    page = []
+    if resume is not None:
+        page = list(itertools.islice(_periods(max(first, resume), last, interval), limit))
     rows: list[tuple[Period, Totals]] = []
     if page:
         page[0].start, page[-1].end = max(page[0].start, first), min(page[-1].end, last)
@@ -265,14 +299,15 @@ def series(conn: sqlite3.Connection, args: dict[str, Any], after: str | None, li
         _periods_of(conn, args, beside),
         first,
         last,
-        _count(first, last, interval),
+        count,
         page[-1].key if more else None,
     )
 
 
-def _period_after(key: str, interval: str) -> datetime.date:
-    """The first day after the period a cursor names; a 400 for a key that names no
-    period of the interval (a cursor is opaque, but it can be forged)."""
+def _period_after(key: str, interval: str) -> datetime.date | None:
+    """The first day after the period a cursor names (None after the last day there
+    is); a 400 for a key that names no period of the interval (a cursor is opaque,
+    but it can be forged)."""
     try:
         if interval == "week":
             year, week = key.split("-W")
@@ -283,7 +318,7 @@ def _period_after(key: str, interval: str) -> datetime.date:
             start = datetime.date.fromisoformat(key)
     except ValueError:
         raise invalid_parameter("cursor", "Not a cursor issued by this API.") from None
-    return period_of(start, interval).end + datetime.timedelta(days=1)
+    return _shifted(period_of(start, interval).end, 1)
 
 
 def _count(first: datetime.date, last: datetime.date, interval: str) -> int:

@@ -207,3 +207,30 @@ def test_csv_opens_as_a_flat_table(client: FlaskClient) -> None:
     assert client.get("/api/v1/stats?format=csv&limit=5").status_code == 400
     accepted = client.get("/api/v1/stats", headers={"Accept": "text/csv"})
     assert accepted.mimetype == "text/csv"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "interval=week&date_from=9999-12-01&date_to=9999-12-31",  # its last week ends past 9999
+        "interval=day&date_from=9999-12-31&date_to=9999-12-31",
+        "interval=month&date_from=9999-12-15",
+        "group_by=admin1&date_from=9999-12-02",
+        "interval=month&date_to=0001-01-15",
+        "interval=week&date_from=0001-01-01&date_to=0001-01-10",
+    ],
+)
+def test_the_first_and_last_dates_there_are_make_a_series(client: FlaskClient, query: str) -> None:
+    body = stats(client, query)
+    assert all(row["events"] == 0 for row in body["data"])
+
+
+def test_a_csv_series_is_bounded(client: FlaskClient) -> None:
+    response = client.get("/api/v1/stats?interval=day&date_from=0001-01-01&format=csv")
+    assert response.status_code == 400
+    names = [p["name"] for p in response.get_json()["invalid_params"]]
+    assert names == ["date_from", "date_to"]
+    # The same range as JSON is a page of it, with the number of periods.
+    body = stats(client, "interval=day&date_from=0001-01-01&date_to=9999-12-31")
+    assert len(body["data"]) == 1000 and body["meta"]["periods"]["count"] == 3_652_059
+    assert body["links"]["next"] is not None

@@ -27,6 +27,10 @@ blp = Blueprint(
 
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv"}
 
+# The most periods a CSV series holds (a daily series of 27 years, ~13 MB): a date
+# filter takes any ISO date, and 0001-01-01 to 9999-12-31 by day is 3.65 million rows.
+CSV_MAX_ROWS = 10_000
+
 
 @read_operation(
     blp,
@@ -107,7 +111,7 @@ def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
         page = rows[start : start + limit]
         more = start + limit < len(rows)
         return _Rows(page, [], None, page[-1]["key"] if more and page else None)
-    series = stats.series(conn, args, after, limit)
+    series = stats.series(conn, args, after, limit, max_periods=CSV_MAX_ROWS if whole else None)
     periods = None
     if series.first is not None and series.last is not None:
         periods = {
