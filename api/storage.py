@@ -4,7 +4,9 @@ Events are normalised into tables that the query layer filters on (munitions,
 actors, reporters, places, sources, a full-text index, an R*Tree of places) and
 also kept whole in `event_documents`: the JSON document the API returns and its
 CSV line, rendered when the event is written. Reads then join stored documents
-instead of serialising every row (see docs/design.md).
+instead of serialising every row (see docs/design.md). The totals /stats reads are
+kept in rollups (api/rollups.py, the part of the store that owns their tables),
+which every write here keeps current in the same transaction.
 
 The layout is created by the seed and by `python -m api init` (open_for_writing,
 init_database). The API never creates a file or a table: open_existing_for_writing

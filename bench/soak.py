@@ -46,7 +46,7 @@ READS = [
     "/api/v1/events?actor=russia&limit=20",
     "/api/v1/events?sort=-killed&limit=20",
     "/api/v1/events?format=geojson&limit=50",
-    "/api/v1/stats?group_by=month&event_type=drone_strike",
+    "/api/v1/stats?interval=month&event_type=drone_strike",
     "/api/v1/locations?limit=100",
     "/api/v1/changes?limit=100",
 ]
