@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from api import rollups  # noqa: E402
 from api.keys import create_key  # noqa: E402
 from api.storage import open_for_writing  # noqa: E402
 from tests.server import serving  # noqa: E402
@@ -210,10 +211,23 @@ def main() -> int:
             following = page["links"]["next"]
             url = f"{urlsplit(following).path}?{urlsplit(following).query}" if following else ""
 
-    conn = sqlite3.connect(live)
+    conn = sqlite3.connect(live, isolation_level=None)
     stored = {row[0] for row in conn.execute("SELECT id FROM events WHERE id LIKE 'soak-%'")}
+    drifted = rollups_drifted(conn)
     conn.close()
-    return report(tally, created, stored, in_feed, races, args.seconds)
+    return report(tally, created, stored, in_feed, races, drifted, args.seconds)
+
+
+def rollups_drifted(conn: sqlite3.Connection) -> list[str]:
+    """The rollups whose rows, maintained by every write of the soak, differ from the
+    same rollups rebuilt from the events (rebuilt in a transaction rolled back)."""
+    maintained = {table: rollups.table_rows(conn, table) for table in rollups.TABLES}
+    conn.execute("BEGIN")
+    try:
+        rollups.rebuild(conn)
+        return [t for t in rollups.TABLES if rollups.table_rows(conn, t) != maintained[t]]
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def race(editors: list[Client], event_id: str, etag: str) -> list[int]:
@@ -257,6 +271,7 @@ def report(
     stored: set[str],
     in_feed: set[str],
     races: list[tuple[int, int]],
+    drifted: list[str],
     seconds: float,
 ) -> int:
     print(f"\nsoak: {seconds:g} s, mixed load on 127.0.0.1")
@@ -277,6 +292,7 @@ def report(
         ("acknowledged writes missing from the database", len(lost), sorted(lost)[:5]),
         ("acknowledged writes missing from /changes", len(unsynced), sorted(unsynced)[:5]),
         ("PATCH races with two winners", two_winners, ""),
+        ("stats rollups that differ from a rebuild", len(drifted), drifted),
     ]
     for problem, count in sorted(tally.problems.items()):
         print(f"  problems: {problem}: {count:,}")
