@@ -104,3 +104,24 @@ def test_every_rollup_is_read_by_some_request() -> None:
     }
     # stats_sources holds /sources' event counts only.
     assert read == {*(rollup.table for rollup in rollups.ROLLUPS), "events"} - {"stats_sources"}
+
+
+def test_a_database_from_before_the_rollups_gets_them_filled(tmp_path: Path) -> None:
+    path = str(tmp_path / "older.db")
+    db = open_for_writing(path)
+    with db.atomic():
+        write_events(db, generate_batch(0, 40, 3, UNTIL))
+    for table in rollups.TABLES:
+        db.execute(f"DROP TABLE {table}")
+    db.conn.commit()
+    db.close()
+    # What `python -m seed` and `python -m api init` open it with.
+    db = open_for_writing(path)
+    (events,) = db.conn.execute(
+        "SELECT sum(events) FROM stats_totals WHERE category = ''"
+    ).fetchone()
+    assert events == 40
+    assert stats.totals(db.conn, {"interval": "day"}) == stats.totals(
+        db.conn, {"interval": "day"}, raw=True
+    )
+    db.close()
