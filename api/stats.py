@@ -54,7 +54,7 @@ class Part:
     args: dict[str, Any]
 
 
-def plan(args: dict[str, Any]) -> list[Part]:
+def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     """Where a request's totals are read from: the smallest rollup that keeps the
     dimensions its filters and grouping read, as finely dated as it needs, or the
     events. A month rollup answers whole months; the days at either end of a range
@@ -62,6 +62,14 @@ def plan(args: dict[str, Any]) -> list[Part]:
     given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     if any(f.rollup is None for f in given):
         return [Part(RAW, args)]
+    places = [f for f in given if f.rollup == "location_id"]
+    if places and _keep_every_place(conn, places, args):
+        # A map's view of the whole country: the same totals as no place filter,
+        # without summing every place's rows (0.28 s by place, a few ms without).
+        args = {
+            name: value for name, value in args.items() if all(name not in f.params for f in places)
+        }
+        given = [f for f in given if f not in places]
     needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
@@ -87,6 +95,19 @@ def plan(args: dict[str, Any]) -> list[Part]:
     if date_to is not None and last is not None and date_to > last:
         parts.append(Part(days, {**args, "date_from": last + datetime.timedelta(days=1)}))
     return parts
+
+
+def _keep_every_place(
+    conn: sqlite3.Connection, places: list[filters.Filter], args: dict[str, Any]
+) -> bool:
+    """Whether these place filters keep every place that has events."""
+    condition, params = filters.where(Scope(conn, "t", "t.location_id", paged=False), places, args)
+    left_out = conn.execute(
+        f"SELECT 1 FROM (SELECT DISTINCT location_id FROM stats_totals) t WHERE NOT ({condition}) "
+        "LIMIT 1",
+        params,
+    ).fetchone()
+    return left_out is None
 
 
 def _smallest(dimensions: set[str], grain: int) -> Source:
@@ -154,7 +175,7 @@ def statements(
     only events of these date precisions, if given."""
     return [
         part.source.statement(_keys(args), *_conditions(conn, part, precisions))
-        for part in ([Part(RAW, args)] if raw else plan(args))
+        for part in ([Part(RAW, args)] if raw else plan(conn, args))
     ]
 
 
@@ -336,7 +357,7 @@ def _span(
     """The first and last date of the matching events of these precisions."""
     dates = [
         conn.execute(*part.source.span(*_conditions(conn, part, precisions))).fetchone()
-        for part in plan(args)
+        for part in plan(conn, args)
     ]
     known = [(low, high) for low, high in dates if low is not None]
     if not known:

@@ -4,6 +4,7 @@ equals one rebuilt from the events."""
 
 import datetime
 import random
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ REQUESTS: list[dict[str, Any]] = [
     {"date_from": D(2022, 4, 2), "date_to": D(2022, 4, 20), "weapon": ["drone"]},
     {"date_to": D(2022, 5, 15), "country": "UA", "event_type": ["drone_strike", "armed_clash"]},
     {"bbox": (35.0, 48.0, 38.0, 51.0), "interval": "month"},
+    {"bbox": (-180.0, -90.0, 180.0, 90.0), "interval": "week"},  # every place
     {"location": "Kharkiv", "date_from": D(2022, 3, 20)},
     {"actor": "russia", "group_by": "event_type"},
 ]
@@ -96,11 +98,12 @@ def test_rollups_equal_the_raw_aggregate(operations: list[tuple[str, int]]) -> N
         db.close()
 
 
-def test_every_rollup_is_read_by_some_request() -> None:
+def test_every_rollup_is_read_by_some_request(seeded_db: Path) -> None:
+    conn = sqlite3.connect(seeded_db)
     read = {
         part.source.rollup.table if part.source.rollup else "events"
         for args in REQUESTS
-        for part in stats.plan(args)
+        for part in stats.plan(conn, args)
     }
     # stats_sources holds /sources' event counts only.
     assert read == {*(rollup.table for rollup in rollups.ROLLUPS), "events"} - {"stats_sources"}
