@@ -48,7 +48,10 @@ _SCHEMA = EventSchema()
 # After this many rows a load counts as bulk: the secondary indexes are dropped for
 # the rest of it and rebuilt, with the stats rollups, once at the end (bulk_load). A
 # small import into a large database keeps them, as rebuilding would cost more than
-# it saves.
+# it saves. Into a database of fewer events than this, every import is bulk from its
+# first row: the rebuild then costs no more than the rows it writes, and a large file
+# no longer writes its first 50,000 rows through every index and rollup (measured:
+# about a tenth of a 1M-row import).
 BULK_AFTER_ROWS = 50_000
 
 
@@ -912,6 +915,9 @@ def import_rows(
     result = ImportResult()
     with ExitStack() as bulk:
         indexes_dropped = False
+        if _fewer_events_than(db, BULK_AFTER_ROWS):
+            bulk.enter_context(bulk_load(db))
+            indexes_dropped = True
         for batch in _mapped(layout_name, label, header, batches, changed_at, workers):
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
@@ -935,6 +941,12 @@ def import_rows(
                 indexes_dropped = True
             on_progress(batch.read)
     return result
+
+
+def _fewer_events_than(db: Database, count: int) -> bool:
+    """Whether the database holds fewer than count events (counting no further)."""
+    (held,) = db.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT ?)", [count]).fetchone()
+    return bool(held < count)
 
 
 def _mapped(
