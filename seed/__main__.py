@@ -264,7 +264,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM (a service manager's stop, `kill`) raises
     KeyboardInterrupt in this process as Ctrl-C does, so that a bulk load rolls back
     and restores the WAL on its way out instead of dying in rollback-journal mode.
-    (Worker processes put the default back: see synthetic._die_on_sigterm.)"""
+    (Worker processes put the default back: see seed/workers.py.)"""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -14,15 +14,11 @@ import csv
 import datetime
 import functools
 import hashlib
-import multiprocessing
 import os
 import re
-import signal
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
 from typing import Any, NamedTuple, TextIO
 
 from marshmallow import ValidationError
@@ -41,7 +37,8 @@ from schemas.countries import BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from schemas.vocabulary import ACLED_SUB_EVENT_TYPES
-from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
+from seed.places import OBLASTS, UKRAINE_PLACE, Oblast, region_place, slug
+from seed.workers import in_order
 
 _SCHEMA = EventSchema()
 
@@ -159,10 +156,6 @@ def _date(row: Row, column: str, required: bool = True) -> datetime.date | None:
         raise RowError(column, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def _digest(*parts: object) -> str:
     """A short, stable digest of values: ids of places and attacks built from them."""
     text = "\x1f".join("" if part is None else str(part) for part in parts)
@@ -189,11 +182,11 @@ def _place(
         named = oblasts_named(admin1)
         if len(named) == 1:
             if precision == "region":
-                return _oblast_place(named[0])
+                return region_place(named[0])
             admin1 = named[0].name
     key = _digest(name, admin1, country.alpha2, latitude, longitude, precision)
     return {
-        "id": f"{prefix}-{country.alpha2.lower()}-{_slug(name)[:60] or 'place'}-{key}",
+        "id": f"{prefix}-{country.alpha2.lower()}-{slug(name)[:60] or 'place'}-{key}",
         "name": name,
         "admin1": admin1,
         "country": country.name,
@@ -642,31 +635,6 @@ def oblasts_named(text: str) -> tuple[Oblast, ...]:
     return tuple(found)
 
 
-def _oblast_place(oblast: Oblast) -> dict[str, Any]:
-    # The same place ids as the synthetic data and the curated seed use.
-    return {
-        "id": f"ua-{_slug(oblast.name)}",
-        "name": oblast.name,
-        "admin1": oblast.name,
-        "country": "Ukraine",
-        "country_code": "UA",
-        "latitude": oblast.latitude,
-        "longitude": oblast.longitude,
-        "precision": "region",
-    }
-
-
-UKRAINE_PLACE: dict[str, Any] = {
-    "id": "ua",
-    "name": "Ukraine",
-    "admin1": None,
-    "country": "Ukraine",
-    "country_code": "UA",
-    "latitude": UKRAINE_CENTRE[0],
-    "longitude": UKRAINE_CENTRE[1],
-    "precision": "country",
-}
-
 AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
 
 
@@ -690,7 +658,7 @@ def map_missile_attack(row: Row) -> Mapped:
     for column in ("affected region", "target"):
         named = oblasts_named(_text(row, column) or "")
         if len(named) == 1:
-            location, location_column = _oblast_place(named[0]), column
+            location, location_column = region_place(named[0]), column
             break
         if len(named) > 1:
             break  # several oblasts: the attack concerns the country
@@ -708,7 +676,7 @@ def map_missile_attack(row: Row) -> Mapped:
         counts.append(f"{not_reached} did not reach their targets")
     notes = f"Russia {', '.join(counts)}" + (f"; target: {target}." if target else ".")
     record = {
-        "id": f"missile-{_slug(stamp)}-{_slug(model)[:40] or 'model'}-{key}",
+        "id": f"missile-{slug(stamp)}-{slug(model)[:40] or 'model'}-{key}",
         "event_type": "air_defense_interception",
         "date": date.isoformat(),
         "date_precision": "day",
@@ -958,26 +926,9 @@ def _mapped(
     workers: int,
 ) -> Iterator[Batch]:
     """The batches mapped and validated, in file order: here, or in worker processes
-    while this one writes (a few batches ahead, so memory stays flat)."""
-    if workers <= 1:
-        for lines in batches:
-            yield map_batch(layout_name, label, header, lines, changed_at)
-        return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_die_on_sigterm) as pool:
-        pending: deque[AsyncResult[Batch]] = deque()
-        for lines in batches:
-            pending.append(
-                pool.apply_async(map_batch, (layout_name, label, header, lines, changed_at))
-            )
-            if len(pending) > 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-
-
-def _die_on_sigterm() -> None:
-    """In a worker: SIGTERM kills at once (see synthetic._die_on_sigterm)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while this one writes."""
+    arguments = ((layout_name, label, header, lines, changed_at) for lines in batches)
+    return in_order(map_batch, arguments, workers)
 
 
 def rejects_path(file: str) -> str:

@@ -1,7 +1,8 @@
 """Real places for synthetic events: Ukrainian oblasts with their centres and towns
 (WGS84, to about 0.01 degree), weighted towards the front and the border."""
 
-from typing import NamedTuple
+import re
+from typing import Any, NamedTuple
 
 
 class Oblast(NamedTuple):
@@ -191,3 +192,35 @@ OBLASTS: tuple[Oblast, ...] = (
 )
 
 UKRAINE_CENTRE = (48.3794, 31.1656)
+
+
+def slug(text: str) -> str:
+    """The part of a place id made from a name: lower case, dashes between words."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def region_place(oblast: Oblast) -> dict[str, Any]:
+    """An oblast as a region-precise place at its centre, with the id the curated
+    seed, the synthetic data and the importers share."""
+    return {
+        "id": f"ua-{slug(oblast.name)}",
+        "name": oblast.name,
+        "admin1": oblast.name,
+        "country": "Ukraine",
+        "country_code": "UA",
+        "latitude": oblast.latitude,
+        "longitude": oblast.longitude,
+        "precision": "region",
+    }
+
+
+UKRAINE_PLACE: dict[str, Any] = {
+    "id": "ua",
+    "name": "Ukraine",
+    "admin1": None,
+    "country": "Ukraine",
+    "country_code": "UA",
+    "latitude": UKRAINE_CENTRE[0],
+    "longitude": UKRAINE_CENTRE[1],
+    "precision": "country",
+}

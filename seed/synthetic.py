@@ -7,12 +7,7 @@ gets, before it is written.
 """
 
 import datetime
-import multiprocessing
 import random
-import re
-import signal
-from collections import deque
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +18,8 @@ from api.storage import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_row
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from seed.curated import InvalidRecord
-from seed.places import OBLASTS, UKRAINE_CENTRE, Oblast
+from seed.places import OBLASTS, UKRAINE_PLACE, Oblast, region_place, slug
+from seed.workers import in_order
 
 FIRST_DAY = datetime.date(2022, 2, 24)
 
@@ -54,15 +50,11 @@ GENERAL_STAFF: dict[str, Any] = {
 }
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def _town(oblast: Oblast, town: tuple[str, float, float], precision: str) -> dict[str, Any]:
     name, lat, lon = town
     suffix = "-vicinity" if precision == "near" else ""
     return {
-        "id": f"ua-{_slug(name)}{suffix}",
+        "id": f"ua-{slug(name)}{suffix}",
         "name": name,
         "admin1": oblast.name,
         "country": "Ukraine",
@@ -71,31 +63,6 @@ def _town(oblast: Oblast, town: tuple[str, float, float], precision: str) -> dic
         "longitude": lon,
         "precision": precision,
     }
-
-
-def _region(oblast: Oblast) -> dict[str, Any]:
-    return {
-        "id": f"ua-{_slug(oblast.name)}",
-        "name": oblast.name,
-        "admin1": oblast.name,
-        "country": "Ukraine",
-        "country_code": "UA",
-        "latitude": oblast.latitude,
-        "longitude": oblast.longitude,
-        "precision": "region",
-    }
-
-
-UKRAINE_PLACE: dict[str, Any] = {
-    "id": "ua",
-    "name": "Ukraine",
-    "admin1": None,
-    "country": "Ukraine",
-    "country_code": "UA",
-    "latitude": UKRAINE_CENTRE[0],
-    "longitude": UKRAINE_CENTRE[1],
-    "precision": "country",
-}
 
 
 def generate_batch(start: int, size: int, seed: int, until: datetime.date) -> list[dict[str, Any]]:
@@ -161,7 +128,7 @@ def _record(
     }
     place = town[0]
     if event_type == "air_defense_interception":
-        location = UKRAINE_PLACE if rng.random() < 0.6 else _region(oblast)
+        location = UKRAINE_PLACE if rng.random() < 0.6 else region_place(oblast)
         place = location["name"]
         drones = rng.randint(5, 150)
         missiles = rng.randint(0, 40)
@@ -181,7 +148,7 @@ def _record(
         )
     elif event_type in ("missile_strike", "drone_strike"):
         precision = rng.choices(["city", "near", "region"], [70, 20, 10])[0]
-        location = _region(oblast) if precision == "region" else _town(oblast, town, precision)
+        location = region_place(oblast) if precision == "region" else _town(oblast, town, precision)
         category = "missile" if event_type == "missile_strike" else "drone"
         models = MISSILE_MODELS if category == "missile" else DRONE_MODELS
         launched = rng.randint(1, 12 if category == "missile" else 30)
@@ -270,32 +237,8 @@ def load(db: Database, count: int, seed: int, until: datetime.date, workers: int
     """Generate, validate and write count events, keeping at most a few batches in
     memory. Worker processes do the generating, validating and rendering; this
     process does all the writing, in the caller's transaction."""
-    starts = range(0, count, BATCH_SIZE)
+    batches = ((start, count, seed, until) for start in range(0, count, BATCH_SIZE))
     with bulk_load(db):
-        if workers <= 1:
-            for start in starts:
-                insert_rows(db, batch_rows(start, count, seed, until))
-        else:
-            _load_in_workers(db, starts, count, seed, until, workers)
+        for rows in in_order(batch_rows, batches, workers):
+            insert_rows(db, rows)
     return count
-
-
-def _load_in_workers(
-    db: Database, starts: range, count: int, seed: int, until: datetime.date, workers: int
-) -> None:
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_die_on_sigterm) as pool:
-        pending: deque[AsyncResult[EventRows]] = deque()
-        for start in starts:
-            pending.append(pool.apply_async(batch_rows, (start, count, seed, until)))
-            if len(pending) > 2 * workers:
-                insert_rows(db, pending.popleft().get())
-        while pending:
-            insert_rows(db, pending.popleft().get())
-
-
-def _die_on_sigterm() -> None:
-    """In a worker: SIGTERM kills at once, as it does by default. A worker is forked
-    with its parent's handlers, and the seed's Python-level SIGTERM handler would only
-    run once the worker's main thread returns to Python, never if it is blocked in a
-    lock: the pool's terminate() would then wait for it forever."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
