@@ -147,28 +147,21 @@ class EventTypeListSchema(Schema):
     data = fields.List(fields.Nested(EventTypeSchema), required=True)
 
 
+def _figure(description: str) -> fields.Integer:
+    """A total that is null where nothing it sums is known."""
+    return fields.Integer(**_doc(description), required=True, allow_none=True)
+
+
 class TotalSchema(Schema):
     """A sum of casualty estimates that keeps their uncertainty. Unknown is not zero:
     when no event in the row gives a figure, every part is null and
     `events_reporting` is 0; a reported 0 stays 0."""
 
-    best = fields.Integer(
-        **_doc("Sum of the best estimates; null when no event gives one."),
-        required=True,
-        allow_none=True,
-    )
-    low = fields.Integer(
-        **_doc("Sum of the low estimates (a figure without a low counts 0); null as `best`."),
-        required=True,
-        allow_none=True,
-    )
-    high = fields.Integer(
-        **_doc(
-            "Sum of the high estimates; null when any figure is unbounded ('at least'), or "
-            "when no event gives a figure."
-        ),
-        required=True,
-        allow_none=True,
+    best = _figure("Sum of the best estimates; null when no event gives one.")
+    low = _figure("Sum of the low estimates (a figure without a low counts 0); null as `best`.")
+    high = _figure(
+        "Sum of the high estimates; null when any figure is unbounded ('at least'), or "
+        "when no event gives a figure."
     )
     qualifier = fields.String(
         **_doc(
@@ -183,11 +176,7 @@ class TotalSchema(Schema):
 
 
 def _reported(what: str) -> fields.Integer:
-    return fields.Integer(
-        **_doc(f"Sum of the {what} counts the entries give; null when none gives one."),
-        required=True,
-        allow_none=True,
-    )
+    return _figure(f"Sum of the {what} counts the entries give; null when none gives one.")
 
 
 class MunitionTotalSchema(Schema):
@@ -198,15 +187,11 @@ class MunitionTotalSchema(Schema):
 
     launched = _reported("launch")
     intercepted = _reported("interception")
-    launched_with_outcome = fields.Integer(
-        **_doc("Launches in the entries that also give an interception count; null when none."),
-        required=True,
-        allow_none=True,
+    launched_with_outcome = _figure(
+        "Launches in the entries that also give an interception count; null when none."
     )
-    intercepted_with_outcome = fields.Integer(
-        **_doc("Interceptions in the entries that also give a launch count; null when none."),
-        required=True,
-        allow_none=True,
+    intercepted_with_outcome = _figure(
+        "Interceptions in the entries that also give a launch count; null when none."
     )
     interception_rate = fields.Float(
         **_doc(
