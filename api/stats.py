@@ -62,14 +62,8 @@ def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     if any(f.rollup is None for f in given):
         return [Part(RAW, args)]
-    places = [f for f in given if f.rollup == "location_id"]
-    if places and _keep_every_place(conn, places, args):
-        # A map's view of the whole country: the same totals as no place filter,
-        # without summing every place's rows (0.28 s by place, a few ms without).
-        args = {
-            name: value for name, value in args.items() if all(name not in f.params for f in places)
-        }
-        given = [f for f in given if f not in places]
+    args = without_every_place(conn, args)
+    given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
@@ -97,17 +91,26 @@ def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     return parts
 
 
-def _keep_every_place(
-    conn: sqlite3.Connection, places: list[filters.Filter], args: dict[str, Any]
-) -> bool:
-    """Whether these place filters keep every place that has events."""
+def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments without their place filters when those keep every place that
+    has events: a map's view of the whole country gives the same totals as no place
+    filter, without summing every place's rows (0.28 s by place, a few ms without)."""
+    places = [
+        f for f in _EVENT_FILTERS if f.rollup == "location_id" and any(n in args for n in f.params)
+    ]
+    if not places:
+        return args
     condition, params = filters.where(Scope(conn, "t", "t.location_id", paged=False), places, args)
     left_out = conn.execute(
         f"SELECT 1 FROM (SELECT DISTINCT location_id FROM stats_totals) t WHERE NOT ({condition}) "
         "LIMIT 1",
         params,
     ).fetchone()
-    return left_out is None
+    if left_out is not None:
+        return args
+    return {
+        name: value for name, value in args.items() if all(name not in f.params for f in places)
+    }
 
 
 def _smallest(dimensions: set[str], grain: int) -> Source:
@@ -191,22 +194,19 @@ def totals(
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions):
         for row in conn.execute(sql, params):
-            by_category = found.setdefault(row[:width], {})
-            category, sums = row[width], row[width + 1 :]
-            earlier = by_category.get(category)
-            by_category[category] = (
-                sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
-            )
+            _add_sums(found.setdefault(row[:width], {}), row[width], row[width + 1 :])
     return found
 
 
 def _add(into: Totals, found: Totals) -> None:
     """Add one key's totals to another's."""
     for category, sums in found.items():
-        earlier = into.get(category)
-        into[category] = (
-            sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
-        )
+        _add_sums(into, category, sums)
+
+
+def _add_sums(into: Totals, category: str, sums: tuple[int, ...]) -> None:
+    earlier = into.get(category)
+    into[category] = sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
 
 
 @dataclass
@@ -281,6 +281,8 @@ def series(
     the first does. A series of more than `max_periods` periods, if given, is a 400
     naming the range, before any is built."""
     interval = args["interval"]
+    # Once here rather than in each of the plans below (the span, the page, coarser).
+    args = without_every_place(conn, args)
     drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
     beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
     first, last = args.get("date_from"), args.get("date_to")
