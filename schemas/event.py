@@ -2,6 +2,7 @@
 and to document (and produce) every response."""
 
 import datetime
+import functools
 from typing import Any
 
 from marshmallow import (
@@ -177,7 +178,6 @@ class EstimateSchema(Schema):
 
 
 class CasualtiesSchema(Schema):
-    # Shared: a bulk import repeats the same few figures on many rows.
     killed = SharedNested(
         EstimateSchema,
         allow_none=True,
@@ -338,7 +338,8 @@ class EventSchema(Schema):
             "counted in two entries."
         },
     )
-    casualties = fields.Nested(CasualtiesSchema, required=True)
+    # Shared: a bulk import repeats the same few figures on many rows.
+    casualties = SharedNested(CasualtiesSchema, required=True)
     reported_by = fields.List(
         SharedNested(ReporterSchema),
         load_default=list,
@@ -508,8 +509,14 @@ def event_document(event: dict[str, Any], updated_at: datetime.datetime) -> dict
     }
     if "provenance" in event:
         document["provenance"] = _render_provenance(event["provenance"])
-    document["updated_at"] = updated_at.strftime(TIMESTAMP_FORMAT)
+    document["updated_at"] = _timestamp_text(updated_at)
     return document
+
+
+@functools.lru_cache(maxsize=1024)
+def _timestamp_text(instant: datetime.datetime) -> str:
+    # A batch of events is written at one instant: formatted once, not once per event.
+    return instant.strftime(TIMESTAMP_FORMAT)
 
 
 def _render_provenance(provenance: dict[str, Any]) -> dict[str, Any]:

@@ -114,31 +114,62 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 class SharedNested(fields.Nested):
     """A Nested field for shapes that repeat across many records (places, sources,
-    actors, reporters): the loaded form of each distinct flat input is remembered,
-    so a bulk load validates a place once rather than once per event.
+    actors, reporters, casualty figures): the loaded form of each distinct input is
+    remembered, so a bulk load validates a place once rather than once per event.
 
     Loading these schemas is a pure function of the input, and a failed load is
     never remembered, so the result is the same as without the memory. The key
-    includes each value's type, so that 1, 1.0 and True stay different inputs.
+    includes each value's type, so that 1, 1.0 and True stay different inputs; an
+    input holding a list (or anything else unhashable) is loaded without the memory.
     """
 
     def _load(self, value: Any, partial: Any = None) -> Any:
-        if (
-            partial is None
-            and isinstance(value, dict)
-            and all(isinstance(v, _FLAT) for v in value.values())
-        ):
-            key = tuple((k, type(v), v) for k, v in value.items())
-            return dict(_load_shared(type(self.schema), key))
+        if partial is None and type(value) is dict:
+            try:
+                key = (type(self.schema), _key(value))
+            except TypeError:  # a list, or a value of a type not kept apart
+                return super()._load(value, partial=partial)
+            loaded = _remembered.get(key)
+            if loaded is None:
+                loaded = _frozen(_schema(type(self.schema)).load(value))
+                if len(_remembered) >= _REMEMBERED_MAX:
+                    _remembered.clear()
+                _remembered[key] = loaded
+            return _copy(loaded)
         return super()._load(value, partial=partial)
 
 
-_FLAT = (str, int, float, bool, type(None))
+# Distinct inputs remembered, across the SharedNested schemas: more than a bulk load's
+# places and sources in a batch, and a few MB at most.
+_REMEMBERED_MAX = 16_384
+_remembered: dict[tuple[Any, ...], Mapping[str, Any]] = {}
 
 
-@functools.lru_cache(maxsize=16_384)
-def _load_shared(schema: type[Schema], key: tuple[tuple[str, type, Any], ...]) -> Mapping[str, Any]:
-    return MappingProxyType(_schema(schema).load({k: v for k, _, v in key}))
+def _key(value: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable key of a dict of scalars and of such dicts: its names, and each
+    value with its type. Raises TypeError for anything else."""
+    return (tuple(value), tuple(map(_value_key, value.values())))
+
+
+def _value_key(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is dict:
+        return _key(value)
+    raise TypeError(kind)
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _frozen(loaded: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType({k: _frozen(v) if type(v) is dict else v for k, v in loaded.items()})
+
+
+def _copy(loaded: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a remembered load that its caller may change, nested dicts included."""
+    return {k: _copy(v) if type(v) is MappingProxyType else v for k, v in loaded.items()}
 
 
 @functools.cache

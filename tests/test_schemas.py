@@ -206,8 +206,10 @@ def test_shared_shapes_load_the_same_every_time() -> None:
     schema = EventSchema()
     first = schema.load(VALID_EVENT)
     first["location"]["name"] = "changed by a caller"
+    first["casualties"]["injured"]["best"] = 999  # a shape holding a shape
     second = schema.load(VALID_EVENT)
     assert second["location"]["name"] == "Kharkiv"
+    assert second["casualties"]["injured"]["best"] == 4
     assert second == EventSchema().load(copy.deepcopy(VALID_EVENT))
 
 
