@@ -1,6 +1,7 @@
 """Batches worked on in forked processes while the main process writes, for the bulk
 loads (the synthetic generator, the importers)."""
 
+import gc
 import multiprocessing
 import signal
 from collections import deque
@@ -21,14 +22,31 @@ def in_order(
         for args in arguments:
             yield work(*args)
         return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_die_on_sigterm) as pool:
-        pending: deque[AsyncResult[Result]] = deque()
-        for args in arguments:
-            pending.append(pool.apply_async(work, args))
-            if len(pending) > 2 * workers:
+    # The objects the workers inherit are frozen: their collections never walk them
+    # (nor write to their pages, which fork shares until written).
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_start) as pool:
+            pending: deque[AsyncResult[Result]] = deque()
+            for args in arguments:
+                pending.append(pool.apply_async(work, args))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().get()
+            while pending:
                 yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+    finally:
+        gc.unfreeze()
+
+
+def _start() -> None:
+    """A worker's set-up: SIGTERM kills it, and it collects garbage rarely."""
+    _die_on_sigterm()
+    # A batch makes tens of thousands of dicts and lists, freed by reference counts
+    # (none in cycles but by accident): collecting the youngest objects every 100,000
+    # allocations rather than every 700 makes the full collections, which walk every
+    # object, a hundred times rarer. Measured mapping 20,000 ACLED rows in one
+    # process: 221-227 us a row before, 208-216 after (no collection at all: 204-211).
+    gc.set_threshold(100_000, 10, 10)
 
 
 def _die_on_sigterm() -> None:
