@@ -10,7 +10,9 @@ the run, so that a load whose memory grows with the file shows it. Target: under
 import argparse
 import csv
 import datetime
+import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -110,6 +112,16 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (not its children), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    # utime and stime are the 14th and 15th fields; [0] here is the 3rd (state).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -130,10 +142,16 @@ def main() -> int:
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     samples: list[tuple[float, float]] = []
+    importer_cpu = 0.0
     while process.poll() is None:
         samples.append((time.perf_counter() - started, rss_mb(process.pid)))
+        importer_cpu = cpu_seconds(process.pid) or importer_cpu
         time.sleep(0.5)
     seconds = time.perf_counter() - started
+    # The import and its workers are this script's only children: their CPU, less the
+    # importer's own (sampled, so short by half a second at most), is the workers'.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = children.ru_utime + children.ru_stime - importer_cpu
     output = process.stdout.read() if process.stdout else ""
     print(output, end="")
     if process.returncode != 0:
@@ -147,6 +165,11 @@ def main() -> int:
     print(f"{'time (< 120 s)':<48}{seconds:>10.1f} s  {verdict}")
     print(f"{'rows/s':<48}{args.rows / seconds:>12,.0f}")
     print(f"{'peak RSS, importer + workers':<48}{peak:>10.0f} MB")
+    print(
+        f"{'CPU, importer / its workers':<48}{importer_cpu:>10.0f} s"
+        f" / {workers_cpu:.0f} s = {importer_cpu / args.rows * 1e6:.0f} / "
+        f"{workers_cpu / args.rows * 1e6:.0f} us a row"
+    )
     print(
         f"{'RSS at 10% / 50% / 90% of the run':<48}"
         + " / ".join(f"{mark:.0f}" for mark in marks)
