@@ -16,8 +16,9 @@ import functools
 import hashlib
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TextIO
 
@@ -30,6 +31,7 @@ from api.storage import (
     bulk_load,
     event_rows,
     insert_rows,
+    placeholders,
     taken_ids,
 )
 from schemas.acled_csv import ACLED_COLUMNS, INTER_KINDS
@@ -759,7 +761,9 @@ class Batch:
 
     rows: EventRows
     ids: list[str]
+    lines: list[int]  # the line of each id's row
     read: int
+    id_column: str  # the source column ids come from, to name in an error
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -772,10 +776,11 @@ def map_batch(
     changed_at: datetime.datetime,
 ) -> Batch:
     """Map and validate the rows of one batch, and render the valid ones' table rows.
-    A later row with the id of an earlier one in the batch replaces it (as it would
-    in a later batch)."""
+    A row giving the event id of an earlier row in the batch is rejected (import_rows
+    checks the ids of earlier batches)."""
     layout = LAYOUTS[layout_name]
     events: dict[str, dict[str, Any]] = {}
+    event_lines: dict[str, int] = {}
     rejected: list[Rejected] = []
     warnings: list[str] = []
     for line, cells in lines:
@@ -798,11 +803,30 @@ def map_batch(
             ]
             rejected.append(Rejected(line, problems, cells))
             continue
+        if event["id"] in events:
+            problem = (layout.column_of("id", mapped.columns), _twice(event["id"], event_lines))
+            rejected.append(Rejected(line, [problem], cells))
+            continue
         warnings.extend(f"{label}: line {line}: {warning}" for warning in mapped.warnings)
-        events.pop(event["id"], None)
         events[event["id"]] = event
+        event_lines[event["id"]] = line
     return Batch(
-        event_rows(events.values(), changed_at), list(events), len(lines), rejected, warnings
+        event_rows(events.values(), changed_at),
+        list(events),
+        list(event_lines.values()),
+        len(lines),
+        layout.column_of("id", {}),
+        rejected,
+        warnings,
+    )
+
+
+def _twice(event_id: str, lines: dict[str, int]) -> str:
+    # Rows with one id would replace each other, and a second import of the file would
+    # then write the earlier row again: it would not be idempotent.
+    return (
+        f"gives the event id {event_id!r}, as line {lines[event_id]} does; a file gives "
+        "each event once"
     )
 
 
@@ -881,12 +905,22 @@ def import_rows(
     layout = LAYOUTS[layout_name]
     header, batches = read_batches(label, stream, layout.columns)
     result = ImportResult()
-    with ExitStack() as bulk:
+    # The lines of the batches the workers have: a row whose id an earlier batch gave
+    # is rejected here, with its cells.
+    in_flight: deque[list[tuple[int, list[str]]]] = deque()
+
+    def tracked() -> Iterator[list[tuple[int, list[str]]]]:
+        for lines in batches:
+            in_flight.append(lines)
+            yield lines
+
+    with ExitStack() as bulk, _earlier_ids(db) as earlier:
         indexes_dropped = False
         if _fewer_events_than(db, BULK_AFTER_ROWS):
             bulk.enter_context(bulk_load(db))
             indexes_dropped = True
-        for batch in _mapped(layout_name, label, header, batches, changed_at, workers):
+        for batch in _mapped(layout_name, label, header, tracked(), changed_at, workers):
+            earlier.check(batch, dict(in_flight.popleft()))
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
                 raise ImportRefused(f"{label}: line {first.line}: {first.reason()}")
@@ -909,6 +943,47 @@ def import_rows(
                 indexes_dropped = True
             on_progress(batch.read)
     return result
+
+
+class _EarlierIds:
+    """The event ids of an import's earlier batches, with their lines, in a temporary
+    table (memory stays flat however long the file)."""
+
+    def __init__(self, db: Database) -> None:
+        self._conn = db.conn
+
+    def check(self, batch: Batch, cells: dict[int, list[str]]) -> None:
+        """Reject the batch's rows whose ids an earlier batch gave, and remember the
+        ids of the rest."""
+        given = dict(
+            self._conn.execute(
+                f"SELECT id, line FROM temp.import_ids WHERE id IN ({placeholders(batch.ids)})",
+                batch.ids,
+            )
+        )
+        if given:
+            pairs = list(zip(batch.ids, batch.lines, strict=True))
+            for event_id, line in pairs:
+                if event_id in given:
+                    problem = (batch.id_column, _twice(event_id, given))
+                    batch.rejected.append(Rejected(line, [problem], cells[line]))
+            batch.rejected.sort(key=lambda rejected: rejected.line)
+            kept = [(event_id, line) for event_id, line in pairs if event_id not in given]
+            batch.ids, batch.lines = [pair[0] for pair in kept], [pair[1] for pair in kept]
+            batch.rows = batch.rows.only(set(batch.ids))
+        self._conn.executemany(
+            "INSERT INTO temp.import_ids VALUES (?, ?)", zip(batch.ids, batch.lines, strict=True)
+        )
+
+
+@contextmanager
+def _earlier_ids(db: Database) -> Iterator[_EarlierIds]:
+    db.execute("CREATE TEMP TABLE import_ids (id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+    try:
+        yield _EarlierIds(db)
+    finally:
+        # IF EXISTS: a failed write (a full disk) may have rolled the transaction back.
+        db.execute("DROP TABLE IF EXISTS temp.import_ids")
 
 
 def _fewer_events_than(db: Database, count: int) -> bool:

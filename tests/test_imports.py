@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from schemas.vocabulary import ACLED_SUB_EVENT_TYPES, EVENT_TYPES
+from seed import imports
 from seed.__main__ import main as seed_main
 from seed.imports import model_category
 
@@ -530,6 +531,47 @@ def test_reimporting_changes_nothing_and_a_changed_row_is_an_update(
     feed = client.get(f"/api/v1/changes?since={before['meta']['since']}").get_json()
     assert [(c["change"], c["event_id"]) for c in feed["data"]] == [("updated", "acled-ukr100001")]
     assert feed["data"][0]["event"]["casualties"]["killed"]["best"] == 4
+
+
+@pytest.mark.parametrize("batch_size", [2000, 2], ids=["one batch", "batches of two"])
+def test_a_file_gives_each_event_once(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    batch_size: int,
+) -> None:
+    # A second row with UKR100001's id (ACLED's ids make Salvo's in lower case) would
+    # replace the first, and every import of the file would write the first again.
+    monkeypatch.setattr(imports, "BATCH_SIZE", batch_size)
+    rows = read_rows(ACLED)
+    twin = list(rows[1])
+    twin[rows[0].index("event_id_cnty")] = "ukr100001"
+    twin[rows[0].index("notes")] = "A second account."
+    path = tmp_path / "acled.csv"
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows(rows)
+    twin_line = path.read_text(encoding="utf-8").count("\n") + 1
+    with path.open("a", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerow(twin)
+    db = tmp_path / "salvo.db"
+
+    assert run_import(db, "acled", path) == 1
+    assert capsys.readouterr().err == (
+        f"seed: {path}: line {twin_line}: column event_id_cnty: gives the event id "
+        "'acled-ukr100001', as line 2 does; a file gives each event once; nothing written\n"
+    )
+    assert event_count(db) == 0
+
+    rejects = tmp_path / "acled.rejected.csv"
+    assert run_import(db, "acled", path, "--skip-invalid") == 0
+    assert capsys.readouterr().out.endswith(
+        f": 5 new, 0 updated, 0 unchanged, 1 rejected (listed in {rejects})\n"
+    )
+    assert document(client_of(db), "acled-ukr100001")["notes"] != "A second account."
+    assert [row[:2] for row in read_rows(rejects)[1:]] == [[str(twin_line), "event_id_cnty"]]
+    assert run_import(db, "acled", path, "--skip-invalid") == 0
+    assert capsys.readouterr().out.endswith(": 0 new, 0 updated, 5 unchanged, 1 rejected "
+                                            f"(listed in {rejects})\n")  # fmt: skip
 
 
 def test_standard_input(tmp_path: Path) -> None:
