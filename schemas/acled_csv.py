@@ -2,12 +2,11 @@
 columns in ACLED's order, so that partners can append Salvo's events to ACLED-based
 pipelines. docs/imports.md says how each column is filled."""
 
-import csv
 import datetime
-import io
 from typing import Any
 
 from schemas.countries import BY_ALPHA2
+from schemas.csv import line_of
 from schemas.fields import TIMESTAMP_FORMAT
 from schemas.vocabulary import LOCATION_PRECISIONS
 
@@ -109,9 +108,7 @@ def acled_row(event: dict[str, Any]) -> list[Any]:
 
 def acled_line(event: dict[str, Any]) -> str:
     """The CSV line (with its CRLF) of an event as the API returns it."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(acled_row(event))
-    return buffer.getvalue()
+    return line_of(acled_row(event))
 
 
 def acled_header() -> str:

@@ -107,10 +107,15 @@ class _Echo:
 _LINE_WRITER = csv.writer(_Echo(), lineterminator="\r\n")
 
 
+def line_of(row: list[Any]) -> str:
+    """A row as one CSV line, with its CRLF."""
+    line: str = _LINE_WRITER.writerow(row)
+    return line
+
+
 def csv_line(event: dict[str, Any]) -> str:
     """The CSV line (with its CRLF) of an event as returned by the API."""
-    line: str = _LINE_WRITER.writerow(csv_row(event))
-    return line
+    return line_of(csv_row(event))
 
 
 def csv_header() -> str:
