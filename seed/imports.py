@@ -760,10 +760,8 @@ class Batch:
     """One batch of rows mapped and validated (in a worker process, for a bulk load)."""
 
     rows: EventRows
-    ids: list[str]
-    lines: list[int]  # the line of each id's row
+    lines: dict[str, int]  # each event's id, and the line of its row
     read: int
-    id_column: str  # the source column ids come from, to name in an error
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -780,7 +778,7 @@ def map_batch(
     checks the ids of earlier batches)."""
     layout = LAYOUTS[layout_name]
     events: dict[str, dict[str, Any]] = {}
-    event_lines: dict[str, int] = {}
+    event_lines: dict[str, int] = {}  # in the order of `events`
     rejected: list[Rejected] = []
     warnings: list[str] = []
     for line, cells in lines:
@@ -811,13 +809,7 @@ def map_batch(
         events[event["id"]] = event
         event_lines[event["id"]] = line
     return Batch(
-        event_rows(events.values(), changed_at),
-        list(events),
-        list(event_lines.values()),
-        len(lines),
-        layout.column_of("id", {}),
-        rejected,
-        warnings,
+        event_rows(events.values(), changed_at), event_lines, len(lines), rejected, warnings
     )
 
 
@@ -914,13 +906,13 @@ def import_rows(
             in_flight.append(lines)
             yield lines
 
-    with ExitStack() as bulk, _earlier_ids(db) as earlier:
+    with ExitStack() as bulk, _earlier_ids(db, layout.column_of("id", {})) as earlier:
         indexes_dropped = False
         if _fewer_events_than(db, BULK_AFTER_ROWS):
             bulk.enter_context(bulk_load(db))
             indexes_dropped = True
         for batch in _mapped(layout_name, label, header, tracked(), changed_at, workers):
-            earlier.check(batch, dict(in_flight.popleft()))
+            earlier.check(batch, in_flight.popleft())
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
                 raise ImportRefused(f"{label}: line {first.line}: {first.reason()}")
@@ -930,13 +922,13 @@ def import_rows(
             result.rejected += len(batch.rejected)
             result.warning_count += len(batch.warnings)
             result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
-            if batch.ids:
-                existing = len(taken_ids(db.conn, batch.ids))
+            if batch.lines:
+                existing = len(taken_ids(db.conn, batch.lines))
                 written = insert_rows(db, batch.rows)
-                new = len(batch.ids) - existing
+                new = len(batch.lines) - existing
                 result.new += new
                 result.updated += written - new
-                result.unchanged += len(batch.ids) - written
+                result.unchanged += len(batch.lines) - written
             result.read += batch.read
             if result.read >= BULK_AFTER_ROWS and not indexes_dropped:
                 bulk.enter_context(bulk_load(db))
@@ -949,38 +941,34 @@ class _EarlierIds:
     """The event ids of an import's earlier batches, with their lines, in a temporary
     table (memory stays flat however long the file)."""
 
-    def __init__(self, db: Database) -> None:
-        self._conn = db.conn
+    def __init__(self, db: Database, id_column: str) -> None:
+        self._conn, self._id_column = db.conn, id_column
 
-    def check(self, batch: Batch, cells: dict[int, list[str]]) -> None:
-        """Reject the batch's rows whose ids an earlier batch gave, and remember the
-        ids of the rest."""
+    def check(self, batch: Batch, lines: list[tuple[int, list[str]]]) -> None:
+        """Reject the batch's rows whose ids an earlier batch gave (`lines`: the
+        batch's rows, whose cells a rejection lists), and remember the ids of the rest."""
+        ids = list(batch.lines)
         given = dict(
             self._conn.execute(
-                f"SELECT id, line FROM temp.import_ids WHERE id IN ({placeholders(batch.ids)})",
-                batch.ids,
+                f"SELECT id, line FROM temp.import_ids WHERE id IN ({placeholders(ids)})", ids
             )
         )
         if given:
-            pairs = list(zip(batch.ids, batch.lines, strict=True))
-            for event_id, line in pairs:
-                if event_id in given:
-                    problem = (batch.id_column, _twice(event_id, given))
-                    batch.rejected.append(Rejected(line, [problem], cells[line]))
+            cells = dict(lines)
+            for event_id in given.keys() & batch.lines.keys():
+                line = batch.lines.pop(event_id)
+                problem = (self._id_column, _twice(event_id, given))
+                batch.rejected.append(Rejected(line, [problem], cells[line]))
             batch.rejected.sort(key=lambda rejected: rejected.line)
-            kept = [(event_id, line) for event_id, line in pairs if event_id not in given]
-            batch.ids, batch.lines = [pair[0] for pair in kept], [pair[1] for pair in kept]
-            batch.rows = batch.rows.only(set(batch.ids))
-        self._conn.executemany(
-            "INSERT INTO temp.import_ids VALUES (?, ?)", zip(batch.ids, batch.lines, strict=True)
-        )
+            batch.rows = batch.rows.only(set(batch.lines))
+        self._conn.executemany("INSERT INTO temp.import_ids VALUES (?, ?)", batch.lines.items())
 
 
 @contextmanager
-def _earlier_ids(db: Database) -> Iterator[_EarlierIds]:
+def _earlier_ids(db: Database, id_column: str) -> Iterator[_EarlierIds]:
     db.execute("CREATE TEMP TABLE import_ids (id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
     try:
-        yield _EarlierIds(db)
+        yield _EarlierIds(db, id_column)
     finally:
         # IF EXISTS: a failed write (a full disk) may have rolled the transaction back.
         db.execute("DROP TABLE IF EXISTS temp.import_ids")
