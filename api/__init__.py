@@ -25,6 +25,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATE_LIMIT_KEY=os.environ.get("SALVO_RATE_LIMIT_KEY", "600/minute"),
         RATE_LIMIT_STORAGE=rate_limit_storage(),
         RATE_LIMITS_ENABLED=rate_limits_enabled(),
+        # Exports (CSV, NDJSON streams) running at once per worker process, from one
+        # client address and in all (api.exports).
+        EXPORTS_PER_ADDRESS=int(os.environ.get("SALVO_EXPORTS_PER_ADDRESS", "2")),
+        EXPORTS_RUNNING=int(os.environ.get("SALVO_EXPORTS_RUNNING", "8")),
         # Seconds one read statement may run (api.db).
         QUERY_BUDGET_S=float(os.environ.get("SALVO_QUERY_BUDGET_S", "1")),
         API_TITLE="Salvo",
@@ -46,6 +50,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.from_mapping(config)
+    # A path with doubled slashes is a 404 problem like any unknown path, not an HTML
+    # 308 redirect to the path with them merged.
+    app.url_map.merge_slashes = False
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
     api.spec.components.security_scheme(

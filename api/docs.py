@@ -5,9 +5,10 @@ the OpenAPI document as YAML, and the README (the partners' guide) as text."""
 from pathlib import Path
 
 import swagger_ui_bundle
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, send_from_directory
 
 from api.config import PROJECT_ROOT
+from api.openapi import contract_api
 from api.problems import Problem
 
 blp = Blueprint("docs", __name__)
@@ -33,8 +34,7 @@ def favicon() -> Response:
 
 @blp.get("/api/v1/openapi.yaml")
 def openapi_yaml() -> Response:
-    spec = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec
-    return Response(spec.to_yaml(), content_type="application/yaml; charset=utf-8")
+    return Response(contract_api().contract("yaml"), content_type="application/yaml; charset=utf-8")
 
 
 @blp.get("/guide")

@@ -80,6 +80,24 @@ class Api(flask_smorest.Api):
         # X-Pagination header, whose schema would sit unused in the spec.
         self.spec.components.schemas.pop("PaginationMetadata", None)
         app.cli.add_command(write_contract)
+        self._rendered: dict[str, bytes] = {}
+
+    def contract(self, kind: str) -> bytes:
+        """The contract as `json` or `yaml`, rendered once per process: the spec is
+        complete once the app serves, and rendering it costs 250-500 ms of CPU, which
+        one client asking for it in a loop made everyone's wait."""
+        rendered = self._rendered.get(kind)
+        if rendered is None:
+            if kind == "json":
+                rendered = flask.json.dumps(self.spec.to_dict(), indent=2, sort_keys=False).encode()
+            else:
+                rendered = self.spec.to_yaml().encode()
+            # Two threads may render it at once; either copy is the same.
+            self._rendered[kind] = rendered
+        return rendered
+
+    def _openapi_json(self) -> flask.Response:
+        return flask.Response(self.contract("json"), mimetype="application/json")
 
 
 @click.command("contract")
@@ -91,8 +109,13 @@ def write_contract(output: Any) -> None:
     Not `flask openapi write --format=yaml`: it sorts the keys, which puts
     application/geo+json before application/json, and generated clients take the
     first media type of a response as the one to parse."""
-    api = flask.current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-    output.write(api.spec.to_yaml())
+    output.write(contract_api().contract("yaml").decode())
+
+
+def contract_api() -> Api:
+    """The app's Api, which holds the contract."""
+    api: Api = flask.current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    return api
 
 
 _CACHE_HEADERS = {

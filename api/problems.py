@@ -18,6 +18,11 @@ DATABASE_BUSY = "/problems/database-busy"
 DATABASE_DAMAGED = "/problems/database-damaged"
 STORAGE_FULL = "/problems/storage-full"
 QUERY_TOO_COSTLY = "/problems/query-too-costly"
+# The edge's own refusals (api/edge.py): a body that took too long, a server whose
+# threads are all taken, a client with too many exports running.
+SLOW_REQUEST = "/problems/slow-request"
+SERVER_BUSY = "/problems/server-busy"
+TOO_MANY_EXPORTS = "/problems/too-many-exports"
 
 API_VERSIONS = ("v1",)
 

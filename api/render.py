@@ -38,37 +38,39 @@ def event_feature(event_id: str, longitude: float, latitude: float, body: bytes)
     )
 
 
-def csv_lines(rows: Iterable[str], chunk: int = 1000) -> Iterator[bytes]:
-    """The CSV export: the header, then each event's stored CSV line, yielded in chunks
-    of lines."""
-    lines = [csv_header()]
-    for row in rows:
-        lines.append(row)
-        if len(lines) >= chunk:
-            yield "".join(lines).encode()
-            lines = []
-    yield "".join(lines).encode()
+# Bytes of an export per chunk handed to the server: small enough that a stalled
+# reader leaves little in memory (the server queues a few chunks per response), large
+# enough that a chunk costs one call, not one per line.
+CHUNK_BYTES = 64 * 1024
 
 
-def ndjson_lines(documents: Iterable[bytes], chunk: int = 1000) -> Iterator[bytes]:
-    """The NDJSON export: one stored document per line, yielded in chunks of lines."""
-    lines: list[bytes] = []
-    for document in documents:
-        lines.append(document)
-        if len(lines) == chunk:
-            yield b"\n".join(lines) + b"\n"
-            lines = []
-    if lines:
-        yield b"\n".join(lines) + b"\n"
+def chunked(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines joined into chunks of about CHUNK_BYTES (a chunk ends on a line's end)."""
+    buffered: list[bytes] = []
+    size = 0
+    for line in lines:
+        buffered.append(line)
+        size += len(line)
+        if size >= CHUNK_BYTES:
+            yield b"".join(buffered)
+            buffered, size = [], 0
+    if buffered:
+        yield b"".join(buffered)
 
 
-def acled_csv_lines(documents: Iterable[bytes], chunk: int = 1000) -> Iterator[bytes]:
+def csv_lines(rows: Iterable[str]) -> Iterator[bytes]:
+    """The CSV export: the header, then each event's stored CSV line."""
+    yield csv_header().encode()
+    yield from chunked(row.encode() for row in rows)
+
+
+def ndjson_lines(documents: Iterable[bytes]) -> Iterator[bytes]:
+    """The NDJSON export: one stored document per line."""
+    return chunked(document + b"\n" for document in documents)
+
+
+def acled_csv_lines(documents: Iterable[bytes]) -> Iterator[bytes]:
     """The ACLED-shaped export: ACLED's header, then each stored document as a row of
-    ACLED's columns, yielded in chunks of lines."""
-    lines = [acled_header()]
-    for document in documents:
-        lines.append(acled_line(orjson.loads(document)))
-        if len(lines) >= chunk:
-            yield "".join(lines).encode()
-            lines = []
-    yield "".join(lines).encode()
+    ACLED's columns."""
+    yield acled_header().encode()
+    yield from chunked(acled_line(orjson.loads(document)).encode() for document in documents)

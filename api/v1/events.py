@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from api import query
+from api import exports, query
 from api.db import connect_read_only, get_db
 from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
@@ -86,14 +86,21 @@ def list_events(args: dict[str, Any]) -> Response:
 
 def _export(args: dict[str, Any], chosen: str) -> Response:
     refuse_paging(chosen, "event")
-    # The stream reads through a connection of its own, closed when the last line
-    # is sent or the client goes away; the thread's shared one stays free.
-    conn = connect_read_only(current_app.config["DATABASE"])
+    slot = exports.take_slot()
+    # The stream reads through a connection of its own, closed with the response
+    # (when the last line is sent or the client goes away); the thread's shared one
+    # stays free.
+    try:
+        conn = connect_read_only(current_app.config["DATABASE"])
+    except BaseException:
+        slot.give_back()
+        raise
     try:
         conn.start_budget()
         pages = query.EventPages(conn, args, csv=chosen == "csv")
-    except Exception:
+    except BaseException:
         conn.close()
+        slot.give_back()
         raise
 
     def documents() -> Iterator[Any]:
@@ -119,13 +126,20 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
             else:
                 yield from ndjson_lines(documents())
         finally:
-            conn.close()
+            finished()
+
+    def finished() -> None:
+        conn.close()
+        slot.give_back()
 
     # Both CSV exports are text/csv; ACLED's is chosen by name only.
     response = Response(lines(), mimetype=MEDIA_TYPES.get(chosen, MEDIA_TYPES["csv"]))
     if chosen in ("csv", "acled-csv"):
         filename = "events.csv" if chosen == "csv" else "events-acled.csv"
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # When the stream ends, and when the server closes a response it never iterated
+    # (a HEAD, or a client gone before the first chunk); the second call does nothing.
+    response.call_on_close(finished)
     return response
 
 
