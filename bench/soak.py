@@ -4,17 +4,24 @@ nothing acknowledged was lost.
 For --seconds (default 60) against the server as `make run` starts it, on 127.0.0.1:
 readers page, filter, search and aggregate; writers POST new events; pairs of
 editors PATCH the same event with the same ETag (exactly one may win); an exporter
-streams NDJSON. It prints the count of every status per kind of request, p50/p99
-latencies, and then checks that every event acknowledged with a 201 is in the
-database file and in /changes, that every race had at most one winner, and that no
-status fell outside the documented set. Exit 1 if any check fails.
+streams NDJSON. Hostile clients join them: four slow readers of the NDJSON export
+(1 KB every 2 s, cut by the send deadline and starting again), four slow bodies (a
+byte every 0.5 s, answered 408), and half-way through, the worker process is killed
+with SIGKILL (Granian starts another). It prints the count of every status per kind
+of request, p50/p99 latencies, and then checks that every event acknowledged with a
+201 is in the database file and in /changes, that every race had at most one winner,
+that no status fell outside the documented set, and that no connection failed but
+in the seconds after the kill. Exit 1 if any check fails.
 """
 
 import argparse
 import copy
 import http.client
 import json
+import os
 import random
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +45,13 @@ EVENTS = 100_000
 UNTIL = "2026-11-26"
 EXAMPLE = json.loads((ROOT / "examples" / "new-events.json").read_text())["events"][0]
 # Every status the API documents (docs/problems.md) for these requests.
-DOCUMENTED = {200, 201, 204, 304, 400, 404, 409, 410, 412, 428, 429, 503, 507}
+DOCUMENTED = {200, 201, 204, 304, 400, 404, 408, 409, 410, 412, 428, 429, 503, 507}
+# Seconds after the worker is killed in which connections may fail: Granian starts
+# another after 1 s, which takes about a second to boot.
+RESPAWN_WINDOW_S = 5
+# The edge's bounds for the soak: slow readers are cut after 5 s without progress,
+# and the address the soak runs from may hold all of its streams.
+EDGE = {"SALVO_SEND_DEADLINE_S": "5", "SALVO_EXPORTS_PER_ADDRESS": "8"}
 READS = [
     "/api/v1/events?limit=100",
     "/api/v1/events?event_type=missile_strike&date_from=2024-01-01&limit=100",
@@ -61,9 +74,13 @@ class Tally:
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
         self.problems: Counter[str] = Counter()
         self.latencies: dict[str, list[float]] = defaultdict(list)
+        # When each failed connection (status 0) failed, by the monotonic clock.
+        self.failed_at: list[float] = []
 
     def add(self, kind: str, status: int, seconds: float, problem: str = "") -> None:
         with self.lock:
+            if status == 0:
+                self.failed_at.append(time.monotonic())
             self.statuses[kind][status] += 1
             self.latencies[kind].append(seconds)
             if problem:
@@ -150,7 +167,8 @@ def main() -> int:
     created: list[str] = []
     races: list[tuple[int, int]] = []
     stop = time.monotonic() + args.seconds
-    env = {"SALVO_RATE_LIMIT_KEY": "1000000/minute"}
+    env = {"SALVO_RATE_LIMIT_KEY": "1000000/minute", **EDGE}
+    killed_at: list[float] = []
     with serving(live, live.with_suffix(".log"), env=env) as server:
         since = synced_token(Client(server.url, key, Tally()))
 
@@ -191,7 +209,24 @@ def main() -> int:
             while time.monotonic() < stop:
                 client.call("export", "GET", "/api/v1/events?format=ndjson&event_type=drone_strike")
 
+        def slow_reader() -> None:
+            while time.monotonic() < stop:
+                tally.add("slowread", *slow_read(server.url, stop))
+
+        def slow_body() -> None:
+            while time.monotonic() < stop:
+                tally.add("slowbody", *slow_post(server.url, key))
+
+        def killer() -> None:
+            time.sleep(args.seconds / 2)
+            (worker,) = worker_pids(server.process.pid)
+            killed_at.append(time.monotonic())
+            os.kill(worker, signal.SIGKILL)
+
         threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+        threads += [threading.Thread(target=slow_reader) for _ in range(4)]
+        threads += [threading.Thread(target=slow_body) for _ in range(4)]
+        threads.append(threading.Thread(target=killer))
         threads += [threading.Thread(target=writer, args=(i,)) for i in range(2)]
         threads += [threading.Thread(target=racer, args=(i,)) for i in range(1)]
         threads.append(threading.Thread(target=exporter))
@@ -215,7 +250,68 @@ def main() -> int:
     stored = {row[0] for row in conn.execute("SELECT id FROM events WHERE id LIKE 'soak-%'")}
     drifted = rollups_drifted(conn)
     conn.close()
-    return report(tally, created, stored, in_feed, races, drifted, args.seconds)
+    outside = [
+        t for t in tally.failed_at if not killed_at or not 0 <= t - killed_at[0] <= RESPAWN_WINDOW_S
+    ]
+    return report(tally, created, stored, in_feed, races, drifted, len(outside), args.seconds)
+
+
+def slow_read(url: str, stop: float) -> tuple[int, float]:
+    """One slow reader's export: the NDJSON export uncompressed, 1 KB every 2 s until
+    the server cuts it (or it ends, or the soak does); its status and duration."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    started = time.perf_counter()
+    try:
+        conn.request("GET", "/api/v1/events?format=ndjson", headers={"Accept-Encoding": "identity"})
+        response = conn.getresponse()
+        if response.status != 200:
+            response.read()
+            return response.status, time.perf_counter() - started
+        while time.monotonic() < stop and response.read(1024):
+            time.sleep(2)
+        return 200, time.perf_counter() - started
+    except http.client.IncompleteRead:
+        return 200, time.perf_counter() - started  # cut by the send deadline
+    except (OSError, http.client.HTTPException):
+        return 0, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def slow_post(url: str, key: str) -> tuple[int, float]:
+    """A POST with the write key whose body comes a byte every 0.5 s; its status (408
+    once the body deadline passes) and duration."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    try:
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(
+                b"POST /api/v1/events HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json"
+                b"\r\nAuthorization: Bearer " + key.encode() + b"\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            sock.settimeout(0.5)
+            answer = b""
+            while not answer:
+                try:
+                    answer = sock.recv(65536)
+                except TimeoutError:
+                    sock.sendall(b" ")
+                    continue
+                if not answer:
+                    return 0, time.perf_counter() - started
+            return int(answer.split(b" ", 2)[1]), time.perf_counter() - started
+    except (OSError, ValueError, IndexError):
+        return 0, time.perf_counter() - started
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The server's worker processes: the children of Granian's main process."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
 
 
 def rollups_drifted(conn: sqlite3.Connection) -> list[str]:
@@ -272,6 +368,7 @@ def report(
     in_feed: set[str],
     races: list[tuple[int, int]],
     drifted: list[str],
+    failed_outside_the_kill: int,
     seconds: float,
 ) -> int:
     print(f"\nsoak: {seconds:g} s, mixed load on 127.0.0.1")
@@ -283,7 +380,8 @@ def report(
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
         shown = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
         print(f"{kind:<8}{sum(statuses.values()):>10,}{p50:>9.1f}{p99:>9.1f}  {shown}")
-        unexpected.update({s: c for s, c in statuses.items() if s not in DOCUMENTED})
+        # Status 0 is a failed connection, checked apart below.
+        unexpected.update({s: c for s, c in statuses.items() if s not in DOCUMENTED | {0}})
     lost = set(created) - stored
     unsynced = set(created) - in_feed
     two_winners = sum(1 for won, _ in races if won > 1)
@@ -293,6 +391,7 @@ def report(
         ("acknowledged writes missing from /changes", len(unsynced), sorted(unsynced)[:5]),
         ("PATCH races with two winners", two_winners, ""),
         ("stats rollups that differ from a rebuild", len(drifted), drifted),
+        ("connections failed but just after the kill", failed_outside_the_kill, ""),
     ]
     for problem, count in sorted(tally.problems.items()):
         print(f"  problems: {problem}: {count:,}")
