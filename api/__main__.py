@@ -21,8 +21,10 @@ from api.storage import (
     init_database,
     key_listings,
     open_existing_for_writing,
+    private_files,
     recover,
     restore,
+    terminate_as_interrupt,
 )
 
 # The access log's line, as api.edge writes it; bench/run.py gives it to Granian for the
@@ -73,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    if args.command == "init":
-        return _init(args.db or database_path())
-    if args.command == "backup":
-        return _backup(args.db or database_path(), args.path, args.force)
-    if args.command == "restore":
-        return _restore(args.file, args.db or database_path())
-    return _keys(args)
+    with private_files():
+        if args.command == "init":
+            return _init(args.db or database_path())
+        if args.command == "backup":
+            return _backup(args.db or database_path(), args.path, args.force)
+        if args.command == "restore":
+            return _restore(args.file, args.db or database_path())
+        return _keys(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -142,7 +145,11 @@ def _init(path: str) -> int:
 
 def _backup(path: str, target: str, force: bool) -> int:
     try:
-        copied = back_up(path, target, replace=force)
+        with terminate_as_interrupt():
+            copied = back_up(path, target, replace=force)
+    except KeyboardInterrupt:
+        print(f"api: interrupted; {target} is as it was, no partial copy left", file=sys.stderr)
+        return 130
     except MissingDatabase as error:
         print(f"api: nothing to back up: {error}", file=sys.stderr)
         return 1
@@ -160,7 +167,16 @@ def _backup(path: str, target: str, force: bool) -> int:
 
 def _restore(file: str, path: str) -> int:
     try:
-        restored = restore(file, path)
+        with terminate_as_interrupt():
+            restored = restore(file, path)
+    except KeyboardInterrupt:
+        # The copy into the database is one transaction: it happened whole or not at all.
+        print(
+            f"api: interrupted; {path} holds its content from before, or {file}'s whole if "
+            "the copy into it had begun (never a mix); no staging file is left",
+            file=sys.stderr,
+        )
+        return 130
     except NotRestorable as error:
         print(f"api: not restored, {path} is unchanged: {error}", file=sys.stderr)
         return 1

@@ -4,11 +4,14 @@ Per worker thread and database file, a read-only connection and a write one, eac
 opened on first use and reused by every request that thread serves, as long as the
 file at the path is still the one they hold (device and inode, compared on every
 request: a replaced file is reopened, and no write is acknowledged into a file that
-is no longer at the path). A read statement may run for the app's QUERY_BUDGET_S
+is no longer at the path). A write is not acknowledged either if the write-ahead log
+it went into is no longer the `-wal` at the path (deleted by hand): nothing SQLite
+reads after a restart. A read statement may run for the app's QUERY_BUDGET_S
 (default QUERY_BUDGET_S) at most.
 Every database fault becomes a problem (503, or 507 for a full disk), never a 500.
 """
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -59,6 +62,9 @@ Identity = tuple[int, int]
 _threads = threading.local()
 # Database files seen damaged, until a check reads them cleanly.
 _damaged: set[str] = set()
+# Database files whose -wal was deleted while this process had it open: no write is
+# acknowledged into them, and /readyz says not ready, until the process restarts.
+_wal_removed: set[str] = set()
 # Bumped when a file is seen damaged or reads cleanly again: every thread then opens
 # new connections, whose page caches hold no page read before.
 _generation = [0]
@@ -82,10 +88,12 @@ class ReadConnection(sqlite3.Connection):
 
 @dataclass
 class _Held:
-    """A connection, the identity of the file it was opened on, and when."""
+    """A connection, the identity of the file it was opened on and of the -wal it
+    opened beside it (None outside WAL mode), and when."""
 
     conn: Any
     identity: Identity
+    wal: Identity | None
     generation: int
 
     def current(self, identity: Identity | None) -> bool:
@@ -128,8 +136,16 @@ def _held(kind: str, path: str, connect: Callable[[], Any]) -> _Held:
             cached.conn.close()
         if current is None:
             raise _missing(path)
-        cached = held[path] = _Held(connect(), current, _generation[0])
+        conn = connect()
+        # SQLite opened (or created) the -wal at the path while connecting, and keeps
+        # it open as long as the connection: its identity now is the connection's.
+        cached = held[path] = _Held(conn, current, identity(wal_path(path)), _generation[0])
     return cached
+
+
+def wal_path(path: str) -> str:
+    """The write-ahead log SQLite keeps beside the database at path."""
+    return f"{path}-wal"
 
 
 def connect_read_only(path: str) -> ReadConnection:
@@ -156,7 +172,9 @@ def write_transaction() -> Iterator[sqlite_utils.Database]:
     problem if the file is missing or its layout is not this version's (neither is
     ever created here), and if the file at the path was replaced during the
     transaction: then nothing is committed, since the write would land in a file no
-    reader sees.
+    reader sees; and if the -wal at the path is no longer the one this connection
+    writes into: then no write is made until the
+    process restarts (see _keep_what_the_removed_wal_holds).
 
     The app's config may name a WRITE_TRACE callable: it is given every SQL statement
     the request runs on this connection, opening and layout check included
@@ -167,6 +185,9 @@ def write_transaction() -> Iterator[sqlite_utils.Database]:
     if path in _damaged:
         _check_repaired(path)
     db: sqlite_utils.Database = cached.conn
+    if path in _wal_removed:
+        _keep_what_the_removed_wal_holds(path, cached)
+        raise _wal_removed_problem(path)
     db.conn.set_trace_callback(trace)
     try:
         with immediate_transaction(db):
@@ -175,12 +196,39 @@ def write_transaction() -> Iterator[sqlite_utils.Database]:
             # this connection, but the write would be lost with it.
             if identity(path) != cached.identity:
                 raise _replaced()
+            # Likewise its -wal: the commit would go into a log no restart reads.
+            if _wal_gone(path, cached):
+                _wal_removed.add(path)
+                raise _wal_removed_problem(path)
     finally:
         db.conn.set_trace_callback(None)
+        if path in _wal_removed and not db.conn.in_transaction:
+            _keep_what_the_removed_wal_holds(path, cached)
         if db.conn.in_transaction or identity(path) != cached.identity:
             # The rollback failed, or the file is gone: the next write starts afresh.
             _threads.writers.pop(path, None)
             db.close()
+
+
+def _wal_gone(path: str, held: _Held) -> bool:
+    """Whether the -wal the connection opened is no longer the one at the path. While
+    any connection is open SQLite never deletes nor replaces it (a checkpoint rewrites
+    it in place), so only someone else did."""
+    return held.wal is not None and held.wal != identity(wal_path(path))
+
+
+def _keep_what_the_removed_wal_holds(path: str, held: _Held) -> None:
+    """Copy into the database file the writes committed into a deleted -wal, through
+    a connection that still has that -wal open (a FULL checkpoint): they were
+    acknowledged, and a restart reads only the database file and the -wal at the
+    path. A connection opened after the deletion holds a new -wal, not the old one.
+
+    Run again at every refused write: a reader on an older snapshot makes the
+    checkpoint stop short (SQLITE_BUSY), and a later one finishes it."""
+    if not _wal_gone(path, held):
+        return
+    with contextlib.suppress(sqlite3.OperationalError):  # busy: the next write retries
+        held.conn.execute("PRAGMA wal_checkpoint(FULL)")
 
 
 def _connect_writer(path: str, trace: Callable[[str], None] | None) -> sqlite_utils.Database:
@@ -192,10 +240,18 @@ def _connect_writer(path: str, trace: Callable[[str], None] | None) -> sqlite_ut
 
 def readiness() -> dict[str, str]:
     """What /readyz reports when the instance can serve: the database is at the path,
-    readable, of this version's layout, and not seen damaged (or read cleanly since).
+    readable, of this version's layout, not seen damaged (or read cleanly since), and
+    its -wal is the one this process opened (a deleted one needs a restart).
     Raises a 503 problem naming what is wrong otherwise."""
     path = current_app.config["DATABASE"]
     conn = get_db()
+    if _wal_gone(path, _threads.readers[path]):
+        _wal_removed.add(path)
+    if path in _wal_removed:
+        writer = _threads.__dict__.get("writers", {}).get(path)
+        if writer is not None:
+            _keep_what_the_removed_wal_holds(path, writer)
+        raise _wal_removed_problem(path)
     missing, differing = layout_differences(conn)
     if missing or differing:
         raise _unavailable(
@@ -311,6 +367,16 @@ def _replaced() -> Problem:
     return _unavailable(
         "The events database file was replaced while writing, so nothing was written; "
         "retry. (Swap databases with `python -m api restore`, never by moving files.)"
+    )
+
+
+def _wal_removed_problem(path: str) -> Problem:
+    return _unavailable(
+        f"The events database's write-ahead log ({Path(wal_path(path)).name}) was deleted "
+        "while the server had it open. Nothing is written until the server restarts (the "
+        "writes acknowledged before are copied into the database file from the log it still "
+        "holds): restart every server process on this file, and never delete the -wal or "
+        "-shm of a database in use."
     )
 
 

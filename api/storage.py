@@ -20,8 +20,9 @@ import datetime
 import functools
 import hashlib
 import os
+import re
 import secrets
-import shutil
+import signal
 import sqlite3
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from types import FrameType
 from typing import Any, NamedTuple
 
 import orjson
@@ -1254,6 +1256,42 @@ def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
 # database's own locks, so that a serving database is never copied half-written.
 
 
+# A staging file is named .salvo-<pid>-<random>.db after the process making it, so
+# that a later backup or restore can tell one left by a killed process (gone) from
+# one a concurrent run is still writing (alive).
+_STAGING = re.compile(r"\.salvo-(\d+)-[a-z0-9_]+\.db(-wal|-shm|-journal)?")
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Within the block, the files and folders this process creates are readable by
+    their owner only (0600, 0700), whatever the umask (a stricter one is kept): the
+    database, its -wal and -shm (SQLite gives them the database's mode), its backups
+    and an import's rejected rows hold key hashes, the audit log, unpublished events."""
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a service manager's stop, `kill`) raises
+    KeyboardInterrupt in this process as Ctrl-C does, so that a command cleans up
+    on its way out (rolls a load back, removes a staging file) instead of dying."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class DatabaseSummary(NamedTuple):
     """What a backup or restore copied: its events and the highest change seq."""
 
@@ -1279,22 +1317,17 @@ def back_up(source: str, target: str, *, replace: bool = False) -> DatabaseSumma
         if not replace:
             raise FileExistsError(target)
     reader = _connect_read_only(source)
-    try:
-        staged = _staged_copy(reader, Path(target).parent, wal=True)
-    finally:
-        reader.close()
-    try:
-        # The copy holds what the original does (key hashes too): the same permissions.
-        shutil.copymode(source, staged)
+    with _staging(Path(target).parent) as staged:
+        try:
+            _copy(reader, staged, wal=True)
+        finally:
+            reader.close()
         summary = _summarise(staged)
-    except BaseException:
-        staged.unlink()
-        raise
-    # A -wal or -shm left beside target by the file it replaces belongs to that file:
-    # SQLite would apply that WAL's pages to the copy.
-    for leftover in (f"{target}-wal", f"{target}-shm"):
-        Path(leftover).unlink(missing_ok=True)
-    os.replace(staged, target)
+        # A -wal or -shm left beside target by the file it replaces belongs to that
+        # file: SQLite would apply that WAL's pages to the copy.
+        for leftover in (f"{target}-wal", f"{target}-shm"):
+            Path(leftover).unlink(missing_ok=True)
+        os.replace(staged, target)
     return summary
 
 
@@ -1324,12 +1357,16 @@ def restore(source: str, target: str) -> DatabaseSummary:
                 f"{source} lacks {', '.join(missing)}; add them to a copy of it with "
                 "`python -m api --db COPY init`, and restore the copy"
             )
-        # The copy made here is the one checked and restored: source may change meanwhile.
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        staged = _staged_copy(reader, Path(target).parent, wal=False)
-    finally:
+    except BaseException:
         reader.close()
-    try:
+        raise
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with _staging(Path(target).parent) as staged:
+        # The copy made here is the one checked and restored: source may change meanwhile.
+        try:
+            _copy(reader, staged, wal=False)
+        finally:
+            reader.close()
         stage = sqlite3.connect(staged)
         try:
             stage.execute(
@@ -1350,8 +1387,6 @@ def restore(source: str, target: str) -> DatabaseSummary:
                 live.close()
         finally:
             stage.close()
-    finally:
-        staged.unlink()
     return summary
 
 
@@ -1365,25 +1400,46 @@ def _connect_read_only(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _staged_copy(reader: sqlite3.Connection, folder: Path, *, wal: bool) -> Path:
-    """A copy of reader's database in a new file in folder (its path), made in one
-    step of the backup API: one read transaction, hence one consistent snapshot."""
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".salvo-", suffix=".db")
-    os.close(handle)
+@contextmanager
+def _staging(folder: Path) -> Iterator[Path]:
+    """A new empty file in folder for the block to copy into: removed when the block
+    ends, however it ends (unless the block moved it away). Staging files left in
+    folder by processes that are gone (killed) are removed first."""
+    for leftover in folder.iterdir():
+        named = _STAGING.fullmatch(leftover.name)
+        if named and not _running(int(named[1])):
+            leftover.unlink(missing_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".salvo-{os.getpid()}-", suffix=".db")
     staged = Path(name)
     try:
-        copy = sqlite3.connect(staged)
-        try:
-            if wal:
-                copy.execute("PRAGMA journal_mode = WAL")
-            reader.backup(copy)
-        finally:
-            # Closing the last connection checkpoints the WAL and deletes it.
-            copy.close()
-    except BaseException:
-        staged.unlink()
-        raise
-    return staged
+        os.close(handle)
+        yield staged
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{staged}{suffix}").unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _copy(reader: sqlite3.Connection, staged: Path, *, wal: bool) -> None:
+    """Copy reader's database into the empty file staged, in one step of the backup
+    API: one read transaction, hence one consistent snapshot."""
+    copy = sqlite3.connect(staged)
+    try:
+        if wal:
+            copy.execute("PRAGMA journal_mode = WAL")
+        reader.backup(copy)
+    finally:
+        # Closing the last connection checkpoints the WAL and deletes it.
+        copy.close()
 
 
 def _summarise(path: Path) -> DatabaseSummary:

@@ -11,20 +11,25 @@ import argparse
 import datetime
 import os
 import resource
-import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TypeVar
 
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.storage import CuratedLoad, OutdatedLayout, open_for_writing, recover, write_curated
+from api.storage import (
+    CuratedLoad,
+    OutdatedLayout,
+    open_for_writing,
+    private_files,
+    recover,
+    terminate_as_interrupt,
+    write_curated,
+)
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -93,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     path = args.db or database_path()
-    if args.command == "synthetic":
-        return _load_synthetic(path, args)
-    if args.command == "import":
-        return _import(path, args)
-    return _load_curated(path, args.data, args.restore)
+    with private_files():
+        if args.command == "synthetic":
+            return _load_synthetic(path, args)
+        if args.command == "import":
+            return _import(path, args)
+        return _load_curated(path, args.data, args.restore)
 
 
 def _load_curated(path: str, data: Path, restore: list[str]) -> int:
@@ -135,7 +141,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             count = _write(
                 path,
                 lambda db: synthetic.load(db, args.events, args.seed, args.until, args.workers),
@@ -182,7 +188,7 @@ def _import(path: str, args: argparse.Namespace) -> int:
     progress = imports.Progress(sys.stderr)
     changed_at = datetime.datetime.now(datetime.UTC)
     try:
-        with stream, progress, _terminate_as_interrupt():
+        with stream, progress, terminate_as_interrupt():
             result = _write(
                 path,
                 lambda db: imports.import_rows(
@@ -257,23 +263,6 @@ def _write(path: str, write: Callable[[Database], T], bulk: bool = False) -> T |
         if bulk:
             _restore_wal(db, path)
         db.close()
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (a service manager's stop, `kill`) raises
-    KeyboardInterrupt in this process as Ctrl-C does, so that a bulk load rolls back
-    and restores the WAL on its way out instead of dying in rollback-journal mode.
-    (Worker processes put the default back: see seed/workers.py.)"""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _leave_wal_if_alone(db: Database) -> None:
