@@ -18,6 +18,7 @@ DATABASE_BUSY = "/problems/database-busy"
 DATABASE_DAMAGED = "/problems/database-damaged"
 STORAGE_FULL = "/problems/storage-full"
 QUERY_TOO_COSTLY = "/problems/query-too-costly"
+NOT_THE_OWNER = "/problems/not-the-owner"
 
 API_VERSIONS = ("v1",)
 
