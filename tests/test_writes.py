@@ -52,8 +52,7 @@ class Partner:
         conn = sqlite3.connect(self.path)
         rows = conn.execute(
             # Writes made with a key; the seed and the key commands audit theirs too.
-            "SELECT key_name, action, event_id FROM audit_log WHERE key_id IS NOT NULL "
-            "ORDER BY seq"
+            "SELECT key_name, action, event_id FROM audit_log WHERE key_id IS NOT NULL ORDER BY seq"
         ).fetchall()
         conn.close()
         return rows
