@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import auth, caching, cors, db, docs, limits, problems, service, v1
+from api import auth, caching, cors, db, docs, limits, problems, request_ids, service, v1
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.openapi import Api
 
@@ -69,14 +69,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
 
+    # First: every response, a refusal by any later hook included, names its request.
+    request_ids.init_app(app)
     # After Api(): flask-smorest registers its own JSON error handler, which
     # problem+json replaces.
     problems.init_app(app)
     db.init_app(app)
     cors.init_app(app, app.config["CORS_ORIGINS"])
-    # The key is checked before the limiter runs: limits are counted per key.
-    app.before_request(auth.check_sent_key)
+    # The key is identified before the limiter counts the request (limits are per
+    # key) and a bad one refused after it (it counts against the address).
+    app.before_request(auth.identify_caller)
     limits.init_app(app)
+    app.before_request(auth.refuse_bad_keys)
     caching.init_app(app)
     return app
 

@@ -23,6 +23,8 @@ EXPOSED_HEADERS = (
     "RateLimit-Remaining",
     "RateLimit-Reset",
     "WWW-Authenticate",
+    # Quoted by a partner reporting a problem; names their writes in the audit log.
+    "X-Request-Id",
     # On a 415, the media types a write takes.
     "Accept-Post",
     "Accept-Patch",

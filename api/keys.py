@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from api.storage import StoredKey, insert_key, live_key, mark_key_revoked
-from schemas.fields import TIMESTAMP_FORMAT
+from api.storage import StoredKey, command_author, insert_key, live_key, mark_key_revoked
 
-SCOPES = ("read", "write")
+# read: GET only; write: also create events, and change or delete those the key
+# created; admin: also change or delete any event, the curators' included.
+SCOPES = ("read", "write", "admin")
+WRITE_SCOPES = frozenset({"write", "admin"})
 _KEY = re.compile(r"^salvo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -31,25 +33,34 @@ class ApiKey:
 
 
 def create_key(db: sqlite_utils.Database, name: str, scope: str) -> str:
-    """Store a new key's hash and return the key itself, which is not kept."""
+    """Store a new key's hash and return the key itself, which is not kept. Keys are
+    made on the server only (`python -m api keys`): audited as a command's."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
-    insert_key(db, StoredKey(key_id, name, scope, salt, _hash(salt, secret)), _now())
+    stored = StoredKey(key_id, name, scope, salt, _hash(salt, secret))
+    insert_key(db, stored, _now(), command_author())
     return f"salvo_{key_id}_{secret}"
 
 
 def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
-    """Revoke a key by its id; False if there is no such live key."""
-    return mark_key_revoked(db, key_id, _now())
+    """Revoke a key by its id, audited as a command's; False if there is no such live key."""
+    return mark_key_revoked(db, key_id, _now(), command_author())
+
+
+def well_formed(key: str) -> tuple[str, str] | None:
+    """The key's id and secret, or None if it cannot be a key: checked before any
+    database lookup, so that malformed keys cost none."""
+    match = _KEY.match(key)
+    return None if match is None else (match[1], match[2])
 
 
 def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
     """The live key this is, or None for a malformed, unknown, wrong or revoked one."""
-    match = _KEY.match(key)
-    if match is None:
+    parts = well_formed(key)
+    if parts is None:
         return None
-    key_id, secret = match.groups()
+    key_id, secret = parts
     stored = live_key(conn, key_id)
     if stored is None or not hmac.compare_digest(_hash(stored.salt, secret), stored.hash):
         return None
@@ -60,5 +71,5 @@ def _hash(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode()).digest()
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime(TIMESTAMP_FORMAT)
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

@@ -18,6 +18,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 
 from api.problems import Problem, problem_response
 
+# What the limiter calls a request that matches no route.
+UNMATCHED = "unmatched"
 # Endpoints no caller pays for: probes and the docs' assets.
 EXEMPT_ENDPOINTS = frozenset({"service.health", "service.ready", "docs.asset", "docs.favicon"})
 
@@ -28,6 +30,9 @@ def init_app(app: Flask) -> Limiter:
     app.config.setdefault("RATELIMIT_ENABLED", app.config["RATE_LIMITS_ENABLED"])
     limiter = Limiter(
         key_func=_caller,
+        # Requests that match no route (404, 405) count too: Flask-Limiter skips a
+        # request without an endpoint, so they are given one.
+        request_identifier=_endpoint,
         # One budget per caller across every endpoint, not one per endpoint.
         application_limits=[_limit_for_caller],
         application_limits_exempt_when=_exempt,
@@ -68,12 +73,17 @@ def init_app(app: Flask) -> Limiter:
     return limiter
 
 
+def _endpoint() -> str:
+    return request.endpoint or UNMATCHED
+
+
 def _exempt() -> bool:
     return request.method == "OPTIONS" or request.endpoint in EXEMPT_ENDPOINTS
 
 
 def _caller() -> str:
-    # api.auth.check_sent_key runs first and leaves the verified key on g.
+    # api.auth.identify_caller runs first and leaves the verified key on g; a bad
+    # key's request counts against its address, as an anonymous one.
     key = g.get("api_key")
     return f"key:{key.id}" if key else f"address:{request.remote_addr}"
 

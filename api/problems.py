@@ -23,6 +23,7 @@ QUERY_TOO_COSTLY = "/problems/query-too-costly"
 SLOW_REQUEST = "/problems/slow-request"
 SERVER_BUSY = "/problems/server-busy"
 TOO_MANY_EXPORTS = "/problems/too-many-exports"
+NOT_THE_OWNER = "/problems/not-the-owner"
 
 API_VERSIONS = ("v1",)
 

@@ -28,7 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 from types import FrameType
@@ -112,10 +112,11 @@ def _open_laid_out(path: str) -> tuple[sqlite_utils.Database, list[str]]:
         _configure(db)
         # Only a file lacking something runs the DDL: a current one is just opened.
         if missing:
-            create_tables(db)
-            # Rollups added to a database that has events start from them.
-            if set(missing) & set(rollups.TABLES):
-                with db.atomic():
+            with immediate_transaction(db):
+                _upgrade(db, missing)
+                create_tables(db)
+                # Rollups added to a database that has events start from them.
+                if set(missing) & set(rollups.TABLES):
                     rollups.rebuild(db.conn)
     except BaseException:
         db.close()
@@ -198,9 +199,60 @@ def _compare_layout(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
     """Salvo's tables and indexes that the database lacks, and those it defines
     otherwise (see outdated_objects)."""
     expected, present = _expected_layout(), dict(_layout(conn))
-    missing = [name for name in expected if name not in present]
-    differing = [name for name, sql in present.items() if expected.get(name, sql) != sql]
+    # A table an earlier version laid out, which _upgrade turns into this version's,
+    # is as good as missing: `python -m api init` adds what it lacks.
+    missing = [
+        name
+        for name in expected
+        if name not in present or _EARLIER_LAYOUTS.get(name) == present[name]
+    ]
+    differing = [
+        name
+        for name, sql in present.items()
+        if expected.get(name, sql) != sql and _EARLIER_LAYOUTS.get(name) != sql
+    ]
     return missing, differing
+
+
+# Tables as an earlier version created them, which _upgrade rebuilds in this
+# version's layout keeping their rows: audit_log before it recorded commands, key
+# changes, request ids and client addresses.
+_EARLIER_LAYOUTS = {
+    "audit_log": 'CREATE TABLE "audit_log" (\n   "seq" INTEGER PRIMARY KEY,\n'
+    '   "at" TEXT NOT NULL,\n   "key_id" TEXT NOT NULL,\n   "key_name" TEXT NOT NULL,\n'
+    '   "action" TEXT NOT NULL,\n   "event_id" TEXT NOT NULL,\n   "before" TEXT,\n'
+    '   "after" TEXT\n)',
+}
+_EARLIER_AUDIT_COLUMNS = "seq, at, key_id, key_name, action, event_id, before, after"
+
+
+def _upgrade(db: sqlite_utils.Database, missing: list[str]) -> None:
+    """Bring an earlier version's tables to this version's layout, keeping their rows,
+    and fill the tables added since from what the database already records. Runs in
+    the caller's transaction, before create_tables."""
+    present = dict(_layout(db.conn))
+    if "audit_log" in missing and present.get("audit_log") == _EARLIER_LAYOUTS["audit_log"]:
+        # DROP TABLE fires no trigger: the append-only rule holds for the rows, which
+        # move whole into the new table, seq included.
+        for verb in ("update", "delete"):
+            db.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{verb}")
+        db.execute("ALTER TABLE audit_log RENAME TO audit_log_earlier")
+        create_tables(db)
+        db.execute(
+            f"INSERT INTO audit_log ({_EARLIER_AUDIT_COLUMNS}) "
+            f"SELECT {_EARLIER_AUDIT_COLUMNS} FROM audit_log_earlier ORDER BY seq"
+        )
+        db.execute("DROP TABLE audit_log_earlier")
+    if "event_owners" in missing:
+        create_tables(db)
+        # Events created through the API before owners were recorded: their creator
+        # is in the audit log.
+        db.execute(
+            "INSERT OR IGNORE INTO event_owners (event_id, key_id) "
+            "SELECT event_id, key_id FROM audit_log "
+            "WHERE action = 'create' AND key_id IS NOT NULL "
+            "AND event_id IN (SELECT id FROM events) ORDER BY seq"
+        )
 
 
 def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -379,7 +431,10 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"name", "scope", "salt", "hash", "created_at"},
         if_not_exists=True,
     )
-    # Every write through the API, append-only: the triggers refuse to change the past.
+    # Every change to an event, key or the whole content (docs/operations.md, "Audit
+    # trail"), append-only: the triggers refuse to change the past. key_id and
+    # key_name are null for a command run on the server (seed, import, keys, restore),
+    # event_id for an entry about no one event; detail is a JSON object.
     db.table("audit_log").create(
         {
             "seq": int,
@@ -390,9 +445,12 @@ def create_tables(db: sqlite_utils.Database) -> None:
             "event_id": str,
             "before": str,
             "after": str,
+            "request_id": str,
+            "client_address": str,
+            "detail": str,
         },
         pk="seq",
-        not_null={"at", "key_id", "key_name", "action", "event_id"},
+        not_null={"at", "action"},
         if_not_exists=True,
     )
     for verb in ("UPDATE", "DELETE"):
@@ -400,6 +458,14 @@ def create_tables(db: sqlite_utils.Database) -> None:
             f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
             "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
         )
+    # The API key that created each event through the API; an event without a row
+    # (curated, imported, synthetic) belongs to the curators. See event_owner.
+    db.table("event_owners").create(
+        {"event_id": str, "key_id": str},
+        pk="event_id",
+        not_null={"key_id"},
+        if_not_exists=True,
+    )
     # Answers to POSTs sent with an Idempotency-Key, replayed when the client retries.
     db.table("idempotent_requests").create(
         {
@@ -731,6 +797,7 @@ def record_digest(event: dict[str, Any]) -> bytes:
 def write_curated(
     db: sqlite_utils.Database,
     events: list[dict[str, Any]],
+    author: "Author",
     changed_at: datetime.datetime | None = None,
     restore: Iterable[str] = (),
 ) -> CuratedLoad:
@@ -746,7 +813,10 @@ def write_curated(
     With no curated record remembered for an event (a database seeded before
     curated_loads existed, or an id a partner created first), the record counts as
     unchanged: an API write stays. Every record's digest is remembered for the next
-    seed. The caller owns the transaction."""
+    seed. Every event written is audited (create or update, before and after, as
+    `author`), and the load as a whole ('seed', with its counts); an event written
+    becomes the curators' again. The caller owns the transaction."""
+    changed_at = changed_at or datetime.datetime.now(datetime.UTC)
     conn = db.conn
     digests = {event["id"]: record_digest(event) for event in events}
     # json_each takes the ids as one parameter, however many there are.
@@ -774,11 +844,12 @@ def write_curated(
     # The stored document is an API write when it is the document the event's last
     # audited write left; a later seed write would have replaced it. (SQLite takes
     # the bare column `after` from the row of max(seq).)
+    # Only entries made with an API key count: the seed audits its own writes too.
     edited = {
         event_id
         for event_id, after, _ in conn.execute(
-            "SELECT event_id, after, max(seq) FROM audit_log "
-            "WHERE event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
+            "SELECT event_id, after, max(seq) FROM audit_log WHERE key_id IS NOT NULL "
+            "AND event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
             [ids],
         )
         if after is not None and stored.get(event_id) == after
@@ -797,13 +868,25 @@ def write_curated(
         "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
         digests.items(),
     )
-    return CuratedLoad(
+    now = event_documents(conn, [event["id"] for event in loaded])
+    written = [event_id for event_id, body in now.items() if stored.get(event_id) != body]
+    conn.execute(
+        "DELETE FROM event_owners WHERE event_id IN (SELECT value FROM json_each(?))",
+        [orjson.dumps(written).decode()],
+    )
+    load = CuratedLoad(
         new=new,
         updated=changed - new,
         unchanged=len(loaded) - changed,
         kept_edited=len(kept_edited),
         kept_deleted=len(kept_deleted),
     )
+    entries = [
+        AuditEntry("update" if i in stored else "create", i, stored.get(i), now[i]) for i in written
+    ]
+    entries.append(AuditEntry("seed", detail={"curated_events": len(events), **asdict(load)}))
+    append_audit(conn, author, changed_at, entries)
+    return load
 
 
 # The highest number of the change sequence taken so far, 0 for none: one seek to the
@@ -993,10 +1076,78 @@ def taken_ids(conn: sqlite3.Connection, ids: Collection[str]) -> list[str]:
 
 
 class Author(NamedTuple):
-    """Who writes through the API, as the audit log names them: their API key."""
+    """Who makes a change, as the audit log names them: an API key, with the request's
+    id and client address; or a command run on the server (see command_author)."""
 
-    key_id: str
-    key_name: str
+    key_id: str | None
+    key_name: str | None
+    request_id: str | None
+    client_address: str | None
+
+
+def command_author() -> Author:
+    """A command run on the server (seed, import, keys, restore): no key and no
+    address; its entries share one random run id in place of a request id."""
+    return Author(None, None, f"run-{secrets.token_hex(12)}", None)
+
+
+class AuditEntry(NamedTuple):
+    """One audit_log row but for its author and time."""
+
+    action: str
+    event_id: str | None = None
+    before: str | None = None
+    after: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def append_audit(
+    conn: sqlite3.Connection, author: Author, at: datetime.datetime, entries: list[AuditEntry]
+) -> None:
+    """Append one audit_log row per entry, in the caller's transaction."""
+    stamp = _stamp(at)
+    conn.executemany(
+        "INSERT INTO audit_log (at, key_id, key_name, action, event_id, before, after, "
+        "request_id, client_address, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                stamp,
+                author.key_id,
+                author.key_name,
+                *entry[:4],
+                author.request_id,
+                author.client_address,
+                None if entry.detail is None else orjson.dumps(entry.detail).decode(),
+            )
+            for entry in entries
+        ],
+    )
+
+
+class NotTheOwner(Exception):
+    """A write key tried to change an event that another key created, or a curated
+    one (owner None)."""
+
+    def __init__(self, event_id: str, owner: str | None) -> None:
+        super().__init__(event_id)
+        self.event_id, self.owner = event_id, owner
+
+
+def check_owner(conn: sqlite3.Connection, event_id: str, key_id: str, admin: bool) -> None:
+    """Raise NotTheOwner unless the key with this id may change the event: an admin
+    key may change any, a write key only those it created."""
+    if admin:
+        return
+    owner = event_owner(conn, event_id)
+    if owner != key_id:
+        raise NotTheOwner(event_id, owner)
+
+
+def event_owner(conn: sqlite3.Connection, event_id: str) -> str | None:
+    """The id of the API key that created the event, None for the curators' events
+    (curated, imported, synthetic)."""
+    row = conn.execute("SELECT key_id FROM event_owners WHERE event_id = ?", [event_id]).fetchone()
+    return None if row is None else str(row[0])
 
 
 class IdempotentRequest(NamedTuple):
@@ -1116,7 +1267,11 @@ def create_events(
     check_shared_records(conn, events)
     write_events(db, events, at)
     documents = event_documents(conn, ids)
-    _append_audit(conn, author, at, [("create", i, None, documents[i]) for i in ids])
+    conn.executemany(
+        "INSERT INTO event_owners (event_id, key_id) VALUES (?, ?)",
+        [(event_id, author.key_id) for event_id in ids],
+    )
+    append_audit(conn, author, at, [AuditEntry("create", i, None, documents[i]) for i in ids])
     answer = Answer(201, b'{"data":[' + b",".join(documents[i].encode() for i in ids) + b"]}")
     if request is not None:
         conn.execute(
@@ -1159,7 +1314,7 @@ def update_event(
     if not write_events(db, [event], at):
         return before
     after = event_documents(db.conn, [event["id"]])[event["id"]]
-    _append_audit(db.conn, author, at, [("update", event["id"], before, after)])
+    append_audit(db.conn, author, at, [AuditEntry("update", event["id"], before, after)])
     return after
 
 
@@ -1169,22 +1324,10 @@ def delete_event(
     """Delete an event whose stored document is `before` (see delete_events), and
     audit it. The caller owns the transaction."""
     delete_events(db, [event_id], at)
-    _append_audit(db.conn, author, at, [("delete", event_id, before, None)])
-
-
-def _append_audit(
-    conn: sqlite3.Connection,
-    author: Author,
-    at: datetime.datetime,
-    changes: list[tuple[str, str, str | None, str | None]],
-) -> None:
-    """Append one audit_log row per (action, event id, document before, after)."""
-    stamp = _stamp(at)
-    conn.executemany(
-        "INSERT INTO audit_log (at, key_id, key_name, action, event_id, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(stamp, author.key_id, author.key_name, *change) for change in changes],
-    )
+    # A deleted id is never created again through the API; only the curated seed may
+    # bring it back (--restore), as a curated event.
+    db.conn.execute("DELETE FROM event_owners WHERE event_id = ?", [event_id])
+    append_audit(db.conn, author, at, [AuditEntry("delete", event_id, before, None)])
 
 
 def _stamp(at: datetime.datetime) -> str:
@@ -1214,13 +1357,18 @@ class KeyListing(NamedTuple):
     revoked_at: str | None
 
 
-def insert_key(db: sqlite_utils.Database, key: StoredKey, created_at: str) -> None:
-    """Store a new, live key."""
-    db.execute(
-        "INSERT INTO api_keys (id, name, scope, salt, hash, created_at, revoked_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, NULL)",
-        [*key, created_at],
-    )
+def insert_key(
+    db: sqlite_utils.Database, key: StoredKey, created_at: datetime.datetime, author: Author
+) -> None:
+    """Store a new, live key, and audit it (never its hash)."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO api_keys (id, name, scope, salt, hash, created_at, revoked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            [*key, _stamp(created_at)],
+        )
+        detail = {"key_id": key.id, "name": key.name, "scope": key.scope}
+        append_audit(db.conn, author, created_at, [AuditEntry("key-create", detail=detail)])
 
 
 def live_key(conn: sqlite3.Connection, key_id: str) -> StoredKey | None:
@@ -1232,13 +1380,20 @@ def live_key(conn: sqlite3.Connection, key_id: str) -> StoredKey | None:
     return None if row is None else StoredKey(*row)
 
 
-def mark_key_revoked(db: sqlite_utils.Database, key_id: str, revoked_at: str) -> bool:
-    """Revoke a live key; False if there is no live key with this id."""
-    cursor = db.execute(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        [revoked_at, key_id],
-    )
-    return cursor.rowcount == 1
+def mark_key_revoked(
+    db: sqlite_utils.Database, key_id: str, revoked_at: datetime.datetime, author: Author
+) -> bool:
+    """Revoke a live key, and audit it; False if there is no live key with this id."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            [_stamp(revoked_at), key_id],
+        )
+        if cursor.rowcount != 1:
+            return False
+        entry = AuditEntry("key-revoke", detail={"key_id": key_id})
+        append_audit(db.conn, author, revoked_at, [entry])
+    return True
 
 
 def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
@@ -1372,6 +1527,7 @@ def restore(source: str, target: str) -> DatabaseSummary:
             stage.execute(
                 "UPDATE change_history SET id = ?, old_tokens_until = 0", [new_history_id()]
             )
+            _carry_audit_over(stage, target, source)
             stage.commit()
             summary = _summarise(staged)
             live = sqlite3.connect(target, timeout=30)
@@ -1388,6 +1544,50 @@ def restore(source: str, target: str) -> DatabaseSummary:
         finally:
             stage.close()
     return summary
+
+
+def _carry_audit_over(stage: sqlite3.Connection, target: str, source: str) -> None:
+    """Make the audit log append-only across a restore: append to the restored copy
+    the entries of the live database's log that the backup lacks, then a 'restore'
+    entry naming the file. The backup's log is a prefix of the live one when it was
+    taken from this database (its last entry is the live one of the same seq): then
+    the later entries are carried over; otherwise the backup comes from elsewhere,
+    and every live entry is, after the backup's own."""
+    carried: list[tuple[Any, ...]] = []
+    if Path(target).exists():
+        live = _connect_read_only(target)
+        try:
+            if live.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_log'").fetchone():
+                columns = [row[1] for row in live.execute("PRAGMA table_info(audit_log)")]
+                ours = [row[1] for row in stage.execute("PRAGMA table_info(audit_log)")]
+                shared = [c for c in columns if c in ours and c != "seq"]
+                last = stage.execute(
+                    f"SELECT seq, {', '.join(shared)} FROM audit_log ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                same = (
+                    last is not None
+                    and last
+                    == live.execute(
+                        f"SELECT seq, {', '.join(shared)} FROM audit_log WHERE seq = ?", [last[0]]
+                    ).fetchone()
+                )
+                carried = live.execute(
+                    f"SELECT {', '.join(shared)} FROM audit_log WHERE seq > ? ORDER BY seq",
+                    [last[0] if same else 0],
+                ).fetchall()
+                stage.executemany(
+                    f"INSERT INTO audit_log ({', '.join(shared)}) VALUES ({placeholders(shared)})",
+                    carried,
+                )
+        finally:
+            live.close()
+    detail = {"file": str(Path(source).resolve()), "entries_carried_over": len(carried)}
+    append_audit(
+        stage,
+        command_author(),
+        datetime.datetime.now(datetime.UTC),
+        [AuditEntry("restore", detail=detail)],
+    )
 
 
 def _connect_read_only(path: str) -> sqlite3.Connection:

@@ -160,7 +160,7 @@ def main() -> int:
     source.close()
     target.close()
     db = open_for_writing(str(live))
-    key = create_key(db, "Soak", "write")
+    key = create_key(db, "Soak", "admin")
     db.close()
 
     tally = Tally()

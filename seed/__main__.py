@@ -22,8 +22,11 @@ from sqlite_utils import Database
 
 from api.config import database_path
 from api.storage import (
+    AuditEntry,
     CuratedLoad,
     OutdatedLayout,
+    append_audit,
+    command_author,
     open_for_writing,
     private_files,
     recover,
@@ -120,7 +123,7 @@ def _load_curated(path: str, data: Path, restore: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    load = _write(path, lambda db: write_curated(db, events, restore=restore))
+    load = _write(path, lambda db: write_curated(db, events, command_author(), restore=restore))
     if load is None:
         return 1
     print(f"seed: {len(events)} curated events from {data} into {path}: {_summary(load)}")
@@ -140,13 +143,17 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         print("seed: --events and --workers must be at least 1", file=sys.stderr)
         return 2
     started = time.perf_counter()
+
+    def load(db: Database) -> int:
+        count = synthetic.load(db, args.events, args.seed, args.until, args.workers)
+        # One entry for the whole load: one per event would double a 1M-event load.
+        detail = {"events": count, "seed": args.seed, "until": args.until.isoformat()}
+        _audit_load(db, AuditEntry("synthetic", detail=detail))
+        return count
+
     try:
         with terminate_as_interrupt():
-            count = _write(
-                path,
-                lambda db: synthetic.load(db, args.events, args.seed, args.until, args.workers),
-                bulk=True,
-            )
+            count = _write(path, load, bulk=True)
     except InvalidRecord as error:
         print(
             f"seed: a synthetic record failed validation, nothing written: {error}", file=sys.stderr
@@ -187,22 +194,27 @@ def _import(path: str, args: argparse.Namespace) -> int:
         rejects = imports.RejectedFile(imports.rejects_path(args.file))
     progress = imports.Progress(sys.stderr)
     changed_at = datetime.datetime.now(datetime.UTC)
+
+    def load(db: Database) -> imports.ImportResult:
+        result = imports.import_rows(
+            db,
+            args.format,
+            label,
+            stream,
+            changed_at=changed_at,
+            on_rejected=None if rejects is None else rejects.write,
+            on_progress=progress.advance,
+            workers=args.workers,
+        )
+        # One entry for the whole file, as for a synthetic load.
+        counts = {name: getattr(result, name) for name in _IMPORT_COUNTS}
+        detail = {"file": label, "format": args.format, **counts}
+        _audit_load(db, AuditEntry("import", detail=detail), changed_at)
+        return result
+
     try:
         with stream, progress, terminate_as_interrupt():
-            result = _write(
-                path,
-                lambda db: imports.import_rows(
-                    db,
-                    args.format,
-                    label,
-                    stream,
-                    changed_at=changed_at,
-                    on_rejected=None if rejects is None else rejects.write,
-                    on_progress=progress.advance,
-                    workers=args.workers,
-                ),
-                bulk=True,
-            )
+            result = _write(path, load, bulk=True)
     except imports.ImportRefused as error:
         print(f"seed: {error}; nothing written", file=sys.stderr)
         return 1
@@ -229,6 +241,13 @@ def _import(path: str, args: argparse.Namespace) -> int:
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
     )
     return 0
+
+
+_IMPORT_COUNTS = ("read", "new", "updated", "unchanged", "rejected")
+
+
+def _audit_load(db: Database, entry: AuditEntry, at: datetime.datetime | None = None) -> None:
+    append_audit(db.conn, command_author(), at or datetime.datetime.now(datetime.UTC), [entry])
 
 
 def _write(path: str, write: Callable[[Database], T], bulk: bool = False) -> T | None:

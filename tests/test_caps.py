@@ -43,7 +43,7 @@ class Writer:
 
     def __init__(self, path: Path) -> None:
         db = open_for_writing(str(path))
-        self.key = create_key(db, "Newsroom", "write")
+        self.key = create_key(db, "Newsroom", "admin")
         db.close()
         self.client = create_app({"DATABASE": str(path)}).test_client()
 

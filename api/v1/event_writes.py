@@ -24,11 +24,12 @@ from api.db import write_transaction
 from api.keys import ApiKey
 from api.openapi import WRITE_SECURITY, Blueprint
 from api.params import json_body
-from api.problems import Problem, invalid_body
+from api.problems import NOT_THE_OWNER, PROBLEM_CONTENT_TYPE, Problem, invalid_body
+from api.request_ids import request_id
 from api.v1.events import stored_event
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
-from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema
+from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema, ProblemSchema
 
 blp = Blueprint(
     "event-writes",
@@ -45,13 +46,30 @@ _ERRORS = (401, 403, 429)
 _BODY_ERRORS = (400, 413, 415)
 
 
-def _documented(operation_id: str, *statuses: int) -> Any:
+# A PATCH or DELETE by a write key that did not create the event.
+_NOT_THE_OWNER = (
+    "Forbidden: the key may read but not write; or (problem type "
+    f"`{NOT_THE_OWNER}`) the event is curated or was created with another key, and "
+    "a write key may change only the events it created (an admin key may change any)."
+)
+
+
+def _documented(operation_id: str, *statuses: int, owned: bool = False) -> Any:
     """Document a write operation: its name for generated clients (their method
-    names, so it must not change once published), its key and its error responses."""
+    names, so it must not change once published), its key and its error responses;
+    `owned` for those that change an existing event, which only its owner may."""
 
     def decorate(view: Any) -> Any:
         for status in (*_ERRORS, *statuses):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
+            if owned and status == 403:
+                view = blp.alt_response(
+                    403,
+                    schema=ProblemSchema,
+                    description=_NOT_THE_OWNER,
+                    content_type=PROBLEM_CONTENT_TYPE,
+                )(view)
+            else:
+                view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
         return blp.doc(operationId=operation_id, security=WRITE_SECURITY)(view)
 
     return decorate
@@ -113,7 +131,7 @@ def create_events(batch: dict[str, Any]) -> Response:
     "an optional field.",
 )
 @blp.response(200, EventSchema)
-@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428)
+@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428, owned=True)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """Change an event
 
@@ -124,7 +142,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     # The patch as sent, to merge (the parser loaded it only to check its fields).
     raw_patch = json_body()
     with write_transaction() as db:
-        before = _current(db.conn, event_id)
+        before = _current(db.conn, event_id, key)
         merged = _merge_patch(_loadable(before), raw_patch)
         if merged.get("id") != event_id:
             raise invalid_body(
@@ -152,7 +170,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
 
 @blp.route("/events/<event_id>", methods=["DELETE"])
 @blp.response(204)
-@_documented("deleteEvent", 404, 410, 412, 428)
+@_documented("deleteEvent", 404, 410, 412, 428, owned=True)
 def delete_event(event_id: str) -> Response:
     """Delete an event
 
@@ -161,7 +179,7 @@ def delete_event(event_id: str) -> Response:
     """
     key = require_write_key()
     with write_transaction() as db:
-        before = _current(db.conn, event_id)
+        before = _current(db.conn, event_id, key)
         storage.delete_event(
             db, event_id, before, _author(key), datetime.datetime.now(datetime.UTC)
         )
@@ -169,7 +187,7 @@ def delete_event(event_id: str) -> Response:
 
 
 def _author(key: ApiKey) -> storage.Author:
-    return storage.Author(key.id, key.name)
+    return storage.Author(key.id, key.name, request_id(), request.remote_addr)
 
 
 def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
@@ -182,9 +200,22 @@ def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
     )
 
 
-def _current(conn: sqlite3.Connection, event_id: str) -> str:
-    """The event's stored document, after checking If-Match against its ETag."""
+def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
+    """The event's stored document, after checking that the key may change it and
+    If-Match against its ETag."""
     body, digest = stored_event(conn, event_id)
+    try:
+        storage.check_owner(conn, event_id, key.id, admin=key.scope == "admin")
+    except storage.NotTheOwner as error:
+        # The other key's id and name stay private: they are another partner's.
+        owner = "is curated" if error.owner is None else "was created with another API key"
+        raise Problem(
+            403,
+            f"The event {event_id!r} {owner}: a write key may change only the events it "
+            "created. Ask the operator (an admin key) to change it.",
+            type=NOT_THE_OWNER,
+            title="Not the owner",
+        ) from None
     if not request.if_match:
         raise Problem(
             428,
