@@ -1,9 +1,11 @@
 """Salvo: a REST API serving structured conflict events."""
 
+import functools
 import os
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import Map
 
 from api import auth, caching, cors, db, docs, limits, problems, request_ids, service, v1
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
@@ -12,7 +14,7 @@ from api.openapi import Api
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app: defaults, then `config`, then the blueprints."""
-    app = Flask(__name__)
+    app = _Salvo(__name__)
     app.config.from_mapping(
         DATABASE=database_path(),
         # Seconds a client or shared cache may reuse a GET response.
@@ -50,9 +52,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.from_mapping(config)
-    # A path with doubled slashes is a 404 problem like any unknown path, not an HTML
-    # 308 redirect to the path with them merged.
-    app.url_map.merge_slashes = False
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
     api.spec.components.security_scheme(
@@ -83,6 +82,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(auth.refuse_bad_keys)
     caching.init_app(app)
     return app
+
+
+class _Salvo(Flask):
+    # A path with doubled slashes is an unknown path (404), not another spelling of a
+    # known one (werkzeug serves or redirects it; api.problems refuses its redirects).
+    url_map_class = functools.partial(Map, merge_slashes=False)  # type: ignore[assignment]
 
 
 def _cors_origins() -> str | list[str]:

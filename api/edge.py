@@ -184,15 +184,18 @@ class Edge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
-        status = await self._answer(scope, receive, send)
-        _log_access(scope, status, began)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Answer one request; its status, for the access log."""
+        def logged(status: int) -> None:
+            # Written before the response's last message, so that a client which
+            # sends its next request on receiving it finds this line logged first.
+            _log_access(scope, status, began)
+
         bounds = self.bounds
         body = await self._body(scope, receive)
         if isinstance(body, int):
-            return await _refuse(send, scope, body, bounds)
+            logged(body)
+            await _refuse(send, scope, body, bounds)
+            return
         environ = _environ(scope, body)
         pool = "write" if scope["method"] in WRITE_METHODS else "read"
         # One context for the request's calls, whichever threads they run on: a
@@ -203,45 +206,18 @@ class Edge:
                 bounds.queue_deadline_s, context.run, _start, self.app, environ
             )
         except Busy:
-            return await _refuse(send, scope, 503, bounds)
+            logged(503)
+            await _refuse(send, scope, 503, bounds)
+            return
         except Exception:
             # Flask answers its own errors; this is a fault of the edge's call itself.
             traceback.print_exc()
-            return await _refuse(send, scope, 500, bounds)
-        # The client going away ends the response early (Granian answers a receive
-        # after the body with http.disconnect once the connection is gone).
-        gone = asyncio.ensure_future(_disconnected(receive))
+            logged(500)
+            await _refuse(send, scope, 500, bounds)
+            return
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": started.status,
-                    "headers": started.headers,
-                }
-            )
-            for chunk in started.chunks:
-                if not await self._sent(send, chunk, more=True, gone=gone):
-                    return started.status
-            rest = started.rest
-            while rest is not None:
-                try:
-                    chunk = await self._pool("export").run(
-                        bounds.send_deadline_s, context.run, next, rest, None
-                    )
-                except Busy:
-                    return started.status
-                except Exception:
-                    # After the first bytes the status cannot change: the response
-                    # is cut, and its client sees an incomplete body.
-                    traceback.print_exc()
-                    return started.status
-                if chunk is None:
-                    break
-                if chunk and not await self._sent(send, chunk, more=True, gone=gone):
-                    return started.status
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._respond(started, context, receive, send, logged)
         finally:
-            gone.cancel()
             close = getattr(started.result, "close", None)
             if close is not None:
                 # A stream's generator closes its database connection here (quick).
@@ -249,16 +225,68 @@ class Edge:
                 # generator is still running: it is closed when it is collected.
                 with contextlib.suppress(RuntimeError, ValueError):
                     context.run(close)
-        return started.status
 
-    async def _sent(self, send: Send, chunk: bytes, *, more: bool, gone: asyncio.Future) -> bool:
+    async def _respond(
+        self,
+        started: "_Started",
+        context: contextvars.Context,
+        receive: Receive,
+        send: Send,
+        logged: Callable[[int], None],
+    ) -> None:
+        """Send the app's answer: whole if its length is known, else chunk by chunk,
+        each made on the export pool and sent within the send deadline."""
+        start = {
+            "type": "http.response.start",
+            "status": started.status,
+            "headers": started.headers,
+        }
+        if started.rest is None:
+            logged(started.status)
+            await send(start)
+            body = b"".join(started.chunks)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        # The client going away ends the stream early (Granian answers a receive
+        # after the body with http.disconnect once the connection is gone).
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await send(start)
+            for chunk in started.chunks:
+                if not await self._sent(send, chunk, gone):
+                    logged(started.status)
+                    return
+            while True:
+                try:
+                    chunk = await self._pool("export").run(
+                        self.bounds.send_deadline_s, context.run, next, started.rest, None
+                    )
+                except Exception as error:
+                    # After the first bytes the status cannot change: the response
+                    # is cut (its client sees an incomplete body), also when no
+                    # export thread was free for a send deadline (Busy).
+                    if not isinstance(error, Busy):
+                        traceback.print_exc()
+                    logged(started.status)
+                    return
+                if chunk is None:
+                    break
+                if chunk and not await self._sent(send, chunk, gone):
+                    logged(started.status)
+                    return
+            logged(started.status)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+
+    async def _sent(self, send: Send, chunk: bytes, gone: asyncio.Future[None]) -> bool:
         """Send a chunk within the send deadline; False if the client is gone or
         stalled past it (the response is then cut: it ends without its last chunk)."""
         if gone.done():
             return False
         try:
             async with asyncio.timeout(self.bounds.send_deadline_s):
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TimeoutError:
             deadline = self.bounds.send_deadline_s
             print(f"api: cut a response: its client took no data for {deadline:g} s", flush=True)
@@ -337,7 +365,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings) -> int:
+async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings) -> None:
     """Answer, as a problem, a request the edge refuses before the app sees it."""
     headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"cache-control", b"no-store")]
     if status == 408:
@@ -366,7 +394,6 @@ async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings) -> in
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
-    return status
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -1,10 +1,12 @@
 """The one place that turns errors into RFC 9457 application/problem+json responses."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -121,7 +123,18 @@ def not_found(error: HTTPException) -> Response:
     return problem_response(error)
 
 
+def refuse_redirects() -> None:
+    """before_request: a path werkzeug would redirect (a doubled or a trailing slash)
+    is a 404 problem naming the path that exists, not an HTML 308: routing redirects
+    bypass error handlers, and a client following one may drop its method or body."""
+    redirect = request.routing_exception
+    if isinstance(redirect, RequestRedirect):
+        target = urlsplit(redirect.new_url).path
+        raise Problem(404, f"No resource at {request.path}; did you mean {target}?")
+
+
 def init_app(app: Flask) -> None:
     """Route every HTTP error, and every unexpected exception, through problem+json."""
     app.register_error_handler(HTTPException, problem_response)
     app.register_error_handler(404, not_found)
+    app.before_request(refuse_redirects)

@@ -3,7 +3,7 @@
 Granian's WSGI interface as it ran before the edge (`--interface wsgi --factory
 api:create_app`, Granian's access log), in alternating rounds on one database.
 
-    .venv/bin/python bench/edge.py [--seconds 10] [--rounds 2]
+    .venv/bin/python bench/edge.py [--seconds 10] [--rounds 2] [--workers 2] [--threads 4]
 
 Prints requests/s and p50/p99 per case and server, and the edge's throughput as a
 ratio of WSGI's measured in the same run. The database is var/soak.db (100,000
@@ -30,21 +30,19 @@ CASES = {
     "one_event": "/api/v1/event-types",
     "health": "/healthz",
 }
-# As bench/run.py measures Salvo: two worker processes, one read thread each.
-WORKERS, THREADS = 2, 1
 
 
-def commands(port: int) -> dict[str, list[str]]:
+def commands(port: int, workers: int, threads: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     return {
         "edge (asgi)": [
             sys.executable, "-m", "api", "serve", "--port", str(port),
-            "--workers", str(WORKERS), "--threads", str(THREADS),
+            "--workers", str(workers), "--threads", str(threads),
         ],
         "wsgi (before)": [
             str(bin_dir / "granian"), "--interface", "wsgi", "--factory", "api:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
-            "--blocking-threads", str(THREADS), "--log-level", "warning",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--blocking-threads", str(threads), "--log-level", "warning",
             "--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT,
         ],
     }  # fmt: skip
@@ -54,6 +52,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    # Two processes for the two cores; four (read) threads each, `make run`'s default.
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "soak.db")
     args = parser.parse_args()
     ensure_database(args.db)
@@ -61,12 +62,15 @@ def main() -> int:
     port = 8811
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for _ in range(args.rounds):
-        for name, command in commands(port).items():
+        for name, command in commands(port, args.workers, args.threads).items():
             with server(command, env, port=port, quiet=True):
                 for case, path in CASES.items():
                     measured = wrk(f"http://127.0.0.1:{port}{path}", args.seconds, 16)
                     results.setdefault(name, {}).setdefault(case, []).append(measured)
-    print(f"\nwrk -t2 -c16, {args.seconds} s a case, {args.rounds} alternating rounds, median")
+    print(
+        f"\nwrk -t2 -c16, {args.seconds} s a case, {args.rounds} alternating rounds, median; "
+        f"{args.workers} workers of {args.threads} (read) threads"
+    )
     print(f"{'case':<12}{'server':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for case in CASES:
         medians = {}

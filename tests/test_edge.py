@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from flask import Flask
 
 from api.edge import redacted
+from api.openapi import contract_api
 from tests.server import Server, serving
 from tests.test_faults import Client, writable
 
@@ -269,3 +271,45 @@ def test_an_address_runs_two_exports_at_once(app: Flask) -> None:
     for response in (*running, again):
         response.close()
     assert client.get("/api/v1/events?format=ndjson").status_code == 200
+
+
+@pytest.mark.parametrize(("path", "kind"), [("openapi.json", "json"), ("openapi.yaml", "yaml")])
+def test_the_contract_is_rendered_once_per_process(app: Flask, path: str, kind: str) -> None:
+    client = app.test_client()
+    first = client.get(f"/api/v1/{path}")
+    rendered = contract_api_of(app)._rendered[kind]
+    second = client.get(f"/api/v1/{path}")
+    assert first.status_code == second.status_code == 200
+    assert first.data == second.data == rendered
+    # The same bytes object: served from the first rendering, not rendered again.
+    assert contract_api_of(app)._rendered[kind] is rendered
+    assert first.headers["ETag"] == second.headers["ETag"]
+    assert (
+        client.get(f"/api/v1/{path}", headers={"If-None-Match": first.headers["ETag"]}).status_code
+        == 304
+    )
+
+
+def contract_api_of(app: Flask) -> Any:
+    with app.app_context():
+        return contract_api()
+
+
+def test_doubled_slashes_are_never_an_html_redirect(seeded_db: Path, tmp_path: Path) -> None:
+    answers = {}
+    with serving(seeded_db, tmp_path / "log", env=NO_LIMITS) as server:
+        for path in ("//", "//api/v1/events", "/api/v1//events", "/api/v1/events/"):
+            conn = _connection(server)
+            conn.request("GET", path, headers={"Accept": "application/json"})
+            response = conn.getresponse()
+            answers[path] = response.status, response.getheader("Content-Type"), response.read()
+            assert response.getheader("Location") is None, path
+            conn.close()
+    # werkzeug reads leading slashes as one: these are the landing page and the list.
+    assert answers["//"][:2] == (200, "application/json")
+    assert answers["//api/v1/events"][:2] == (200, "application/json")
+    # Inside a path, a doubled or trailing slash names nothing.
+    for path in ("/api/v1//events", "/api/v1/events/"):
+        status, content_type, body = answers[path]
+        assert (status, content_type) == (404, PROBLEM), path
+        assert orjson.loads(body)["instance"] == path
