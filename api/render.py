@@ -9,7 +9,7 @@ from flask import Response
 from marshmallow import Schema
 
 from schemas.acled_csv import acled_header, acled_line
-from schemas.csv import csv_header
+from schemas.csv import csv_header, escaped_line
 
 
 def render(document: Any, schema: Schema) -> bytes:
@@ -39,11 +39,11 @@ def event_feature(event_id: str, longitude: float, latitude: float, body: bytes)
 
 
 def csv_lines(rows: Iterable[str], chunk: int = 1000) -> Iterator[bytes]:
-    """The CSV export: the header, then each event's stored CSV line, yielded in chunks
-    of lines."""
+    """The CSV export: the header, then each event's stored CSV line (escaped, should
+    the database predate escaping), yielded in chunks of lines."""
     lines = [csv_header()]
     for row in rows:
-        lines.append(row)
+        lines.append(escaped_line(row))
         if len(lines) >= chunk:
             yield "".join(lines).encode()
             lines = []
