@@ -105,13 +105,14 @@ IDEMPOTENCY_KEY = {
 def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested object as anyOf its schema or `{type: object,
     nullable: true}`, which any object matches (`provenance: {}` was schema-valid, and
-    a 422); the second branch is made to take null alone."""
+    a 422); the second branch is made to take null alone (with its type kept beside
+    `nullable`, as OpenAPI 3.0 wants and Redocly checks)."""
     branches = ret.get("anyOf")
     if not branches:
         return {}
     return {
         "anyOf": [
-            {"nullable": True, "enum": [None]} if b == {"type": "object", "nullable": True} else b
+            {**b, "enum": [None]} if b == {"type": "object", "nullable": True} else b
             for b in branches
         ]
     }
