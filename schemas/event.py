@@ -425,7 +425,12 @@ class EventSchema(Schema):
     @validates_schema
     def acled_coding_fits_event_type(self, data: dict[str, Any], **kwargs: Any) -> None:
         coding = (data.get("provenance") or {}).get("acled")
-        if not coding or "event_type" not in data:
+        # A partial load (a PATCH body, before its merge) may lack any of them.
+        if (
+            not coding
+            or "event_type" not in data
+            or not {"event_type", "sub_event_type"} <= coding.keys()
+        ):
             return
         imported_as = ACLED_SUB_EVENT_TYPES[(coding["event_type"], coding["sub_event_type"])]
         if imported_as != data["event_type"]:
@@ -464,7 +469,8 @@ class EventSchema(Schema):
 
     @validates_schema
     def figures_name_a_reporter(self, data: dict[str, Any], **kwargs: Any) -> None:
-        reporters = {reporter["name"] for reporter in data.get("reported_by", [])}
+        # A partial load (a PATCH body, before its merge) may name no reporter.
+        reporters = {reporter.get("name") for reporter in data.get("reported_by", [])}
         for index, munition in enumerate(data.get("munitions", [])):
             name = munition.get("reported_by")
             if name is not None and name not in reporters:

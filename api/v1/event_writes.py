@@ -217,13 +217,15 @@ def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
 
 def _current(conn: sqlite3.Connection, event_id: str) -> str:
     """The event's stored document, after checking If-Match against its ETag."""
-    body, digest = stored_event(conn, event_id)
+    # A request without its required header is refused whatever the event's state
+    # (a 428, never a 404 or 410 that would suggest it was otherwise fine).
     if not request.if_match:
         raise Problem(
             428,
             "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
             "change made since you read it is not overwritten.",
         )
+    body, digest = stored_event(conn, event_id)
     # Whatever encoding the client read the event in, its ETag names this version.
     if not any(request.if_match.contains(tag) for tag in validators(digest.hex())):
         raise Problem(
