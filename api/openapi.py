@@ -47,13 +47,75 @@ WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 class ProblemDetails(BasePlugin):
     """Documents the error responses flask-smorest registers (every one a component
     response; success responses are written inline) as RFC 9457
-    application/problem+json rather than plain JSON."""
+    application/problem+json rather than plain JSON, and the 429's headers."""
 
     def response_helper(self, response: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         content = response.get("content", {})
         if "application/json" in content:
             response["content"] = {PROBLEM_CONTENT_TYPE: content["application/json"]}
+        if response.get("description") == http.HTTPStatus.TOO_MANY_REQUESTS.phrase:
+            response["headers"] = _RATE_LIMIT_HEADERS
         return response
+
+
+# What a 429 (api/limits.py) carries, for clients that back off by it.
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": {
+        "description": "Seconds to wait before the limit lets another request through.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    **{
+        f"RateLimit-{name}": {"description": description, "schema": {"type": "integer"}}
+        for name, description in (
+            ("Limit", "Requests allowed in the current window."),
+            ("Remaining", "Requests left in the current window (0 here)."),
+            ("Reset", "When the window ends, in seconds since the Unix epoch."),
+        )
+    },
+}
+
+# The request headers of writes (api/v1/event_writes.py), declared so that generated
+# clients send them.
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": "The ETag of the event as you read it (GET /api/v1/events/{id}): a 412 "
+    "says it changed since.",
+    "schema": {"type": "string"},
+}
+# Visible ASCII, as the IETF draft's examples are (a UUID is 36 characters); 255 keeps
+# a stored key small and leaves room for any key scheme.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the same key with the same body replays the first "
+    "answer instead of writing again. 1 to 255 visible ASCII characters, such as a UUID.",
+    "schema": {
+        "type": "string",
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+        "minLength": 1,
+        "maxLength": 255,
+    },
+}
+
+
+def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """apispec writes a nullable nested object as anyOf its schema or `{type: object,
+    nullable: true}`, which any object matches (`provenance: {}` was schema-valid, and
+    a 422); the second branch is made to take null alone (with its type kept beside
+    `nullable`, as OpenAPI 3.0 wants and Redocly checks)."""
+    branches = ret.get("anyOf")
+    if not branches:
+        return {}
+    return {
+        "anyOf": [
+            {**b, "enum": [None]} if b == {"type": "object", "nullable": True} else b
+            for b in branches
+        ]
+    }
 
 
 class Api(flask_smorest.Api):
@@ -79,6 +141,7 @@ class Api(flask_smorest.Api):
         # Salvo pages with links.next and a Link header, not flask-smorest's
         # X-Pagination header, whose schema would sit unused in the spec.
         self.spec.components.schemas.pop("PaginationMetadata", None)
+        self.ma_plugin.converter.add_attribute_function(_null_only)
         app.cli.add_command(write_contract)
         self._rendered: dict[str, bytes] = {}
 

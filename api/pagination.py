@@ -8,7 +8,7 @@ and that it belongs to the sort being asked for.
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -16,11 +16,25 @@ import orjson
 from flask import Response, request
 
 from api.problems import invalid_parameter
+from schemas.query import MAX_PAGE_BYTES
 
 # SQLite's INTEGER range: a larger integer in a forged cursor would overflow when
 # bound to a query (a 500) instead of being refused.
 _SQLITE_INTEGERS = range(-(2**63), 2**63)
 _FOREIGN = "Not a cursor issued by this API; use links.next as given."
+
+
+def items_within_bound(sizes: Iterable[int]) -> int:
+    """How many of a page's items, of these sizes in bytes, it serves: all of them,
+    or up to and including the one whose bytes pass MAX_PAGE_BYTES (so a page always
+    holds one item, however large). The next page continues after the last served."""
+    served = total = 0
+    for size in sizes:
+        served += 1
+        total += size
+        if total >= MAX_PAGE_BYTES:
+            break
+    return served
 
 
 def encode_cursor(sort: str, key: Sequence[Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from api import filters
 from api.filters import LOCATIONS, Scope
-from api.pagination import decode_cursor
+from api.pagination import decode_cursor, items_within_bound
 from api.storage import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
@@ -98,13 +98,14 @@ class EventPages:
         return sql, [*params, limit]
 
     def page(self, cursor: str | None, limit: int) -> tuple[EventColumns, tuple[Any, ...] | None]:
-        """The events after a client's cursor, and the key of the next page, or None on
-        the last page."""
+        """The events after a client's cursor, up to `limit` of them and as many as fit
+        MAX_PAGE_BYTES, and the key of the next page, or None on the last page."""
         after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
         rows = self._rows(after, limit + 1)
-        if len(rows) <= limit:
+        served = items_within_bound(len(row[2]) for row in rows[:limit])
+        if served == len(rows):
             return EventColumns.of(rows), None
-        page = EventColumns.of(rows[:limit])
+        page = EventColumns.of(rows[:served])
         return page, (page.sort_values[-1], page.ids[-1])
 
     def all(self, page_size: int = 1000) -> Iterator[EventColumns]:
@@ -132,21 +133,23 @@ class Change(NamedTuple):
     id: str
     changed_at: str
     created: bool | None
-    body: str | None
+    body: bytes | None
 
 
-def changes(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
-    """Up to `limit` changes after sequence number `after`, in order: every event at
-    its latest write (with its document) and every tombstone."""
+def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Change], bool]:
+    """Up to `limit` changes after sequence number `after`, in order and as many as
+    fit MAX_PAGE_BYTES: every event at its latest write (with its document) and every
+    tombstone; and whether more follow."""
     rows = conn.execute(
         "SELECT e.seq, e.id, e.updated_at AS changed_at, e.seq = e.first_seq AS created, "
-        f"d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
+        f"CAST(d.body AS BLOB) FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
         "UNION ALL "
         "SELECT seq, id, deleted_at, NULL, NULL FROM event_tombstones WHERE seq > ? "
         "ORDER BY 1 LIMIT ?",
-        [after, after, limit],
+        [after, after, limit + 1],
     ).fetchall()
-    return [Change(*row) for row in rows]
+    served = items_within_bound(len(row[4] or b"") for row in rows[:limit])
+    return [Change(*row) for row in rows[:served]], served < len(rows)
 
 
 class FeedPosition(NamedTuple):

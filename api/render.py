@@ -9,7 +9,7 @@ from flask import Response
 from marshmallow import Schema
 
 from schemas.acled_csv import acled_header, acled_line
-from schemas.csv import csv_header
+from schemas.csv import csv_header, escaped_line
 
 
 def render(document: Any, schema: Schema) -> bytes:
@@ -59,9 +59,10 @@ def chunked(lines: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def csv_lines(rows: Iterable[str]) -> Iterator[bytes]:
-    """The CSV export: the header, then each event's stored CSV line."""
+    """The CSV export: the header, then each event's stored CSV line (escaped, should
+    the database predate escaping)."""
     yield csv_header().encode()
-    yield from chunked(row.encode() for row in rows)
+    yield from chunked(escaped_line(row).encode() for row in rows)
 
 
 def ndjson_lines(documents: Iterable[bytes]) -> Iterator[bytes]:

@@ -6,7 +6,7 @@ import datetime
 from typing import Any
 
 from schemas.countries import BY_ALPHA2
-from schemas.csv import line_of
+from schemas.csv import line_of, text_cell
 from schemas.fields import TIMESTAMP_FORMAT
 from schemas.vocabulary import LOCATION_PRECISIONS
 
@@ -107,8 +107,9 @@ def acled_row(event: dict[str, Any]) -> list[Any]:
 
 
 def acled_line(event: dict[str, Any]) -> str:
-    """The CSV line (with its CRLF) of an event as the API returns it."""
-    return line_of(acled_row(event))
+    """The CSV line (with its CRLF) of an event as the API returns it, its text cells
+    escaped (schemas.csv.text_cell); the numbers are Python numbers, left as they are."""
+    return line_of([text_cell(c) if isinstance(c, str) else c for c in acled_row(event)])
 
 
 def acled_header() -> str:

@@ -21,6 +21,7 @@ from schemas.fields import (
     Count,
     SharedNested,
     Timestamp,
+    WholeMatch,
     vocabulary_field,
 )
 from schemas.vocabulary import (
@@ -37,17 +38,48 @@ from schemas.vocabulary import (
     REPORTER_KINDS,
 )
 
+# No text of an event holds a C0 control character (or DEL): a name, title or id
+# with one is never legitimate, and NUL or an escape sequence would reach every CSV
+# and terminal the text is exported to. Prose (notes, a dataset's list of sources)
+# keeps its tabs and line breaks, which CSV quotes.
+ONE_LINE = WholeMatch(r"^[^\x00-\x1F\x7F]*$", error="Must not contain control characters.")
+PROSE = WholeMatch(
+    r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$",
+    error="Must not contain control characters other than tab and line breaks.",
+)
 
-def _text(description: str, max_length: int = 200, **kwargs: Any) -> fields.String:
+# The most items an event's lists hold. The real data's largest are far smaller
+# (docs/threats/input.md): 4 actors, 3 munitions, 2 reporters.
+MAX_ACTORS = 100
+MAX_MUNITIONS = 50
+MAX_REPORTERS = 50
+# ACLED's own notes run to a few thousand characters; an import must not refuse them.
+MAX_NOTES = 10_000
+
+
+def _text(
+    description: str, max_length: int = 200, *, prose: bool = False, **kwargs: Any
+) -> fields.String:
     return fields.String(
-        validate=validate.Length(min=1, max=max_length),
+        validate=[validate.Length(min=1, max=max_length), PROSE if prose else ONE_LINE],
         metadata={"description": description},
         **kwargs,
     )
 
 
-def _nullable_text(description: str, max_length: int = 200) -> fields.String:
-    return _text(description, max_length, allow_none=True, load_default=None)
+def _nullable_text(
+    description: str, max_length: int = 200, *, prose: bool = False
+) -> fields.String:
+    return _text(description, max_length, prose=prose, allow_none=True, load_default=None)
+
+
+def _list(item: fields.Field, max_items: int, description: str) -> fields.List:
+    return fields.List(
+        item,
+        load_default=list,
+        validate=validate.Length(max=max_items),
+        metadata={"description": f"{description} At most {max_items}."},
+    )
 
 
 # Each event type's place in ACLED's taxonomy, as it appears in documents.
@@ -63,7 +95,7 @@ class LocationSchema(Schema):
     country = _text("Country name in English.", required=True)
     country_code = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[A-Z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
+        validate=WholeMatch(r"^[A-Z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
         metadata={"description": "ISO 3166-1 alpha-2 country code."},
     )
     latitude = fields.Float(
@@ -198,8 +230,19 @@ class SourceSchema(Schema):
     )
     title = _text("Headline or title of the document.", max_length=500, required=True)
     publisher = _nullable_text("Who published it, where the document says.")
-    url = fields.Url(
-        allow_none=True, load_default=None, metadata={"description": "Where it was published."}
+    # A pattern rather than marshmallow's Url, so that the contract says exactly what
+    # is taken: an absolute http(s) URL without spaces or control characters.
+    url = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=[
+            validate.Length(min=1, max=2000),
+            WholeMatch(
+                r"^https?://[^\x00-\x20\x7F/?#]+([/?#][^\x00-\x20\x7F]*)?$",
+                error="Must be an absolute http or https URL, without spaces.",
+            ),
+        ],
+        metadata={"description": "Where it was published: an absolute http(s) URL."},
     )
     published = fields.Date(
         required=True,
@@ -249,9 +292,18 @@ class ProvenanceSchema(Schema):
     dataset = vocabulary_field(
         IMPORT_DATASETS, "The dataset the event was imported from.", required=True
     )
-    record_id = _nullable_text(
-        "The dataset's own id of the record (ACLED event_id_cnty, UCDP GED id); null where "
-        "the dataset has none."
+    record_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=WholeMatch(
+            r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
+            error="Must be 1-200 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit.",
+        ),
+        metadata={
+            "description": "The dataset's own id of the record (ACLED event_id_cnty, UCDP GED "
+            "id); null where the dataset has none."
+        },
     )
     record_updated = Timestamp(
         "When the dataset last changed the record (ACLED timestamp), UTC; null where it "
@@ -280,6 +332,7 @@ class ProvenanceSchema(Schema):
         "The dataset's own list of the reports the record was coded from, verbatim (ACLED "
         "source, UCDP source_article).",
         max_length=2000,
+        prose=True,
     )
     source_scale = _nullable_text("ACLED source_scale: the reach of the sources.")
     tags = _nullable_text("ACLED tags, verbatim.", max_length=500)
@@ -325,29 +378,26 @@ class EventSchema(Schema):
         },
     )
     location = SharedNested(LocationSchema, required=True)
-    actors = fields.List(
-        SharedNested(ActorSchema),
-        load_default=list,
-        metadata={"description": "Who acted, who was targeted, who intercepted."},
+    actors = _list(
+        SharedNested(ActorSchema), MAX_ACTORS, "Who acted, who was targeted, who intercepted."
     )
-    munitions = fields.List(
+    munitions = _list(
         fields.Nested(MunitionSchema),
-        load_default=list,
-        metadata={
-            "description": "Weapons used, with typed counts. Entries are disjoint: no weapon is "
-            "counted in two entries."
-        },
+        MAX_MUNITIONS,
+        "Weapons used, with typed counts. Entries are disjoint: no weapon is counted in two "
+        "entries.",
     )
     # Shared: a bulk import repeats the same few figures on many rows.
     casualties = SharedNested(CasualtiesSchema, required=True)
-    reported_by = fields.List(
-        SharedNested(ReporterSchema),
-        load_default=list,
-        metadata={"description": "Who gave the figures or the account."},
+    reported_by = _list(
+        SharedNested(ReporterSchema), MAX_REPORTERS, "Who gave the figures or the account."
     )
     source = SharedNested(SourceSchema, required=True)
     notes = _text(
-        "A short description of the event in Salvo's own words.", max_length=2000, required=True
+        "A short description of the event in Salvo's own words.",
+        max_length=MAX_NOTES,
+        prose=True,
+        required=True,
     )
     provenance = fields.Nested(
         ProvenanceSchema,
@@ -375,7 +425,12 @@ class EventSchema(Schema):
     @validates_schema
     def acled_coding_fits_event_type(self, data: dict[str, Any], **kwargs: Any) -> None:
         coding = (data.get("provenance") or {}).get("acled")
-        if not coding or "event_type" not in data:
+        # A partial load (a PATCH body, before its merge) may lack any of them.
+        if (
+            not coding
+            or "event_type" not in data
+            or not {"event_type", "sub_event_type"} <= coding.keys()
+        ):
             return
         imported_as = ACLED_SUB_EVENT_TYPES[(coding["event_type"], coding["sub_event_type"])]
         if imported_as != data["event_type"]:
@@ -414,7 +469,8 @@ class EventSchema(Schema):
 
     @validates_schema
     def figures_name_a_reporter(self, data: dict[str, Any], **kwargs: Any) -> None:
-        reporters = {reporter["name"] for reporter in data.get("reported_by", [])}
+        # A partial load (a PATCH body, before its merge) may name no reporter.
+        reporters = {reporter.get("name") for reporter in data.get("reported_by", [])}
         for index, munition in enumerate(data.get("munitions", [])):
             name = munition.get("reported_by")
             if name is not None and name not in reporters:

@@ -10,7 +10,20 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from schemas.vocabulary import describe
 
-SLUG = validate.Regexp(
+
+class WholeMatch(validate.Regexp):
+    """A pattern the whole value must match. marshmallow's Regexp uses `re.match`,
+    where `$` also matches before a trailing newline: "x\\n" passed as an id, and
+    failed only later, as a Location header, after its write had committed. The
+    pattern keeps `^...$` for the OpenAPI spec (ECMA-262's `$` has no such exception)."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+SLUG = WholeMatch(
     r"^[a-z0-9][a-z0-9._-]{0,127}$",
     error="Must be 1-128 lower-case letters, digits, '.', '_' or '-', starting with a letter "
     "or digit.",

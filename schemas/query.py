@@ -13,10 +13,16 @@ from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.fields import vocabulary_field
+from schemas.fields import WholeMatch, vocabulary_field
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+# A page of stored documents (events, changes) stops growing once its items pass this
+# many bytes, whatever its `limit` (api.pagination.items_within_bound): 1,000 events
+# of the largest an event may be (~300 KB, docs/threats/input.md) would be a 300 MB
+# page held in memory at once. The seed's events are ~1.5 KB: a page of 1,000 of
+# them (~1.5 MB) is never cut.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 # Sort names and what they order by; the query layer maps each to an indexed
 # SQL expression. A leading '-' means descending.
@@ -150,19 +156,25 @@ def name_field(description: str) -> fields.String:
     )
 
 
-def limit_field() -> fields.Integer:
+def limit_field(documents: bool = False) -> fields.Integer:
+    """The page size; of a page of stored `documents`, bounded in bytes too."""
+    description = f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."
+    if documents:
+        description += (
+            f" A page also ends once its items pass {MAX_PAGE_BYTES // 2**20} MiB "
+            "(4,194,304 bytes), with `links.next` continuing after its last item: follow "
+            "`links.next` rather than counting items."
+        )
     return fields.Integer(
         load_default=DEFAULT_LIMIT,
         validate=validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"description": f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."},
+        metadata={"description": description},
     )
 
 
 def cursor_field() -> fields.String:
     return fields.String(
-        validate=validate.Regexp(
-            r"^[A-Za-z0-9_-]{1,512}$", error="Not a cursor issued by this API."
-        ),
+        validate=WholeMatch(r"^[A-Za-z0-9_-]{1,512}$", error="Not a cursor issued by this API."),
         metadata={
             "description": "Opaque position from a previous page's `links.next`; leave it out "
             "for the first page."
@@ -181,7 +193,7 @@ def bbox_field() -> BoundingBox:
 
 def country_field() -> fields.String:
     return fields.String(
-        validate=validate.Regexp(r"^[A-Za-z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
+        validate=WholeMatch(r"^[A-Za-z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
         metadata={"description": "ISO 3166-1 alpha-2 country code, any case.", "example": "UA"},
     )
 
@@ -221,7 +233,7 @@ class EventPagingArgs(QuerySchema):
     """The parameters of /events beside its filters."""
 
     sort = vocabulary_field(EVENT_SORTS, "Order of the events.", load_default="-date")
-    limit = limit_field()
+    limit = limit_field(documents=True)
     cursor = cursor_field()
     format = vocabulary_field(
         EVENT_FORMATS,
@@ -274,15 +286,13 @@ class PagingArgs(QuerySchema):
 
 class ChangesArgs(QuerySchema):
     since = fields.String(
-        validate=validate.Regexp(
-            r"^[A-Za-z0-9_-]{1,512}$", error="Not a token issued by this API."
-        ),
+        validate=WholeMatch(r"^[A-Za-z0-9_-]{1,512}$", error="Not a token issued by this API."),
         metadata={
             "description": "Opaque position from a previous answer's `meta.since` (or the "
             "`since` in `links.next`); leave it out to start from the first change."
         },
     )
-    limit = limit_field()
+    limit = limit_field(documents=True)
 
 
 class NoArgs(QuerySchema):

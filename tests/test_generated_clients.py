@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from api.keys import create_key
+from api.storage import open_for_writing
 from tests.server import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +107,50 @@ def test_the_generated_python_client_pages_through_every_event(
     assert collected == expected
     assert len(set(collected)) == SEEDED_EVENTS
     assert pages == 4  # 5 + 5 + 5 + 2
+
+
+@pytest.fixture(scope="module")
+def writable_server(
+    seeded_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """The server as `make run` starts it, on a writable copy of the seeded database;
+    its base URL and a write key."""
+    folder = tmp_path_factory.mktemp("writable-server")
+    path = folder / "salvo.db"
+    shutil.copy(seeded_db, path)
+    db = open_for_writing(str(path))
+    key = create_key(db, "Generated client", "write")
+    db.close()
+    with serving(path, folder / "server.log", env={"SALVO_RATE_LIMITS": "off"}) as running:
+        yield running.url, key
+
+
+def test_the_generated_python_client_patches_and_deletes_with_if_match(
+    salvo_client: ModuleType, writable_server: tuple[str, str]
+) -> None:
+    # If-Match is a declared, required parameter of both operations: a client that
+    # could not send it got 428 on every PATCH and DELETE.
+    url, key = writable_server
+    get_event = importlib.import_module("salvo_client.api.events.get_event")
+    update_event = importlib.import_module("salvo_client.api.event_writes.update_event")
+    delete_event = importlib.import_module("salvo_client.api.event_writes.delete_event")
+    event_patch = importlib.import_module("salvo_client.models.event_patch").EventPatch
+    event_id = "ua-2024-05-30-kharkiv-missile-strike"
+    with salvo_client.AuthenticatedClient(base_url=url, token=key) as client:
+        read = get_event.sync_detailed(event_id, client=client)
+        patched = update_event.sync_detailed(
+            event_id,
+            client=client,
+            body=event_patch.from_dict({"notes": "Corrected through a generated client."}),
+            if_match=read.headers["ETag"],
+        )
+        assert patched.status_code == 200, patched.content
+        assert patched.parsed.notes == "Corrected through a generated client."
+        deleted = delete_event.sync_detailed(
+            event_id, client=client, if_match=patched.headers["ETag"]
+        )
+        assert deleted.status_code == 204, deleted.content
+        assert get_event.sync_detailed(event_id, client=client).status_code == 410
 
 
 def _npx(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -23,7 +23,8 @@ from schemas.vocabulary import (
     REPORTER_KINDS,
 )
 
-text = st.text(min_size=1, max_size=40)
+# Text as the schema takes it: no control characters (schemas.event.ONE_LINE).
+text = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=40)
 slug = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,30}\Z")
 count = st.none() | st.integers(min_value=0, max_value=1000)
 reporter_names = ["Air Force of Ukraine", "Mayor", "Governor"]
@@ -82,7 +83,7 @@ def events(draw: st.DrawFn) -> dict:
         coding = draw(st.none() | st.sampled_from(codings)) if codings else None
         optional["provenance"] = {
             "dataset": draw(st.sampled_from(list(IMPORT_DATASETS))),
-            "record_id": draw(st.none() | text),
+            "record_id": draw(st.none() | st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,30}\Z")),
             "record_updated": draw(st.none() | st.just("2024-06-04T10:00:00+02:00")),
             "source_date": draw(st.none() | st.just("2024-05-17")),
             "acled": None
@@ -141,7 +142,9 @@ def events(draw: st.DrawFn) -> dict:
             "published": draw(st.dates()).isoformat(),
             "reference": draw(st.none() | text),
         },
-        "notes": draw(st.text(min_size=1, max_size=300)),
+        "notes": draw(
+            st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=300)
+        ),
     }
 
 

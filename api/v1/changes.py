@@ -61,7 +61,7 @@ def list_changes(args: dict[str, Any]) -> Response:
     conn = get_db()
     position = query.feed_position(conn, current_app.config["DATABASE"])
     after = _since(args["since"], position) if "since" in args else 0
-    rows = query.changes(conn, after, args["limit"])
+    rows, more = query.changes(conn, after, args["limit"])
     items = [
         orjson.dumps(
             {
@@ -75,9 +75,8 @@ def list_changes(args: dict[str, Any]) -> Response:
         for row in rows
     ]
     last = rows[-1].seq if rows else after
-    full = len(rows) == args["limit"]
     meta = {"limit": args["limit"], "since": encode_cursor(TOKEN, [position.history, last])}
-    next_key = (position.history, last) if full else None
+    next_key = (position.history, last) if more else None
     response = page_response(items, next_key, TOKEN, meta, param="since")
     # A mirror must see new changes at once: caches may keep the answer but must
     # revalidate it (its ETag makes that cheap).

@@ -16,19 +16,32 @@ from typing import Any
 import orjson
 from flask import Response, request
 from marshmallow import ValidationError
+from werkzeug.datastructures import Headers
 
 from api import storage
 from api.auth import require_write_key
 from api.caching import validators
 from api.db import write_transaction
 from api.keys import ApiKey
-from api.openapi import WRITE_SECURITY, Blueprint
+from api.openapi import (
+    IDEMPOTENCY_KEY,
+    IDEMPOTENCY_KEY_PATTERN,
+    IF_MATCH,
+    WRITE_SECURITY,
+    Blueprint,
+)
 from api.params import json_body
-from api.problems import NOT_THE_OWNER, PROBLEM_CONTENT_TYPE, Problem, invalid_body
+from api.problems import (
+    NOT_THE_OWNER,
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    invalid_body,
+    invalid_parameter,
+)
 from api.request_ids import request_id
 from api.v1.events import stored_event
 from schemas.event import EventSchema
-from schemas.fields import flatten_messages
+from schemas.fields import WholeMatch, flatten_messages
 from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema, ProblemSchema
 
 blp = Blueprint(
@@ -54,10 +67,13 @@ _NOT_THE_OWNER = (
 )
 
 
-def _documented(operation_id: str, *statuses: int, owned: bool = False) -> Any:
+def _documented(
+    operation_id: str, *statuses: int, header: dict[str, Any], owned: bool = False
+) -> Any:
     """Document a write operation: its name for generated clients (their method
-    names, so it must not change once published), its key and its error responses;
-    `owned` for those that change an existing event, which only its owner may."""
+    names, so it must not change once published), its key, its request header and
+    its error responses; `owned` for those that change an existing event, which only
+    its owner may."""
 
     def decorate(view: Any) -> Any:
         for status in (*_ERRORS, *statuses):
@@ -70,7 +86,7 @@ def _documented(operation_id: str, *statuses: int, owned: bool = False) -> Any:
                 )(view)
             else:
                 view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return blp.doc(operationId=operation_id, security=WRITE_SECURITY)(view)
+        return blp.doc(operationId=operation_id, security=WRITE_SECURITY, parameters=[header])(view)
 
     return decorate
 
@@ -78,7 +94,7 @@ def _documented(operation_id: str, *statuses: int, owned: bool = False) -> Any:
 @blp.route("/events", methods=["POST"])
 @blp.arguments(EventBatchSchema(), location="json", description="Events to create.")
 @blp.response(201, EventListSchema)
-@_documented("createEvents", *_BODY_ERRORS, 409, 422)
+@_documented("createEvents", *_BODY_ERRORS, 409, 422, header=IDEMPOTENCY_KEY)
 def create_events(batch: dict[str, Any]) -> Response:
     """Create events
 
@@ -87,13 +103,18 @@ def create_events(batch: dict[str, Any]) -> Response:
     with the same body replays the first answer instead of writing again.
     """
     key = require_write_key()
-    idempotency_key = request.headers.get("Idempotency-Key")
+    idempotency_key = _idempotency_key()
     idempotent = (
         None
         if idempotency_key is None
         else storage.IdempotentRequest(idempotency_key, hashlib.sha256(request.get_data()).digest())
     )
     events = batch["events"]
+    # Headers that could fail are built before the write: once it commits, the answer
+    # must go out (a retry would otherwise find the event written and be told 500).
+    headers = Headers()
+    if len(events) == 1:
+        headers["Location"] = f"/api/v1/events/{events[0]['id']}"
     try:
         with write_transaction() as db:
             answer, replayed = storage.create_events(
@@ -115,12 +136,28 @@ def create_events(batch: dict[str, Any]) -> Response:
             "new request.",
             title="Idempotency key reused",
         ) from None
-    response = Response(answer.body, status=answer.status, content_type="application/json")
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    if len(events) == 1:
-        response.headers["Location"] = f"/api/v1/events/{events[0]['id']}"
-    return response
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        answer.body, status=answer.status, headers=headers, content_type="application/json"
+    )
+
+
+_IDEMPOTENCY_KEY_FORM = WholeMatch(
+    IDEMPOTENCY_KEY_PATTERN,
+    error="Must be 1 to 255 visible ASCII characters (0x21-0x7E), such as a UUID.",
+)
+
+
+def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key, or None; a 400 naming the header if it is not one."""
+    sent = request.headers.get("Idempotency-Key")
+    if sent is None:
+        return None
+    try:
+        return str(_IDEMPOTENCY_KEY_FORM(sent))
+    except ValidationError as error:
+        raise invalid_parameter("Idempotency-Key", str(error.messages[0]), "header") from None
 
 
 @blp.route("/events/<event_id>", methods=["PATCH"])
@@ -130,8 +167,12 @@ def create_events(batch: dict[str, Any]) -> Response:
     description="An RFC 7396 merge patch of the event: the fields to change; null removes "
     "an optional field.",
 )
-@blp.response(200, EventSchema)
-@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428, owned=True)
+@blp.response(
+    200,
+    EventSchema,
+    headers={"ETag": {"description": "The event's new ETag.", "schema": {"type": "string"}}},
+)
+@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428, header=IF_MATCH, owned=True)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """Change an event
 
@@ -170,7 +211,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
 
 @blp.route("/events/<event_id>", methods=["DELETE"])
 @blp.response(204)
-@_documented("deleteEvent", 404, 410, 412, 428, owned=True)
+@_documented("deleteEvent", 404, 410, 412, 428, header=IF_MATCH, owned=True)
 def delete_event(event_id: str) -> Response:
     """Delete an event
 
@@ -203,6 +244,14 @@ def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
 def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
     """The event's stored document, after checking that the key may change it and
     If-Match against its ETag."""
+    # A request without its required header is refused whatever the event's state
+    # (a 428, never a 404 or 410 that would suggest it was otherwise fine).
+    if not request.if_match:
+        raise Problem(
+            428,
+            "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
+            "change made since you read it is not overwritten.",
+        )
     body, digest = stored_event(conn, event_id)
     try:
         storage.check_owner(conn, event_id, key.id, admin=key.scope == "admin")
@@ -216,12 +265,6 @@ def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
             type=NOT_THE_OWNER,
             title="Not the owner",
         ) from None
-    if not request.if_match:
-        raise Problem(
-            428,
-            "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
-            "change made since you read it is not overwritten.",
-        )
     # Whatever encoding the client read the event in, its ETag names this version.
     if not any(request.if_match.contains(tag) for tag in validators(digest.hex())):
         raise Problem(

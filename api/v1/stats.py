@@ -15,6 +15,7 @@ from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, page_response
 from api.params import chosen_format, refuse_paging
+from schemas.csv import text_cell
 from schemas.responses import StatsSchema
 from schemas.vocabulary import MUNITION_CATEGORIES
 
@@ -178,7 +179,9 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow(
             [
-                *(row[name] for name in ("key", "precision", "start", "end", "events")),
+                # A key may be a region's name, as partners wrote it: escaped text.
+                text_cell(row["key"]),
+                *(row[name] for name in ("precision", "start", "end", "events")),
                 *(row[kind][part] for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
                 *(
                     row["munitions"][category][part]
