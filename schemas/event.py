@@ -49,7 +49,7 @@ PROSE = WholeMatch(
 )
 
 # The most items an event's lists hold. The real data's largest are far smaller
-# (docs/threats/input.md): 4 actors, 3 munitions, 2 reporters.
+# (docs/operations.md, "Threats and limits"): 4 actors, 3 munitions, 2 reporters.
 MAX_ACTORS = 100
 MAX_MUNITIONS = 50
 MAX_REPORTERS = 50

@@ -114,12 +114,13 @@ def writable_server(
     seeded_db: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """The server as `make run` starts it, on a writable copy of the seeded database;
-    its base URL and a write key."""
+    its base URL and an admin key (the test corrects a curated event, which only an
+    admin key may change)."""
     folder = tmp_path_factory.mktemp("writable-server")
     path = folder / "salvo.db"
     shutil.copy(seeded_db, path)
     db = open_for_writing(str(path))
-    key = create_key(db, "Generated client", "write")
+    key = create_key(db, "Generated client", "admin")
     db.close()
     with serving(path, folder / "server.log", env={"SALVO_RATE_LIMITS": "off"}) as running:
         yield running.url, key
