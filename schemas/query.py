@@ -19,9 +19,9 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 # A page of stored documents (events, changes) stops growing once its items pass this
 # many bytes, whatever its `limit` (api.pagination.items_within_bound): 1,000 events
-# of the largest an event may be (~300 KB, docs/operations.md "Threats and limits") would be a 300 MB
-# page held in memory at once. The seed's events are ~1.5 KB: a page of 1,000 of
-# them (~1.5 MB) is never cut.
+# of the largest an event may be (~300 KB; docs/operations.md, "Threats and limits")
+# would be a 300 MB page held in memory at once. The seed's events are ~1.5 KB: a page
+# of 1,000 of them (~1.5 MB) is never cut.
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 # Sort names and what they order by; the query layer maps each to an indexed
