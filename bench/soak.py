@@ -192,6 +192,7 @@ def main() -> int:
             n = 0
             while time.monotonic() < stop:
                 event_id = f"soak-race-{seed}-{n}"
+                n += 1  # a failed create may have been written (the kill): a new id
                 event = {**copy.deepcopy(EXAMPLE), "id": event_id}
                 status, _, _ = client.call("create", "POST", "/api/v1/events", {"events": [event]})
                 if status != 201:
@@ -202,7 +203,6 @@ def main() -> int:
                     continue
                 outcomes = race([client, other], event_id, headers["etag"])
                 races.append((outcomes.count(200), outcomes.count(412)))
-                n += 1
 
         def exporter() -> None:
             client = Client(server.url, key, tally)
@@ -211,11 +211,17 @@ def main() -> int:
 
         def slow_reader() -> None:
             while time.monotonic() < stop:
-                tally.add("slowread", *slow_read(server.url, stop))
+                status, seconds = slow_read(server.url, stop)
+                tally.add("slowread", status, seconds)
+                if status == 0:
+                    time.sleep(0.1)  # no worker yet: try again shortly, not in a spin
 
         def slow_body() -> None:
             while time.monotonic() < stop:
-                tally.add("slowbody", *slow_post(server.url, key))
+                status, seconds = slow_post(server.url, key)
+                tally.add("slowbody", status, seconds)
+                if status == 0:
+                    time.sleep(0.1)
 
         def killer() -> None:
             time.sleep(args.seconds / 2)
@@ -250,10 +256,14 @@ def main() -> int:
     stored = {row[0] for row in conn.execute("SELECT id FROM events WHERE id LIKE 'soak-%'")}
     drifted = rollups_drifted(conn)
     conn.close()
-    outside = [
-        t for t in tally.failed_at if not killed_at or not 0 <= t - killed_at[0] <= RESPAWN_WINDOW_S
-    ]
-    return report(tally, created, stored, in_feed, races, drifted, len(outside), args.seconds)
+    if killed_at:
+        after_kill = [t - killed_at[0] for t in tally.failed_at]
+        failing = max(after_kill, default=0)
+        print(f"\nworker killed: connections failed for {failing:.1f} s after it")
+        outside = sum(1 for t in after_kill if not 0 <= t <= RESPAWN_WINDOW_S)
+    else:
+        outside = len(tally.failed_at)
+    return report(tally, created, stored, in_feed, races, drifted, outside, args.seconds)
 
 
 def slow_read(url: str, stop: float) -> tuple[int, float]:
