@@ -124,17 +124,42 @@ class Pool:
         self._free = asyncio.Semaphore(threads)
 
     async def run(self, deadline_s: float, function: Callable[..., Any], *args: Any) -> Any:
-        try:
-            async with asyncio.timeout(deadline_s):
-                await self._free.acquire()
-        except TimeoutError:
-            raise Busy(self.name) from None
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(deadline_s):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise Busy(self.name) from None
+        else:
+            await self._free.acquire()  # a thread is free: taken at once, no timer set
         loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def call() -> None:
+            # The loop is woken once per call, with the answer (an executor future
+            # wrapped by asyncio wakes it twice: measured 110 us a round trip here).
+            try:
+                result = function(*args)
+            except BaseException as error:
+                loop.call_soon_threadsafe(self._answered, answer, None, error)
+            else:
+                loop.call_soon_threadsafe(self._answered, answer, result, None)
+
+        self.executor.submit(call)
+        return await answer
+
+    def _answered(
+        self, answer: "asyncio.Future[Any]", result: Any, error: BaseException | None
+    ) -> None:
         # The thread is given back when the call ends, not when the caller stops
         # waiting (a client that goes away cannot stop a running call).
-        future = self.executor.submit(function, *args)
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._free.release))
-        return await asyncio.wrap_future(future)
+        self._free.release()
+        if answer.cancelled():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)
 
 
 @dataclass
@@ -451,15 +476,21 @@ def redacted(query: str) -> str:
     return _SECRET.sub(r"\1[redacted]", query)
 
 
+# The access log's time, formatted once a second rather than once a request.
+_stamped: list[Any] = [0, ""]
+
+
 def _log_access(scope: Scope, status: int, began: float) -> None:
     """One line per request: when, who, what (the query string redacted), the status
     and how long it took, e.g. `"GET /api/v1/events?limit=5 HTTP/1.1" 200 1.2 ms`."""
     query = redacted(bytes(scope["query_string"]).decode("latin-1"))
     client = (scope.get("client") or ("-", 0))[0]
-    at = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    second = int(time.time())
+    if second != _stamped[0]:
+        _stamped[:] = second, time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(second))
     took = (time.perf_counter() - began) * 1000
     line = (
-        f'[{at}] {client} "{scope["method"]} {scope["path"]}?{query} '
+        f'[{_stamped[1]}] {client} "{scope["method"]} {scope["path"]}?{query} '
         f'HTTP/{scope.get("http_version", "1.1")}" {status} {took:.1f} ms\n'
     )
     sys.stdout.write(line)
