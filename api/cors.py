@@ -51,6 +51,15 @@ ALLOWED_HEADERS = (
 PREFLIGHT_MAX_AGE = 600
 
 
+def allowed_origin(origins: str | Iterable[str], sent: str | None) -> str | None:
+    """What Access-Control-Allow-Origin says to a request from `sent` (its Origin
+    header): "*" for a public API, the origin itself if the allow-list has it, None
+    if it may not read the response."""
+    if origins == "*":
+        return "*"
+    return sent if sent is not None and sent in frozenset(origins) else None
+
+
 def init_app(app: Flask, origins: str | Iterable[str]) -> None:
     """Add the CORS headers to every response of `app`: `origins` is "*" or the
     origins allowed to read."""

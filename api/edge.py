@@ -13,7 +13,7 @@ WSGI app itself:
   has one writer at a time, so a process's writers queue here in order instead of
   racing for the lock, and a writer waiting on another process's lock holds no
   reader's thread), exports (the chunks of a streamed response after its first) and
-  reads (everything else). A request that waits for its pool past QUEUE_DEADLINE_S
+  reads (everything else). A request that waits for its pool past the queue deadline
   gets a 503 with Retry-After;
 - every chunk of a response is sent with a deadline: a reader who stalls past it is
   cut (its client sees an incomplete body, never a short one that looks whole), and
@@ -43,7 +43,10 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from flask import Flask
 
+from api.cors import EXPOSED_HEADERS, allowed_origin
 from api.problems import PROBLEM_CONTENT_TYPE, SERVER_BUSY, SLOW_REQUEST
+from api.request_ids import HEADER as REQUEST_ID_HEADER
+from api.request_ids import new_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -136,8 +139,8 @@ class Pool:
         answer: asyncio.Future[Any] = loop.create_future()
 
         def call() -> None:
-            # The loop is woken once per call, with the answer (an executor future
-            # wrapped by asyncio wakes it twice: measured 110 us a round trip here).
+            # One wake-up of the loop per call, carrying the answer: a wrapped
+            # executor future costs two, and a round trip measured 110 us here.
             try:
                 result = function(*args)
             except BaseException as error:
@@ -219,7 +222,7 @@ class Edge:
         body = await self._body(scope, receive)
         if isinstance(body, int):
             logged(body)
-            await _refuse(send, scope, body, bounds)
+            await _refuse(send, scope, body, bounds, self.app)
             return
         environ = _environ(scope, body)
         pool = "write" if scope["method"] in WRITE_METHODS else "read"
@@ -232,13 +235,13 @@ class Edge:
             )
         except Busy:
             logged(503)
-            await _refuse(send, scope, 503, bounds)
+            await _refuse(send, scope, 503, bounds, self.app)
             return
         except Exception:
             # Flask answers its own errors; this is a fault of the edge's call itself.
             traceback.print_exc()
             logged(500)
-            await _refuse(send, scope, 500, bounds)
+            await _refuse(send, scope, 500, bounds, self.app)
             return
         try:
             await self._respond(started, context, receive, send, logged)
@@ -390,9 +393,20 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings) -> None:
-    """Answer, as a problem, a request the edge refuses before the app sees it."""
-    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"cache-control", b"no-store")]
+async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings, app: Flask) -> None:
+    """Answer, as a problem, a request the edge refuses before the app sees it: with
+    the headers every answer of the app has (a request id, CORS for a browser app)."""
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"cache-control", b"no-store"),
+        (REQUEST_ID_HEADER.lower().encode(), new_request_id().encode()),
+    ]
+    origin = allowed_origin(app.config["CORS_ORIGINS"], _header(scope, b"origin"))
+    if origin is not None:
+        headers.append((b"access-control-allow-origin", origin.encode()))
+        headers.append((b"access-control-expose-headers", ", ".join(EXPOSED_HEADERS).encode()))
+        if origin != "*":
+            headers.append((b"vary", b"Origin"))
     if status == 408:
         problem = {
             "type": SLOW_REQUEST,

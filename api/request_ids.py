@@ -13,6 +13,12 @@ from flask import Flask, Response, g
 HEADER = "X-Request-Id"
 
 
+def new_request_id() -> str:
+    """A fresh id: 128 random bits, as hex, unique without coordination between
+    processes."""
+    return secrets.token_hex(16)
+
+
 def request_id() -> str:
     """This request's id."""
     return str(g.request_id)
@@ -22,8 +28,7 @@ def init_app(app: Flask) -> None:
     """Give each request its id, before any other hook can refuse it."""
 
     def assign() -> None:
-        # 128 random bits, as hex: unique without coordination between processes.
-        g.request_id = secrets.token_hex(16)
+        g.request_id = new_request_id()
 
     def send(response: Response) -> Response:
         response.headers[HEADER] = g.request_id

@@ -162,6 +162,9 @@ def test_a_body_slower_than_its_deadline_is_408(seeded_db: Path, tmp_path: Path)
     assert headers["content-type"] == PROBLEM
     assert orjson.loads(body)["type"] == "/problems/slow-request"
     assert waited < 3, waited
+    # What every answer of the app carries: a browser app on another origin reads it.
+    assert len(headers["x-request-id"]) == 32
+    assert headers["access-control-allow-origin"] == "*"
 
 
 def test_eight_slow_bodies_leave_health_answering(seeded_db: Path, tmp_path: Path) -> None:
