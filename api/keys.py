@@ -22,7 +22,7 @@ from api.storage import StoredKey, command_author, insert_key, live_key, mark_ke
 # created; admin: also change or delete any event, the curators' included.
 SCOPES = ("read", "write", "admin")
 WRITE_SCOPES = frozenset({"write", "admin"})
-_KEY = re.compile(r"^salvo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_KEY = re.compile(r"salvo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
 def well_formed(key: str) -> tuple[str, str] | None:
     """The key's id and secret, or None if it cannot be a key: checked before any
     database lookup, so that malformed keys cost none."""
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)
     return None if match is None else (match[1], match[2])
 
 
