@@ -170,7 +170,8 @@ class EstimateSchema(Schema):
     )
 
     @staticmethod
-    def _with_default_bounds(data: dict[str, Any]) -> dict[str, Any]:
+    def with_default_bounds(data: dict[str, Any]) -> dict[str, Any]:
+        """The estimate with low and high filled where the qualifier implies them."""
         best, qualifier = data["best"], data["qualifier"]
         low = data.get("low")
         high = data.get("high")
@@ -184,7 +185,7 @@ class EstimateSchema(Schema):
     def bounds_fit_qualifier(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "best" not in data or "qualifier" not in data:
             return
-        filled = self._with_default_bounds(data)
+        filled = self.with_default_bounds(data)
         best, low, high, qualifier = (
             filled["best"],
             filled["low"],
@@ -206,7 +207,7 @@ class EstimateSchema(Schema):
     def fill_bounds(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "best" not in data or "qualifier" not in data:  # a partial load (a PATCH)
             return data
-        return self._with_default_bounds(data)
+        return self.with_default_bounds(data)
 
 
 class CasualtiesSchema(Schema):
