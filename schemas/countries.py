@@ -67,19 +67,17 @@ _HISTORIC = ("DDDE", "CSHH", "YDYE")
 def _countries() -> tuple[Country, ...]:
     found = []
     for entry in pycountry.countries:
-        iso_names = [entry.name, getattr(entry, "common_name", None)]
-        iso_names.append(getattr(entry, "official_name", None))
-        names = NAMES.get(entry.alpha_2) or (iso_names[1] or entry.name,)
-        aliases = dict.fromkeys(n for n in (*names[1:], *iso_names) if n and n != names[0])
-        found.append(
-            Country(entry.alpha_2, entry.alpha_3, int(entry.numeric), names[0], tuple(aliases))
-        )
-    for alpha4 in _HISTORIC:
-        entry = pycountry.historic_countries.get(alpha_4=alpha4)
-        assert entry is not None, alpha4
-        names = NAMES[entry.alpha_2]
-        aliases = tuple(dict.fromkeys((*names[1:], entry.name)))
+        common = getattr(entry, "common_name", None)
+        iso_names = (entry.name, common, getattr(entry, "official_name", None))
+        names = NAMES.get(entry.alpha_2) or (common or entry.name,)
+        aliases = tuple(dict.fromkeys(n for n in (*names[1:], *iso_names) if n and n != names[0]))
         found.append(Country(entry.alpha_2, entry.alpha_3, int(entry.numeric), names[0], aliases))
+    for alpha4 in _HISTORIC:
+        state = pycountry.historic_countries.get(alpha_4=alpha4)
+        assert state is not None, alpha4
+        names = NAMES[state.alpha_2]
+        aliases = tuple(dict.fromkeys((*names[1:], state.name)))
+        found.append(Country(state.alpha_2, state.alpha_3, int(state.numeric), names[0], aliases))
     # Kosovo: not in ISO 3166; XK and XKX are the codes in common use (EU, IMF).
     found.append(Country("XK", "XKX", None, "Kosovo"))
     return tuple(found)
