@@ -475,8 +475,9 @@ REGIONS: tuple[Region, ...] = (
 )
 
 # Towns the missile-attacks dataset names as a target, in their regions: a single town
-# target places a wave at the town. (Kyiv is Kyiv City, a region of its own.)
+# target places a wave at the town; Kyiv, a region of its own, at Kyiv City.
 TOWNS: tuple[Town, ...] = (
+    Town("Kyiv", "Kyiv City", 50.4501, 30.5234, ("kyiv", "kiev", "київ", "киев")),
     Town(
         "Kharkiv", "Kharkiv Oblast", 49.9935, 36.2304, ("kharkiv", "kharkov", "харків", "харьков")
     ),
@@ -565,11 +566,15 @@ _SPACES = re.compile(r"[\s\-‐–]+")
 _QUALIFIER = re.compile(r"\s*\([^)]*\)$")  # 'Kyiv oblast (south)'
 
 
+def _plain(text: str) -> str:
+    """Lower case, hyphens as spaces, without a trailing '(...)'."""
+    return _SPACES.sub(" ", _QUALIFIER.sub("", text.strip().casefold())).strip()
+
+
 def key(text: str) -> str:
     """A name as the gazetteer compares it: lower case, without apostrophes or dots,
     hyphens as spaces, without a trailing '(...)' or an oblast/region suffix."""
-    text = _QUALIFIER.sub("", text.strip().casefold())
-    text = _SPACES.sub(" ", text).strip()
+    text = _plain(text)
     for suffix in _SUFFIXES:
         if text.endswith(suffix) and len(text) > len(suffix):
             text = text[: -len(suffix)]
@@ -595,12 +600,15 @@ def admin1_named(text: str) -> Region | None:
 def place_named(text: str) -> Region | Town | None:
     """The place a free text names as a target: a town first ('Dnipro' the city,
     'Kyiv' Kyiv City), else a region ('Kursk oblast'); None when neither knows it."""
-    found = _TOWN_BY_KEY.get(key(text))
+    stem = key(text)
+    if (
+        _PUNCTUATION.sub("", _plain(text)) != stem
+    ):  # 'Odesa oblast', 'Kursk region': the region, not its centre
+        return _REGION_BY_KEY.get(stem)
+    found = _TOWN_BY_KEY.get(stem)
     if found is not None:
         return BY_NAME["Kyiv City"] if found.name == "Kyiv" else found
-    if key(text) in ("kyiv", "kiev"):
-        return BY_NAME["Kyiv City"]
-    return _REGION_BY_KEY.get(key(text))
+    return _REGION_BY_KEY.get(stem)
 
 
 def spellings_of_place(text: str) -> tuple[str, ...]:
