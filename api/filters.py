@@ -23,6 +23,7 @@ from api.db import EARTH_RADIUS_KM
 from api.problems import invalid_parameter
 from api.storage import WEAPON_BITS, placeholders
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp, vocabulary_field
+from schemas.gazetteer import admin1_named, spellings_of_place
 from schemas.query import (
     CommaSeparatedList,
     EventPagingArgs,
@@ -166,10 +167,16 @@ def _country(scope: Scope, country: str) -> Clause:
     "admin1=donetsk%20oblast",
     resources=(EVENTS, LOCATIONS),
     rollup="admin1",
-    admin1=name_field("First-level region, case-insensitive exact name, e.g. 'Kharkiv Oblast'."),
+    admin1=name_field(
+        "First-level region, case-insensitive exact name, e.g. 'Kharkiv Oblast'. Any "
+        "spelling of a region in Salvo's gazetteer finds it ('Zaporizhzhya oblast', "
+        "'Odessa', 'Kiev City', 'Київська область'); a bare 'Kyiv' is Kyiv Oblast."
+    ),
 )
 def _admin1(scope: Scope, admin1: str) -> Clause:
-    return f"{scope.table}.admin1 = ? COLLATE NOCASE", [admin1]
+    # Imports store a known region by the gazetteer's name: the query is read so too.
+    region = admin1_named(admin1)
+    return f"{scope.table}.admin1 = ? COLLATE NOCASE", [admin1 if region is None else region.name]
 
 
 @declare(
@@ -184,12 +191,18 @@ def _precision(scope: Scope, precision: str) -> Clause:
 @declare(
     "location=vovchansk",
     rollup="location_id",
-    location=name_field("Place name, case-insensitive exact match, e.g. 'kharkiv'."),
+    location=name_field(
+        "Place name, case-insensitive exact match, e.g. 'kharkiv'. A town or region in "
+        "Salvo's gazetteer is found by any of its spellings ('Kharkov', 'Odessa', 'Київ')."
+    ),
 )
 def _location(scope: Scope, location: str) -> Clause:
+    # Place names are stored as each source wrote them: every spelling is matched.
+    names = spellings_of_place(location)
     return (
-        f"{scope.place} IN (SELECT id FROM locations WHERE name = ? COLLATE NOCASE)",
-        [location],
+        f"{scope.place} IN (SELECT id FROM locations "
+        f"WHERE name COLLATE NOCASE IN ({placeholders(names)}))",
+        list(names),
     )
 
 

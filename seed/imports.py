@@ -35,11 +35,12 @@ from api.storage import (
     taken_ids,
 )
 from schemas.acled_csv import ACLED_COLUMNS, INTER_KINDS
-from schemas.countries import BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
+from schemas.countries import BY_ALPHA2, BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
+from schemas.gazetteer import Region, Town, admin1_named, place_named
 from schemas.vocabulary import ACLED_SUB_EVENT_TYPES
-from seed.places import OBLASTS, UKRAINE_PLACE, Oblast, region_place, slug
+from seed.places import UKRAINE_PLACE, region_place, slug
 from seed.workers import in_order
 
 _SCHEMA = EventSchema()
@@ -177,15 +178,17 @@ def _place(
     """A place, with an id made from everything that defines it: places are shared by
     id, so two rows describing a place differently must not share one.
 
-    In Ukraine, admin1 is the gazetteer's oblast name ('Kharkiv' and 'Kharkiv oblast'
-    become 'Kharkiv Oblast', as in Salvo's own data, so that one admin1 filter finds
-    the events of every dataset), and a region-precise place is the oblast's own."""
-    if country.alpha2 == "UA" and admin1 is not None:
-        named = oblasts_named(admin1)
-        if len(named) == 1:
+    An admin1 the gazetteer knows in the place's country is stored as the gazetteer
+    names it ('Kharkiv', 'Zaporizhzhya oblast', 'Kiev City' become 'Kharkiv Oblast',
+    'Zaporizhzhia Oblast', 'Kyiv City', as in Salvo's own data, so that one admin1
+    filter finds the events of every dataset), and a region-precise place there is the
+    region's own. An admin1 it does not know is kept as given."""
+    if admin1 is not None:
+        region = admin1_named(admin1)
+        if region is not None and region.country_code == country.alpha2:
             if precision == "region":
-                return region_place(named[0])
-            admin1 = named[0].name
+                return region_place(region)
+            admin1 = region.name
     key = _digest(name, admin1, country.alpha2, latitude, longitude, precision)
     return {
         "id": f"{prefix}-{country.alpha2.lower()}-{slug(name)[:60] or 'place'}-{key}",
@@ -601,40 +604,39 @@ def model_category(model: str) -> str | None:
     return found.pop() if len(found) == 1 else "mixed"
 
 
-def _oblast_names(oblast: Oblast) -> list[str]:
-    """How texts name an oblast: 'Kharkiv Oblast', 'Kharkiv region', 'Kharkivska'."""
-    base = oblast.name.removesuffix(" Oblast")
-    if oblast.name == "Kyiv City":
-        return ["kyiv city", "kyiv"]
-    if oblast.name == "Autonomous Republic of Crimea":
-        return ["autonomous republic of crimea", "crimea"]
-    if oblast.name == "Sevastopol":
-        return ["sevastopol"]
-    stem = base.lower()
-    names = [f"{stem} oblast", f"{stem} region", f"{stem}ska", f"{stem}s'ka", f"{stem}shchyna"]
-    # 'Kyiv' alone is the city; every other oblast is also named by its centre's name.
-    return names if stem == "kyiv" else [*names, stem]
-
-
-# Longest names first, so that 'kyiv oblast' is found before 'kyiv' (the city).
-_GAZETTEER = sorted(
-    ((name, oblast) for oblast in OBLASTS for name in _oblast_names(oblast)),
-    key=lambda entry: -len(entry[0]),
-)
+# Where a wave was aimed. `target` names one place, several joined by ' and ', or
+# the whole country or a part of it ('Ukraine', 'south', 'north and east'); a place
+# may carry its district or sea ('Dnipropetrovsk oblast, Dnipro Raion', 'Odesa
+# oblast, Black Sea'). `affected region` is not the target: it lists the regions
+# where damage was reported, which a nationwide wave may have in only one.
+_TARGETS_SPLIT = re.compile(r"\s+and\s+")
 
 
 @functools.lru_cache(maxsize=4096)
-def oblasts_named(text: str) -> tuple[Oblast, ...]:
-    """The oblasts a text names, each once, in gazetteer order. (Cached: a dataset
-    repeats its few region texts on every row.)"""
-    remaining, found = text.lower(), []
-    for name, oblast in _GAZETTEER:
-        pattern = rf"\b{re.escape(name)}\b"
-        if re.search(pattern, remaining):
-            remaining = re.sub(pattern, " ", remaining)
-            if oblast not in found:
-                found.append(oblast)
-    return tuple(found)
+def targets_named(text: str) -> tuple[tuple[str, Region | Town | None], ...]:
+    """Each target a `target` text names, as written, with the place the gazetteer
+    knows it as (None for 'Ukraine', 'south', a place it does not know). A target
+    written 'place, detail' is the first of its parts the gazetteer knows.
+    (Cached: the dataset repeats its few target texts.)"""
+    targets = []
+    for target in filter(None, (part.strip() for part in _TARGETS_SPLIT.split(text))):
+        known = [place for part in target.split(",") if (place := place_named(part))]
+        targets.append((target, known[0] if len(set(known)) == 1 else None))
+    return tuple(targets)
+
+
+def _target_place(targets: tuple[tuple[str, Region | Town | None], ...]) -> dict[str, Any]:
+    """A wave's place: its single target the gazetteer knows (a region, or a town,
+    city-precise, in its region); else Ukraine, country-precise."""
+    if len(targets) != 1 or targets[0][1] is None:
+        return UKRAINE_PLACE
+    place = targets[0][1]
+    if isinstance(place, Region):
+        return region_place(place)
+    country = BY_ALPHA2["UA"]
+    return _place(
+        "missile", place.name, place.region, country, place.latitude, place.longitude, "city"
+    )
 
 
 AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
@@ -656,26 +658,22 @@ def map_missile_attack(row: Row) -> Mapped:
     launched = _count(row, "launched")
     destroyed = _count(row, "destroyed")
     not_reached = _count(row, "not_reach_goal")
-    location, location_column = UKRAINE_PLACE, "target"
-    for column in ("affected region", "target"):
-        named = oblasts_named(_text(row, column) or "")
-        if len(named) == 1:
-            location, location_column = region_place(named[0]), column
-            break
-        if len(named) > 1:
-            break  # several oblasts: the attack concerns the country
+    target = _text(row, "target")
+    targets = targets_named(target or "")
+    location = _target_place(targets)
     time_start, time_end = _required(row, "time_start"), _text(row, "time_end")
     launch_place = _text(row, "launch_place")
     key = _digest(time_start, time_end, model, launch_place)
     stamp = time_start.replace("-", "").replace(":", "").replace(" ", "-")[:13]
     url = _text(row, "source")
     source_key = "" if url is None else f"-{_digest(url)}"
-    target = _text(row, "target")
     counts = [f"launched {launched if launched is not None else 'an unknown number of'} {model}"]
     if destroyed is not None:
         counts.append(f"air defence destroyed {destroyed}")
     if not_reached is not None:
         counts.append(f"{not_reached} did not reach their targets")
+    # The notes name every target as written: of a wave placed at the country, they
+    # are what says where it was aimed (and what `q` finds).
     notes = f"Russia {', '.join(counts)}" + (f"; target: {target}." if target else ".")
     record = {
         "id": f"missile-{slug(stamp)}-{slug(model)[:40] or 'model'}-{key}",
@@ -715,7 +713,7 @@ def map_missile_attack(row: Row) -> Mapped:
             "carrier": _text(row, "carrier"),
         },
     }
-    return Mapped(record, {"location": location_column}, warnings)
+    return Mapped(record, {"location": "target"}, warnings)
 
 
 _MISSILE_FIELDS = {

@@ -1,8 +1,12 @@
-"""Real places for synthetic events: Ukrainian oblasts with their centres and towns
-(WGS84, to about 0.01 degree), weighted towards the front and the border."""
+"""Real places for synthetic events: Ukrainian oblasts with their towns (WGS84, to
+about 0.01 degree), weighted towards the front and the border. An oblast's name and
+centre are the gazetteer's (schemas/gazetteer.py), shared with the importers."""
 
 import re
 from typing import Any, NamedTuple
+
+from schemas.countries import BY_ALPHA2
+from schemas.gazetteer import BY_NAME, Region
 
 
 class Oblast(NamedTuple):
@@ -191,6 +195,11 @@ OBLASTS: tuple[Oblast, ...] = (
     Oblast("Sevastopol", 44.62, 33.53, 0, (("Sevastopol", 44.6166, 33.5254),)),
 )
 
+# One gazetteer: an oblast here is one of its regions, at the same centre.
+assert all((o.latitude, o.longitude) == BY_NAME[o.name][2:4] for o in OBLASTS), (
+    "seed/places.py and schemas/gazetteer.py disagree on an oblast's centre"
+)
+
 UKRAINE_CENTRE = (48.3794, 31.1656)
 
 
@@ -199,17 +208,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def region_place(oblast: Oblast) -> dict[str, Any]:
-    """An oblast as a region-precise place at its centre, with the id the curated
-    seed, the synthetic data and the importers share."""
+def region_place(oblast: Oblast | Region) -> dict[str, Any]:
+    """A gazetteer region (an oblast) as a region-precise place at its centre, with the
+    id the curated seed, the synthetic data and the importers share ('ua-kharkiv-oblast',
+    'ru-kursk-oblast')."""
+    region = BY_NAME[oblast.name]
+    country = BY_ALPHA2[region.country_code]
     return {
-        "id": f"ua-{slug(oblast.name)}",
-        "name": oblast.name,
-        "admin1": oblast.name,
-        "country": "Ukraine",
-        "country_code": "UA",
-        "latitude": oblast.latitude,
-        "longitude": oblast.longitude,
+        "id": f"{country.alpha2.lower()}-{slug(region.name)}",
+        "name": region.name,
+        "admin1": region.name,
+        "country": country.name,
+        "country_code": country.alpha2,
+        "latitude": region.latitude,
+        "longitude": region.longitude,
         "precision": "region",
     }
 
