@@ -5,7 +5,6 @@ import sqlite3
 from pathlib import Path
 
 import orjson
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
