@@ -443,7 +443,8 @@ def test_an_invalid_row_refuses_the_file_naming_line_column_and_reason(
             "(schemas/countries.py)",
         ),
         ("time_precision", "4", "column time_precision: '4' is not 1, 2 or 3"),
-        ("event_date", "30/05/2024", "column event_date: '30/05/2024' is not a date (YYYY-MM-DD)"),
+        ("event_date", "30/13/2024", "column event_date: '30/13/2024' is not a date (2020-03-21, "
+         "21 March 2020, 9-May-20, 31-12-19, 03/21/2020)"),
         ("fatalities", "three", "column fatalities: 'three' is not a number"),
         ("inter1", "Pirates", "column inter1: 'Pirates' is neither an ACLED inter code (1-8) "
          "nor its name ('State forces')"),
