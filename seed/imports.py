@@ -491,6 +491,7 @@ def map_acled(row: Row) -> Mapped:
                 "sources": _text(row, "source"),
                 "source_scale": _text(row, "source_scale"),
                 "tags": _text(row, "tags"),
+                "civilian_targeting": _text(row, "civilian_targeting"),
             }
         ),
     }
@@ -521,6 +522,7 @@ _ACLED_FIELDS = {
     "provenance.sources": "source",
     "provenance.source_scale": "source_scale",
     "provenance.tags": "tags",
+    "provenance.civilian_targeting": "civilian_targeting",
 }
 
 
