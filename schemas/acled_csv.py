@@ -43,6 +43,17 @@ def _inter(actor: dict[str, Any] | None) -> str:
     return INTER_KINDS.get(actor["kind"], _OTHER)[1]
 
 
+def _civilian_targeting(event: dict[str, Any], targets: list[dict[str, Any]]) -> str | None:
+    """ACLED's own value for an imported ACLED event (none where its export had none:
+    never invented); for any other event, 'Civilian targeting' when civilians were a
+    target, as ACLED codes it."""
+    provenance = event.get("provenance") or {}
+    if provenance.get("dataset") == "acled":
+        value: str | None = provenance.get("civilian_targeting")
+        return value
+    return "Civilian targeting" if any(a["kind"] == "civilians" for a in targets) else None
+
+
 def _epoch(timestamp: str) -> int:
     instant = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=datetime.UTC)
     return int(instant.timestamp())
@@ -86,7 +97,7 @@ def acled_row(event: dict[str, Any]) -> list[Any]:
         "; ".join(actor["name"] for actor in assoc_2) or None,
         inter2 or None,
         interaction if inter1 or inter2 else None,
-        "Civilian targeting" if any(a["kind"] == "civilians" for a in sides["target"]) else None,
+        _civilian_targeting(event, sides["target"]),
         None if country is None else country.numeric,
         None,  # ACLED's world region: Salvo does not keep one
         location["country"],

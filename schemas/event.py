@@ -337,6 +337,10 @@ class ProvenanceSchema(Schema):
     )
     source_scale = _nullable_text("ACLED source_scale: the reach of the sources.")
     tags = _nullable_text("ACLED tags, verbatim.", max_length=500)
+    civilian_targeting = _nullable_text(
+        "ACLED civilian_targeting, verbatim ('Civilian targeting'); null where the export "
+        "left it empty or had no such column (before 2022)."
+    )
     deaths_civilians = Count("Civilians among the killed (UCDP deaths_civilians).")
     launch_place = _nullable_text("Where the weapons were launched from, as the dataset says.")
     carrier = _nullable_text("What launched them (aircraft, ship), as the dataset says.")
@@ -591,6 +595,7 @@ def _render_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
         "sources": provenance["sources"],
         "source_scale": provenance["source_scale"],
         "tags": provenance["tags"],
+        "civilian_targeting": provenance["civilian_targeting"],
         "deaths_civilians": provenance["deaths_civilians"],
         "launch_place": provenance["launch_place"],
         "carrier": provenance["carrier"],

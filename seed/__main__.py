@@ -99,6 +99,20 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes mapping and validating rows (default: one per core)",
     )
+    imported.add_argument(
+        "--na-values",
+        type=_na_values,
+        default=imports.NA_VALUES,
+        metavar="LIST",
+        help="comma-separated cells that mean 'missing', as empty cells do (default: the "
+        "ones pandas reads as missing, R's NA and N/A among them; '' for empty cells only)",
+    )
+    imported.add_argument(
+        "--date-format",
+        metavar="FORMAT",
+        help="the form of ACLED's event_date as a strptime format, such as %%d/%%m/%%Y: "
+        "needed only where a date could be read two ways (05/06/2020)",
+    )
     args = parser.parse_args(argv)
     path = args.db or database_path()
     with private_files():
@@ -171,9 +185,19 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _na_values(text: str) -> frozenset[str]:
+    return frozenset(value.strip() for value in text.split(",") if value.strip())
+
+
 def _import(path: str, args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("seed: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.date_format is not None and not imports.LAYOUTS[args.format].dates:
+        print(
+            f"seed: --date-format is for ACLED's event_date; {args.format} files give ISO dates",
+            file=sys.stderr,
+        )
         return 2
     label = "standard input" if args.file == "-" else args.file
     try:
@@ -200,6 +224,7 @@ def _import(path: str, args: argparse.Namespace) -> int:
             on_rejected=None if rejects is None else rejects.write,
             on_progress=progress.advance,
             workers=args.workers,
+            reading=imports.Reading(args.na_values, args.date_format),
         )
         # One entry for the whole file, as for a synthetic load.
         counts = {name: getattr(result, name) for name in _IMPORT_COUNTS}

@@ -10,10 +10,13 @@ field onto the event model (docs/imports.md says each rule and why).
   a changed row becomes an update in /changes.
 """
 
+import calendar
 import csv
 import datetime
 import functools
 import hashlib
+import itertools
+import json
 import os
 import re
 from collections import deque
@@ -34,7 +37,7 @@ from api.storage import (
     placeholders,
     taken_ids,
 )
-from schemas.acled_csv import ACLED_COLUMNS, INTER_KINDS
+from schemas.acled_csv import INTER_KINDS
 from schemas.countries import BY_ALPHA2, BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
@@ -58,9 +61,10 @@ BULK_AFTER_ROWS = 50_000
 class RowError(Exception):
     """A row that cannot be mapped: the column at fault and why."""
 
-    def __init__(self, column: str, reason: str) -> None:
+    def __init__(self, column: str, reason: str, line: int | None = None) -> None:
         super().__init__(column, reason)
-        self.column, self.reason = column, reason
+        # The line, where the row is one of several merged (merge_actor_rows).
+        self.column, self.reason, self.line = column, reason, line
 
 
 class ImportRefused(Exception):
@@ -82,13 +86,34 @@ class Mapped(NamedTuple):
 
 @dataclass(frozen=True)
 class Layout:
-    """One dataset's CSV layout: the columns its mapping reads, the mapping, and the
-    source column of each event field, to name the column of a schema error."""
+    """One dataset's CSV layout: the columns its mapping requires, the mapping, and the
+    source column of each event field, to name the column of a schema error.
+
+    Columns are found by name, in any order; others are ignored. `optional` columns are
+    read where the header has them, and read as empty cells where it does not; the
+    header needs at least one of `one_of`. `dates` are the columns --date-format reads.
+    `actor_rows`: a header without this column is a file of one row per actor, whose
+    rows of one event are merged (ACLED's monadic exports; merge_actor_rows)."""
 
     name: str
     columns: tuple[str, ...]
     map_row: Callable[[Row], Mapped]
     field_columns: dict[str, str]
+    optional: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    actor_rows: str | None = None
+
+    def missing(self, header: list[str]) -> list[str]:
+        """What the header lacks, as the refusal lists it."""
+        missing = [column for column in self.columns if column not in header]
+        if self.one_of and not set(self.one_of) & set(header):
+            missing.append(" or ".join(self.one_of))
+        return missing
+
+    def by_actor(self, header: list[str]) -> bool:
+        """Whether the file has one row per actor (see the class)."""
+        return self.actor_rows is not None and self.actor_rows not in header
 
     def column_of(self, path: str, columns: dict[str, str]) -> str:
         """The source column behind an event field path such as 'location.latitude'."""
@@ -142,21 +167,87 @@ def _float(row: Row, column: str) -> float:
 
 
 def _date(row: Row, column: str, required: bool = True) -> datetime.date | None:
-    """An ISO date, alone or starting a date-time ('2024-05-30 08:00', UCDP's
-    '2024-05-30 00:00:00.000'), or ACLED's older '30 May 2024'."""
+    """A date in any of the forms the datasets' files hold (read_date)."""
     value = _text(row, column)
     if value is None:
         if required:
             raise RowError(column, "is empty; a date is required")
         return None
+    date = read_date(value)
+    if isinstance(date, str):
+        raise RowError(column, date)
+    return date
+
+
+_MONTHS = {name.casefold(): n for n, name in enumerate(calendar.month_name) if name}
+_MONTHS |= {name.casefold(): n for n, name in enumerate(calendar.month_abbr) if name}
+_MONTHS["sept"] = 9
+# '21 March 2020', '9-May-20', '21-Mar-2020', 'March 21, 2020'.
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})[ -]([A-Za-z]{3,9})\.?[ -](\d{2}|\d{4})")
+_MONTH_DAY_YEAR = re.compile(r"([A-Za-z]{3,9})\.? (\d{1,2}),? (\d{4})")
+# '31-12-19', '03/21/2020', '21.03.2020': day and month in either order.
+_NUMERIC = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{2}|\d{4})")
+DATE_FORMS = "2020-03-21, 21 March 2020, 9-May-20, 31-12-19, 03/21/2020"
+
+
+def _year(text: str) -> int:
+    """A year; two digits are 1997-1999 for 97-99 (ACLED starts in 1997), else 20xx."""
+    year = int(text)
+    if len(text) == 2:
+        year += 1900 if year >= 97 else 2000
+    return year
+
+
+def _valid(year: int, month: int, day: int) -> datetime.date | None:
+    try:
+        return datetime.date(year, month, day)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=16_384)
+def read_date(value: str, date_format: str | None = None) -> datetime.date | str:
+    """The date a cell gives, or why it gives none. (Cached: a file repeats its dates
+    on row after row, and a failure is a reason, not an exception, so it is cached too.)
+
+    ISO first, alone or starting a date-time ('2024-05-30 08:00', UCDP's
+    '2024-05-30 00:00:00.000'); then ACLED's '30 May 2024' and what spreadsheets make
+    of dates ('9-May-20', '31-12-19', '03/21/2020'). A numeric date whose day and
+    month could be either ('05/06/2020') is refused unless `date_format` reads it."""
+    if date_format is not None:
+        try:
+            parsed = datetime.datetime.strptime(value, date_format).date()
+        except ValueError:
+            pass
+        else:
+            if "%y" in date_format and parsed.year < 1997:  # strptime's %y pivot is 1969
+                parsed = parsed.replace(year=parsed.year + 100)
+            return parsed
     try:
         return datetime.date.fromisoformat(value[:10])
     except ValueError:
         pass
-    try:
-        return datetime.datetime.strptime(value, "%d %B %Y").date()
-    except ValueError:
-        raise RowError(column, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if match := _DAY_MONTH_YEAR.fullmatch(value):
+        day, month, year = match.group(1), _MONTHS.get(match.group(2).casefold()), match[3]
+    elif match := _MONTH_DAY_YEAR.fullmatch(value):
+        month, day, year = _MONTHS.get(match.group(1).casefold()), match.group(2), match[3]
+    elif match := _NUMERIC.fullmatch(value):
+        first, second, year_text = int(match[1]), int(match[3]), match[4]
+        year_number = _year(year_text)
+        day_first = _valid(year_number, second, first)
+        month_first = _valid(year_number, first, second)
+        if day_first and month_first and day_first != month_first:
+            return (
+                f"{value!r} is ambiguous: {day_first:%-d %B %Y} or {month_first:%B %-d %Y}; "
+                f"say which with --date-format (%d{match[2]}%m{match[2]}"
+                f"{'%y' if len(year_text) == 2 else '%Y'} for day first)"
+            )
+        date = day_first or month_first
+        return date if date else f"{value!r} is not a date ({DATE_FORMS})"
+    else:
+        return f"{value!r} is not a date ({DATE_FORMS})"
+    date = None if month is None else _valid(_year(year), month, int(day))
+    return date if date else f"{value!r} is not a date ({DATE_FORMS})"
 
 
 def _digest(*parts: object) -> str:
@@ -292,6 +383,33 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+# ACLED's disorder type of each event type, for the layouts before the column
+# (2019-2022), as ACLED's codebook defines it: battles, explosions and violence against
+# civilians are political violence; protests and riots demonstrations; strategic
+# developments their own. Two sub-event types are both political violence and
+# demonstrations: excessive force against protesters, and mob violence.
+_DISORDER_BY_EVENT_TYPE = {
+    "Battles": "Political violence",
+    "Explosions/Remote violence": "Political violence",
+    "Violence against civilians": "Political violence",
+    "Protests": "Demonstrations",
+    "Riots": "Demonstrations",
+    "Strategic developments": "Strategic developments",
+}
+_DISORDER_BY_SUB_EVENT_TYPE = {
+    "Excessive force against protesters": "Political violence; Demonstrations",
+    "Mob violence": "Political violence; Demonstrations",
+}
+
+
+def _disorder_type(row: Row, acled_type: str, sub_event_type: str) -> str:
+    """ACLED's disorder type as the row gives it, else as ACLED defines it (above)."""
+    given = _text(row, "disorder_type")
+    if given is not None:
+        return given
+    return _DISORDER_BY_SUB_EVENT_TYPE.get(sub_event_type) or _DISORDER_BY_EVENT_TYPE[acled_type]
+
+
 def map_acled(row: Row) -> Mapped:
     record_id = _required(row, "event_id_cnty")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", record_id):
@@ -369,13 +487,14 @@ def map_acled(row: Row) -> Mapped:
                 "record_updated": updated.isoformat(),
                 "source_date": None if source_date == date else source_date.isoformat(),
                 "acled": {
-                    "disorder_type": _required(row, "disorder_type"),
+                    "disorder_type": _disorder_type(row, acled_type, sub_event_type),
                     "event_type": acled_type,
                     "sub_event_type": sub_event_type,
                 },
                 "sources": _text(row, "source"),
                 "source_scale": _text(row, "source_scale"),
                 "tags": _text(row, "tags"),
+                "civilian_targeting": _text(row, "civilian_targeting"),
             }
         ),
     }
@@ -406,6 +525,7 @@ _ACLED_FIELDS = {
     "provenance.sources": "source",
     "provenance.source_scale": "source_scale",
     "provenance.tags": "tags",
+    "provenance.civilian_targeting": "civilian_targeting",
 }
 
 
@@ -730,8 +850,31 @@ _MISSILE_FIELDS = {
     "provenance.carrier": "carrier",
 }
 
+# What map_acled reads. Every layout ACLED has published since 2019 has the required
+# ones; the 2019-2022 exports lack disorder_type, civilian_targeting and tags (and
+# have data_id, event_id_no_cnty and iso3, which are not read); a monadic export
+# lacks actor2, assoc_actor_2 and inter2.
+_ACLED_REQUIRED = (
+    "event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type",
+    "actor1", "inter1", "location", "latitude", "longitude", "geo_precision", "notes",
+    "fatalities", "timestamp",
+)  # fmt: skip
+_ACLED_OPTIONAL = (
+    "disorder_type", "assoc_actor_1", "actor2", "assoc_actor_2", "inter2",
+    "civilian_targeting", "iso", "country", "admin1", "source", "source_scale", "tags",
+)  # fmt: skip
+
 LAYOUTS = {
-    "acled": Layout("acled", ACLED_COLUMNS, map_acled, _ACLED_FIELDS),
+    "acled": Layout(
+        "acled",
+        _ACLED_REQUIRED,
+        map_acled,
+        _ACLED_FIELDS,
+        optional=_ACLED_OPTIONAL,
+        one_of=("iso", "country"),
+        dates=("event_date",),
+        actor_rows="actor2",
+    ),
     "ucdp-ged": Layout("ucdp-ged", GED_COLUMNS, map_ged, _GED_FIELDS),
     "missile-attacks": Layout(
         "missile-attacks", MISSILE_COLUMNS, map_missile_attack, _MISSILE_FIELDS
@@ -764,44 +907,95 @@ class Batch:
     warnings: list[str] = field(default_factory=list)
 
 
+# The cells pandas reads as missing by default (read_csv's na_values), R's NA among
+# them; an empty cell is always missing. --na-values replaces the set.
+NA_VALUES = frozenset(
+    {
+        "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip
+
+
+class Reading(NamedTuple):
+    """How an import reads cells: which are missing (--na-values), and the form of the
+    layout's dates where the usual forms leave them ambiguous (--date-format)."""
+
+    na_values: frozenset[str] = NA_VALUES
+    date_format: str | None = None
+
+
+AS_GIVEN = Reading()  # the defaults
+
+Lines = list[tuple[int, list[str]]]
+
+
 def map_batch(
     layout_name: str,
     label: str,
     header: list[str],
-    lines: list[tuple[int, list[str]]],
+    lines: Lines,
     changed_at: datetime.datetime,
+    reading: Reading = AS_GIVEN,
 ) -> Batch:
     """Map and validate the rows of one batch, and render the valid ones' table rows.
     A row giving the event id of an earlier row in the batch is rejected (import_rows
-    checks the ids of earlier batches)."""
+    checks the ids of earlier batches). In a file of one row per actor, the rows of an
+    event come together (import_rows) and are merged into one event."""
     layout = LAYOUTS[layout_name]
+    # Optional columns the header lacks read as empty cells.
+    absent = {column: "" for column in layout.optional if column not in header}
+    dates = [column for column in layout.dates if column in header and reading.date_format]
+    na_values = reading.na_values
     events: dict[str, dict[str, Any]] = {}
     event_lines: dict[str, int] = {}  # in the order of `events`
     rejected: list[Rejected] = []
     warnings: list[str] = []
-    for line, cells in lines:
+    groups: Iterable[Lines] = [[row] for row in lines]
+    if layout.by_actor(header):
+        key = functools.partial(_event_key, header.index(layout.column_of("id", {})), len(header))
+        groups = (list(rows) for _, rows in itertools.groupby(lines, key=lambda row: key(*row)))
+    for group in groups:
+        line, cells = group[0]
         if len(cells) != len(header):
             problem = ("(row)", f"has {len(cells)} fields where the header has {len(header)}")
             rejected.append(Rejected(line, [problem], cells))
             continue
-        row = dict(zip(header, cells, strict=True))
+        rows = []
+        for row_line, row_cells in group:
+            if not na_values.isdisjoint(row_cells):
+                row_cells = ["" if cell in na_values else cell for cell in row_cells]
+            row = dict(zip(header, row_cells, strict=True))
+            if absent:
+                row.update(absent)
+            for column in dates:
+                date = read_date(row[column].strip(), reading.date_format)
+                if isinstance(date, datetime.date):
+                    row[column] = date.isoformat()
+            rows.append((row_line, row))
+        origins: dict[str, tuple[int, str]] = {}
         try:
+            if len(rows) == 1:
+                row = rows[0][1]
+            else:
+                row, origins = merge_actor_rows(rows)
             mapped = layout.map_row(row)
         except RowError as error:
-            rejected.append(Rejected(line, [(error.column, error.reason)], cells))
+            at = (error.line, error.column) if error.line else origins.get(error.column)
+            rejected.extend(_rejected(group, [(*(at or (line, error.column)), error.reason)]))
             continue
         try:
             event = _SCHEMA.load(mapped.record)
         except ValidationError as error:
-            problems = [
-                (layout.column_of(path, mapped.columns), f"{message} (field {path})")
-                for path, message in flatten_messages(error.messages)
-            ]
-            rejected.append(Rejected(line, problems, cells))
+            problems = []
+            for path, message in flatten_messages(error.messages):
+                column = layout.column_of(path, mapped.columns)
+                problems.append((*origins.get(column, (line, column)), f"{message} (field {path})"))
+            rejected.extend(_rejected(group, problems))
             continue
         if event["id"] in events:
-            problem = (layout.column_of("id", mapped.columns), _twice(event["id"], event_lines))
-            rejected.append(Rejected(line, [problem], cells))
+            column = layout.column_of("id", mapped.columns)
+            rejected.extend(_rejected(group, [(line, column, _twice(event["id"], event_lines))]))
             continue
         warnings.extend(f"{label}: line {line}: {warning}" for warning in mapped.warnings)
         events[event["id"]] = event
@@ -809,6 +1003,66 @@ def map_batch(
     return Batch(
         event_rows(events.values(), changed_at), event_lines, len(lines), rejected, warnings
     )
+
+
+def _rejected(group: Lines, problems: list[tuple[int, str, str]]) -> list[Rejected]:
+    """The rows of one event rejected: each (line, column, reason) on its line, and
+    the event's other rows (in a file of one row per actor) as refused with it."""
+    faulty = sorted({line for line, _, _ in problems})
+    others = ", ".join(map(str, faulty))
+    return [
+        Rejected(
+            line,
+            [(column, reason) for at, column, reason in problems if at == line]
+            or [("(row)", f"is a row of the event of line {others}, which is refused")],
+            cells,
+        )
+        for line, cells in group
+    ]
+
+
+def _event_key(id_index: int, width: int, line: int, cells: list[str]) -> str:
+    """What groups the rows of one event: the id as written. A row without one, or
+    with the wrong number of fields, is an event of its own (and refused as such)."""
+    event_id = cells[id_index].strip() if len(cells) == width else ""
+    return event_id or f"\0{line}"
+
+
+# One actor's cells in a monadic ACLED row, and where the merge puts a later row's.
+_ACTOR_CELLS = ("actor1", "assoc_actor_1", "inter1")
+_SECOND_ACTOR_CELLS = ("actor2", "assoc_actor_2", "inter2")
+
+
+def merge_actor_rows(rows: list[tuple[int, Row]]) -> tuple[Row, dict[str, tuple[int, str]]]:
+    """An event's rows of a monadic ACLED file (one row per actor, each in actor1) as
+    one row: the first row's actor is actor1, the second's actor2 (its inter1 inter2,
+    its associated actors assoc_actor_2), and any further row's actor and associated
+    actors join assoc_actor_2. Returned with the (line, column) each merged column
+    came from, for error messages. Every other cell read must be alike on every row:
+    a row that differs is refused, rather than one row silently winning."""
+    (first_line, first), (second_line, second), *rest = rows
+    merged = dict(first)
+    origins = {
+        merged_column: (second_line, column)
+        for merged_column, column in zip(_SECOND_ACTOR_CELLS, _ACTOR_CELLS, strict=True)
+    }
+    compared = [c for c in (*_ACLED_REQUIRED, *_ACLED_OPTIONAL) if c not in _ACTOR_CELLS]
+    for line, row in rows[1:]:
+        for column in compared:
+            if row[column] != first[column]:
+                raise RowError(
+                    column,
+                    f"{row[column]!r} differs from {first[column]!r} on line {first_line}, "
+                    f"a row of the same event; a monadic file repeats an event's cells on "
+                    "each actor's row",
+                    line,
+                )
+    merged["actor2"], merged["inter2"] = second["actor1"], second["inter1"]
+    associated = [second["assoc_actor_1"]]
+    for _, row in rest:
+        associated += [row["actor1"], row["assoc_actor_1"]]
+    merged["assoc_actor_2"] = "; ".join(name for name in associated if name.strip())
+    return merged, origins
 
 
 def _twice(event_id: str, lines: dict[str, int]) -> str:
@@ -832,10 +1086,10 @@ class ImportResult:
 
 
 def read_batches(
-    label: str, stream: TextIO, columns: tuple[str, ...]
+    label: str, stream: TextIO, layout: Layout
 ) -> tuple[list[str], Iterator[list[tuple[int, list[str]]]]]:
     """The header, and the rows in batches of (line where the row starts, cells).
-    Raises ImportRefused if the header lacks a column the layout reads."""
+    Raises ImportRefused if the header lacks a column the layout requires."""
     reader = csv.reader(stream)
     try:
         header = [name.strip() for name in next(reader)]
@@ -843,7 +1097,7 @@ def read_batches(
         raise ImportRefused(f"{label}: the file is empty; it needs a header line") from None
     except (csv.Error, UnicodeDecodeError) as error:
         raise ImportRefused(f"{label}: line 1: {_reading_error(error)}") from None
-    missing = [column for column in columns if column not in header]
+    missing = layout.missing(header)
     if missing:
         raise ImportRefused(f"{label}: line 1: the header lacks the column(s) {', '.join(missing)}")
     twice = sorted({name for name in header if header.count(name) > 1})
@@ -888,12 +1142,13 @@ def import_rows(
     on_rejected: Callable[[list[str], Rejected], None] | None = None,
     on_progress: Callable[[int], None] = lambda rows: None,
     workers: int = 1,
+    reading: Reading = AS_GIVEN,
 ) -> ImportResult:
     """Import a CSV stream in the caller's transaction. Without `on_rejected` the first
     invalid row raises ImportRefused (the caller rolls back); with it, each rejected
     row is handed to it with the header, and the valid rows are written."""
     layout = LAYOUTS[layout_name]
-    header, batches = read_batches(label, stream, layout.columns)
+    header, batches = read_batches(label, stream, layout)
     result = ImportResult()
     # The lines of the batches the workers have: a row whose id an earlier batch gave
     # is rejected here, with its cells.
@@ -905,11 +1160,15 @@ def import_rows(
             yield lines
 
     with ExitStack() as bulk, _earlier_ids(db, layout.column_of("id", {})) as earlier:
+        if layout.by_actor(header):
+            id_index = header.index(layout.column_of("id", {}))
+            batches = bulk.enter_context(_events_together(db, id_index, len(header), batches))
         indexes_dropped = False
         if _fewer_events_than(db, BULK_AFTER_ROWS):
             bulk.enter_context(bulk_load(db))
             indexes_dropped = True
-        for batch in _mapped(layout_name, label, header, tracked(), changed_at, workers):
+        mapped = _mapped(layout_name, label, header, tracked(), changed_at, reading, workers)
+        for batch in mapped:
             earlier.check(batch, in_flight.popleft())
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
@@ -972,6 +1231,75 @@ def _earlier_ids(db: Database, id_column: str) -> Iterator[_EarlierIds]:
         db.execute("DROP TABLE IF EXISTS temp.import_ids")
 
 
+@contextmanager
+def _events_together(
+    db: Database, id_index: int, width: int, batches: Iterable[Lines]
+) -> Iterator[Iterator[Lines]]:
+    """The rows of a file of one row per actor in batches of whole events, each event's
+    rows together, in the order of its first row.
+
+    An event's rows may be anywhere in the file, so a first pass writes every row to
+    a temporary table keyed by (its event's first line, its line); memory stays flat,
+    and batches can then be read in that order, whole events at a time."""
+    db.execute("CREATE TEMP TABLE import_events (event TEXT PRIMARY KEY, line INTEGER)")
+    db.execute(
+        "CREATE TEMP TABLE import_rows (first_line INTEGER, line INTEGER, cells TEXT, "
+        "PRIMARY KEY (first_line, line)) WITHOUT ROWID"
+    )
+    try:
+        for lines in batches:
+            keys = [_event_key(id_index, width, line, cells) for line, cells in lines]
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO temp.import_events VALUES (?, ?)",
+                zip(keys, (line for line, _ in lines), strict=True),
+            )
+            first = dict(
+                db.conn.execute(
+                    "SELECT event, line FROM temp.import_events "
+                    f"WHERE event IN ({placeholders(keys)})",
+                    keys,
+                )
+            )
+            db.conn.executemany(
+                "INSERT INTO temp.import_rows VALUES (?, ?, ?)",
+                (
+                    (first[key], line, json.dumps(cells))
+                    for key, (line, cells) in zip(keys, lines, strict=True)
+                ),
+            )
+        yield _whole_events(db)
+    finally:
+        # IF EXISTS: a failed write (a full disk) may have rolled the transaction back.
+        db.execute("DROP TABLE IF EXISTS temp.import_events")
+        db.execute("DROP TABLE IF EXISTS temp.import_rows")
+
+
+def _whole_events(db: Database) -> Iterator[Lines]:
+    """The rows _events_together wrote, in batches of about BATCH_SIZE rows that never
+    split an event. Read a page at a time (no statement stays open while the importer
+    drops and builds its indexes)."""
+    after: tuple[int, int] = (0, 0)
+    carried: list[tuple[int, int, str]] = []
+    while True:
+        page = db.conn.execute(
+            "SELECT first_line, line, cells FROM temp.import_rows "
+            "WHERE (first_line, line) > (?, ?) ORDER BY first_line, line LIMIT ?",
+            [*after, BATCH_SIZE],
+        ).fetchall()
+        rows = carried + page
+        cut = len(rows)
+        if len(page) == BATCH_SIZE:
+            after = page[-1][:2]
+            # The last event may go on in the next page: it waits for it.
+            while cut and rows[cut - 1][0] == page[-1][0]:
+                cut -= 1
+        carried = rows[cut:]
+        if cut:
+            yield [(line, json.loads(cells)) for _, line, cells in rows[:cut]]
+        if len(page) < BATCH_SIZE:
+            return
+
+
 def _fewer_events_than(db: Database, count: int) -> bool:
     """Whether the database holds fewer than count events (counting no further)."""
     (held,) = db.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT ?)", [count]).fetchone()
@@ -984,11 +1312,12 @@ def _mapped(
     header: list[str],
     batches: Iterable[list[tuple[int, list[str]]]],
     changed_at: datetime.datetime,
+    reading: Reading,
     workers: int,
 ) -> Iterator[Batch]:
     """The batches mapped and validated, in file order: here, or in worker processes
     while this one writes."""
-    arguments = ((layout_name, label, header, lines, changed_at) for lines in batches)
+    arguments = ((layout_name, label, header, lines, changed_at, reading) for lines in batches)
     return in_order(map_batch, arguments, workers)
 
 

@@ -133,6 +133,7 @@ def test_an_acled_row_maps_field_by_field(client: FlaskClient) -> None:
             "sources": "Made-up Daily; Kharkiv Regional Military Administration",
             "source_scale": "National-Regional",
             "tags": None,
+            "civilian_targeting": "Civilian targeting",
             "deaths_civilians": None,
             "launch_place": None,
             "carrier": None,
@@ -271,6 +272,7 @@ def test_a_ged_row_maps_field_by_field(client: FlaskClient) -> None:
             "sources": "Made-up Agency, 2024-05-31, Fighting near Vovchansk",
             "source_scale": None,
             "tags": None,
+            "civilian_targeting": None,
             "deaths_civilians": 0,
             "launch_place": None,
             "carrier": None,
@@ -368,6 +370,7 @@ def test_a_missile_attack_row_maps_field_by_field(client: FlaskClient) -> None:
             "sources": None,
             "source_scale": None,
             "tags": None,
+            "civilian_targeting": None,
             "deaths_civilians": None,
             "launch_place": "Kursk oblast",
             "carrier": None,
@@ -445,7 +448,8 @@ def test_an_invalid_row_refuses_the_file_naming_line_column_and_reason(
             "(schemas/countries.py)",
         ),
         ("time_precision", "4", "column time_precision: '4' is not 1, 2 or 3"),
-        ("event_date", "30/05/2024", "column event_date: '30/05/2024' is not a date (YYYY-MM-DD)"),
+        ("event_date", "30/13/2024", "column event_date: '30/13/2024' is not a date (2020-03-21, "
+         "21 March 2020, 9-May-20, 31-12-19, 03/21/2020)"),
         ("fatalities", "three", "column fatalities: 'three' is not a number"),
         ("inter1", "Pirates", "column inter1: 'Pirates' is neither an ACLED inter code (1-8) "
          "nor its name ('State forces')"),
