@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes mapping and validating rows (default: one per core)",
     )
+    imported.add_argument(
+        "--models",
+        metavar="TABLE",
+        help="missile-attacks: a table of weapon models and their categories in the "
+        "layout of the dataset's missiles_and_uavs.csv (columns model, category); its "
+        "rows take precedence over Salvo's model table (docs/imports.md)",
+    )
     args = parser.parse_args(argv)
     path = args.db or database_path()
     with private_files():
@@ -189,6 +196,13 @@ def _import(path: str, args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"seed: cannot read {label}: {error.strerror}", file=sys.stderr)
         return 2
+    models: dict[str, str] = {}
+    if args.models is not None:
+        try:
+            models = imports.read_models(args.models)
+        except imports.ImportRefused as error:
+            print(f"seed: {error}; nothing written", file=sys.stderr)
+            return 1
     rejects = None
     if args.skip_invalid:
         rejects = imports.RejectedFile(imports.rejects_path(args.file))
@@ -213,7 +227,7 @@ def _import(path: str, args: argparse.Namespace) -> int:
         return result
 
     try:
-        with stream, progress, terminate_as_interrupt():
+        with stream, progress, terminate_as_interrupt(), imports.use_models(models):
             result = _write(path, load, bulk=True)
     except imports.ImportRefused as error:
         print(f"seed: {error}; nothing written", file=sys.stderr)
@@ -233,9 +247,14 @@ def _import(path: str, args: argparse.Namespace) -> int:
             f"seed: ... and {result.warning_count - len(result.warnings)} more warnings",
             file=sys.stderr,
         )
+    for warning, rows in sorted(result.tallied.items()):
+        count = "1 row" if rows == 1 else f"{rows:,} rows"
+        print(f"seed: warning: {label}: {warning} ({count})", file=sys.stderr)
     rejected = ""
+    if result.repeated:
+        rejected += f", {result.repeated} repeated (skipped)"
     if rejects is not None:
-        rejected = f", {result.rejected} rejected (listed in {rejects.path})"
+        rejected += f", {result.rejected} rejected (listed in {rejects.path})"
     print(
         f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
