@@ -188,6 +188,16 @@ def _import(path: str, args: argparse.Namespace) -> int:
         print("seed: --workers must be at least 1", file=sys.stderr)
         return 2
     label = "standard input" if args.file == "-" else args.file
+    models: dict[str, str] = {}
+    if args.models is not None:
+        try:
+            models = imports.read_models(args.models)
+        except imports.ImportRefused as error:
+            print(f"seed: {error}; nothing written", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"seed: cannot read {args.models}: {error.strerror}", file=sys.stderr)
+            return 2
     try:
         # utf-8-sig: spreadsheet programs start their CSV exports with a byte-order mark.
         # The stream is closed by the `with` below, standard input excepted.
@@ -196,13 +206,6 @@ def _import(path: str, args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"seed: cannot read {label}: {error.strerror}", file=sys.stderr)
         return 2
-    models: dict[str, str] = {}
-    if args.models is not None:
-        try:
-            models = imports.read_models(args.models)
-        except imports.ImportRefused as error:
-            print(f"seed: {error}; nothing written", file=sys.stderr)
-            return 1
     rejects = None
     if args.skip_invalid:
         rejects = imports.RejectedFile(imports.rejects_path(args.file))

@@ -687,12 +687,9 @@ class ModelTable:
 def read_models(path: str) -> dict[str, str]:
     """A companion table (missiles_and_uavs.csv, or a partner's in its layout: the
     columns model and category, any others ignored) as model keys and categories.
-    Raises ImportRefused, naming the line, for a category no mapping knows."""
-    try:
-        file = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
-    except OSError as error:
-        raise ImportRefused(f"--models {path}: cannot be read: {error.strerror}") from None
-    with file:
+    Raises ImportRefused, naming the line, for a category no mapping knows, and
+    OSError for a file that cannot be read."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
         reader = csv.DictReader(file)
         missing = [c for c in ("model", "category") if c not in (reader.fieldnames or [])]
         if missing:
