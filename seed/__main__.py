@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the form of ACLED's event_date as a strptime format, such as %%d/%%m/%%Y: "
         "needed only where a date could be read two ways (05/06/2020)",
     )
+    imported.add_argument(
+        "--models",
+        metavar="TABLE",
+        help="missile-attacks: a table of weapon models and their categories in the "
+        "layout of the dataset's missiles_and_uavs.csv (columns model, category); its "
+        "rows take precedence over Salvo's model table (docs/imports.md)",
+    )
     args = parser.parse_args(argv)
     path = args.db or database_path()
     with private_files():
@@ -200,6 +207,16 @@ def _import(path: str, args: argparse.Namespace) -> int:
         )
         return 2
     label = "standard input" if args.file == "-" else args.file
+    models: dict[str, str] = {}
+    if args.models is not None:
+        try:
+            models = imports.read_models(args.models)
+        except imports.ImportRefused as error:
+            print(f"seed: {error}; nothing written", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"seed: cannot read {args.models}: {error.strerror}", file=sys.stderr)
+            return 2
     try:
         # utf-8-sig: spreadsheet programs start their CSV exports with a byte-order mark.
         # The stream is closed by the `with` below, standard input excepted.
@@ -233,7 +250,7 @@ def _import(path: str, args: argparse.Namespace) -> int:
         return result
 
     try:
-        with stream, progress, terminate_as_interrupt():
+        with stream, progress, terminate_as_interrupt(), imports.use_models(models):
             result = _write(path, load, bulk=True)
     except imports.ImportRefused as error:
         print(f"seed: {error}; nothing written", file=sys.stderr)
@@ -253,9 +270,14 @@ def _import(path: str, args: argparse.Namespace) -> int:
             f"seed: ... and {result.warning_count - len(result.warnings)} more warnings",
             file=sys.stderr,
         )
+    for warning, rows in sorted(result.tallied.items()):
+        count = "1 row" if rows == 1 else f"{rows:,} rows"
+        print(f"seed: warning: {label}: {warning} ({count})", file=sys.stderr)
     rejected = ""
+    if result.repeated:
+        rejected += f", {result.repeated} repeated (skipped)"
     if rejects is not None:
-        rejected = f", {result.rejected} rejected (listed in {rejects.path})"
+        rejected += f", {result.rejected} rejected (listed in {rejects.path})"
     print(
         f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"

@@ -19,7 +19,7 @@ import itertools
 import json
 import os
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ from schemas.countries import BY_ALPHA2, BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC,
 from schemas.event import EventSchema
 from schemas.fields import flatten_messages
 from schemas.gazetteer import Region, Town, admin1_named, place_named
-from schemas.vocabulary import ACLED_SUB_EVENT_TYPES
+from schemas.vocabulary import ACLED_SUB_EVENT_TYPES, MUNITION_CATEGORIES
 from seed.places import UKRAINE_PLACE, region_place, slug
 from seed.workers import in_order
 
@@ -82,6 +82,8 @@ class Mapped(NamedTuple):
     record: dict[str, Any]
     columns: dict[str, str]
     warnings: list[str]
+    # Warnings given once at the end of the import, with the number of rows giving each.
+    tallied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -694,34 +696,164 @@ MISSILE_COLUMNS = (
     "launch_place_details", "source",
 )  # fmt: skip
 
-# Weapon models as the dataset writes them (X-101 transliterates the Cyrillic letter
-# that English texts write Kh-), by category: the first pattern a name matches decides.
-MODEL_CATEGORIES: tuple[tuple[str, str], ...] = (
-    (r"shahed|geran|gerbera|lancet|orlan|supercam|zala|\buav|drone|bpla|italmas", "drone"),
-    (r"\b(x|kh)-?\d|kalibr|iskander|kinzhal|zircon|tsirkon|oniks|onyx|p-800", "missile"),
-    (r"s-300|s-400|kn-23|tochka|missile|ballistic|cruise", "missile"),
-    (r"\bkab|\bfab|\bupab|glide bomb|guided bomb|aerial bomb", "aerial_bomb"),
-    (r"smerch|uragan|tornado|\bgrad\b|mlrs|rocket", "rocket"),
-)  # fmt: skip
-_MODEL_PATTERNS = [(re.compile(pattern), category) for pattern, category in MODEL_CATEGORIES]
+# The munition category of each weapon model, keyed by its spelling in lower case
+# (_model_key): every model of the dataset's companion table (missiles_and_uavs.csv)
+# and the dataset's own spellings. The dataset writes Kh- missiles with the Latin X of
+# their Cyrillic name (X-101, read as Kh-101 too) and S-300/S-400 with the Latin C of
+# theirs (C-300); it writes some drones in Cyrillic (Молнія, Фенікс). Generic words
+# ('UAV', 'missile') end the table: 'Unknown UAV' is a drone by its last word.
+MODEL_CATEGORIES: dict[str, str] = {
+    **dict.fromkeys((
+        "shahed", "shahed-136", "shahed-131", "shahed-136/131", "shahed-238", "geran",
+        "geran-1", "geran-2", "geran-3", "gerbera", "lancet", "orlan", "orlan-10",
+        "orlan-30", "supercam", "zala", "italmas", "молнія", "молния", "molniya", "merlin-vr",
+        "orion", "mohajer-6", "kub", "forpost", "forpost-r", "eleron", "eleron-3",
+        "granat-4", "фенікс", "feniks", "картограф", "kartograf", "привет-82", "privet-82",
+        "uav", "drone", "bpla",
+    ), "drone"),
+    **dict.fromkeys((
+        "x-101", "x-555", "x-55", "x-22", "x-32", "x-31", "x-31p", "x-31pd", "x-35",
+        "x-59", "x-69", "x-47", "x-47 kinzhal", "kinzhal", "kalibr", "iskander",
+        "iskander-m", "iskander-k", "kn-23", "kn-24", "3m22 zircon", "zircon", "tsirkon",
+        "p-800 oniks", "oniks", "onyx", "tochka", "tochka-u", "banderol", "s-300", "s-400",
+        "c-300", "c-400", "\u0441-300", "\u0441-400", "missile",
+    ), "missile"),
+    **dict.fromkeys((
+        "gbu", "kab", "fab", "upab", "umpk", "guided bomb", "glide bomb", "aerial bomb",
+        "bomb",
+    ), "aerial_bomb"),
+    **dict.fromkeys(
+        ("smerch", "uragan", "tornado", "tornado-s", "grad", "mlrs", "rocket"), "rocket"
+    ),
+}  # fmt: skip
+
+# The category words of the companion table (missiles_and_uavs.csv), and others a
+# partner's table in its layout may use, as Salvo's munition categories. S-300/S-400
+# fired at the ground are missiles, whatever they were built for.
+COMPANION_CATEGORIES: dict[str, str] = {
+    "uav": "drone",
+    "loitering munition": "drone",
+    "cruise missile": "missile",
+    "ballistic missile": "missile",
+    "surface-to-air": "missile",
+    "surface-to-air missile": "missile",
+    "surface-to-air and ballistic": "missile",
+    "anti-ship missile": "missile",
+    "air-to-surface missile": "missile",
+    "guided bomb": "aerial_bomb",
+    "glide bomb": "aerial_bomb",
+    "aerial bomb": "aerial_bomb",
+    "mlrs": "rocket",
+    **{category: category for category in MUNITION_CATEGORIES},
+}
+# A companion row of these categories gives none: the built-in table decides.
+_NO_CATEGORY = frozenset({"", "unknown"})
+
+# Kh-101, Kh101 and X-101 with a Cyrillic Kha are X-101.
+_KH = re.compile("\\b(?:kh|\u0445)-?(?=\\d)")
+_COMBINED = re.compile(r"\s*(?:\band\b|,|\+)\s*")
+_UP_TO_NUMBER = re.compile(r"\D*\d+")  # x-59mk2 -> x-59
+_NAME = re.compile(r"[^\W\d]+")  # kab-500 -> kab
+
+
+def _model_key(text: str) -> str:
+    """A model's spelling as the table keys it: lower case, one space, '-' for dashes."""
+    text = " ".join(text.casefold().replace("\u2013", "-").replace("\u2014", "-").split())
+    return _KH.sub("x-", text)
+
+
+class ModelTable:
+    """Weapon models and their munition categories, looked up by dictionary: a combined
+    string is split at ' and ', ',' and '+' (then '/'), and a part not in the table
+    is tried up to its first number (X-59MK2 as X-59), by its name (KAB-500 as KAB),
+    then by its last word ('Reconnaissance UAV' as UAV). Each distinct string is looked
+    up once."""
+
+    def __init__(self, categories: dict[str, str]) -> None:
+        self._categories = categories
+        self._known: dict[str, str | None] = {}
+
+    def category(self, model: str) -> str | None:
+        """The model string's category; `mixed` when it names models of several
+        categories; None when a part of it is in no table."""
+        if model not in self._known:
+            self._known[model] = self._look_up(_model_key(model))
+        return self._known[model]
+
+    def _look_up(self, key: str) -> str | None:
+        if key in self._categories:
+            return self._categories[key]
+        found: set[str] = set()
+        for part in filter(None, _COMBINED.split(key)):
+            category = self._part(part)
+            if category is None:
+                pieces = [self._part(piece) for piece in part.split("/") if piece]
+                if not pieces or None in pieces:
+                    return None  # a part no table knows: the string's category is unknown
+                found.update(piece for piece in pieces if piece is not None)
+            else:
+                found.add(category)
+        if not found:
+            return None
+        return found.pop() if len(found) == 1 else "mixed"
+
+    def _part(self, part: str) -> str | None:
+        table = self._categories
+        if part in table:
+            return table[part]
+        for match in (_UP_TO_NUMBER.match(part), _NAME.match(part)):
+            if match and match.group() in table:
+                return table[match.group()]
+        return table.get(part.rsplit(" ", 1)[-1])
+
+
+def read_models(path: str) -> dict[str, str]:
+    """A companion table (missiles_and_uavs.csv, or a partner's in its layout: the
+    columns model and category, any others ignored) as model keys and categories.
+    Raises ImportRefused, naming the line, for a category no mapping knows, and
+    OSError for a file that cannot be read."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        reader = csv.DictReader(file)
+        missing = [c for c in ("model", "category") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ImportRefused(
+                f"--models {path}: line 1: the header lacks the column(s) {', '.join(missing)}"
+            )
+        models: dict[str, str] = {}
+        for row in reader:
+            model, word = (row["model"] or "").strip(), (row["category"] or "").strip()
+            if not model or word.casefold() in _NO_CATEGORY:
+                continue
+            category = COMPANION_CATEGORIES.get(" ".join(word.casefold().split()))
+            if category is None:
+                raise ImportRefused(
+                    f"--models {path}: line {reader.line_num}: column category: {word!r} is "
+                    f"not a category Salvo maps ({', '.join(COMPANION_CATEGORIES)})"
+                )
+            models[_model_key(model)] = category
+    return models
+
+
+# The table the mapping uses. --models replaces it for one import (use_models); the
+# worker processes, forked after that, inherit it.
+_models = ModelTable(MODEL_CATEGORIES)
+
+
+@contextmanager
+def use_models(models: dict[str, str]) -> Iterator[None]:
+    """Map with the built-in table overridden by `models` (a companion table's rows
+    take precedence), for the duration of the block."""
+    global _models
+    before, _models = _models, ModelTable({**MODEL_CATEGORIES, **models})
+    try:
+        yield
+    finally:
+        _models = before
 
 
 def model_category(model: str) -> str | None:
-    """The munition category of a model string; `mixed` when it names models of several
-    categories ('Shahed-136 and Kh-59'); None when no pattern knows it."""
-    # A combined string is split at '/', ',', '+' and ' and ', each part matched alone.
-    parts = re.split(r"\s*(?:/|,|\+|\band\b)\s*", model.lower())
-    found = set()
-    for part in filter(None, parts):
-        category = next((c for pattern, c in _MODEL_PATTERNS if pattern.search(part)), None)
-        if category is not None:
-            found.add(category)
-    if not found:
-        whole = model.lower()
-        found = {c for pattern, c in _MODEL_PATTERNS if pattern.search(whole)}
-    if not found:
-        return None
-    return found.pop() if len(found) == 1 else "mixed"
+    """The munition category of a model string (ModelTable.category)."""
+    return _models.category(model)
 
 
 # Where a wave was aimed. `target` names one place, several joined by ' and ', or
@@ -761,9 +893,67 @@ def _target_place(targets: tuple[tuple[str, Region | Town | None], ...]) -> dict
 
 AIR_FORCE: dict[str, Any] = {"name": "Air Force of Ukraine", "kind": "military", "title": None}
 
+# The pages whose posts the dataset's `source` cells give, by page name in lower case
+# (facebook.com/<page>/posts/..., t.me/<page>/...): who reported the figures. The
+# Air Force posts on its own page and through its regional air commands ("Povitriani
+# Syly ZSU": kpszsu; "Povitrianyi Komanduvannia Pivden": PvKPivden, and so on).
+REPORTING_PAGES: dict[str, dict[str, Any]] = {
+    "kpszsu": AIR_FORCE,
+    "pvkpivden": {"name": "Air Command South", "kind": "military", "title": None},
+    "pvkshid": {"name": "Air Command East", "kind": "military", "title": None},
+    "pvkzahid": {"name": "Air Command West", "kind": "military", "title": None},
+    "pvkcenter": {"name": "Air Command Centre", "kind": "military", "title": None},
+    "generalstaff.ua": {
+        "name": "General Staff of the Armed Forces of Ukraine", "kind": "military", "title": None
+    },
+    "cincafu": {
+        "name": "Commander-in-Chief of the Armed Forces of Ukraine",
+        "kind": "military",
+        "title": None,
+    },
+    "chiefukrdiu": {"name": "Defence Intelligence of Ukraine", "kind": "military", "title": None},
+    "kharkivoda.gov.ua": {
+        "name": "Kharkiv Regional Military Administration", "kind": "government", "title": None
+    },
+}  # fmt: skip
+# Facebook paths whose first part is no page: a video, a story.
+_FACEBOOK_PATHS = frozenset({"watch", "story.php", "permalink.php", "photo.php"})
+# Hosts whose first path part is the page.
+_PAGE_HOSTS = frozenset({"t.me", "facebook.com", "www.facebook.com", "m.facebook.com"})
+
+
+class Report(NamedTuple):
+    """A `source` cell as a link partners can open, and who reported the figures."""
+
+    url: str
+    reporter: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=65_536)
+def report(cell: str) -> Report:
+    """The report a `source` cell gives. The dataset writes most as Facebook paths
+    without a scheme ('kpszsu/posts/pfbid...', 'watch/?v=...'), a few as full URLs
+    (https://t.me/kpszsu/44624) or as a site's path ('kharkivoda.gov.ua/news/123125':
+    a first part with a dot that is not a Facebook page's). The reporter is the page's
+    (REPORTING_PAGES); a page the table lacks leaves the dataset's, the Air Force."""
+    if "://" in cell:
+        url = cell
+        host, _, path = cell.split("://", 1)[1].partition("/")
+        page = path.split("/", 1)[0] if host in _PAGE_HOSTS else host
+    else:
+        address = cell.lstrip("/")
+        page, _, rest = address.partition("/")
+        if "." in page and not rest.startswith(("posts/", "videos/", "photos/")):
+            url = f"https://{address}"  # a site's own page
+        else:
+            url = f"https://www.facebook.com/{address}"
+    if page in _FACEBOOK_PATHS:
+        page = ""
+    return Report(url, REPORTING_PAGES.get(page.casefold(), AIR_FORCE))
+
 
 def map_missile_attack(row: Row) -> Mapped:
-    warnings = []
+    warnings: list[str] = []
     start = _date(row, "time_start")
     end = _date(row, "time_end", required=False)
     assert start is not None
@@ -772,8 +962,10 @@ def map_missile_attack(row: Row) -> Mapped:
     date = end or start
     model = _required(row, "model")
     category = model_category(model)
+    tallied: tuple[str, ...] = ()
     if category is None:
-        warnings.append(f"model {model!r} is not in the model table; counted as mixed")
+        # Said once at the end of the import, with the number of its rows.
+        tallied = (f"model {model!r} is not in the model table; counted as mixed",)
         category = "mixed"
     launched = _count(row, "launched")
     destroyed = _count(row, "destroyed")
@@ -783,10 +975,16 @@ def map_missile_attack(row: Row) -> Mapped:
     location = _target_place(targets)
     time_start, time_end = _required(row, "time_start"), _text(row, "time_end")
     launch_place = _text(row, "launch_place")
-    key = _digest(time_start, time_end, model, launch_place)
+    cell = _text(row, "source")
+    # What tells a wave from another: two launches of one model from one place at
+    # one time differ by their target, their counts or the report giving them.
+    key = _digest(
+        time_start, time_end, model, launch_place, _text(row, "target"), launched, destroyed,
+        not_reached, cell,
+    )  # fmt: skip
     stamp = time_start.replace("-", "").replace(":", "").replace(" ", "-")[:13]
-    url = _text(row, "source")
-    source_key = "" if url is None else f"-{_digest(url)}"
+    source_key = "" if cell is None else f"-{_digest(cell)}"
+    url, reporter = report(cell) if cell is not None else (None, AIR_FORCE)
     counts = [f"launched {launched if launched is not None else 'an unknown number of'} {model}"]
     if destroyed is not None:
         counts.append(f"air defence destroyed {destroyed}")
@@ -813,16 +1011,16 @@ def map_missile_attack(row: Row) -> Mapped:
                 "intercepted": destroyed,
                 "not_reached": not_reached,
                 "hit": None,
-                "reported_by": AIR_FORCE["name"],
+                "reported_by": reporter["name"],
             }
         ],
         "casualties": {"killed": None, "injured": None},
-        "reported_by": [AIR_FORCE],
+        "reported_by": [reporter],
         "source": {
             "id": f"missile-attacks-{date.isoformat()}{source_key}",
-            "title": f"Ukrainian Air Force report of {date.isoformat()}",
-            "publisher": "Air Force of Ukraine",
-            "url": url if url and url.startswith(("http://", "https://")) else None,
+            "title": f"{reporter['name']} report of {date.isoformat()}",
+            "publisher": reporter["name"],
+            "url": url,
             "published": date.isoformat(),
             "reference": None,
         },
@@ -833,7 +1031,7 @@ def map_missile_attack(row: Row) -> Mapped:
             "carrier": _text(row, "carrier"),
         },
     }
-    return Mapped(record, {"location": "target"}, warnings)
+    return Mapped(record, {"location": "target"}, warnings, tallied)
 
 
 _MISSILE_FIELDS = {
@@ -905,6 +1103,8 @@ class Batch:
     read: int
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tallied: Counter[str] = field(default_factory=Counter)
+    repeated: int = 0
 
 
 # The cells pandas reads as missing by default (read_csv's na_values), R's NA among
@@ -951,6 +1151,9 @@ def map_batch(
     event_lines: dict[str, int] = {}  # in the order of `events`
     rejected: list[Rejected] = []
     warnings: list[str] = []
+    tallied: Counter[str] = Counter()
+    event_cells: dict[str, list[str]] = {}
+    repeated = 0
     groups: Iterable[Lines] = [[row] for row in lines]
     if layout.by_actor(header):
         key = functools.partial(_event_key, header.index(layout.column_of("id", {})), len(header))
@@ -994,14 +1197,26 @@ def map_batch(
             rejected.extend(_rejected(group, problems))
             continue
         if event["id"] in events:
+            if cells == event_cells[event["id"]]:
+                warnings.append(_repeat(label, line, event_lines[event["id"]]))
+                repeated += 1
+                continue
             column = layout.column_of("id", mapped.columns)
             rejected.extend(_rejected(group, [(line, column, _twice(event["id"], event_lines))]))
             continue
         warnings.extend(f"{label}: line {line}: {warning}" for warning in mapped.warnings)
+        tallied.update(mapped.tallied)
         events[event["id"]] = event
         event_lines[event["id"]] = line
+        event_cells[event["id"]] = cells
     return Batch(
-        event_rows(events.values(), changed_at), event_lines, len(lines), rejected, warnings
+        event_rows(events.values(), changed_at),
+        event_lines,
+        len(lines),
+        rejected,
+        warnings,
+        tallied,
+        repeated,
     )
 
 
@@ -1065,6 +1280,11 @@ def merge_actor_rows(rows: list[tuple[int, Row]]) -> tuple[Row, dict[str, tuple[
     return merged, origins
 
 
+def _repeat(label: str, line: int, earlier: int) -> str:
+    # A row repeating another cell for cell is no invalid data: it adds nothing.
+    return f"{label}: line {line} repeats line {earlier} exactly; skipped"
+
+
 def _twice(event_id: str, lines: dict[str, int]) -> str:
     # Rows with one id would replace each other, and a second import of the file would
     # then write the earlier row again: it would not be idempotent.
@@ -1083,6 +1303,8 @@ class ImportResult:
     rejected: int = 0
     warnings: list[str] = field(default_factory=list)
     warning_count: int = 0
+    tallied: Counter[str] = field(default_factory=Counter)
+    repeated: int = 0
 
 
 def read_batches(
@@ -1169,7 +1391,7 @@ def import_rows(
             indexes_dropped = True
         mapped = _mapped(layout_name, label, header, tracked(), changed_at, reading, workers)
         for batch in mapped:
-            earlier.check(batch, in_flight.popleft())
+            earlier.check(batch, in_flight.popleft(), label)
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
                 raise ImportRefused(f"{label}: line {first.line}: {first.reason()}")
@@ -1177,6 +1399,8 @@ def import_rows(
                 assert on_rejected is not None
                 on_rejected(header, rejected)
             result.rejected += len(batch.rejected)
+            result.repeated += batch.repeated
+            result.tallied.update(batch.tallied)
             result.warning_count += len(batch.warnings)
             result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
             if batch.lines:
@@ -1201,29 +1425,49 @@ class _EarlierIds:
     def __init__(self, db: Database, id_column: str) -> None:
         self._conn, self._id_column = db.conn, id_column
 
-    def check(self, batch: Batch, lines: list[tuple[int, list[str]]]) -> None:
+    def check(self, batch: Batch, lines: list[tuple[int, list[str]]], label: str) -> None:
         """Reject the batch's rows whose ids an earlier batch gave (`lines`: the
-        batch's rows, whose cells a rejection lists), and remember the ids of the rest."""
+        batch's rows, whose cells a rejection lists), skip those repeating that row
+        exactly, and remember the ids of the rest with a digest of their cells."""
         ids = list(batch.lines)
-        given = dict(
-            self._conn.execute(
-                f"SELECT id, line FROM temp.import_ids WHERE id IN ({placeholders(ids)})", ids
+        given = {
+            event_id: (line, cells)
+            for event_id, line, cells in self._conn.execute(
+                f"SELECT id, line, cells FROM temp.import_ids WHERE id IN ({placeholders(ids)})",
+                ids,
             )
-        )
+        }
+        cells = dict(lines)
         if given:
-            cells = dict(lines)
             for event_id in given.keys() & batch.lines.keys():
                 line = batch.lines.pop(event_id)
-                problem = (self._id_column, _twice(event_id, given))
+                earlier, earlier_cells = given[event_id]
+                if _cells_digest(cells[line]) == earlier_cells:
+                    batch.warnings.append(_repeat(label, line, earlier))
+                    batch.repeated += 1
+                    continue
+                problem = (self._id_column, _twice(event_id, {event_id: earlier}))
                 batch.rejected.append(Rejected(line, [problem], cells[line]))
             batch.rejected.sort(key=lambda rejected: rejected.line)
             batch.rows = batch.rows.only(set(batch.lines))
-        self._conn.executemany("INSERT INTO temp.import_ids VALUES (?, ?)", batch.lines.items())
+        self._conn.executemany(
+            "INSERT INTO temp.import_ids VALUES (?, ?, ?)",
+            (
+                (event_id, line, _cells_digest(cells[line]))
+                for event_id, line in batch.lines.items()
+            ),
+        )
+
+
+def _cells_digest(cells: list[str]) -> str:
+    return hashlib.sha1("\x1f".join(cells).encode(), usedforsecurity=False).hexdigest()
 
 
 @contextmanager
 def _earlier_ids(db: Database, id_column: str) -> Iterator[_EarlierIds]:
-    db.execute("CREATE TEMP TABLE import_ids (id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+    db.execute(
+        "CREATE TEMP TABLE import_ids (id TEXT PRIMARY KEY, line INTEGER, cells TEXT) WITHOUT ROWID"
+    )
     try:
         yield _EarlierIds(db, id_column)
     finally:
