@@ -144,24 +144,31 @@ def ensure_database(path: Path) -> None:
     )  # fmt: skip
 
 
+def live_copy(built: Path, name: str, key_name: str, scope: str) -> tuple[Path, str]:
+    """A fresh copy of the built database beside it, named `name`, and a new key of
+    `scope` for it: each run starts from the built file, so that what it acknowledged
+    is its own."""
+    live = built.with_name(name)
+    for stale in live.parent.glob(live.name + "*"):
+        stale.unlink()
+    source = sqlite3.connect(built)
+    target = sqlite3.connect(live)
+    source.backup(target)
+    source.close()
+    target.close()
+    db = open_for_writing(str(live))
+    key = create_key(db, key_name, scope)
+    db.close()
+    return live, key
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "soak.db")
     args = parser.parse_args()
     ensure_database(args.db)
-    # Each run starts from the built file, so acknowledged writes are this run's.
-    live = args.db.with_name("soak-live.db")
-    for stale in live.parent.glob(live.name + "*"):
-        stale.unlink()
-    source = sqlite3.connect(args.db)
-    target = sqlite3.connect(live)
-    source.backup(target)
-    source.close()
-    target.close()
-    db = open_for_writing(str(live))
-    key = create_key(db, "Soak", "admin")
-    db.close()
+    live, key = live_copy(args.db, "soak-live.db", "Soak", "admin")
 
     tally = Tally()
     created: list[str] = []

@@ -18,7 +18,6 @@ import concurrent.futures
 import copy
 import http.client
 import json
-import shutil
 import sqlite3
 import sys
 import threading
@@ -29,9 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.keys import create_key  # noqa: E402
-from api.storage import open_for_writing  # noqa: E402
-from bench.soak import EXAMPLE, ensure_database  # noqa: E402
+from bench.soak import EXAMPLE, ensure_database, live_copy  # noqa: E402
 from tests.server import serving  # noqa: E402
 
 PAGE = "/api/v1/events?event_type=missile_strike&date_from=2024-01-01&limit=100"
@@ -104,13 +101,7 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "soak.db")
     args = parser.parse_args()
     ensure_database(args.db)
-    live = args.db.with_name("writers-live.db")
-    for stale in live.parent.glob(live.name + "*"):
-        stale.unlink()
-    shutil.copy(args.db, live)
-    db = open_for_writing(str(live))
-    key = create_key(db, "Writers bench", "write")
-    db.close()
+    live, key = live_copy(args.db, "writers-live.db", "Writers bench", "write")
     env = {"SALVO_RATE_LIMITS": "off"}
     with serving(live, live.with_suffix(".log"), env=env) as server:
         free = reads_per_second(server.url, key, args.seconds, 8, "free")
