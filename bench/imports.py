@@ -3,8 +3,9 @@
 Writes var/bench-acled.csv once (deterministic: the same --seed gives the same bytes),
 imports it into a new var/bench-import.db with the command a partner runs, and prints
 the rows per second and the memory of the importer and its workers, sampled through
-the run, so that a load whose memory grows with the file shows it. Target: under
-2 minutes.
+the run, so that a load whose memory grows with the file shows it. Target: 3 minutes
+on a 2-core machine (issue 19 settled issue 13's 2 minutes, which assumed validation
+was cheap: EventSchema.load alone costs about 117 us a row).
 """
 
 import argparse
@@ -25,7 +26,7 @@ from schemas.acled_csv import ACLED_COLUMNS  # noqa: E402
 from schemas.vocabulary import ACLED_SUB_EVENT_TYPES  # noqa: E402
 from seed.places import OBLASTS  # noqa: E402
 
-TARGET_S = 120
+TARGET_S = 180
 _DISORDER = {
     "Protests": "Demonstrations",
     "Riots": "Demonstrations",
@@ -162,7 +163,7 @@ def main() -> int:
     marks = [samples[int(len(samples) * share)][1] for share in (0.1, 0.5, 0.9)] if samples else []
     verdict = "ok" if seconds < TARGET_S else "SLOW"
     print(f"\nimport of {args.rows:,} ACLED rows, {datetime.date.today()}")
-    print(f"{'time (< 120 s)':<48}{seconds:>10.1f} s  {verdict}")
+    print(f"{f'time (< {TARGET_S} s)':<48}{seconds:>10.1f} s  {verdict}")
     print(f"{'rows/s':<48}{args.rows / seconds:>12,.0f}")
     print(f"{'peak RSS, importer + workers':<48}{peak:>10.0f} MB")
     print(
