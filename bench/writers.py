@@ -16,8 +16,6 @@ The database is a copy of var/soak.db (100,000 synthetic events; built on first 
 import argparse
 import concurrent.futures
 import copy
-import http.client
-import json
 import sqlite3
 import sys
 import threading
@@ -28,50 +26,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.soak import EXAMPLE, ensure_database, live_copy  # noqa: E402
+from bench.soak import EXAMPLE, Client, Tally, ensure_database, live_copy  # noqa: E402
 from tests.server import serving  # noqa: E402
 
 PAGE = "/api/v1/events?event_type=missile_strike&date_from=2024-01-01&limit=100"
 
 
-class Caller:
-    """One keep-alive connection."""
-
-    def __init__(self, url: str, key: str) -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        self.key = key
-
-    def call(self, method: str, path: str, body: object = None) -> int:
-        headers = {"Authorization": f"Bearer {self.key}"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=payload, headers=headers)
-        response = self.conn.getresponse()
-        response.read()
-        return response.status
-
-
 def reads_per_second(url: str, key: str, seconds: float, writers: int, prefix: str) -> float:
     """Reads/s of PAGE from 4 readers while `writers` POST in a loop."""
     stop = time.monotonic() + seconds
-    reads = Counter[int]()
-    lock = threading.Lock()
+    tally = Tally()
 
     def reader() -> None:
-        caller = Caller(url, key)
+        client = Client(url, key, tally)
         while time.monotonic() < stop:
-            status = caller.call("GET", PAGE)
-            with lock:
-                reads[status] += 1
+            client.call("read", "GET", PAGE)
 
     def writer(n: int) -> None:
-        caller, i = Caller(url, key), 0
+        client, i = Client(url, key, tally), 0
         while time.monotonic() < stop:
             event = {**copy.deepcopy(EXAMPLE), "id": f"{prefix}-{n}-{i}"}
-            caller.call("POST", "/api/v1/events", {"events": [event]})
+            client.call("create", "POST", "/api/v1/events", {"events": [event]})
             i += 1
 
     threads = [threading.Thread(target=reader) for _ in range(4)]
@@ -81,18 +56,20 @@ def reads_per_second(url: str, key: str, seconds: float, writers: int, prefix: s
         thread.start()
     for thread in threads:
         thread.join()
-    return reads[200] / (time.monotonic() - started)
+    return tally.statuses["read"][200] / (time.monotonic() - started)
 
 
 def burst(url: str, key: str, writers: int, total: int, prefix: str) -> Counter[int]:
     """The statuses of `total` single-event POSTs sent by `writers` at once."""
+    tally = Tally()
 
-    def post(n: int) -> int:
+    def post(n: int) -> None:
         event = {**copy.deepcopy(EXAMPLE), "id": f"{prefix}-{n}"}
-        return Caller(url, key).call("POST", "/api/v1/events", {"events": [event]})
+        Client(url, key, tally).call("create", "POST", "/api/v1/events", {"events": [event]})
 
     with concurrent.futures.ThreadPoolExecutor(writers) as pool:
-        return Counter(pool.map(post, range(total)))
+        list(pool.map(post, range(total)))
+    return tally.statuses["create"]
 
 
 def main() -> int:
