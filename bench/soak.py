@@ -232,7 +232,7 @@ def main() -> int:
 
         def killer() -> None:
             time.sleep(args.seconds / 2)
-            (worker,) = worker_pids(server.process.pid)
+            (worker,) = server.workers()
             killed_at.append(time.monotonic())
             os.kill(worker, signal.SIGKILL)
 
@@ -320,15 +320,6 @@ def slow_post(url: str, key: str) -> tuple[int, float]:
             return int(answer.split(b" ", 2)[1]), time.perf_counter() - started
     except (OSError, ValueError, IndexError):
         return 0, time.perf_counter() - started
-
-
-def worker_pids(pid: int) -> list[int]:
-    """The server's worker processes: the children of Granian's main process."""
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
 
 
 def rollups_drifted(conn: sqlite3.Connection) -> list[str]:

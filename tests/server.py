@@ -35,6 +35,14 @@ class Server:
                 return lines
             time.sleep(0.1)
 
+    def workers(self) -> list[int]:
+        """The PIDs of Granian's worker processes: the children of its main process."""
+        return [
+            int(child)
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit status."""
         if self.process.poll() is None:

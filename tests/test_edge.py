@@ -211,17 +211,9 @@ def test_writers_queue_on_their_own_thread_while_reads_go_on(
     assert after[0] == 201
 
 
-def _children(pid: int) -> list[int]:
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-
-
 def test_a_killed_worker_is_replaced(seeded_db: Path, tmp_path: Path) -> None:
     with serving(seeded_db, tmp_path / "log", env=NO_LIMITS) as server:
-        (worker,) = _children(server.process.pid)
+        (worker,) = server.workers()
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 15
         while True:
@@ -231,7 +223,7 @@ def test_a_killed_worker_is_replaced(seeded_db: Path, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "no worker answered after the kill"
             time.sleep(0.2)
         assert server.process.poll() is None
-        assert _children(server.process.pid) != [worker]
+        assert server.workers() != [worker]
 
 
 def test_secrets_in_query_strings_are_not_logged(seeded_db: Path, tmp_path: Path) -> None:
