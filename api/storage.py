@@ -480,6 +480,14 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"request_digest", "status", "body", "created_at"},
         if_not_exists=True,
     )
+    # The source rows imports turned into events (seed/imports.py): the digest of a
+    # row's cells read in its import's context, its event, and the content it gave
+    # the event. A row whose event still has that content is unchanged: a re-import
+    # of its file skips it without mapping or validating it again.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS import_sources (digest BLOB PRIMARY KEY, "
+        "event_id TEXT NOT NULL, content_digest BLOB NOT NULL) WITHOUT ROWID"
+    )
     _create_change_history(db)
     rollups.create(db.conn)
     create_indexes(db)
@@ -1070,6 +1078,36 @@ def taken_ids(conn: sqlite3.Connection, ids: Collection[str]) -> list[str]:
             [*ids, *ids],
         )
     ]
+
+
+def unchanged_sources(conn: sqlite3.Connection, digests: Collection[bytes]) -> dict[bytes, str]:
+    """Of these source-row digests, those whose event still has the content the row
+    gave it (neither edited nor deleted since), with the event's id."""
+    return dict(
+        conn.execute(
+            "SELECT s.digest, s.event_id FROM import_sources s "
+            "JOIN events e ON e.id = s.event_id JOIN event_documents d ON d.row_id = e.row_id "
+            f"WHERE s.digest IN ({placeholders(digests)}) AND d.content_digest = s.content_digest",
+            list(digests),
+        )
+    )
+
+
+def remember_sources(conn: sqlite3.Connection, sources: Iterable[tuple[bytes, str, bytes]]) -> None:
+    """Record source rows as (digest, event id, the content digest the row gave)."""
+    conn.executemany("INSERT OR REPLACE INTO import_sources VALUES (?, ?, ?)", sources)
+
+
+def forget_stale_sources(conn: sqlite3.Connection) -> None:
+    """Drop the source rows whose event has since changed or gone: they can never
+    match again, unless the event returns to their content (a re-import then
+    validates the row once more)."""
+    conn.execute(
+        "DELETE FROM import_sources WHERE digest IN (SELECT s.digest FROM import_sources s "
+        "LEFT JOIN events e ON e.id = s.event_id "
+        "LEFT JOIN event_documents d ON d.row_id = e.row_id "
+        "WHERE d.content_digest IS NOT s.content_digest)"
+    )
 
 
 # Writes through the API: each is audited, and a POST's answer is kept for replay.

@@ -15,6 +15,7 @@ import csv
 import datetime
 import functools
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import os
@@ -23,19 +24,25 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from marshmallow import ValidationError
 from sqlite_utils import Database
 
+import schemas as schemas_package
+from api import storage
 from api.storage import (
     BATCH_SIZE,
     EventRows,
     bulk_load,
     event_rows,
+    forget_stale_sources,
     insert_rows,
     placeholders,
+    remember_sources,
     taken_ids,
+    unchanged_sources,
 )
 from schemas.acled_csv import INTER_KINDS
 from schemas.countries import BY_ALPHA2, BY_GLEDITSCH_WARD, BY_NAME, BY_NUMERIC, Country
@@ -770,7 +777,7 @@ class ModelTable:
     up once."""
 
     def __init__(self, categories: dict[str, str]) -> None:
-        self._categories = categories
+        self.categories = categories
         self._known: dict[str, str | None] = {}
 
     def category(self, model: str) -> str | None:
@@ -781,8 +788,8 @@ class ModelTable:
         return self._known[model]
 
     def _look_up(self, key: str) -> str | None:
-        if key in self._categories:
-            return self._categories[key]
+        if key in self.categories:
+            return self.categories[key]
         found: set[str] = set()
         for part in filter(None, _COMBINED.split(key)):
             category = self._part(part)
@@ -798,7 +805,7 @@ class ModelTable:
         return found.pop() if len(found) == 1 else "mixed"
 
     def _part(self, part: str) -> str | None:
-        table = self._categories
+        table = self.categories
         if part in table:
             return table[part]
         for match in (_UP_TO_NUMBER.match(part), _NAME.match(part)):
@@ -1154,11 +1161,7 @@ def map_batch(
     tallied: Counter[str] = Counter()
     event_cells: dict[str, list[str]] = {}
     repeated = 0
-    groups: Iterable[Lines] = [[row] for row in lines]
-    if layout.by_actor(header):
-        key = functools.partial(_event_key, header.index(layout.column_of("id", {})), len(header))
-        groups = (list(rows) for _, rows in itertools.groupby(lines, key=lambda row: key(*row)))
-    for group in groups:
+    for group in _grouped(layout, header, lines):
         line, cells = group[0]
         if len(cells) != len(header):
             problem = ("(row)", f"has {len(cells)} fields where the header has {len(header)}")
@@ -1234,6 +1237,15 @@ def _rejected(group: Lines, problems: list[tuple[int, str, str]]) -> list[Reject
         )
         for line, cells in group
     ]
+
+
+def _grouped(layout: Layout, header: list[str], lines: Lines) -> list[Lines]:
+    """The rows of each event: one each, or in a file of one row per actor, the rows
+    giving one event id together (they come together: import_rows)."""
+    if not layout.by_actor(header):
+        return [[row] for row in lines]
+    key = functools.partial(_event_key, header.index(layout.column_of("id", {})), len(header))
+    return [list(rows) for _, rows in itertools.groupby(lines, key=lambda row: key(*row))]
 
 
 def _event_key(id_index: int, width: int, line: int, cells: list[str]) -> str:
@@ -1368,18 +1380,24 @@ def import_rows(
 ) -> ImportResult:
     """Import a CSV stream in the caller's transaction. Without `on_rejected` the first
     invalid row raises ImportRefused (the caller rolls back); with it, each rejected
-    row is handed to it with the header, and the valid rows are written."""
+    row is handed to it with the header, and the valid rows are written.
+
+    A row an earlier import wrote, whose event is still as that import left it, is
+    known by the digest of its cells (_SourceRows) and skipped: only new and changed
+    rows are mapped and validated."""
     layout = LAYOUTS[layout_name]
     header, batches = read_batches(label, stream, layout)
     result = ImportResult()
-    # The lines of the batches the workers have: a row whose id an earlier batch gave
-    # is rejected here, with its cells.
-    in_flight: deque[list[tuple[int, list[str]]]] = deque()
+    sources = _SourceRows(db, _import_context(layout_name, header, reading))
+    # The batches the workers have, each with what _SourceRows found in it: a row
+    # whose id an earlier batch gave is rejected here, with its cells.
+    in_flight: deque[tuple[Lines, _Sorted]] = deque()
 
-    def tracked() -> Iterator[list[tuple[int, list[str]]]]:
+    def unknown() -> Iterator[Lines]:
         for lines in batches:
-            in_flight.append(lines)
-            yield lines
+            sorted_out = sources.sort_out(_grouped(layout, header, lines))
+            in_flight.append((lines, sorted_out))
+            yield sorted_out.unknown
 
     with ExitStack() as bulk, _earlier_ids(db, layout.column_of("id", {})) as earlier:
         if layout.by_actor(header):
@@ -1389,9 +1407,11 @@ def import_rows(
         if _fewer_events_than(db, BULK_AFTER_ROWS):
             bulk.enter_context(bulk_load(db))
             indexes_dropped = True
-        mapped = _mapped(layout_name, label, header, tracked(), changed_at, reading, workers)
+        mapped = _mapped(layout_name, label, header, unknown(), changed_at, reading, workers)
         for batch in mapped:
-            earlier.check(batch, in_flight.popleft(), label)
+            lines, sorted_out = in_flight.popleft()
+            sorted_out.join(batch, lines, label, layout.column_of("id", {}))
+            earlier.check(batch, lines, label)
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
                 raise ImportRefused(f"{label}: line {first.line}: {first.reason()}")
@@ -1410,12 +1430,132 @@ def import_rows(
                 result.new += new
                 result.updated += written - new
                 result.unchanged += len(batch.lines) - written
-            result.read += batch.read
-            if result.read >= BULK_AFTER_ROWS and not indexes_dropped:
+                sources.remember(batch, sorted_out)
+            result.read += batch.read + sorted_out.skipped
+            if result.new + result.updated >= BULK_AFTER_ROWS and not indexes_dropped:
                 bulk.enter_context(bulk_load(db))
                 indexes_dropped = True
-            on_progress(batch.read)
+            on_progress(len(lines))
+        if result.new or result.updated:
+            forget_stale_sources(db.conn)
     return result
+
+
+def _import_context(layout_name: str, header: list[str], reading: Reading) -> bytes:
+    """What a row's event depends on beside its cells: the layout, the header (which
+    names the cells), how cells are read, the model table, and the code and data that
+    map, validate and render rows. A change to any of them makes every row unknown,
+    so that the next import maps each once more."""
+    context = hashlib.sha256()
+    for part in (
+        layout_name,
+        header,
+        sorted(reading.na_values),
+        reading.date_format,
+        sorted(_models.categories.items()),
+    ):
+        context.update(repr(part).encode())
+    context.update(_mapping_code())
+    return context.digest()
+
+
+@functools.cache
+def _mapping_code() -> bytes:
+    """A digest of the code and data that turn a row into an event and its stored
+    rows (the seed and schemas packages, the store's renderer), and of the versions of
+    the libraries that validate it and name its country. An upgrade of any of them
+    makes the next import revalidate every row once."""
+    code = hashlib.sha256()
+    seed, schemas = Path(__file__).parent, Path(schemas_package.__file__).parent
+    files = [*seed.glob("*.py"), *schemas.glob("*.py"), *(schemas / "data").iterdir()]
+    for path in [*sorted(files), Path(storage.__file__)]:
+        code.update(path.name.encode() + path.read_bytes())
+    for library in ("marshmallow", "pycountry"):
+        code.update(importlib.metadata.version(library).encode())
+    return code.digest()
+
+
+class _Sorted(NamedTuple):
+    """One batch's rows as _SourceRows.sort_out finds them."""
+
+    unknown: Lines  # to map and validate
+    digests: dict[int, bytes]  # the digest of each unknown event's rows, by its first line
+    known: dict[str, int]  # the unchanged events' ids, and their first lines
+    repeats: list[tuple[int, int]]  # (line, earlier line) of rows repeating a known row
+    skipped: int  # the rows of the known events and their repeats
+
+    def join(self, batch: Batch, lines: Lines, label: str, id_column: str) -> None:
+        """Add the batch's unchanged events to its mapped ones (`lines`: the batch's
+        rows, whose cells a rejection lists). Where a mapped row gives the id of a
+        known one, the later of the two is rejected, as map_batch rejects any row
+        giving an earlier row's id."""
+        for line, earlier in self.repeats:
+            batch.warnings.append(_repeat(label, line, earlier))
+            batch.repeated += 1
+        cells = dict(lines)
+        twice = set()
+        for event_id, line in self.known.items():
+            mapped_line = batch.lines.get(event_id)
+            if mapped_line is not None:
+                earlier, later = sorted((line, mapped_line))
+                problem = (id_column, _twice(event_id, {event_id: earlier}))
+                batch.rejected.append(Rejected(later, [problem], cells[later]))
+                if later == line:
+                    continue
+                twice.add(event_id)
+            batch.lines[event_id] = line
+        if twice:
+            batch.rows = batch.rows.only({row.id for row in batch.rows.events} - twice)
+        batch.rejected.sort(key=lambda rejected: rejected.line)
+
+
+class _SourceRows:
+    """The digests of the source rows imports wrote (the store's import_sources): a
+    row is known when its digest, taken in the same context (_import_context), is
+    there and its event still has the content it gave. Each event's rows are digested
+    together (one row, or the rows of one event in a file of one row per actor)."""
+
+    def __init__(self, db: Database, context: bytes) -> None:
+        self._conn = db.conn
+        self._context = hashlib.blake2b(context, digest_size=16)
+
+    def _digest(self, group: Lines) -> bytes:
+        digest = self._context.copy()
+        for _, cells in group:
+            digest.update(repr(cells).encode())
+        return digest.digest()
+
+    def sort_out(self, groups: list[Lines]) -> _Sorted:
+        digests = {group[0][0]: self._digest(group) for group in groups}
+        unchanged = unchanged_sources(self._conn, digests.values())
+        unknown: Lines = []
+        known: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        skipped = 0
+        for group in groups:
+            line = group[0][0]
+            event_id = unchanged.get(digests[line])
+            if event_id is None:
+                unknown.extend(group)
+                continue
+            del digests[line]
+            skipped += len(group)
+            if event_id in known:
+                repeats.append((line, known[event_id]))
+            else:
+                known[event_id] = line
+        return _Sorted(unknown, digests, known, repeats, skipped)
+
+    def remember(self, batch: Batch, sorted_out: _Sorted) -> None:
+        """Record the digests of the batch's mapped events (written, or unchanged in
+        content), for the next import of their file."""
+        remember_sources(
+            self._conn,
+            (
+                (sorted_out.digests[batch.lines[row.event_id]], row.event_id, row.content_digest)
+                for row in batch.rows.documents
+            ),
+        )
 
 
 class _EarlierIds:

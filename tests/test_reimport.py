@@ -1,0 +1,183 @@
+"""A re-import maps and validates only the rows that are new or changed: a row an
+earlier import wrote is known by the digest of its cells, as long as its event is
+still as that import left it (seed/imports.py, _SourceRows; issue 19's speed targets)."""
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from api.keys import create_key
+from api.storage import open_for_writing
+from seed import imports
+from tests.test_acled_layouts import MONADIC
+from tests.test_imports import ACLED, client_of, read_rows, run_import
+
+
+@pytest.fixture
+def mapped(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The lines map_batch maps and validates (the imports here run with one worker,
+    in this process): the real function, whose calls are recorded."""
+    lines: list[int] = []
+    map_batch = imports.map_batch
+
+    def recording(*args: object) -> imports.Batch:
+        lines.extend(line for line, _ in args[3])  # type: ignore[attr-defined]
+        return map_batch(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(imports, "map_batch", recording)
+    return lines
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows(rows)
+    return path
+
+
+def summary(capsys: pytest.CaptureFixture[str]) -> str:
+    return capsys.readouterr().out.rsplit(": ", 1)[-1].strip()
+
+
+def source_rows(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [event_id for (event_id,) in conn.execute("SELECT event_id FROM import_sources")]
+    finally:
+        conn.close()
+
+
+def test_an_unchanged_file_is_skipped_unread_in_any_row_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", ACLED) == 0
+    assert len(mapped) == 5
+    changes = client_of(db).get("/api/v1/changes?limit=1000").get_json()["data"]
+    mapped.clear()
+    capsys.readouterr()
+
+    assert run_import(db, "acled", ACLED) == 0
+    assert summary(capsys) == "0 new, 0 updated, 5 unchanged"
+    assert mapped == []
+    header, *rows = read_rows(ACLED)
+    reordered = write_rows(tmp_path / "reordered.csv", [header, *reversed(rows)])
+    assert run_import(db, "acled", reordered) == 0
+    assert summary(capsys) == "0 new, 0 updated, 5 unchanged"
+    assert mapped == []
+    assert client_of(db).get("/api/v1/changes?limit=1000").get_json()["data"] == changes
+
+
+def test_only_the_changed_row_is_mapped_and_its_old_digest_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", ACLED) == 0
+    lines = list(mapped)  # where each row starts (one has a newline in a quoted cell)
+    mapped.clear()
+    capsys.readouterr()
+    rows = read_rows(ACLED)
+    rows[3][rows[0].index("fatalities")] = "9"  # ACLED revised one figure
+    assert run_import(db, "acled", write_rows(tmp_path / "revised.csv", rows)) == 0
+    assert summary(capsys) == "0 new, 1 updated, 4 unchanged"
+    assert mapped == [lines[2]]
+    # One digest an event: the revised row's replaced the first import's.
+    assert sorted(source_rows(db)) == sorted(set(source_rows(db)))
+    assert len(source_rows(db)) == 5
+
+
+def test_an_event_edited_or_deleted_since_is_mapped_and_written_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", ACLED) == 0
+    lines = list(mapped)
+    writable = open_for_writing(str(db))
+    key = create_key(writable, "Newsroom", "admin")
+    writable.close()
+    client = client_of(db)
+    auth = {"Authorization": f"Bearer {key}"}
+    edited, deleted = "acled-ukr100001", "acled-ukr100002"
+    etag = client.get(f"/api/v1/events/{edited}").headers["ETag"]
+    response = client.patch(
+        f"/api/v1/events/{edited}",
+        data=json.dumps({"notes": "Edited by a partner."}),
+        headers={**auth, "If-Match": etag, "Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.get_json()
+    etag = client.get(f"/api/v1/events/{deleted}").headers["ETag"]
+    response = client.delete(f"/api/v1/events/{deleted}", headers={**auth, "If-Match": etag})
+    assert response.status_code == 204, response.get_json()
+    mapped.clear()
+    capsys.readouterr()
+
+    # The file is the import's truth, as it was before digests: both rows are mapped
+    # again and written.
+    assert run_import(db, "acled", ACLED) == 0
+    assert summary(capsys) == "0 new, 2 updated, 3 unchanged"
+    assert mapped == lines[:2]
+    assert client.get(f"/api/v1/events/{edited}").get_json()["notes"] != "Edited by a partner."
+    assert client.get(f"/api/v1/events/{deleted}").status_code == 200
+
+
+def test_another_reading_of_the_cells_maps_every_row_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", ACLED) == 0
+    lines = list(mapped)
+    mapped.clear()
+    capsys.readouterr()
+    # What counts as a missing cell changes what a row means: no digest holds.
+    assert run_import(db, "acled", ACLED, "--na-values", "NA,none") == 0
+    assert summary(capsys) == "0 new, 0 updated, 5 unchanged"
+    assert mapped == lines
+
+
+def test_a_monadic_file_is_skipped_unread_event_by_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", MONADIC) == 0
+    mapped.clear()
+    capsys.readouterr()
+    assert run_import(db, "acled", MONADIC) == 0
+    assert summary(capsys) == "0 new, 0 updated, 3 unchanged"
+    assert mapped == []
+    # A new actor's row changes its event's rows: that event alone is mapped again.
+    header, *rows = read_rows(MONADIC)
+    actor = header.index("actor1")
+    first = next(row for row in rows if row[header.index("event_id_cnty")] == "UKR800001")
+    extra = [*first]
+    extra[actor] = "Police Forces of Ukraine (2019-)"
+    changed = write_rows(tmp_path / "monadic.csv", [header, *rows, extra])
+    assert run_import(db, "acled", changed) == 0
+    assert summary(capsys) == "0 new, 1 updated, 2 unchanged"
+    assert sorted(mapped) == [2, 3, len(rows) + 2]
+
+
+def test_known_rows_given_twice_are_repeats_and_a_changed_twin_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "salvo.db"
+    assert run_import(db, "acled", ACLED) == 0
+    capsys.readouterr()
+    header, *rows = read_rows(ACLED)
+    twin = [*rows[0]]
+    twin[header.index("notes")] = "A second account."
+    path = write_rows(tmp_path / "twice.csv", [header, *rows])
+    repeat = path.read_text(encoding="utf-8").count("\n") + 1
+    for batch_size in (2000, 2):
+        monkeypatch.setattr(imports, "BATCH_SIZE", batch_size)
+        write_rows(path, [header, *rows, rows[0], twin])
+        assert run_import(db, "acled", path, "--skip-invalid") == 0
+        out, err = capsys.readouterr()
+        assert f"line {repeat} repeats line 2 exactly; skipped" in err
+        assert out.rstrip().endswith(
+            "0 new, 0 updated, 5 unchanged, 1 repeated (skipped), 1 rejected "
+            f"(listed in {tmp_path / 'twice.rejected.csv'})"
+        )
+        rejected = read_rows(tmp_path / "twice.rejected.csv")[1:]
+        assert [row[:2] for row in rejected] == [[str(repeat + 1), "event_id_cnty"]]
