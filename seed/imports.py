@@ -40,7 +40,7 @@ from api.storage import (
     forget_stale_sources,
     insert_rows,
     placeholders,
-    remember_sources,
+    remembering_sources,
     taken_ids,
     unchanged_sources,
 )
@@ -1400,7 +1400,11 @@ def import_rows(
             in_flight.append((lines, sorted_out))
             yield sorted_out.unknown
 
-    with ExitStack() as bulk, _earlier_ids(db, layout.column_of("id", {})) as earlier:
+    with (
+        ExitStack() as bulk,
+        _earlier_ids(db, layout.column_of("id", {})) as earlier,
+        remembering_sources(db.conn) as remember,
+    ):
         if layout.by_actor(header):
             id_index = header.index(layout.column_of("id", {}))
             batches = bulk.enter_context(_events_together(db, id_index, len(header), batches))
@@ -1434,11 +1438,11 @@ def import_rows(
                 result.new += new
                 result.updated += written - new
                 result.unchanged += len(batch.lines) - written
-                sources.remember(batch, sorted_out)
+                remember(sorted_out.sources(batch))
             result.read += batch.read + sorted_out.skipped
             on_progress(len(lines))
-        if result.new or result.updated:
-            forget_stale_sources(db.conn)
+    if result.new or result.updated:
+        forget_stale_sources(db.conn)
     return result
 
 
@@ -1484,6 +1488,12 @@ class _Sorted(NamedTuple):
     known: dict[str, int]  # the unchanged events' ids, and their first lines
     repeats: list[tuple[int, int]]  # (line, earlier line) of rows repeating a known row
     skipped: int  # the rows of the known events and their repeats
+
+    def sources(self, batch: Batch) -> Iterator[tuple[bytes, str, bytes]]:
+        """The batch's mapped events (written, or unchanged in content) as source rows to
+        remember for the next import of their file: (digest, event id, content digest)."""
+        for row in batch.rows.documents:
+            yield self.digests[batch.lines[row.event_id]], row.event_id, row.content_digest
 
     def join(self, batch: Batch, lines: Lines, label: str, id_column: str) -> None:
         """Add the batch's unchanged events to its mapped ones (`lines`: the batch's
@@ -1546,17 +1556,6 @@ class _SourceRows:
             else:
                 known[event_id] = line
         return _Sorted(unknown, digests, known, repeats, skipped)
-
-    def remember(self, batch: Batch, sorted_out: _Sorted) -> None:
-        """Record the digests of the batch's mapped events (written, or unchanged in
-        content), for the next import of their file."""
-        remember_sources(
-            self._conn,
-            (
-                (sorted_out.digests[batch.lines[row.event_id]], row.event_id, row.content_digest)
-                for row in batch.rows.documents
-            ),
-        )
 
 
 class _EarlierIds:
