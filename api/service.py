@@ -10,7 +10,6 @@ from api.openapi import Blueprint, read_operation
 from api.problems import API_VERSIONS
 from api.render import json_response, render
 from schemas.query import NoArgs
-from schemas.vocabulary import EVENT_TYPES, MUNITION_CATEGORIES
 from schemas.responses import (
     HealthSchema,
     LandingSchema,
@@ -18,6 +17,7 @@ from schemas.responses import (
     VersionIndexSchema,
     VersionListSchema,
 )
+from schemas.vocabulary import EVENT_TYPES, MUNITION_CATEGORIES
 
 blp = Blueprint("service", __name__, description="The landing page, API versions and health.")
 _LANDING = LandingSchema()
