@@ -27,6 +27,8 @@ HTML = {"Accept": "text/html"}
 # The explorer's palette (api/static/explorer.js): bars of launched munitions.
 LAUNCHED = (0xC0, 0x39, 0x2B)
 TABLE_PAGE = 10
+# Precisions whose point is a centroid, not a place where something happened.
+CENTROIDS = ("region", "country")
 # The module's fixtures, imported for their names: pytest finds them here.
 __all__ = ["browser", "playwright"]
 needs_chromium = pytest.mark.skipif(
@@ -204,6 +206,14 @@ def launched_pixels(page: Page) -> int:
     )
 
 
+def places_of(features: list[dict[str, Any]]) -> dict[str, str]:
+    """The places of GeoJSON events, with their precision."""
+    return {
+        f["properties"]["location"]["id"]: f["properties"]["location"]["precision"]
+        for f in features
+    }
+
+
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / name, full_page=True)
@@ -216,17 +226,31 @@ def test_the_first_view_draws_every_panel_from_the_server_alone(
 ) -> None:
     page, seen = explorer
     features = api(server, "/api/v1/events?format=geojson&limit=1000")["features"]
-    # A marker per seeded event; centroids of regions and countries drawn apart.
-    assert page.locator("#map path.marker").count() == SEEDED_EVENTS == len(features)
-    centroids = [
-        f for f in features if f["properties"]["location"]["precision"] in ("region", "country")
-    ]
-    assert 0 < len(centroids) < SEEDED_EVENTS
+    assert len(features) == SEEDED_EVENTS
+    # A marker per place; centroids of regions and countries drawn apart, as rings.
+    places = places_of(features)
+    assert page.locator("#map path.marker").count() == len(places)
+    centroids = {place for place, precision in places.items() if precision in CENTROIDS}
+    assert 0 < len(centroids) < len(places)
     dashed = page.locator("#map path.precision-region, #map path.precision-country")
     assert dashed.count() == len(centroids)
     assert set(
         dashed.evaluate_all("paths => paths.map(p => p.getAttribute('stroke-dasharray'))")
     ) == {"4 4"}
+    assert page.locator("#map path.marker:not([stroke-dasharray])").count() == len(places) - len(
+        centroids
+    )
+    # Ukraine's centroid holds the nationwide events: its popup lists each of them.
+    nationwide = [f["id"] for f in features if f["properties"]["location"]["id"] == "ua"]
+    assert len(nationwide) > 1
+    page.locator("#map path.precision-country").click()
+    listed = page.locator(".popup-events a").evaluate_all("links => links.map(a => a.href)")
+    assert [link.rsplit("/", 1)[1] for link in listed] == nationwide
+    assert (
+        page.locator(".leaflet-popup-content")
+        .inner_text()
+        .startswith(f"Ukraine (country): {len(nationwide)} events")
+    )
     # The country outlines of the shipped Natural Earth file, under the markers.
     assert page.locator("#map path:not(.marker)").count() > 100
     # The chart: monthly bars, the launches of 30 May 2024 in the launched colour.
@@ -291,7 +315,7 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
     ready(page)
     expected = api(server, "/api/v1/events?q=Kharkiv&format=geojson&limit=1000")["features"]
     assert 0 < len(expected) < SEEDED_EVENTS
-    assert page.locator("#map path.marker").count() == len(expected)
+    assert page.locator("#map path.marker").count() == len(places_of(expected))
     assert table_ids(page) == [f["id"] for f in expected][:TABLE_PAGE]
     stats = api(server, "/api/v1/stats?q=Kharkiv&interval=month&limit=5000")
     launched = sum(
@@ -322,7 +346,7 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
     page.reload()
     ready(page)
     assert page.locator("input[name=q]").input_value() == "Kharkiv"
-    assert page.locator("#map path.marker").count() == len(expected)
+    assert page.locator("#map path.marker").count() == len(places_of(expected))
     assert seen.errors == []
 
 

@@ -82,43 +82,59 @@ async function drawCountries() {
   markers.bringToFront();
 }
 
-function popup(properties) {
-  const location = properties.location;
+// A place's popup lists its events, newest first, as the API sent them.
+const POPUP_EVENTS = 12;
+
+function popup(location, events) {
+  const items = events.slice(0, POPUP_EVENTS).map((properties) =>
+    element(
+      'li',
+      {},
+      `${properties.date} · ${words(properties.event_type)} · `,
+      element('a', { href: `${API}/events/${encodeURIComponent(properties.id)}` }, 'JSON'),
+    ),
+  );
+  if (events.length > POPUP_EVENTS) items.push(element('li', {}, `and ${events.length - POPUP_EVENTS} more`));
+  const count = events.length === 1 ? '1 event' : `${events.length} events`;
   return element(
     'div',
     {},
-    element('strong', {}, `${properties.date} · ${words(properties.event_type)}`),
-    element('br'),
-    `${location.name} (${location.precision})`,
-    element('br'),
-    element('a', { href: `${API}/events/${encodeURIComponent(properties.id)}` }, 'JSON'),
+    element('strong', {}, location.name),
+    ` (${location.precision}): ${count}`,
+    element('ul', { class: 'popup-events' }, ...items),
   );
 }
 
-function marker(feature) {
-  const [longitude, latitude] = feature.geometry.coordinates;
-  const precision = feature.properties.location.precision;
+// One marker per place, sized by its events.
+function marker(location, events) {
+  const grow = Math.sqrt(events.length) - 1;
   // A region's or a country's point is its centroid, not where anything happened:
   // drawn as a wide dashed ring rather than a dot.
-  const style = PLACES.has(precision)
-    ? { radius: 6, color: '#7b241c', weight: 1, fillColor: LAUNCHED, fillOpacity: 0.85 }
-    : { radius: 16, color: '#1f4e79', weight: 2, dashArray: '4 4', fillOpacity: 0.05 };
-  return L.circleMarker([latitude, longitude], {
+  const style = PLACES.has(location.precision)
+    ? { radius: 6 + 2 * grow, color: '#7b241c', weight: 1, fillColor: LAUNCHED, fillOpacity: 0.85 }
+    : { radius: 16 + 2 * grow, color: '#1f4e79', weight: 2, dashArray: '4 4', fillOpacity: 0.05 };
+  return L.circleMarker([location.latitude, location.longitude], {
     ...style,
-    className: `marker precision-${precision}`,
-  }).bindPopup(() => popup(feature.properties));
+    className: `marker precision-${location.precision}`,
+  }).bindPopup(() => popup(location, events));
 }
 
 async function drawMap(url, run) {
   const collection = await getJSON(url);
   if (run !== generation) return;
-  markers.clearLayers();
+  const places = new Map();
   for (const feature of collection.features) {
-    if (feature.geometry) markers.addLayer(marker(feature));
+    if (!feature.geometry) continue;
+    const location = feature.properties.location;
+    if (!places.has(location.id)) places.set(location.id, { location, events: [] });
+    places.get(location.id).events.push(feature.properties);
   }
+  markers.clearLayers();
+  for (const { location, events } of places.values()) markers.addLayer(marker(location, events));
   const count = collection.features.length;
   const note = document.getElementById('map-note');
-  note.textContent = count === 0 ? 'No event matches these filters.' : `${count} events drawn.`;
+  note.textContent =
+    count === 0 ? 'No event matches these filters.' : `${count} events at ${places.size} places.`;
   if (collection.links.next) {
     note.textContent += ` These are the latest ${count}; narrow the filters to see the rest.`;
   }
