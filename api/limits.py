@@ -5,9 +5,9 @@ and instances.
 Every counted response carries RateLimit-Limit, RateLimit-Remaining and
 RateLimit-Reset; a caller over the limit gets a 429 problem that says who is
 limited, by what, when to retry (also as Retry-After) and that a key raises it.
-Preflights, health probes and the static assets of the docs and the explorer are
-never counted: a browser sends a preflight on its own, and a preflight answered 429
-fails the real request with an opaque CORS error."""
+Preflights, health probes and the docs' static assets are never counted: a
+browser sends a preflight on its own, and a preflight answered 429 fails the
+real request with an opaque CORS error."""
 
 import math
 import time
@@ -20,10 +20,8 @@ from api.problems import Problem, problem_response
 
 # What the limiter calls a request that matches no route.
 UNMATCHED = "unmatched"
-# Endpoints no caller pays for: probes, the docs' assets and the explorer's (`static`).
-EXEMPT_ENDPOINTS = frozenset(
-    {"service.health", "service.ready", "docs.asset", "docs.favicon", "static"}
-)
+# Endpoints no caller pays for: probes and the docs' assets.
+EXEMPT_ENDPOINTS = frozenset({"service.health", "service.ready", "docs.asset", "docs.favicon"})
 
 
 def init_app(app: Flask) -> Limiter:

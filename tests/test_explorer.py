@@ -20,6 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
+from api import create_app
 from tests.server import Server, serving
 from tests.test_browser import CHROMIUM, SCREENSHOTS, SEEDED_EVENTS, browser, playwright
 
@@ -65,6 +66,28 @@ def test_every_link_and_asset_of_the_page_answers(client: FlaskClient) -> None:
             if response.status_code != 200:
                 broken[url] = response.status_code
     assert broken == {}
+
+
+def test_the_page_s_files_are_not_counted_against_the_limit(seeded_db: Path) -> None:
+    """Opening the page costs one counted call and its panels three, whatever the
+    number of files it loads (Flask-Limiter never counts Flask's `static` endpoint):
+    a limit of 2 a minute still serves every file."""
+    client = create_app(
+        {"DATABASE": str(seeded_db), "RATE_LIMIT_ANONYMOUS": "2/minute"}
+    ).test_client()
+    page = client.get("/", headers=HTML)
+    assert page.headers["RateLimit-Remaining"] == "1"
+    parser = Links()
+    parser.feed(page.get_data(as_text=True))
+    files = [url for url in parser.urls if url.startswith("/static/")]
+    assert len(files) == 7
+    for _ in range(2):
+        for url in [*files, "/static/vendor/world-atlas/countries-50m.json"]:
+            with client.get(url) as response:
+                assert response.status_code == 200, url
+                assert "RateLimit-Remaining" not in response.headers
+    assert client.get("/api/v1/events?limit=1").status_code == 200
+    assert client.get("/api/v1/events?limit=1").status_code == 429
 
 
 class Tags(HTMLParser):
