@@ -4,6 +4,7 @@ The links of the page are followed with the test client; everything the page's
 script does is checked in Debian's Chromium, driven by Playwright, against the
 server `make run` starts (tests/server.py), as tests/test_browser.py does."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -82,12 +83,40 @@ def test_the_page_s_files_are_not_counted_against_the_limit(seeded_db: Path) -> 
     files = [url for url in parser.urls if url.startswith("/static/")]
     assert len(files) == 7
     for _ in range(2):
-        for url in [*files, "/static/vendor/world-atlas/countries-50m.json"]:
+        for url in [*files, "/static/vendor/world-atlas-2.0.2/countries-50m.json"]:
             with client.get(url) as response:
                 assert response.status_code == 200, url
                 assert "RateLimit-Remaining" not in response.headers
     assert client.get("/api/v1/events?limit=1").status_code == 200
     assert client.get("/api/v1/events?limit=1").status_code == 429
+
+
+VENDOR = Path(__file__).resolve().parent.parent / "api" / "static" / "vendor"
+
+
+def test_the_vendored_files_are_the_ones_recorded() -> None:
+    """api/static/vendor/README.md lists each committed file with its sha256, and
+    each library's folder holds its licence."""
+    listed = re.findall(r"^([0-9a-f]{64})  (\S+/\S+)$", (VENDOR / "README.md").read_text(), re.M)
+    recorded = {path: digest for digest, path in listed}
+    committed = {
+        str(path.relative_to(VENDOR)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in VENDOR.glob("*/*")
+    }
+    assert recorded == committed
+    assert {path.split("/")[0] for path in committed if path.endswith("/LICENSE")} == {
+        folder.name for folder in VENDOR.iterdir() if folder.is_dir()
+    }
+
+
+def test_a_vendored_library_is_kept_a_year_and_the_page_s_own_files_revalidated(
+    client: FlaskClient,
+) -> None:
+    with client.get("/static/vendor/leaflet-1.9.4/leaflet.js") as library:
+        assert library.headers["Cache-Control"] == "public, max-age=31536000"
+    with client.get("/static/explorer.js") as own:
+        assert own.headers["Cache-Control"] == "no-cache"
+        assert own.headers["ETag"]
 
 
 class Tags(HTMLParser):
@@ -416,3 +445,23 @@ def test_each_snippet_is_copied_and_runs(server: Server, explorer: tuple[Page, S
             curl = page.locator("#snippet-curl").inner_text()
             body = subprocess.run(["bash", "-c", curl], capture_output=True, check=True).stdout
             assert json.loads(body) == answer, call
+
+
+@needs_chromium
+def test_opened_again_the_page_fetches_no_library_or_border(
+    server: Server, explorer: tuple[Page, Seen]
+) -> None:
+    page, _ = explorer
+    page.goto(f"{server.url}/")
+    ready(page)
+    page.wait_for_load_state("networkidle")
+    transferred = dict(
+        page.evaluate(
+            """() => performance.getEntriesByType('resource')
+                .map(entry => [new URL(entry.name).pathname, entry.transferSize])"""
+        )
+    )
+    vendored = {path: size for path, size in transferred.items() if "/static/vendor/" in path}
+    assert len(vendored) == 6
+    # Each read from the browser's cache: zero bytes over the network.
+    assert set(vendored.values()) == {0}, vendored

@@ -73,7 +73,7 @@ map.attributionControl.addAttribution('Borders: Natural Earth');
 const markers = L.featureGroup().addTo(map);
 
 async function drawCountries() {
-  const response = await fetch('/static/vendor/world-atlas/countries-50m.json');
+  const response = await fetch('/static/vendor/world-atlas-2.0.2/countries-50m.json');
   const topology = await response.json();
   L.geoJSON(topojson.feature(topology, topology.objects.countries), {
     interactive: false,
