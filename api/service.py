@@ -60,7 +60,7 @@ _REGIONS = "SELECT DISTINCT admin1 FROM stats_totals WHERE admin1 != '' ORDER BY
 # The explorer's page loads only its own files and calls only its own origin; Leaflet
 # and uPlot style elements through the CSSOM, which style-src does not restrict.
 EXPLORER_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 

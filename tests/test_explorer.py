@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from api import create_app
+from api.__main__ import main as api_main
 from tests.server import Server, serving
 from tests.test_browser import CHROMIUM, SCREENSHOTS, SEEDED_EVENTS, browser, playwright
 
@@ -167,6 +168,17 @@ def test_the_summary_says_what_the_data_holds(client: FlaskClient) -> None:
     last = max(change["changed_at"] for change in changes)
     assert shown("changed") == f"{last[:10]} {last[11:16]} UTC"
     assert f'<time datetime="{last}">' in page
+
+
+def test_an_empty_database_has_a_summary_too(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    assert api_main(["--db", str(path), "init"]) == 0
+    client = create_app({"DATABASE": str(path), "RATE_LIMITS_ENABLED": False}).test_client()
+    page = client.get("/", headers=HTML).get_data(as_text=True)
+    assert '<dd id="summary-events">0</dd>' in page
+    assert '<dd id="summary-dates">none yet</dd>' in page
+    assert '<dd id="summary-changed">none yet</dd>' in page
+    assert '<select name="admin1">' in page
 
 
 def test_the_filters_offer_the_regions_with_events(client: FlaskClient) -> None:
