@@ -349,13 +349,17 @@ def test_the_table_pages_forward_through_links_next_and_back(
     expect(page.locator("#page")).to_have_text("Page 2")
     second = table_ids(page)
     assert first + second == everything
+    # The URL builder shows the call behind the page on screen.
+    shown = page.locator("#call-url code").inner_text()
+    assert shown.startswith(f"{server.url}/api/v1/events?limit=10&cursor=")
     assert page.locator("#next").is_disabled()
     page.locator("#previous").click()
     expect(page.locator("#page")).to_have_text("Page 1")
     assert table_ids(page) == first
+    assert page.locator("#call-url code").inner_text() == f"{server.url}/api/v1/events?limit=10"
     # Forward followed links.next; back was the page already read.
     nexts = [url for url in seen.api_calls(server) if "cursor=" in url]
-    assert len(nexts) == 1 and nexts[0].startswith(f"{server.url}/api/v1/events?limit=10&cursor=")
+    assert nexts == [shown]
     assert seen.errors == []
 
 

@@ -48,8 +48,9 @@ function withParams(params, extra) {
 // A problem+json answer names the parameter at fault: show its detail, not a stack.
 class ApiError extends Error {}
 
+// The call exactly as the snippets make it: no header of its own.
 async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: 'application/json' } });
+  const response = await fetch(url);
   const body = await response.json();
   if (!response.ok) throw new ApiError(body.detail || body.title || `${response.status}`);
   return body;
@@ -250,6 +251,9 @@ function showPage(index) {
     : 'No event matches these filters.';
   document.getElementById('previous').disabled = index === 0;
   document.getElementById('next').disabled = !body.links.next;
+  // The builder shows the page on screen: the first, or the links.next that led here.
+  calls.table = body.links.self;
+  showCall();
 }
 
 async function loadTable(url, run) {
