@@ -89,6 +89,18 @@ class _Salvo(Flask):
     # known one (werkzeug serves or redirects it; api.problems refuses its redirects).
     url_map_class = functools.partial(Map, merge_slashes=False)  # type: ignore[assignment]
 
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """How long a browser keeps a file of api/static/: a vendored library sits under
+        its version (vendor/NAME-VERSION/), so the bytes of its path never change and
+        are kept a year; the explorer's own files are revalidated on every load, so an
+        upgrade shows at once."""
+        if filename is not None and filename.startswith("vendor/"):
+            return VENDORED_MAX_AGE
+        return super().get_send_file_max_age(filename)
+
+
+VENDORED_MAX_AGE = 365 * 86400
+
 
 def _cors_origins() -> str | list[str]:
     value = os.environ.get("SALVO_CORS_ORIGINS", "*").strip()

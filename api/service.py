@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Response, render_template, request
 
-from api.db import readiness
+from api.db import get_db, readiness
 from api.openapi import Blueprint, read_operation
 from api.problems import API_VERSIONS
 from api.render import json_response, render
@@ -17,6 +17,7 @@ from schemas.responses import (
     VersionIndexSchema,
     VersionListSchema,
 )
+from schemas.vocabulary import EVENT_TYPES, MUNITION_CATEGORIES
 
 blp = Blueprint("service", __name__, description="The landing page, API versions and health.")
 _LANDING = LandingSchema()
@@ -40,6 +41,49 @@ V1_RESOURCES = (
     ("sources", "/sources", "The documents events were coded from."),
     ("event_types", "/event-types", "The event types and their ACLED mapping."),
 )
+
+
+# What the explorer's summary says the data holds, from the all-time rollup (a few rows
+# a place, api/rollups.py) and the indexes on events' date and updated_at: no endpoint
+# answers "when did anything last change" in one call, since the change feed is read
+# oldest first.
+_SUMMARY = """SELECT
+    (SELECT coalesce(sum(events), 0) FROM stats_totals WHERE category = ''),
+    (SELECT min(date) FROM events),
+    (SELECT max(date) FROM events),
+    (SELECT count(*) FROM sources),
+    (SELECT max(changed) FROM (SELECT max(updated_at) AS changed FROM events
+                               UNION ALL SELECT max(deleted_at) FROM event_tombstones))"""
+# The regions the place filter offers: those with events (the rollup keeps a row per
+# place, type and weapon set).
+_REGIONS = "SELECT DISTINCT admin1 FROM stats_totals WHERE admin1 != '' ORDER BY admin1"
+# The explorer's page loads only its own files and calls only its own origin; Leaflet
+# and uPlot style elements through the CSSOM, which style-src does not restrict.
+EXPLORER_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _explorer_page(links: dict[str, str]) -> str:
+    conn = get_db()
+    events, first, last, sources, changed = conn.execute(_SUMMARY).fetchone()
+    return render_template(
+        "landing.html",
+        description=DESCRIPTION,
+        links=links,
+        versions=API_VERSIONS,
+        summary={
+            "events": events,
+            "first": first,
+            "last": last,
+            "sources": sources,
+            "changed": changed,
+        },
+        regions=[row[0] for row in conn.execute(_REGIONS)],
+        event_types=EVENT_TYPES,
+        weapons=MUNITION_CATEGORIES,
+    )
 
 
 def _root() -> str:
@@ -67,16 +111,16 @@ def _service_links(root: str, version: str = CURRENT_VERSION) -> dict[str, str]:
 def landing(args: dict[str, Any]) -> Response:
     """What Salvo is, and links to its docs and documents
 
-    A browser (which prefers `text/html`) gets a short page; any other client JSON.
+    A browser (which prefers `text/html`) gets the explorer: a summary of the data,
+    filters, a map, a chart, a table and the API calls behind them; any other
+    client JSON.
     """
     root = _root()
     links = _service_links(root)
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if best == "text/html":
-        page = render_template(
-            "landing.html", description=DESCRIPTION, links=links, versions=API_VERSIONS
-        )
-        response = Response(page, content_type="text/html; charset=utf-8")
+        response = Response(_explorer_page(links), content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = EXPLORER_CSP
     else:
         document = {
             "name": "Salvo",
