@@ -1,0 +1,56 @@
+"""The bugs a front-end developer met in the first hour (issue 20, item 6), each
+reproduced as it was met: the README's commands on a fresh clone, a PATCH of a
+fetched event, a filter on its own, a fetched event posted back."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.server import ROOT
+
+
+def python_m(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`.venv/bin/python -m *args` as the README runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_backup_into_a_missing_folder_creates_it(seeded_db: Path, tmp_path: Path) -> None:
+    # The README's command on a fresh clone, where var/backups/ does not exist yet.
+    db = tmp_path / "var" / "salvo.db"
+    db.parent.mkdir()
+    shutil.copy(seeded_db, db)
+    target = tmp_path / "var" / "backups" / "salvo-2026-12-03.db"
+    result = python_m("api", "--db", str(db), "backup", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith(f"api: backed up {db} to {target}: 17 events")
+    # Created as every folder Salvo makes: its owner's only.
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_keys_list_into_a_closed_pipe_prints_no_traceback(seeded_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "keys.db"
+    shutil.copy(seeded_db, db)
+    for number in range(3):
+        created = python_m("api", "--db", str(db), "keys", "create", "--name", f"K{number}",
+                           "--scope", "read")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+    # `python -m api keys list | head -0`: the reader is gone before the first line
+    # (here for certain: the pipe's read end is closed before the command starts).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "api", "--db", str(db), "keys", "list"],
+            cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    # What Python's docs recommend: the exit status a closed pipe means, 1.
+    assert result.returncode == 1
