@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flask.testing import FlaskClient
+
+from api.filters import NEAR
 from tests.server import ROOT
 
 
@@ -54,3 +57,28 @@ def test_keys_list_into_a_closed_pipe_prints_no_traceback(seeded_db: Path, tmp_p
     assert result.stderr == ""
     # What Python's docs recommend: the exit status a closed pipe means, 1.
     assert result.returncode == 1
+
+
+def test_radius_km_alone_names_radius_km_and_says_it_needs_near(client: FlaskClient) -> None:
+    refused = client.get("/api/v1/events?radius_km=5")
+    assert refused.status_code == 400
+    assert refused.json is not None
+    (param,) = refused.json["invalid_params"]
+    assert param["name"] == "radius_km"
+    assert param["reason"] == "radius_km needs near: give the centre as near=lat,lon."
+
+
+def test_near_is_described_one_way(client: FlaskClient) -> None:
+    """The contract's two parameters and the README's filter table say the same."""
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec is not None
+    described = {
+        param["description"]
+        for path in ("/api/v1/events", "/api/v1/stats")
+        for param in spec["paths"][path]["get"]["parameters"]
+        if param["name"] in ("near", "radius_km")
+    }
+    assert described == {NEAR}
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `near`, `radius_km` |"))
+    assert row.split(" | ")[1] == NEAR.removesuffix(".")
