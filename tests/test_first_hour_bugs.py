@@ -7,11 +7,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from api.filters import NEAR
 from tests.server import ROOT
+from tests.test_writes import KHARKIV, Partner
 
 
 def python_m(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -82,3 +86,57 @@ def test_near_is_described_one_way(client: FlaskClient) -> None:
     readme = (ROOT / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `near`, `radius_km` |"))
     assert row.split(" | ")[1] == NEAR.removesuffix(".")
+
+
+@pytest.fixture
+def partner(seeded_db: Path, tmp_path: Path) -> Partner:
+    path = tmp_path / "writable.db"
+    shutil.copy(seeded_db, path)
+    return Partner(path)
+
+
+def patched(partner: Partner, patch: dict[str, Any]) -> TestResponse:
+    _, etag = partner.event()
+    return partner.client.patch(
+        f"/api/v1/events/{KHARKIV}", json=patch, headers=partner.headers(**{"If-Match": etag})
+    )
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        # Both are on the event's reported_by; the patch does not repeat the list.
+        {"casualties": {"killed": {"best": 1, "qualifier": "exact",
+                                   "reported_by": "Oleh Syniehubov"}}},
+        {"munitions": [{"category": "missile", "launched": 8, "reported_by": "Ihor Terekhov"}]},
+    ],
+)  # fmt: skip
+def test_a_patch_may_name_a_reporter_already_on_the_event(
+    partner: Partner, patch: dict[str, Any]
+) -> None:
+    response = patched(partner, patch)
+    assert response.status_code == 200, response.get_json()
+    assert {"Oleh Syniehubov", "Ihor Terekhov"} <= {
+        reporter["name"] for reporter in response.get_json()["reported_by"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("patch", "name"),
+    [
+        # A reporter on neither the event nor the patch.
+        ({"munitions": [{"category": "missile", "launched": 8, "reported_by": "Nobody"}]},
+         "munitions.0.reported_by"),
+        # The list shrinks under a figure that still names the one left out.
+        ({"reported_by": [{"name": "Ihor Terekhov", "kind": "official"}]},
+         "munitions.0.reported_by"),
+    ],
+)  # fmt: skip
+def test_the_merged_event_is_checked_for_its_reporters(
+    partner: Partner, patch: dict[str, Any], name: str
+) -> None:
+    before = partner.event()
+    response = patched(partner, patch)
+    assert response.status_code == 422
+    assert [p["name"] for p in response.get_json()["invalid_params"]] == [name]
+    assert partner.event() == before
