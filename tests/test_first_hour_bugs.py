@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.filters import NEAR
+from api.params import READ_ONLY
 from tests.server import ROOT
 from tests.test_writes import KHARKIV, Partner
 
@@ -140,3 +141,33 @@ def test_the_merged_event_is_checked_for_its_reporters(
     assert response.status_code == 422
     assert [p["name"] for p in response.get_json()["invalid_params"]] == [name]
     assert partner.event() == before
+
+
+def test_posting_back_a_fetched_event_names_its_read_only_fields(partner: Partner) -> None:
+    fetched = partner.client.get(f"/api/v1/events/{KHARKIV}").get_json()
+    refused = partner.post({**fetched, "id": "ua-2024-06-01-posted-back"})
+    assert refused.status_code == 422
+    assert refused.get_json()["invalid_params"] == [
+        {"name": f"events.0.{name}", "in": "body", "reason": READ_ONLY}
+        for name in ("acled", "updated_at")
+    ]
+
+
+def test_a_patch_of_a_read_only_field_says_so(partner: Partner) -> None:
+    response = patched(partner, {"updated_at": "2026-12-03T00:00:00Z"})
+    assert response.status_code == 422
+    assert response.get_json()["invalid_params"] == [
+        {"name": "updated_at", "in": "body", "reason": READ_ONLY}
+    ]
+
+
+def test_an_unknown_body_field_lists_what_its_object_takes(partner: Partner) -> None:
+    event, _ = partner.event()
+    refused = partner.post({**event, "id": "ua-2024-06-01-typo", "location": {
+        **event["location"], "lat": 1}})  # fmt: skip
+    (param,) = refused.get_json()["invalid_params"]
+    assert param["name"] == "events.0.location.lat"
+    assert param["reason"] == (
+        "Unknown field. This object takes: admin1, country, country_code, id, latitude, "
+        "longitude, name, precision."
+    )
