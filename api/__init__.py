@@ -100,4 +100,5 @@ def _cors_origins() -> str | list[str]:
 _DESCRIPTION = """Structured conflict events: missiles and drones launched and intercepted,
 casualties with their uncertainty, places with their precision, and the source of every
 figure. Errors are RFC 9457 problem details; list endpoints use keyset pagination with
-`links.next` and an RFC 8288 Link header."""
+`links.next` and an RFC 8288 Link header. An unknown query parameter is a 400, except
+`_`, the cache-buster jQuery's `cache: false` adds, which every GET accepts and ignores."""

@@ -35,6 +35,11 @@ _LOCATION_NAMES = {"query": "query", "json": "body", "headers": "header", "view_
 # validate is /problems/invalid-body, a 422). Documented in docs/problems.md.
 MALFORMED_BODY = "/problems/malformed-body"
 
+# The one parameter every endpoint accepts and ignores: jQuery's `cache: false` (and
+# other cache-busting clients) add `_=<timestamp>` to each GET. Any other parameter an
+# endpoint does not take is a 400.
+CACHE_BUSTER = "_"
+
 # The media types each write method takes. A merge patch (RFC 7396) has a type of
 # its own, but most clients send it as plain JSON.
 BODY_TYPES = {
@@ -102,7 +107,8 @@ class RequestParser(FlaskParser):
     def load_querystring(self, req: flask.Request, schema: Schema) -> QueryString:
         given: dict[str, list[str]] = {}
         for name, value in query_pairs(req.query_string):
-            given.setdefault(name, []).append(value)
+            if name != CACHE_BUSTER:
+                given.setdefault(name, []).append(value)
         values: dict[str, Any] = {}
         repeated = set()
         for name, sent in given.items():

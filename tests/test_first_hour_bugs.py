@@ -171,3 +171,48 @@ def test_an_unknown_body_field_lists_what_its_object_takes(partner: Partner) -> 
         "Unknown field. This object takes: admin1, country, country_code, id, latitude, "
         "longitude, name, precision."
     )
+
+
+# Every GET that takes parameters, with a query of its own where it has one.
+GETS = [
+    "/",
+    "/api",
+    "/api/v1",
+    "/healthz",
+    "/readyz",
+    "/api/v1/events?limit=2",
+    f"/api/v1/events/{KHARKIV}",
+    "/api/v1/events?format=csv",
+    "/api/v1/changes?limit=2",
+    "/api/v1/locations",
+    "/api/v1/locations/ua-kharkiv",
+    "/api/v1/sources",
+    "/api/v1/sources/article-2024-05-30-stoltenberg-easing-bans",
+    "/api/v1/event-types",
+    "/api/v1/stats?interval=month",
+]
+
+
+@pytest.mark.parametrize("path", GETS)
+def test_jquery_cache_buster_is_accepted_and_ignored(client: FlaskClient, path: str) -> None:
+    plain = client.get(path)
+    separator = "&" if "?" in path else "?"
+    # jQuery's `cache: false` appends the time in milliseconds.
+    busted = client.get(f"{path}{separator}_=1733240000000")
+    assert plain.status_code == busted.status_code == 200
+    if plain.is_json:
+        # The same answer; only the links that echo the request differ.
+        assert without_links(busted.get_json()) == without_links(plain.get_json())
+    else:
+        assert busted.data == plain.data
+
+
+def without_links(document: Any) -> Any:
+    return {k: v for k, v in document.items() if k != "links"} if isinstance(document, dict) else document
+
+
+@pytest.mark.parametrize("name", ["__", "_x", "cache", "_t"])
+def test_other_cache_busters_stay_unknown(client: FlaskClient, name: str) -> None:
+    refused = client.get(f"/api/v1/events?{name}=1733240000000")
+    assert refused.status_code == 400
+    assert refused.get_json()["invalid_params"][0]["name"] == name
