@@ -208,7 +208,9 @@ def test_jquery_cache_buster_is_accepted_and_ignored(client: FlaskClient, path: 
 
 
 def without_links(document: Any) -> Any:
-    return {k: v for k, v in document.items() if k != "links"} if isinstance(document, dict) else document
+    if not isinstance(document, dict):
+        return document
+    return {name: value for name, value in document.items() if name != "links"}
 
 
 @pytest.mark.parametrize("name", ["__", "_x", "cache", "_t"])
