@@ -1,6 +1,7 @@
-"""The bugs a front-end developer met in the first hour (issue 20, item 6), each
-reproduced as it was met: the README's commands on a fresh clone, a PATCH of a
-fetched event, a filter on its own, a fetched event posted back."""
+"""What a front-end developer met in the first hour (issue 20): the bugs of item 6,
+each reproduced as it was met (the README's commands on a fresh clone, a PATCH of a
+fetched event, a filter on its own, a fetched event posted back, jQuery's
+cache-buster), and the limits of item 5 (a 304 is not counted; several windows)."""
 
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from api import create_app
 from api.filters import NEAR
 from api.params import READ_ONLY
 from tests.server import ROOT
@@ -147,7 +149,9 @@ def test_posting_back_a_fetched_event_names_its_read_only_fields(partner: Partne
     fetched = partner.client.get(f"/api/v1/events/{KHARKIV}").get_json()
     refused = partner.post({**fetched, "id": "ua-2024-06-01-posted-back"})
     assert refused.status_code == 422
-    assert refused.get_json()["invalid_params"] == [
+    # In no set order: marshmallow reports unknown fields as it finds them.
+    params = sorted(refused.get_json()["invalid_params"], key=lambda param: param["name"])
+    assert params == [
         {"name": f"events.0.{name}", "in": "body", "reason": READ_ONLY}
         for name in ("acled", "updated_at")
     ]
@@ -218,3 +222,46 @@ def test_other_cache_busters_stay_unknown(client: FlaskClient, name: str) -> Non
     refused = client.get(f"/api/v1/events?{name}=1733240000000")
     assert refused.status_code == 400
     assert refused.get_json()["invalid_params"][0]["name"] == name
+
+
+def limited(db: Path, anonymous: str) -> FlaskClient:
+    return create_app({"DATABASE": str(db), "RATE_LIMIT_ANONYMOUS": anonymous}).test_client()
+
+
+def test_a_304_is_not_counted_against_the_limit(seeded_db: Path) -> None:
+    client = limited(seeded_db, "3/minute")
+    first = client.get("/api/v1/events?limit=2")
+    assert first.headers["RateLimit-Remaining"] == "2"
+    conditional = {"If-None-Match": first.headers["ETag"]}
+    for _ in range(10):
+        revalidated = client.get("/api/v1/events?limit=2", headers=conditional)
+        assert revalidated.status_code == 304
+        assert revalidated.headers["RateLimit-Remaining"] == "2"
+    # A full answer is counted, whatever came before it.
+    assert client.get("/api/v1/event-types").headers["RateLimit-Remaining"] == "1"
+
+
+def test_a_caller_with_nothing_left_is_refused_a_revalidation_too(seeded_db: Path) -> None:
+    client = limited(seeded_db, "2/minute")
+    etag = client.get("/api/v1/events?limit=2").headers["ETag"]
+    assert client.get("/api/v1/event-types").headers["RateLimit-Remaining"] == "0"
+    refused = client.get("/api/v1/events?limit=2", headers={"If-None-Match": etag})
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
+
+
+def test_the_headers_show_the_window_met_first(seeded_db: Path) -> None:
+    # Open-Meteo's shape in small: a minute's window and a tighter hour's.
+    client = limited(seeded_db, "5/minute;3/hour")
+    seen = []
+    for _ in range(3):
+        response = client.get("/api/v1/event-types")
+        seen.append((response.headers["RateLimit-Limit"], response.headers["RateLimit-Remaining"]))
+    assert seen == [("3", "2"), ("3", "1"), ("3", "0")]
+    refused = client.get("/api/v1/event-types")
+    assert refused.status_code == 429
+    assert refused.get_json()["detail"].startswith(
+        "Callers without an API key may make 3 requests per hour from one address"
+    )
+    # Up to 3,600 s until the oldest call leaves the hour's window.
+    assert 60 < int(refused.headers["Retry-After"]) <= 3601
