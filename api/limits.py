@@ -95,8 +95,9 @@ def _exempt() -> bool:
 
 def _counted(response: Response) -> bool:
     """Whether the request that got `response` is counted against the caller's limit:
-    not a 304, which `make bench`'s bench/revalidation.py measures at a fraction of a
-    200's cost and which sends no body; not a 429, which served nothing."""
+    not a 304, a revalidation browsers make on their own once max-age passes, which
+    sends no body (docs/operations.md, "Rate limits", with bench/revalidation.py's
+    figures); not a 429, which served nothing."""
     return response.status_code not in (304, 429)
 
 

@@ -2,15 +2,14 @@
 the anonymous rate limit's three windows cost beside one: the figures behind
 api/limits.py's choice not to count a 304 (issue 20, item 5).
 
-    .venv/bin/python bench/revalidation.py [--seconds 5] [--rounds 3] [--requests 300]
-        [--db var/soak.db]
+    .venv/bin/python bench/revalidation.py [--requests 300] [--db var/soak.db]
 
 Three tables, each a ratio against a baseline measured in the same run:
 - server time: each case served in-process (the Flask app, rate limits on as they
   ship), the median of 200s and of 304s (If-None-Match with the 200's ETag) sent in
   alternation;
-- HTTP: the same requests over 127.0.0.1 to `python -m api serve` (wrk -c4), the
-  bytes on the wire included;
+- HTTP: the same requests over 127.0.0.1 to `python -m api serve`, alternating on
+  one keep-alive connection, with the bytes each answer puts on the wire;
 - rate-limit cost: RateLimit-Remaining before and after each answer, under the
   default anonymous limits; and the limiter's own time per request with Open-Meteo's
   three windows against one 60-a-minute window, each window full.
@@ -20,6 +19,7 @@ on first use).
 """
 
 import argparse
+import http.client
 import os
 import statistics
 import sys
@@ -37,7 +37,7 @@ from limits.strategies import MovingWindowRateLimiter  # noqa: E402
 
 from api import create_app  # noqa: E402
 from api.config import DEFAULT_RATE_LIMIT_ANONYMOUS  # noqa: E402
-from bench.run import server, wrk  # noqa: E402
+from bench.run import server  # noqa: E402
 from bench.soak import ensure_database  # noqa: E402
 
 # What a dashboard asks for and revalidates: a filtered page, a GeoJSON page for its
@@ -83,28 +83,41 @@ def server_time(db: Path, number: int) -> dict[str, tuple[float, float]]:
     return results
 
 
-def over_http(db: Path, seconds: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
+def over_http(db: Path, number: int) -> dict[str, tuple[float, float, int, int]]:
+    """Per case, over one keep-alive connection to `python -m api serve`: the median
+    milliseconds of a 200 and of a 304, sent in alternation, and their bytes (body
+    and headers) on the wire."""
     env = {**os.environ, "SALVO_DATABASE": str(db), "SALVO_RATE_LIMITS": "off"}
     command = [sys.executable, "-m", "api", "serve", "--port", str(PORT)]
-    client = create_app({"DATABASE": str(db), "RATE_LIMITS_ENABLED": False}).test_client()
-    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    results = {}
     with server(command, env, port=PORT, quiet=True):
-        for _ in range(rounds):
-            for case, path in CASES.items():
-                etag = client.get(path, headers=BROWSER).headers["ETag"]
-                url = f"http://127.0.0.1:{PORT}{path}"
-                browser = tuple(f"{name}: {value}" for name, value in BROWSER.items())
-                conditional = (*browser, f"If-None-Match: {etag}")
-                for answer, headers in (("200", browser), ("304", conditional)):
-                    measured = wrk(url, seconds, 4, headers)
-                    results.setdefault(case, {}).setdefault(answer, []).append(measured)
-    return {
-        case: {
-            answer: {k: statistics.median(run[k] for run in runs) for k in runs[0]}
-            for answer, runs in answers.items()
-        }
-        for case, answers in results.items()
-    }
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+
+        def get(path: str, headers: dict[str, str]) -> tuple[float, int, str]:
+            started = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            took = time.perf_counter() - started
+            wire = len(body) + sum(len(k) + len(v) + 4 for k, v in response.getheaders())
+            return took, wire, response.getheader("ETag", "")
+
+        for case, path in CASES.items():
+            _, full_bytes, etag = get(path, BROWSER)
+            conditional = {**BROWSER, "If-None-Match": etag}
+            _, revalidated_bytes, _ = get(path, conditional)
+            full, revalidated = [], []
+            for _ in range(number):
+                full.append(get(path, BROWSER)[0])
+                revalidated.append(get(path, conditional)[0])
+            results[case] = (
+                statistics.median(full) * 1e3,
+                statistics.median(revalidated) * 1e3,
+                full_bytes,
+                revalidated_bytes,
+            )
+        conn.close()
+    return results
 
 
 def rate_limit_cost(db: Path) -> tuple[int, int]:
@@ -142,8 +155,6 @@ def limiter_us(spec: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "soak.db")
     args = parser.parse_args()
@@ -155,14 +166,14 @@ def main() -> int:
     for case, (full, revalidated) in server_time(args.db, args.requests).items():
         print(f"{case:<14}{full:>9.0f}{revalidated:>9.0f}{revalidated / full:>8.2f}x")
 
-    print(f"\nHTTP, python -m api serve, wrk -t2 -c4, {args.seconds} s a case, median of "
-          f"{args.rounds} rounds")  # fmt: skip
-    print(f"{'case':<14}{'200 req/s':>11}{'304 req/s':>11}{'200 p50':>9}{'304 p50':>9}"
-          f"{'304/200 p50':>13}")  # fmt: skip
-    for case, answers in over_http(args.db, args.seconds, args.rounds).items():
-        ok, not_modified = answers["200"], answers["304"]
-        print(f"{case:<14}{ok['rps']:>11,.0f}{not_modified['rps']:>11,.0f}{ok['p50']:>9.2f}"
-              f"{not_modified['p50']:>9.2f}{not_modified['p50'] / ok['p50']:>12.2f}x")  # fmt: skip
+    print(f"\nHTTP, python -m api serve, one keep-alive connection, median of {args.requests} "
+          "of each, alternating; zstd as browsers ask")  # fmt: skip
+    print(f"{'case':<14}{'200 ms':>9}{'304 ms':>9}{'304/200':>9}{'200 bytes':>11}{'304 bytes':>11}")
+    for case, (ok, not_modified, ok_bytes, not_modified_bytes) in over_http(
+        args.db, args.requests
+    ).items():
+        print(f"{case:<14}{ok:>9.2f}{not_modified:>9.2f}{not_modified / ok:>8.2f}x"
+              f"{ok_bytes:>11,}{not_modified_bytes:>11,}")  # fmt: skip
 
     full_cost, revalidated_cost = rate_limit_cost(args.db)
     print(f"\nRate-limit cost under the default anonymous limits ({DEFAULT_RATE_LIMIT_ANONYMOUS})")
