@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # One Granian worker process by default: its in-memory rate-limit counter is then the
-# only one, so "60 per minute" lets exactly 60 through. THREADS Python threads serve
+# only one, so "600 per minute" lets exactly 600 through. THREADS Python threads serve
 # reads inside it (api/edge.py adds one for writes and two for exports); Granian's
 # Rust runtime does all network I/O, so slow or idle clients hold no thread. More
 # workers need SALVO_RATE_LIMIT_STORAGE=redis://...

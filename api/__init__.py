@@ -8,7 +8,13 @@ from flask import Flask
 from werkzeug.routing import Map
 
 from api import auth, caching, cors, db, docs, limits, problems, request_ids, service, v1
-from api.config import database_path, rate_limit_storage, rate_limits_enabled
+from api.config import (
+    database_path,
+    rate_limit_anonymous,
+    rate_limit_key,
+    rate_limit_storage,
+    rate_limits_enabled,
+)
 from api.openapi import Api
 
 
@@ -23,8 +29,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         CORS_ORIGINS=_cors_origins(),
         # Requests per caller and window (Flask-Limiter syntax), and where they are
         # counted: memory:// for one process, redis://host:port across processes.
-        RATE_LIMIT_ANONYMOUS=os.environ.get("SALVO_RATE_LIMIT_ANONYMOUS", "60/minute"),
-        RATE_LIMIT_KEY=os.environ.get("SALVO_RATE_LIMIT_KEY", "600/minute"),
+        RATE_LIMIT_ANONYMOUS=rate_limit_anonymous(),
+        RATE_LIMIT_KEY=rate_limit_key(),
         RATE_LIMIT_STORAGE=rate_limit_storage(),
         RATE_LIMITS_ENABLED=rate_limits_enabled(),
         # Exports (CSV, NDJSON streams) running at once per worker process, from one
@@ -112,4 +118,5 @@ def _cors_origins() -> str | list[str]:
 _DESCRIPTION = """Structured conflict events: missiles and drones launched and intercepted,
 casualties with their uncertainty, places with their precision, and the source of every
 figure. Errors are RFC 9457 problem details; list endpoints use keyset pagination with
-`links.next` and an RFC 8288 Link header."""
+`links.next` and an RFC 8288 Link header. An unknown query parameter is a 400, except
+`_`, the cache-buster jQuery's `cache: false` adds, which every GET accepts and ignores."""

@@ -222,4 +222,13 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of standard output left (`keys list | head -0`): as Python's docs
+        # recommend (signal, "Note on SIGPIPE"), stdout goes to devnull so that the
+        # flush at exit cannot fail again, and the status is 1, not a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    sys.exit(status)

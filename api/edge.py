@@ -496,15 +496,17 @@ _stamped: list[Any] = [0, ""]
 
 def _log_access(scope: Scope, status: int, began: float) -> None:
     """One line per request: when, who, what (the query string redacted), the status
-    and how long it took, e.g. `"GET /api/v1/events?limit=5 HTTP/1.1" 200 1.2 ms`."""
+    and how long it took, e.g. `"GET /api/v1/events?limit=5 HTTP/1.1" 200 1.2 ms`.
+    A request without a query string is logged as it was sent, without a `?`."""
     query = redacted(bytes(scope["query_string"]).decode("latin-1"))
+    target = f"{scope['path']}?{query}" if query else scope["path"]
     client = (scope.get("client") or ("-", 0))[0]
     second = int(time.time())
     if second != _stamped[0]:
         _stamped[:] = second, time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(second))
     took = (time.perf_counter() - began) * 1000
     line = (
-        f'[{_stamped[1]}] {client} "{scope["method"]} {scope["path"]}?{query} '
+        f'[{_stamped[1]}] {client} "{scope["method"]} {target} '
         f'HTTP/{scope.get("http_version", "1.1")}" {status} {took:.1f} ms\n'
     )
     sys.stdout.write(line)

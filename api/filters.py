@@ -44,6 +44,13 @@ LOCATIONS = "locations"
 
 # What a map's "events near here" means without a radius: a city and its outskirts.
 DEFAULT_RADIUS_KM = 25.0
+# The one description of `near` and `radius_km`, used for both (README and
+# docs/problems.md say the same).
+NEAR = (
+    "`near=lat,lon` (a point, latitude first) finds events within `radius_km` "
+    f"kilometres of it, great-circle; `radius_km` defaults to {DEFAULT_RADIUS_KM:g} and "
+    "needs `near`."
+)
 
 
 @dataclass(frozen=True)
@@ -112,10 +119,11 @@ def _in_order(first: str, second: str, message: str) -> Callable[[dict[str, Any]
     return check
 
 
-def _needs(dependent: str, required: str) -> Callable[[dict[str, Any]], None]:
+def _needs(dependent: str, required: str, why: str) -> Callable[[dict[str, Any]], None]:
+    # The parameter sent is the one named: the client sent it, not the one it needs.
     def check(data: dict[str, Any]) -> None:
         if dependent in data and required not in data:
-            raise ValidationError(f"{dependent} needs {required}.", required)
+            raise ValidationError(f"{dependent} needs {required}: {why}", dependent)
 
     return check
 
@@ -220,20 +228,14 @@ def _bbox(scope: Scope, bbox: tuple[float, float, float, float]) -> Clause:
 @declare(
     "near=49.9935,36.2304&radius_km=5",
     rollup="location_id",
-    check=_needs("radius_km", "near"),
-    near=Point(
-        metadata={
-            "description": "lat,lon of a centre point; events within `radius_km` of it "
-            f"(default {DEFAULT_RADIUS_KM:g} km).",
-        }
-    ),
+    check=_needs("radius_km", "near", "give the centre as near=lat,lon."),
+    near=Point(metadata={"description": NEAR}),
     radius_km=fields.Float(
         validate=validate.Range(min=0, max=20_000, min_inclusive=False),
         metadata={
             # The default is in words only: a generated client sends a declared
             # default with every call, and a radius without `near` is refused.
-            "description": "Radius around `near`, in kilometres (great-circle); needs "
-            f"`near`. Without it, {DEFAULT_RADIUS_KM:g} km.",
+            "description": NEAR,
             "exclusiveMinimum": True,
         },
     ),

@@ -2,12 +2,17 @@
 anonymous callers, counted in memory for one process or in Redis across processes
 and instances.
 
-Every counted response carries RateLimit-Limit, RateLimit-Remaining and
-RateLimit-Reset; a caller over the limit gets a 429 problem that says who is
-limited, by what, when to retry (also as Retry-After) and that a key raises it.
-Preflights, health probes and the docs' static assets are never counted: a
-browser sends a preflight on its own, and a preflight answered 429 fails the
-real request with an opaque CORS error."""
+A caller may have several windows (anonymous callers: 600 a minute, 5,000 an hour
+and 10,000 a day, api.config). Every counted response carries RateLimit-Limit,
+RateLimit-Remaining and RateLimit-Reset of the window with the fewest requests left;
+a caller over a limit gets a 429 problem that says who is limited, by what, when to
+retry (also as Retry-After) and that a key raises it.
+
+A request is checked against the windows before it is served and counted once its
+answer is known: a 304 (a revalidation, whose answer is a few headers) and a 429 (a
+refusal) are not counted. Preflights, health probes and the docs' static assets are
+never counted: a browser sends a preflight on its own, and a preflight answered 429
+fails the real request with an opaque CORS error."""
 
 import math
 import time
@@ -36,6 +41,9 @@ def init_app(app: Flask) -> Limiter:
         # One budget per caller across every endpoint, not one per endpoint.
         application_limits=[_limit_for_caller],
         application_limits_exempt_when=_exempt,
+        # Counted after the response, so that a 304 can be left uncounted; the check
+        # before it still refuses a caller with nothing left, 304 or not.
+        application_limits_deduct_when=_counted,
         # Written by add_limit_headers below: Flask-Limiter's own would put
         # Retry-After on every response, where it means "come back later".
         headers_enabled=False,
@@ -44,15 +52,21 @@ def init_app(app: Flask) -> Limiter:
         # window lets a caller send 60 at :59 and 60 more at :00.
         strategy="moving-window",
     )
-    limiter.init_app(app)
 
     def add_limit_headers(response: Response) -> Response:
-        current = limiter.current_limit
+        # The window the caller will meet first; on a tie, the shortest (listed first).
+        current = min(limiter.current_limits, key=lambda window: window.remaining, default=None)
         if current is not None:
             response.headers["RateLimit-Limit"] = str(current.limit.amount)
             response.headers["RateLimit-Remaining"] = str(current.remaining)
             response.headers["RateLimit-Reset"] = str(int(current.reset_at))
         return response
+
+    if app.config["RATE_LIMITS_ENABLED"]:
+        # Registered before the limiter's own hook, so run after it (Flask runs
+        # after_request hooks last registered first): the request is counted by then.
+        app.after_request(add_limit_headers)
+    limiter.init_app(app)
 
     def too_many_requests(error: RateLimitExceeded) -> Response:
         current = limiter.current_limit
@@ -67,8 +81,6 @@ def init_app(app: Flask) -> Limiter:
             )
         )
 
-    if app.config["RATE_LIMITS_ENABLED"]:
-        app.after_request(add_limit_headers)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return limiter
 
@@ -79,6 +91,14 @@ def _endpoint() -> str:
 
 def _exempt() -> bool:
     return request.method == "OPTIONS" or request.endpoint in EXEMPT_ENDPOINTS
+
+
+def _counted(response: Response) -> bool:
+    """Whether the request that got `response` is counted against the caller's limit:
+    not a 304, a revalidation browsers make on their own once max-age passes, which
+    sends no body (docs/operations.md, "Rate limits", with bench/revalidation.py's
+    figures); not a 429, which served nothing."""
+    return response.status_code not in (304, 429)
 
 
 def _caller() -> str:
@@ -102,7 +122,7 @@ def _over_the_limit(error: RateLimitExceeded, wait: int) -> str:
             f"Retry after {wait} s (Retry-After); ask the operator for a higher limit "
             "if you need one."
         )
-    per_key = _in_words(limits.parse(current_app.config["RATE_LIMIT_KEY"]))
+    per_key = ", ".join(map(_in_words, limits.parse_many(current_app.config["RATE_LIMIT_KEY"])))
     return (
         f"Callers without an API key may make {per} from one address, and "
         f"{request.remote_addr} has used them all. Retry after {wait} s (Retry-After), "

@@ -35,6 +35,11 @@ _LOCATION_NAMES = {"query": "query", "json": "body", "headers": "header", "view_
 # validate is /problems/invalid-body, a 422). Documented in docs/problems.md.
 MALFORMED_BODY = "/problems/malformed-body"
 
+# The one parameter every endpoint accepts and ignores: jQuery's `cache: false` (and
+# other cache-busting clients) add `_=<timestamp>` to each GET. Any other parameter an
+# endpoint does not take is a 400.
+CACHE_BUSTER = "_"
+
 # The media types each write method takes. A merge patch (RFC 7396) has a type of
 # its own, but most clients send it as plain JSON.
 BODY_TYPES = {
@@ -102,7 +107,8 @@ class RequestParser(FlaskParser):
     def load_querystring(self, req: flask.Request, schema: Schema) -> QueryString:
         given: dict[str, list[str]] = {}
         for name, value in query_pairs(req.query_string):
-            given.setdefault(name, []).append(value)
+            if name != CACHE_BUSTER:
+                given.setdefault(name, []).append(value)
         values: dict[str, Any] = {}
         repeated = set()
         for name, sent in given.items():
@@ -286,8 +292,7 @@ def _refused(messages: Any, location: str, schema: Schema) -> list[dict[str, str
     params = []
     for name, reason in flatten_messages(messages):
         if reason == "Unknown field.":
-            known = ", ".join(sorted(schema.fields)) or "none"
-            reason = f"Unknown parameter. This endpoint takes: {known}."
+            reason = _unknown(schema, name, location)
         elif reason == "Invalid input type.":
             # marshmallow's words for a value that is not an object where a schema is.
             reason = "Not a JSON object."
@@ -296,3 +301,41 @@ def _refused(messages: Any, location: str, schema: Schema) -> list[dict[str, str
             name = "body"
         params.append({"name": name, "in": location, "reason": reason})
     return params
+
+
+# What a client that sends back a document it read (an event with `acled` and
+# `updated_at`) is told about the fields the server sets.
+READ_ONLY = "Read-only: the server sets it. Leave it out of what you send."
+
+
+def _unknown(schema: Schema, name: str, location: str) -> str:
+    """Why `name` is refused as unknown: a query parameter the endpoint does not
+    take; in a body, a field the server sets (marshmallow refuses a dump_only field as
+    unknown) or one the object at its path does not have."""
+    if location != "body":
+        known = ", ".join(sorted(schema.fields)) or "none"
+        return f"Unknown parameter. This endpoint takes: {known}."
+    *path, field_name = name.split(".")
+    owner = _schema_at(schema, path)
+    if owner is None:
+        return "Unknown field."
+    field = owner.fields.get(field_name)
+    if field is not None and field.dump_only:
+        return READ_ONLY
+    known = ", ".join(sorted(n for n, f in owner.fields.items() if not f.dump_only)) or "none"
+    return f"Unknown field. This object takes: {known}."
+
+
+def _schema_at(schema: Schema, path: list[str]) -> Schema | None:
+    """The schema of the object at a dotted body path (list indexes skipped), or None
+    where the path leaves the schemas."""
+    for part in path:
+        if part.isdigit():
+            continue
+        field = schema.fields.get(part)
+        if isinstance(field, fields.List):
+            field = field.inner
+        if not isinstance(field, fields.Nested) or not isinstance(field.schema, Schema):
+            return None
+        schema = field.schema
+    return schema

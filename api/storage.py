@@ -1542,6 +1542,9 @@ def back_up(source: str, target: str, *, replace: bool = False) -> DatabaseSumma
         if not replace:
             raise FileExistsError(target)
     reader = _connect_read_only(source)
+    # A first backup goes into a folder that may not exist yet (var/backups/ on a
+    # fresh clone); it is made as private_files makes folders.
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
     with _staging(Path(target).parent) as staged:
         try:
             _copy(reader, staged, wal=True)

@@ -474,7 +474,11 @@ class EventSchema(Schema):
 
     @validates_schema
     def figures_name_a_reporter(self, data: dict[str, Any], **kwargs: Any) -> None:
-        # A partial load (a PATCH body, before its merge) may name no reporter.
+        # A partial load is a PATCH body before its merge: a figure in it may name a
+        # reporter the event already lists. The merged event is loaded whole, and
+        # checked then (api.v1.event_writes.update_event).
+        if kwargs.get("partial"):
+            return
         reporters = {reporter.get("name") for reporter in data.get("reported_by", [])}
         for index, munition in enumerate(data.get("munitions", [])):
             name = munition.get("reported_by")

@@ -53,7 +53,7 @@ def problem(client: FlaskClient, url: str, status: int) -> dict:
         ("/api/v1/events?event_type=,", ["event_type"]),
         ("/api/v1/events?weapon=tank", ["weapon.0"]),
         ("/api/v1/events?sort=name", ["sort"]),
-        ("/api/v1/events?radius_km=5", ["near"]),
+        ("/api/v1/events?radius_km=5", ["radius_km"]),
         ("/api/v1/events?near=95,36&radius_km=5", ["near"]),
         ("/api/v1/events?near=50,36&radius_km=0", ["radius_km"]),
         ("/api/v1/events?country=UKR", ["country"]),
