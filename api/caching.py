@@ -5,6 +5,7 @@ that order, so that every ETag names the bytes it is sent with (RFC 9110: a stro
 validator differs per content coding) and a 304 is decided on that ETag."""
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -101,7 +102,25 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_CACHE_BACKEND", EncodedBodies)
     app.config.setdefault("COMPRESS_CACHE_KEY", _identity_etag)
     compress = Compress(app)
+    app.before_request(_accept_coded_validators)
     app.after_request(_finish_response(compress, app.config["CACHE_MAX_AGE"]))
+
+
+# A strong ETag with the content coding flask-compress appended ("abc:zstd").
+_CODED_ETAG = re.compile(r'"([^"]*):(?:{})"'.format("|".join(COMPRESSION["COMPRESS_ALGORITHM"])))
+
+
+def _accept_coded_validators() -> None:
+    """Let an If-None-Match naming a compressed answer's ETag ("abc:zstd") match the
+    identity ETag ("abc") too. The files Flask sends (the explorer's, the docs') are
+    checked by Flask before compression adds the suffix, so a browser revalidating
+    them got the whole file again; the content is the same whatever its coding."""
+    header = request.environ.get("HTTP_IF_NONE_MATCH")
+    if header and ":" in header:
+        identities = _CODED_ETAG.findall(header)
+        if identities:
+            extra = "".join(f', "{etag}"' for etag in identities)
+            request.environ["HTTP_IF_NONE_MATCH"] = header + extra
 
 
 def _finish_response(compress: Compress, max_age: int) -> Callable[[Response], Response]:
@@ -127,6 +146,11 @@ def _finish_response(compress: Compress, max_age: int) -> Callable[[Response], R
                 etag = response.headers.get("ETag", _UNCACHED)
                 # A weak ETag names equivalent content, not these bytes.
                 g.identity_etag = _UNCACHED if etag.startswith("W/") else etag
+            # flask-compress replaces a streamed body (a file) with a generator over it,
+            # which never closes the file: the response's close does.
+            streamed_body = response.response if response.is_streamed else None
+            if streamed_body is not None and hasattr(streamed_body, "close"):
+                response.call_on_close(streamed_body.close)
             # Adds Vary: Accept-Encoding, and ":zstd" (etc.) to a strong ETag it encodes.
             response = compress.after_request(response)
         else:

@@ -120,6 +120,23 @@ def test_a_vendored_library_is_kept_a_year_and_the_page_s_own_files_revalidated(
         assert own.headers["ETag"]
 
 
+@pytest.mark.parametrize("coding", ["zstd", "br", "gzip", None])
+def test_a_revalidated_file_is_a_304_whatever_its_coding(
+    client: FlaskClient, coding: str | None
+) -> None:
+    # The browser sends back the ETag it got, with the coding appended ("...:zstd");
+    # Flask checks a file against its own ETag before compression appends it.
+    headers = {"Accept-Encoding": coding} if coding else {}
+    with client.get("/static/explorer.js", headers=headers) as first:
+        assert first.headers.get("Content-Encoding") == coding
+        assert first.data  # read whole, as a browser does
+        etag = first.headers["ETag"]
+    headers["If-None-Match"] = etag
+    with client.get("/static/explorer.js", headers=headers) as again:
+        assert again.status_code == 304
+        assert again.data == b""
+
+
 class Tags(HTMLParser):
     """Every start tag of a page, with its attributes."""
 
