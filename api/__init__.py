@@ -59,8 +59,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key from `python -m api keys create`. Reads need none; "
-            "writes need one with write scope.",
+            "description": "An API key from `python -m api keys create`. Writes need one "
+            "with write scope (the operations with a lock). Reads need none; a read that "
+            "sends one counts against the key's rate limit instead of the address's.",
         },
     )
     api.register_blueprint(service.blp)

@@ -28,18 +28,21 @@ class Blueprint(flask_smorest.Blueprint):
 # generators that take `servers` as the client's default base URL (openapi-generator,
 # Orval) and cannot resolve a relative one; openapi-python-client and
 # openapi-typescript ask for the base URL anyway.
-# Reads are open to everyone and a key only raises the caller's rate limit: the empty
-# requirement says "no credentials". It is the spec's default rather than each read's
-# own, because openapi-python-client 0.29 makes any operation with a `security` of
-# its own demand an AuthenticatedClient, `{}` or not (its issue #1372); writes
-# override it with WRITE_SECURITY.
+# Reads are open to everyone and a key only raises the caller's rate limit, so the
+# spec's default is no security (`[]`, which Redocly's security-defined rule takes as
+# "public on purpose"). An optional key (`[{}, {"bearer": []}]`) made Swagger UI draw
+# its padlock on every read, which told readers that reads need one. Writes override
+# it with WRITE_SECURITY; the bearer scheme's description says a read may send a key.
+# It is the spec's default rather than each read's own, because openapi-python-client
+# 0.29 makes any operation with a non-empty `security` of its own demand an
+# AuthenticatedClient (its issue #1372).
 _CONTRACT: dict[str, Any] = {
     "info": {"license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}},
     "servers": [
         {"url": "/", "description": "The server this document was fetched from."},
         {"url": "http://127.0.0.1:8000", "description": "`make run` on this machine."},
     ],
-    "security": [{}, {"bearer": []}],
+    "security": [],
 }
 WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
