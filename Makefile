@@ -43,7 +43,12 @@ test: lint
 
 # Regenerate the published contract from the code (tests/test_openapi.py checks it).
 # `contract` (api/openapi.py) keeps the spec's key order; flask-smorest's `openapi write` sorts.
+# The examples first (api/examples.py): every operation's request sent to a fresh seed
+# in a scratch file, written with its answer to api/examples.json, which the contract shows.
 openapi: $(VENV)/.runtime
+	rm -f var/examples.db* && $(BIN)/python -m seed --db var/examples.db
+	$(BIN)/flask --app api examples var/examples.db api/examples.json
+	rm -f var/examples.db*
 	$(BIN)/flask --app api contract openapi.yaml
 
 clean:

@@ -11,6 +11,7 @@ from apispec import BasePlugin
 from flask.cli import with_appcontext
 from marshmallow import Schema
 
+from api.examples import ExampleDocs, write_examples
 from api.params import RequestParser
 from api.problems import PROBLEM_CONTENT_TYPE
 from schemas.query import QuerySchema
@@ -122,8 +123,9 @@ def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dic
 
 
 class Api(flask_smorest.Api):
-    """Documents every error response as RFC 9457 application/problem+json, and adds
-    the contract's license, servers and default security to the spec."""
+    """Documents every error response as RFC 9457 application/problem+json, adds the
+    contract's license, servers and default security to the spec, and a real example
+    to every operation (api.examples)."""
 
     ERROR_SCHEMA = ProblemSchema
 
@@ -135,7 +137,7 @@ class Api(flask_smorest.Api):
             **_CONTRACT,
             **given,
             "info": {**_CONTRACT["info"], **given.get("info", {})},
-            "extra_plugins": [ProblemDetails()],
+            "extra_plugins": [ProblemDetails(), ExampleDocs()],
         }
         super().__init__(app, spec_kwargs=spec_kwargs)
 
@@ -146,6 +148,7 @@ class Api(flask_smorest.Api):
         self.spec.components.schemas.pop("PaginationMetadata", None)
         self.ma_plugin.converter.add_attribute_function(_null_only)
         app.cli.add_command(write_contract)
+        app.cli.add_command(write_examples)
         self._rendered: dict[str, bytes] = {}
 
     def contract(self, kind: str) -> bytes:
