@@ -101,4 +101,9 @@ def _cors_origins() -> str | list[str]:
 _DESCRIPTION = """Structured conflict events: missiles and drones launched and intercepted,
 casualties with their uncertainty, places with their precision, and the source of every
 figure. Errors are RFC 9457 problem details; list endpoints use keyset pagination with
-`links.next` and an RFC 8288 Link header."""
+`links.next` and an RFC 8288 Link header.
+
+Start with the [guide](/guide); every field of an event and every code is in the
+[codebook](/docs/codebook), every error in the [problem types](/docs/problems), and
+what changed in the [changelog](/changelog). Each operation below shows a real request
+and its answer on the seed data."""
