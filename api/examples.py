@@ -117,7 +117,7 @@ EXAMPLES = (
         "The POST example's event: five people injured, not three",
         "PATCH",
         _CREATED,
-        body={"casualties": {"injured": {"best": 5, "low": 5}}},
+        body={"casualties": {"injured": {"best": 5, "low": 5, "qualifier": "at_least"}}},
         authorized=True,
         headers={"Content-Type": "application/merge-patch+json"},
     ),
