@@ -99,7 +99,8 @@ _NAVIGATION = (
 @functools.lru_cache(maxsize=32)
 def _rendered(path: str, mtime_ns: int) -> tuple[str, str]:
     """The document's title (its first heading) and body as HTML, rendered once per
-    version of the file: the README takes ~100 ms."""
+    version of the file: the README took 180-230 ms to render on the shared 2-core
+    machine."""
     markdown = _markdown()
     env: dict[str, Any] = {"source": path}
     tokens = markdown.parse((PROJECT_ROOT / path).read_text(encoding="utf-8"), env)
