@@ -12,7 +12,7 @@ PORT ?= 8000
 WORKERS ?= 1
 THREADS ?= 4
 
-.PHONY: run seed test lint openapi bench soak clean
+.PHONY: run seed test lint openapi codebook bench soak clean
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -43,8 +43,18 @@ test: lint
 
 # Regenerate the published contract from the code (tests/test_openapi.py checks it).
 # `contract` (api/openapi.py) keeps the spec's key order; flask-smorest's `openapi write` sorts.
+# The examples first (api/examples.py): every operation's request sent to a fresh seed
+# in a scratch file, written with its answer to api/examples.json, which the contract shows.
 openapi: $(VENV)/.runtime
+	rm -f var/examples.db* && $(BIN)/python -m seed --db var/examples.db
+	$(BIN)/flask --app api examples var/examples.db api/examples.json
+	rm -f var/examples.db*
 	$(BIN)/flask --app api contract openapi.yaml
+
+# Regenerate the codebook (docs/codebook.md) from the schemas and vocabularies
+# (tests/test_docs_pages.py checks it).
+codebook: $(VENV)/.runtime
+	$(BIN)/python -m schemas.codebook docs/codebook.md
 
 clean:
 	rm -rf $(VENV) .venv-bench var .pytest_cache .ruff_cache .hypothesis

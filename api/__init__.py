@@ -65,8 +65,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key from `python -m api keys create`. Reads need none; "
-            "writes need one with write scope.",
+            "description": "An API key from `python -m api keys create`. Writes need one "
+            "with write scope (the operations with a lock). Reads need none; a read that "
+            "sends one counts against the key's rate limit instead of the address's.",
         },
     )
     api.register_blueprint(service.blp)
@@ -119,4 +120,9 @@ _DESCRIPTION = """Structured conflict events: missiles and drones launched and i
 casualties with their uncertainty, places with their precision, and the source of every
 figure. Errors are RFC 9457 problem details; list endpoints use keyset pagination with
 `links.next` and an RFC 8288 Link header. An unknown query parameter is a 400, except
-`_`, the cache-buster jQuery's `cache: false` adds, which every GET accepts and ignores."""
+`_`, the cache-buster jQuery's `cache: false` adds, which every GET accepts and ignores.
+
+Start with the [guide](/guide); every field of an event and every code is in the
+[codebook](/docs/codebook), every error in the [problem types](/docs/problems), and
+what changed in the [changelog](/changelog). Each operation below shows a real request
+and its answer on the seed data."""

@@ -11,6 +11,7 @@ from apispec import BasePlugin
 from flask.cli import with_appcontext
 from marshmallow import Schema
 
+from api.examples import ExampleDocs, write_examples
 from api.params import RequestParser
 from api.problems import PROBLEM_CONTENT_TYPE
 from schemas.query import QuerySchema
@@ -28,18 +29,21 @@ class Blueprint(flask_smorest.Blueprint):
 # generators that take `servers` as the client's default base URL (openapi-generator,
 # Orval) and cannot resolve a relative one; openapi-python-client and
 # openapi-typescript ask for the base URL anyway.
-# Reads are open to everyone and a key only raises the caller's rate limit: the empty
-# requirement says "no credentials". It is the spec's default rather than each read's
-# own, because openapi-python-client 0.29 makes any operation with a `security` of
-# its own demand an AuthenticatedClient, `{}` or not (its issue #1372); writes
-# override it with WRITE_SECURITY.
+# Reads are open to everyone and a key only raises the caller's rate limit, so the
+# spec's default is no security (`[]`, which Redocly's security-defined rule takes as
+# "public on purpose"). An optional key (`[{}, {"bearer": []}]`) made Swagger UI draw
+# its padlock on every read, which told readers that reads need one. Writes override
+# it with WRITE_SECURITY; the bearer scheme's description says a read may send a key.
+# It is the spec's default rather than each read's own, because openapi-python-client
+# 0.29 makes any operation with a non-empty `security` of its own demand an
+# AuthenticatedClient (its issue #1372).
 _CONTRACT: dict[str, Any] = {
     "info": {"license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}},
     "servers": [
         {"url": "/", "description": "The server this document was fetched from."},
         {"url": "http://127.0.0.1:8000", "description": "`make run` on this machine."},
     ],
-    "security": [{}, {"bearer": []}],
+    "security": [],
 }
 WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -119,8 +123,9 @@ def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dic
 
 
 class Api(flask_smorest.Api):
-    """Documents every error response as RFC 9457 application/problem+json, and adds
-    the contract's license, servers and default security to the spec."""
+    """Documents every error response as RFC 9457 application/problem+json, adds the
+    contract's license, servers and default security to the spec, and a real example
+    to every operation (api.examples)."""
 
     ERROR_SCHEMA = ProblemSchema
 
@@ -132,7 +137,7 @@ class Api(flask_smorest.Api):
             **_CONTRACT,
             **given,
             "info": {**_CONTRACT["info"], **given.get("info", {})},
-            "extra_plugins": [ProblemDetails()],
+            "extra_plugins": [ProblemDetails(), ExampleDocs()],
         }
         super().__init__(app, spec_kwargs=spec_kwargs)
 
@@ -143,6 +148,7 @@ class Api(flask_smorest.Api):
         self.spec.components.schemas.pop("PaginationMetadata", None)
         self.ma_plugin.converter.add_attribute_function(_null_only)
         app.cli.add_command(write_contract)
+        app.cli.add_command(write_examples)
         self._rendered: dict[str, bytes] = {}
 
     def contract(self, kind: str) -> bytes:

@@ -87,6 +87,8 @@ ACLED = {name: kind.acled._asdict() for name, kind in EVENT_TYPES.items()}
 
 
 class LocationSchema(Schema):
+    """Where the event happened: a named place and the point that stands for it."""
+
     id = fields.String(
         required=True, validate=SLUG, metadata={"description": "Stable id of the place."}
     )
@@ -119,18 +121,24 @@ class LocationSchema(Schema):
 
 
 class ActorSchema(Schema):
+    """Someone who took part in the event, and how."""
+
     name = _text("Actor name, in ACLED's style where one exists.", required=True)
     role = vocabulary_field(ACTOR_ROLES, "The actor's part in the event.", required=True)
     kind = vocabulary_field(ACTOR_KINDS, "What sort of actor it is.", required=True)
 
 
 class ReporterSchema(Schema):
+    """Who gave a figure or the account: an official, a command, a newsroom."""
+
     name = _text("Who gave the figures or the account.", required=True)
     kind = vocabulary_field(REPORTER_KINDS, "What sort of reporter it is.", required=True)
     title = _nullable_text("The reporter's office, such as 'Mayor of Kharkiv'.")
 
 
 class MunitionSchema(Schema):
+    """One kind of weapon used in the event, with its counts."""
+
     category = vocabulary_field(MUNITION_CATEGORIES, "Weapon category.", required=True)
     model = _nullable_text("Weapon model, such as 'Kh-101' or 'Shahed-136'; null if not named.")
     launched = Count("How many were launched or fired.")
@@ -211,6 +219,8 @@ class EstimateSchema(Schema):
 
 
 class CasualtiesSchema(Schema):
+    """People killed and injured, each an estimate with its uncertainty."""
+
     killed = SharedNested(
         EstimateSchema,
         allow_none=True,
@@ -226,6 +236,8 @@ class CasualtiesSchema(Schema):
 
 
 class SourceSchema(Schema):
+    """The document the event was coded from."""
+
     id = fields.String(
         required=True, validate=SLUG, metadata={"description": "Stable id of the source."}
     )

@@ -100,10 +100,14 @@ class _Coordinates(fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         self.pattern = rf"^{_DECIMAL}(,{_DECIMAL}){{{self.count - 1}}}$"
+        # The example goes in the description, not in the parameter's `example`: Swagger
+        # UI's "Try it out" fills every parameter with its example, which would narrow
+        # the query a reader runs without asking (swagger-ui issue #5776).
+        metadata = kwargs.get("metadata", {})
         kwargs["metadata"] = {
+            **metadata,
             "pattern": self.pattern,
-            "example": self.example,
-            **kwargs.get("metadata", {}),
+            "description": f"{metadata.get('description', '')} Example: `{self.example}`.".strip(),
         }
         super().__init__(**kwargs)
 
@@ -194,7 +198,7 @@ def bbox_field() -> BoundingBox:
 def country_field() -> fields.String:
     return fields.String(
         validate=WholeMatch(r"^[A-Za-z]{2}$", error="Must be an ISO 3166-1 alpha-2 code."),
-        metadata={"description": "ISO 3166-1 alpha-2 country code, any case.", "example": "UA"},
+        metadata={"description": "ISO 3166-1 alpha-2 country code, any case. Example: `UA`."},
     )
 
 

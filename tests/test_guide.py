@@ -10,7 +10,6 @@ new example cannot be added outside both lists without this file failing.
 
 import base64
 import contextlib
-import csv
 import json
 import os
 import re
@@ -34,7 +33,7 @@ from api.storage import open_for_writing
 from tests.server import ROOT, Server, serving
 
 README = (ROOT / "README.md").read_text()
-EXECUTED = ("Formats", "Partners' guide", "Keeping a copy in sync")
+EXECUTED = ("Partners' guide", "Keeping a copy in sync")
 SETUP = (
     "Two commands",
     "Serving in production",
@@ -43,8 +42,10 @@ SETUP = (
     "Synthetic data at scale",
     "Development",
 )
-# Where the guide says the server is (`make run`), and the interpreter it names.
+# Where the guide says the server is (`make run`), in its one shell and one Python
+# assignment of BASE, and the interpreter it names.
 MAKE_RUN = "http://127.0.0.1:8000"
+SET_BASE = {"sh": f"BASE={MAKE_RUN}", "python": f'BASE = "{MAKE_RUN}"'}
 VENV_PYTHON = ".venv/bin/python"
 EXAMPLE_ID = "ua-2024-06-01-example-odesa-drone-strike"
 KEY_PATTERN = r"salvo_([0-9a-f]{12})_[A-Za-z0-9_-]{43}"
@@ -81,10 +82,21 @@ BLOCKS = readme_blocks()
 GUIDE = [b for b in BLOCKS if b.section in EXECUTED and b.language in ("sh", "python")]
 
 
-def for_server(text: str, server: Server) -> str:
-    """A README block as it runs in the test: against the test's server and with the
+def for_server(block: Block, server: Server) -> str:
+    """A README block as it runs in the test: BASE set to the test's server, and the
     test's interpreter (the .venv one under `make test`, but not necessarily)."""
-    return text.replace(MAKE_RUN, server.url).replace(VENV_PYTHON, shlex.quote(sys.executable))
+    text = block.text.replace(VENV_PYTHON, shlex.quote(sys.executable))
+    base = SET_BASE[block.language]
+    return text.replace(base, base.replace(MAKE_RUN, server.url))
+
+
+def test_the_guide_names_the_server_once() -> None:
+    """A reader points the guide at their server by setting BASE, once for the shell
+    and once in the Python loop: no command spells the address out."""
+    for language in ("sh", "python"):
+        text = "".join(b.text for b in GUIDE if b.language == language)
+        assert text.count(MAKE_RUN) == 1, language
+        assert SET_BASE[language] in text
 
 
 def test_every_shell_block_is_run_or_is_about_setting_up() -> None:
@@ -98,12 +110,16 @@ def bash(script: str, cwd: Path, db: Path) -> subprocess.CompletedProcess[str]:
     """One bash process for the whole script, so that variables carry from block to
     block as in a reader's shell, stopping at the first failing command. Only PATH is
     inherited, so that no SALVO_* setting of the caller's changes what the guide does;
-    PYTHONPATH finds `api` as the project root, the working directory, would."""
+    PYTHONPATH finds `api` as the project root, the working directory, would; TMPDIR
+    (`mktemp`'s) is a folder of the test's own, to see what the guide leaves there."""
+    scratch = cwd.parent / "scratch"
+    scratch.mkdir(exist_ok=True)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(cwd),
         "PYTHONPATH": str(ROOT),
         "SALVO_DATABASE": str(db),
+        "TMPDIR": str(scratch),
     }
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -113,7 +129,7 @@ def bash(script: str, cwd: Path, db: Path) -> subprocess.CompletedProcess[str]:
 
 def project_like(tmp: Path) -> Path:
     """A directory standing in for the project root: the guide reads `examples/` from
-    it and writes its downloads into it, so the repository itself gets no files."""
+    it, so the repository itself gets no files even if the guide wrote some."""
     cwd = tmp / "root"
     cwd.mkdir()
     (cwd / "examples").symlink_to(ROOT / "examples")
@@ -131,7 +147,6 @@ class GuideRun:
     db: Path
     cwd: Path
     result: subprocess.CompletedProcess[str]
-    seconds: float
 
 
 @pytest.fixture(scope="module")
@@ -142,18 +157,19 @@ def guide(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     db = tmp / "salvo.db"
     shutil.copy(seeded_db, db)
     with serving(db, tmp / "server.log") as server:
-        script = "".join(for_server(b.text, server) for b in GUIDE if b.language == "sh")
+        script = "".join(for_server(b, server) for b in GUIDE if b.language == "sh")
         cwd = project_like(tmp)
-        started = time.monotonic()
         result = bash(script, cwd, db)
-        yield GuideRun(server, db, cwd, result, time.monotonic() - started)
+        yield GuideRun(server, db, cwd, result)
 
 
 def test_the_guide_runs_as_written(guide: GuideRun) -> None:
     assert guide.result.returncode == 0, guide.result.stderr
     assert guide.result.stderr == ""
-    # No 429 waits: the guide stays within the default limits.
-    assert guide.seconds < 20
+    # No 429 waits: the guide stays within the default limits. Read from the access
+    # log rather than timed, since the guide's seconds vary with the machine's load.
+    statuses = re.findall(r'HTTP/1.1" (\d+)', guide.server.log.read_text())
+    assert len(statuses) > 10 and "429" not in statuses
 
 
 def guide_output(guide: GuideRun) -> tuple[list[str], list[Any]]:
@@ -170,9 +186,9 @@ def guide_output(guide: GuideRun) -> tuple[list[str], list[Any]]:
 def test_the_guide_prints_what_it_says(guide: GuideRun) -> None:
     lines, _ = guide_output(guide)
     # Get a key: the key, then `keys list` with both keys, then the revoked key refused.
-    key = re.fullmatch(KEY_PATTERN, lines[1])
+    key = re.fullmatch(KEY_PATTERN, lines[0])
     assert key is not None
-    listed = [line.split("\t") for line in lines[2:4]]
+    listed = [line.split("\t") for line in lines[1:3]]
     assert [row[:3] for row in listed] == [
         [key.group(1), "Example Newsroom", "write"],
         [listed[1][0], "Old dashboard", "read"],
@@ -180,10 +196,10 @@ def test_the_guide_prints_what_it_says(guide: GuideRun) -> None:
     # Both created just now, neither revoked when listed.
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", row[3]) for row in listed)
     assert [row[4] for row in listed] == ["", ""]
-    assert lines[:1] + lines[4:] == [
-        "17",  # Formats: the NDJSON export counted with wc -l
+    assert lines[3:] == [
         "401",  # the revoked key
         "17",  # the pull, one event a line
+        "10",  # the CSV of Kharkiv Oblast: its header and 9 events
         "201",  # POST
         "idempotent-replayed: true",  # the same POST again
         "200",  # PATCH
@@ -222,21 +238,12 @@ def changes_token(history: str, seq: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def test_the_guide_pulls_every_event(guide: GuideRun) -> None:
-    pulled = (guide.cwd / "events.ndjson").read_text().splitlines()
-    ids = [json.loads(line)["id"] for line in pulled]
-    assert len(ids) == 17 and EXAMPLE_ID not in ids
-    # What the guide writes, it writes in the directory it runs in.
-    assert sorted(p.name for p in guide.cwd.iterdir()) == [
-        "events.ndjson",
-        "examples",
-        "kharkiv.csv",
-    ]
-    with (guide.cwd / "kharkiv.csv").open(newline="") as exported:
-        rows = list(csv.DictReader(exported))
-    listed = get(f"{guide.server.url}/api/v1/events?admin1=Kharkiv%20Oblast&limit=1000")["data"]
-    assert [row["id"] for row in rows] == [event["id"] for event in listed]
-    assert len(rows) == 9
+def test_the_guide_leaves_no_file_behind(guide: GuideRun) -> None:
+    """Its downloads go to a scratch folder (`mktemp -d`), which its last step removes:
+    nothing in the directory it runs in (the project root for a reader), nothing in
+    TMPDIR. What it pulled, it counted (test_the_guide_prints_what_it_says)."""
+    assert [p.name for p in guide.cwd.iterdir()] == ["examples"]
+    assert list((guide.cwd.parent / "scratch").iterdir()) == []
 
 
 def test_the_guide_wrote_through_the_api(guide: GuideRun) -> None:
@@ -266,11 +273,11 @@ def test_the_guide_wrote_through_the_api(guide: GuideRun) -> None:
 
 def test_the_changes_example_shows_the_feed_as_it_is(guide: GuideRun) -> None:
     (shown,) = [b for b in GUIDE if b.section == "Keeping a copy in sync" and b.language == "sh"]
-    assert shown.text == f"curl -s '{MAKE_RUN}/api/v1/changes?limit=1'\n"
+    assert shown.text == 'curl -s "$BASE/api/v1/changes?limit=1"\n'
     (document,) = [
         b for b in BLOCKS if b.language == "json" and b.section == "Keeping a copy in sync"
     ]
-    expected = json.loads(for_server(document.text, guide.server))
+    expected = json.loads(document.text.replace(MAKE_RUN, guide.server.url))
     _, (_, page) = guide_output(guide)
     # changed_at is when the test database was seeded; the event is elided in the README.
     for change in (*expected["data"], *page["data"]):
@@ -285,7 +292,7 @@ def test_the_changes_example_shows_the_feed_as_it_is(guide: GuideRun) -> None:
 
 
 def test_the_mirror_loop_copies_what_the_api_lists(guide: GuideRun) -> None:
-    (code,) = [b.text for b in GUIDE if b.language == "python"]
+    (code,) = [b for b in GUIDE if b.language == "python"]
     namespace: dict[str, Any] = {}
     exec(for_server(code, guide.server), namespace)  # the README's own code, as a reader runs it
     mirror: dict[str, dict] = {}
@@ -311,7 +318,7 @@ def test_curl_retries_past_a_429(seeded_db: Path, tmp_path: Path) -> None:
     with serving(db, log, env={"SALVO_RATE_LIMIT_KEY": "2/3seconds"}) as server:
         # SINCE as the guide's "Sync daily" block leaves it: after the seed's 17 changes.
         since = changes_token(history_id(db), 17)
-        script = f"KEY={shlex.quote(key)}\nSINCE={since}\n" + for_server(block, server) * 3
+        script = f"BASE={server.url}\nKEY={shlex.quote(key)}\nSINCE={since}\n" + block * 3
         started = time.monotonic()
         result = bash(script, project_like(tmp_path), db)
         seconds = time.monotonic() - started

@@ -1,0 +1,116 @@
+"""The documents Salvo serves: the codebook rendered from the schemas, and the README,
+guide, CHANGELOG, problems page and codebook as HTML whose every link answers."""
+
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from flask.testing import FlaskClient
+
+from api.docs import _markdown, pages
+from schemas.codebook import VOCABULARIES, render
+from schemas.event import EventSchema
+
+ROOT = Path(__file__).resolve().parent.parent
+CODEBOOK = ROOT / "docs" / "codebook.md"
+
+
+def test_committed_codebook_is_what_the_schemas_render() -> None:
+    assert CODEBOOK.read_text() == render(), (
+        "docs/codebook.md is stale: run `make codebook` and commit it"
+    )
+
+
+def test_the_codebook_lists_every_field_and_code() -> None:
+    text = CODEBOOK.read_text()
+    for name in EventSchema().fields:
+        assert f"| `{name}` |" in text, name
+    for field in ("location.latitude", "munitions[].intercepted", "casualties.killed.high"):
+        assert f"| `{field}` |" in text, field
+    for vocabulary in VOCABULARIES:
+        assert f"### {vocabulary.title}\n" in text
+        for code in vocabulary.values:
+            assert f"| `{code}` |" in text, code
+
+
+class Page(HTMLParser):
+    """The links and element ids of an HTML page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "a" and attributes.get("href"):
+            self.links.append(str(attributes["href"]))
+        if attributes.get("id"):
+            self.ids.add(str(attributes["id"]))
+
+
+def crawl(client: FlaskClient) -> dict[str, Page]:
+    """Every served document, and every document they link to, parsed."""
+    parsed: dict[str, Page] = {}
+    waiting = list(pages().values())
+    while waiting:
+        route = waiting.pop()
+        if route in parsed:
+            continue
+        response = client.get(route)
+        assert response.status_code == 200, route
+        assert response.content_type == "text/html; charset=utf-8", route
+        parsed[route] = Page(response.get_data(as_text=True))
+        for link in parsed[route].links:
+            path = urlsplit(link).path
+            if path in pages().values():
+                waiting.append(path)
+    return parsed
+
+
+def test_the_documents_are_served_as_html(client: FlaskClient) -> None:
+    parsed = crawl(client)
+    assert {"/guide", "/changelog", "/docs/codebook", "/docs/problems"} <= set(parsed)
+    readme = client.get("/guide").get_data(as_text=True)
+    assert '<h2 id="partners-guide">Partners\' guide</h2>' in readme
+    assert "<table>" in readme and "```" not in readme
+
+
+def test_every_link_of_every_document_answers(client: FlaskClient) -> None:
+    """Relative links of the Markdown (`docs/problems.md`, `#formats`) are rewritten
+    to the routes that serve them; every link on the server answers 200, and every
+    link to a section finds its heading."""
+    parsed = crawl(client)
+    checked = set()
+    for route, page in parsed.items():
+        for link in page.links:
+            url = urlsplit(urljoin(route, link))
+            if url.scheme in ("http", "https") and url.netloc != "localhost":
+                continue  # another site's: not reachable from the tests
+            target = url.path + (f"?{url.query}" if url.query else "")
+            if target not in checked:
+                assert client.get(target).status_code == 200, (route, link)
+                checked.add(target)
+            if url.fragment:
+                assert url.fragment in parsed[url.path].ids, (route, link)
+    # The documents link to each other, to the reference and to the API.
+    assert {"/guide", "/docs/codebook", "/docs/problems", "/changelog", "/api/v1/docs"} <= {
+        urlsplit(link).path for link in parsed["/docs/codebook"].links
+    }
+
+
+def test_raw_html_in_a_document_is_shown_as_text(client: FlaskClient) -> None:
+    """The documents are the project's own, but the renderer passes no markup through."""
+    html = client.get("/docs/codebook").get_data(as_text=True)
+    assert "<script" not in html
+    rendered = _markdown().render("<script>alert(1)</script> [x](javascript:alert(1))")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert "<a" not in rendered
+
+
+def test_an_unknown_document_is_a_404_problem(client: FlaskClient) -> None:
+    response = client.get("/docs/nothing-here")
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    assert "/docs/codebook" in response.get_json()["detail"]
