@@ -11,7 +11,6 @@ nothing from the request is spliced into SQL text.
 
 import datetime
 import math
-import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from typing import Any, ClassVar
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from api import search
 from api.db import EARTH_RADIUS_KM
-from api.problems import invalid_parameter
 from api.storage import WEAPON_BITS, placeholders
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp, vocabulary_field
 from schemas.gazetteer import admin1_named, spellings_of_place
@@ -317,89 +316,55 @@ def _updated_since(scope: Scope, updated_since: datetime.datetime) -> Clause:
 FTS_COMMON_TERM_MATCHES = 20_000
 
 
-# The most a search may ask for. Every term (a word, bare or in a phrase, with or
-# without a prefix *) is a scan of the full-text index, and OR'd prefix terms
-# multiply: a valid 500-character q of them took 8.2 s at 100,000 events. Sixteen
-# terms and operators and 200 characters hold any search a person types (the
-# examples are two or three words).
-MAX_Q_LENGTH = 200
-MAX_Q_TERMS = 16
-_TERM = re.compile(r"\w+")
+class SearchText(fields.String):
+    """Text in Salvo's search grammar (api/search.py), loaded as the search it asks for."""
 
-
-def _few_terms(q: str) -> None:
-    terms = len(_TERM.findall(q))
-    if terms > MAX_Q_TERMS:
-        raise ValidationError(
-            f"At most {MAX_Q_TERMS} words and operators (AND, OR, NOT, NEAR); this has {terms}."
-        )
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text:
+            raise ValidationError("Empty: give a word to search for, or leave q out.")
+        try:
+            return search.parse(text)
+        except search.SearchTooLarge as error:
+            raise ValidationError(str(error)) from None
 
 
 @declare(
     "q=%22storm%20shadow%22",
-    q=fields.String(
-        validate=[validate.Length(min=1, max=MAX_Q_LENGTH), _few_terms],
+    q=SearchText(
         metadata={
-            "description": 'Full-text search (SQLite FTS5 syntax: words, "phrases", prefix*, '
-            f"AND/OR/NOT) over the notes and place names; at most {MAX_Q_LENGTH} characters "
-            f"and {MAX_Q_TERMS} words and operators."
+            "description": "Full-text search over the notes and place names: words (all of "
+            'them, in any order), "quoted phrases", prefix* (words that start so), OR between '
+            "two terms (either), -term (events without it). Any other text is searched as "
+            "words: punctuation separates them, so S-300 finds the words S and 300 side by "
+            f"side. At most {search.MAX_LENGTH} characters and {search.MAX_TERMS} words and "
+            "operators.",
+            "minLength": 1,
+            "maxLength": search.MAX_LENGTH,
         },
     ),
 )
-def _q(scope: Scope, q: str) -> Clause:
-    # FTS5 reports a malformed query only when it runs; running the count alone
-    # attributes the error to `q` rather than to the whole statement.
-    try:
-        (matches,) = scope.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
-            [q, FTS_COMMON_TERM_MATCHES],
-        ).fetchone()
-    except sqlite3.OperationalError as error:
-        reason = search_error(str(error))
-        if reason is None:
-            raise  # not the search's syntax (a lock, an interrupted query): not the client's
-        raise invalid_parameter("q", reason) from None
+def _q(scope: Scope, q: search.Search) -> Clause:
+    query = search.to_fts5(q)
+    if query is None:
+        return "0", []  # no word to search for: no event has it
+    matching = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+    if query.negated:
+        return f"e.row_id NOT IN ({matching})", [query.expression]
+    (matches,) = scope.conn.execute(
+        f"SELECT count(*) FROM ({matching} LIMIT ?)",
+        [query.expression, FTS_COMMON_TERM_MATCHES],
+    ).fetchone()
     # A prefix term (word*) is expanded to every indexed word it begins at each
     # evaluation, so probing row by row repeats that: at 100,000 events `a*` took
     # 4.2 s a page probed and 0.08 s collected once (8 OR'd one-letter prefixes,
     # 6.9 s against 0.19 s).
-    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES and "*" not in q:
+    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES and not q.has_prefix:
         return (
             "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
-            [q],
+            [query.expression],
         )
-    return "e.row_id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [q]
-
-
-_SEARCH_SYNTAX = (
-    'use words, "phrases", prefix*, AND/OR/NOT between terms, and quotes around anything else'
-)
-
-
-def search_error(message: str) -> str | None:
-    """What is wrong with a search, in Salvo's words, from SQLite's message for an
-    FTS5 query it cannot parse (the messages of SQLite 3.4x's fts5_expr.c); None
-    for a message that is no syntax error."""
-    if message == "unterminated string":
-        return 'A quote is not closed: close the "phrase", or remove the quote.'
-    if message.startswith("no such column: "):
-        # FTS5 reads `word:` as a column filter, and `-word` as one excluded.
-        word = message.removeprefix("no such column: ")
-        return (
-            f"A column filter like `{word}:` (or a hyphen before `{word}`) is not searchable "
-            'here; put the words in quotes, e.g. "storm-shadow".'
-        )
-    if message.startswith("unknown special query"):
-        return "A * must end a word, as in kharkiv*, for words that start so."
-    if message.startswith("expected integer"):
-        return "NEAR's distance must be a whole number, as in NEAR(storm shadow, 5)."
-    if message.startswith("fts5: syntax error near "):
-        near = message.removeprefix("fts5: syntax error near ").strip('"')
-        where = f"at `{near}`" if near else "where it ends"
-        return f"Not a valid search {where}: {_SEARCH_SYNTAX}."
-    if message.startswith("fts5: "):
-        return f"Not a valid search: {_SEARCH_SYNTAX}."
-    return None
+    return f"e.row_id IN ({matching})", [query.expression]
 
 
 def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:
