@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from flask import g, has_app_context
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api import search
@@ -348,23 +349,82 @@ def _q(scope: Scope, q: search.Search) -> Clause:
     query = search.to_fts5(q)
     if query is None:
         return "0", []  # no word to search for: no event has it
-    matching = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+    keeps, params = _searched(query)
+    if not scope.paged:
+        if search_capped(scope.conn, q):
+            return "e.row_id IN (SELECT value FROM json_each(?))", [_most_recent(scope.conn, query)]
+        return keeps, params
     if query.negated:
-        return f"e.row_id NOT IN ({matching})", [query.expression]
-    (matches,) = scope.conn.execute(
-        f"SELECT count(*) FROM ({matching} LIMIT ?)",
-        [query.expression, FTS_COMMON_TERM_MATCHES],
-    ).fetchone()
+        return keeps, params
     # A prefix term (word*) is expanded to every indexed word it begins at each
     # evaluation, so probing row by row repeats that: at 100,000 events `a*` took
     # 4.2 s a page probed and 0.08 s collected once (8 OR'd one-letter prefixes,
     # 6.9 s against 0.19 s).
-    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES and not q.has_prefix:
+    if _fts5_matches(scope.conn, query, FTS_COMMON_TERM_MATCHES) and not q.has_prefix:
         return (
             "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
-            [query.expression],
+            params,
         )
-    return f"e.row_id IN ({matching})", [query.expression]
+    return keeps, params
+
+
+# /stats sums every event its filters keep, and a search cannot be rolled up: the
+# 120,000 events (12%) matching `kharkiv` at 1M events took 9-11x a full scan of
+# the events table to sum. So a search's totals have a budget, as search engines
+# cap what one query reads: its SEARCH_TOTALS_CAP most recent matches (by date,
+# then id), found once per request by walking the date index newest first; the
+# other filters narrow within them, and meta.search_capped says when the cap cut.
+# At 1M events (bench/run.py --stats-only) 10,000 answered q=kharkiv in 2.9x the
+# scan and its monthly series (three statements) in 3.6x; 20,000 took 7x for the
+# series. Pages and exports of /events are not capped: they read as they serve.
+SEARCH_TOTALS_CAP = 10_000
+
+
+def search_capped(conn: sqlite3.Connection, q: search.Search) -> bool:
+    """Whether a search matches more events than its totals sum (SEARCH_TOTALS_CAP)."""
+    query = search.to_fts5(q)
+    if query is None:
+        return False
+    if not query.negated:
+        return _fts5_matches(conn, query, SEARCH_TOTALS_CAP + 1)
+    keeps, params = _searched(query)
+    (kept,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {keeps} LIMIT ?)",
+        [*params, SEARCH_TOTALS_CAP + 1],
+    ).fetchone()
+    return bool(kept > SEARCH_TOTALS_CAP)
+
+
+def _searched(query: search.Fts5Query) -> Clause:
+    """The condition on events `e` that keeps those a compiled search finds."""
+    matching = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+    return f"e.row_id {'NOT IN' if query.negated else 'IN'} ({matching})", [query.expression]
+
+
+def _most_recent(conn: sqlite3.Connection, query: search.Fts5Query) -> str:
+    """The row_id of the SEARCH_TOTALS_CAP most recent events a search keeps, as a
+    JSON array, read once per request: finding them builds the list of every match
+    (the cost of the cap), which each statement of the totals would repeat."""
+    found: dict[search.Fts5Query, str] = (
+        g.setdefault("most_recent_matches", {}) if has_app_context() else {}
+    )
+    if query not in found:
+        keeps, params = _searched(query)
+        (found[query],) = conn.execute(
+            "SELECT json_group_array(row_id) FROM (SELECT e.row_id FROM events e "
+            f"INDEXED BY events_date WHERE {keeps} ORDER BY e.date DESC, e.id DESC LIMIT ?)",
+            [*params, SEARCH_TOTALS_CAP],
+        ).fetchone()
+    return found[query]
+
+
+def _fts5_matches(conn: sqlite3.Connection, query: search.Fts5Query, at_least: int) -> bool:
+    """Whether FTS5 finds at least this many rows for a query (counted up to it)."""
+    (matches,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
+        [query.expression, at_least],
+    ).fetchone()
+    return bool(matches >= at_least)
 
 
 def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:

@@ -8,13 +8,14 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import create_app
+from api import create_app, filters
 from api.keys import create_key
 from api.search import (
     MAX_LENGTH,
@@ -306,3 +307,68 @@ def test_any_text_is_a_search_or_a_limit(app: Flask, q: str) -> None:
         assert response.status_code == 200, (q, response.get_json())
     else:
         assert "At most" in refused_q(response)
+
+
+# Totals of a search (/stats): its SEARCH_TOTALS_CAP most recent matches
+
+
+@pytest.fixture
+def synthetic(synthetic_db: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    """20,000 synthetic events, with a cap the common words there pass."""
+    monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", 300)
+    app = create_app(
+        {"DATABASE": str(synthetic_db), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
+    )
+    return app.test_client()
+
+
+def matching(client: FlaskClient, q: str) -> list[dict]:
+    """Every event a search finds, most recent first (an export is never capped)."""
+    response = client.get(f"/api/v1/events?format=ndjson&sort=-date&q={quote(q)}")
+    assert response.status_code == 200
+    return [orjson.loads(line) for line in response.get_data().splitlines()]
+
+
+def stats(client: FlaskClient, query: str) -> dict:
+    response = client.get(f"/api/v1/stats?{query}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def injured(events: list[dict]) -> int:
+    return sum((e["casualties"]["injured"] or {}).get("best") or 0 for e in events)
+
+
+@pytest.mark.parametrize("q", ["kharkiv", "-kharkiv"])
+def test_a_common_search_sums_its_most_recent_matches(synthetic: FlaskClient, q: str) -> None:
+    found = matching(synthetic, q)
+    assert len(found) > 300
+    body = stats(synthetic, f"q={quote(q)}")
+    assert body["meta"]["search_capped"] is True
+    (total,) = body["data"]
+    assert total["events"] == 300
+    assert total["injured"]["best"] == injured(found[:300])
+    # Other filters narrow within those 300; a series sums the same ones.
+    month = found[0]["date"][:7]
+    narrowed = stats(synthetic, f"q={quote(q)}&date_from={month}-01")["data"][0]
+    assert narrowed["events"] == sum(e["date"] >= f"{month}-01" for e in found[:300])
+    series = stats(synthetic, f"q={quote(q)}&interval=month&limit=5000")
+    assert sum(row["events"] for row in series["data"] + series["coarser"]) == 300
+
+
+def test_a_rarer_search_sums_every_match(synthetic: FlaskClient) -> None:
+    found = matching(synthetic, "zolochiv")
+    assert 0 < len(found) <= 300
+    body = stats(synthetic, "q=zolochiv")
+    assert body["meta"]["search_capped"] is False
+    assert body["data"][0]["events"] == len(found)
+    assert body["data"][0]["injured"]["best"] == injured(found)
+    assert "search_capped" not in stats(synthetic, "")["meta"]
+
+
+def test_the_cap_is_the_documented_one() -> None:
+    assert filters.SEARCH_TOTALS_CAP == 10_000
+    spec = Path(__file__).resolve().parent.parent.joinpath("openapi.yaml").read_text()
+    assert "more than 10,000 events, of which the totals sum the 10,000 most recent" in " ".join(
+        spec.split()
+    )
