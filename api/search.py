@@ -36,9 +36,10 @@ MAX_LENGTH = 200
 MAX_TERMS = 16
 
 _WORD = re.compile(r"[^\W_]+")
-# A token: a quoted phrase (open to the end if unclosed) or a run of anything but
-# spaces and quotes; a leading `-` marks an exclusion, a trailing `*` a prefix.
-_TOKEN = re.compile(r'(?P<minus>-?)(?:"(?P<phrase>[^"]*)"?|(?P<bare>[^\s"]+))(?P<star>\*?)')
+# A token: a quoted phrase (open to the end if unclosed; a * after its closing quote
+# makes it a prefix) or a run of anything but spaces and quotes; a leading `-` marks
+# an exclusion.
+_TOKEN = re.compile(r'(?P<minus>-?)(?:"(?P<phrase>[^"]*)"?(?P<star>\*?)|(?P<bare>[^\s"]+))')
 
 
 class SearchTooLarge(ValueError):
@@ -93,25 +94,19 @@ _OPERATORS = ("OR", "AND", "NOT")
 def _tokens(text: str) -> list[_Token]:
     tokens = []
     for match in _TOKEN.finditer(text):
-        bare, star = match["bare"], match["star"]
-        if bare is not None and not match["minus"] and not star and bare in _OPERATORS:
+        excluded, bare = bool(match["minus"]), match["bare"]
+        if bare in _OPERATORS and not excluded:
             tokens.append(_Token(None, bare))
             continue
-        if bare is not None and not star and bare.endswith("*"):
-            # The regex's star is greedy only after a quote; a bare word keeps its own.
-            star = "*"
-        words = tuple(_WORD.findall(match["phrase"] if bare is None else bare))
+        if bare is None:
+            words, prefix = _WORD.findall(match["phrase"]), bool(match["star"])
+        else:
+            # A * makes a prefix after a letter or digit: `kharkiv!*` is the word.
+            words = _WORD.findall(bare)
+            prefix = bare.endswith("*") and _WORD.fullmatch(bare.rstrip("*")[-1:]) is not None
         if words:
-            phrase = Phrase(words, prefix=bool(star) and _ends_in_word(match.group()))
-            tokens.append(_Token(phrase, excluded=bool(match["minus"])))
+            tokens.append(_Token(Phrase(tuple(words), prefix), excluded=excluded))
     return tokens
-
-
-def _ends_in_word(token: str) -> bool:
-    """Whether a * makes a prefix: it must follow a word or a closing quote, so that
-    `kharkiv*` and `"storm sha"*` are prefixes and `kharkiv!*` is the word kharkiv."""
-    stem = token.rstrip("*")
-    return stem.endswith('"') or _WORD.fullmatch(stem[-1:]) is not None
 
 
 def parse(text: str) -> Search:

@@ -31,6 +31,8 @@ from api.search import (
 from api.storage import open_for_writing
 from tests.test_events_filters import ALL, FRANCE, KHARKIV_OBLAST, SL_BUILDUP, STORM_SHADOW, ids
 
+_WORDS = re.compile(r"[^\W_]+")
+
 # The grammar
 
 
@@ -178,9 +180,15 @@ def test_the_compiled_query_finds_what_the_grammar_says(
 @given(text=st.text(max_size=MAX_LENGTH))
 def test_fts5_takes_whatever_the_compiler_writes(fts5: sqlite3.Connection, text: str) -> None:
     try:
-        query = to_fts5(parse(text))
+        tree = parse(text)
     except SearchTooLarge:
         return
+    # The tree holds words only: runs of letters and digits, nothing FTS5 could read
+    # as syntax.
+    terms = [*tree.required, *tree.excluded]
+    phrases = [p for t in terms for p in (t.phrases if isinstance(t, AnyOf) else (t,))]
+    assert all(_WORDS.fullmatch(word) for p in phrases for word in p.words)
+    query = to_fts5(tree)
     if query is not None:
         # FTS5 raises on a syntax error; every compiled query runs.
         fts5.execute("SELECT rowid FROM events_fts WHERE events_fts MATCH ?", [query.expression])
@@ -280,9 +288,6 @@ def test_the_limits_are_400s_naming_q(client: FlaskClient) -> None:
     # /stats and the exports take the same parameter.
     assert refused_q(get("/api/v1/stats?q=" + "k" * (MAX_LENGTH + 1)))
     assert refused_q(get("/api/v1/events?format=csv&q=" + "k" * (MAX_LENGTH + 1)))
-
-
-_WORDS = re.compile(r"[^\W_]+")
 
 
 @settings(
