@@ -317,6 +317,19 @@ def _updated_since(scope: Scope, updated_since: datetime.datetime) -> Clause:
 FTS_COMMON_TERM_MATCHES = 20_000
 
 
+# /stats sums every event its filters keep, and a search cannot be rolled up: the
+# 120,000 events (12%) matching `kharkiv` at 1M events took 9-11x a full scan of
+# the events table to sum. So a search's totals have a budget, as search engines
+# cap what one query reads: its SEARCH_TOTALS_CAP most recent matches (by date,
+# then id), found once per request by walking the date index newest first; the
+# other filters narrow within them, and meta.search_capped says when the cap cut.
+# At 1M events on the shared 2-core machine (bench/run.py --stats-only), summing
+# every match took 6-13x the scan for q=kharkiv and 15-49x for its monthly series
+# (three statements); a cap of 10,000 took 0.7-4.3x and 1.8-5.8x, 5,000 1.3x and
+# 1.3x. Pages and exports of /events are not capped: they read as they serve.
+SEARCH_TOTALS_CAP = 5_000
+
+
 class SearchText(fields.String):
     """Text in Salvo's search grammar (api/search.py), loaded as the search it asks for."""
 
@@ -339,7 +352,9 @@ class SearchText(fields.String):
             "two terms (either), -term (events without it). Any other text is searched as "
             "words: punctuation separates them, so S-300 finds the words S and 300 side by "
             f"side. At most {search.MAX_LENGTH} characters and {search.MAX_TERMS} words and "
-            "operators.",
+            f"operators. /stats sums a search's {SEARCH_TOTALS_CAP:,} most recent matches (by "
+            "date), the other filters narrowing within them; `meta.search_capped` says "
+            "whether it matched more.",
             "minLength": 1,
             "maxLength": search.MAX_LENGTH,
         },
@@ -366,18 +381,6 @@ def _q(scope: Scope, q: search.Search) -> Clause:
             params,
         )
     return keeps, params
-
-
-# /stats sums every event its filters keep, and a search cannot be rolled up: the
-# 120,000 events (12%) matching `kharkiv` at 1M events took 9-11x a full scan of
-# the events table to sum. So a search's totals have a budget, as search engines
-# cap what one query reads: its SEARCH_TOTALS_CAP most recent matches (by date,
-# then id), found once per request by walking the date index newest first; the
-# other filters narrow within them, and meta.search_capped says when the cap cut.
-# At 1M events (bench/run.py --stats-only) 10,000 answered q=kharkiv in 2.9x the
-# scan and its monthly series (three statements) in 3.6x; 20,000 took 7x for the
-# series. Pages and exports of /events are not capped: they read as they serve.
-SEARCH_TOTALS_CAP = 10_000
 
 
 def search_capped(conn: sqlite3.Connection, q: search.Search) -> bool:

@@ -275,8 +275,8 @@ class StatsMetaSchema(PageMetaSchema):
     )
     search_capped = fields.Boolean(
         **_doc(
-            "With `q` only: true when the search matches more than 10,000 events, of which "
-            "the totals sum the 10,000 most recent (by date), the other filters narrowing "
+            "With `q` only: true when the search matches more than 5,000 events, of which "
+            "the totals sum the 5,000 most recent (by date), the other filters narrowing "
             "within them; false when they sum every match."
         )
     )

@@ -372,8 +372,8 @@ def test_a_rarer_search_sums_every_match(synthetic: FlaskClient) -> None:
 
 
 def test_the_cap_is_the_documented_one() -> None:
-    assert filters.SEARCH_TOTALS_CAP == 10_000
+    assert filters.SEARCH_TOTALS_CAP == 5_000
     spec = Path(__file__).resolve().parent.parent.joinpath("openapi.yaml").read_text()
-    assert "more than 10,000 events, of which the totals sum the 10,000 most recent" in " ".join(
+    assert "more than 5,000 events, of which the totals sum the 5,000 most recent" in " ".join(
         spec.split()
     )
