@@ -326,7 +326,7 @@ FTS_COMMON_TERM_MATCHES = 20_000
 # At 1M events on the shared 2-core machine (bench/run.py --stats-only), summing
 # every match took 6-13x the scan for q=kharkiv and 15-49x for its monthly series
 # (three statements); a cap of 10,000 took 0.7-4.3x and 1.8-5.8x, 5,000 1.3x and
-# 1.3x. Pages and exports of /events are not capped: they read as they serve.
+# 1.3-2.5x. Pages and exports of /events are not capped: they read as they serve.
 SEARCH_TOTALS_CAP = 5_000
 
 
