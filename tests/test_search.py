@@ -317,12 +317,21 @@ def test_any_text_is_a_search_or_a_limit(app: Flask, q: str) -> None:
 # Totals of a search (/stats): its SEARCH_TOTALS_CAP most recent matches
 
 
+@pytest.fixture(scope="module")
+def synthetic_copy(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A file of its own: a thread keeps one connection per path, with the query
+    # budget of the app that opened it (tests/test_faults.py gives 1 ms).
+    path = tmp_path_factory.mktemp("search") / "salvo.db"
+    shutil.copy(synthetic_db, path)
+    return path
+
+
 @pytest.fixture
-def synthetic(synthetic_db: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+def synthetic(synthetic_copy: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     """20,000 synthetic events, with a cap the common words there pass."""
     monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", 300)
     app = create_app(
-        {"DATABASE": str(synthetic_db), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
+        {"DATABASE": str(synthetic_copy), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
     )
     return app.test_client()
 
