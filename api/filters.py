@@ -11,16 +11,16 @@ nothing from the request is spliced into SQL text.
 
 import datetime
 import math
-import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from flask import g, has_app_context
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from api import search
 from api.db import EARTH_RADIUS_KM
-from api.problems import invalid_parameter
 from api.storage import WEAPON_BITS, placeholders
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp, vocabulary_field
 from schemas.gazetteer import admin1_named, spellings_of_place
@@ -319,89 +319,117 @@ def _updated_since(scope: Scope, updated_since: datetime.datetime) -> Clause:
 FTS_COMMON_TERM_MATCHES = 20_000
 
 
-# The most a search may ask for. Every term (a word, bare or in a phrase, with or
-# without a prefix *) is a scan of the full-text index, and OR'd prefix terms
-# multiply: a valid 500-character q of them took 8.2 s at 100,000 events. Sixteen
-# terms and operators and 200 characters hold any search a person types (the
-# examples are two or three words).
-MAX_Q_LENGTH = 200
-MAX_Q_TERMS = 16
-_TERM = re.compile(r"\w+")
+# /stats sums every event its filters keep, and a search cannot be rolled up: the
+# 120,000 events (12%) matching `kharkiv` at 1M events took 9-11x a full scan of
+# the events table to sum. So a search's totals have a budget, as search engines
+# cap what one query reads: its SEARCH_TOTALS_CAP most recent matches (by date,
+# then id), found once per request by walking the date index newest first; the
+# other filters narrow within them, and meta.search_capped says when the cap cut.
+# At 1M events on the shared 2-core machine (bench/run.py --stats-only), summing
+# every match took 6-13x the scan for q=kharkiv and 15-49x for its monthly series
+# (three statements); a cap of 10,000 took 0.7-4.3x and 1.8-5.8x, 5,000 1.3x and
+# 1.3-2.5x. Pages and exports of /events are not capped: they read as they serve.
+SEARCH_TOTALS_CAP = 5_000
 
 
-def _few_terms(q: str) -> None:
-    terms = len(_TERM.findall(q))
-    if terms > MAX_Q_TERMS:
-        raise ValidationError(
-            f"At most {MAX_Q_TERMS} words and operators (AND, OR, NOT, NEAR); this has {terms}."
-        )
+class SearchText(fields.String):
+    """Text in Salvo's search grammar (api/search.py), loaded as the search it asks for."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text:
+            raise ValidationError("Empty: give a word to search for, or leave q out.")
+        try:
+            return search.parse(text)
+        except search.SearchTooLarge as error:
+            raise ValidationError(str(error)) from None
 
 
 @declare(
     "q=%22storm%20shadow%22",
-    q=fields.String(
-        validate=[validate.Length(min=1, max=MAX_Q_LENGTH), _few_terms],
+    q=SearchText(
         metadata={
-            "description": 'Full-text search (SQLite FTS5 syntax: words, "phrases", prefix*, '
-            f"AND/OR/NOT) over the notes and place names; at most {MAX_Q_LENGTH} characters "
-            f"and {MAX_Q_TERMS} words and operators."
+            "description": "Full-text search over the notes and place names: words (all of "
+            'them, in any order), "quoted phrases", prefix* (words that start so), OR between '
+            "two terms (either), -term (events without it). Any other text is searched as "
+            "words: punctuation separates them, so S-300 finds the words S and 300 side by "
+            f"side. At most {search.MAX_LENGTH} characters and {search.MAX_TERMS} words and "
+            f"operators. /stats sums a search's {SEARCH_TOTALS_CAP:,} most recent matches (by "
+            "date), the other filters narrowing within them; `meta.search_capped` says "
+            "whether it matched more.",
+            "minLength": 1,
+            "maxLength": search.MAX_LENGTH,
         },
     ),
 )
-def _q(scope: Scope, q: str) -> Clause:
-    # FTS5 reports a malformed query only when it runs; running the count alone
-    # attributes the error to `q` rather than to the whole statement.
-    try:
-        (matches,) = scope.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
-            [q, FTS_COMMON_TERM_MATCHES],
-        ).fetchone()
-    except sqlite3.OperationalError as error:
-        reason = search_error(str(error))
-        if reason is None:
-            raise  # not the search's syntax (a lock, an interrupted query): not the client's
-        raise invalid_parameter("q", reason) from None
+def _q(scope: Scope, q: search.Search) -> Clause:
+    query = search.to_fts5(q)
+    if query is None:
+        return "0", []  # no word to search for: no event has it
+    keeps, params = _searched(query)
+    if not scope.paged:
+        if search_capped(scope.conn, q):
+            return "e.row_id IN (SELECT value FROM json_each(?))", [_most_recent(scope.conn, query)]
+        return keeps, params
+    if query.negated:
+        return keeps, params
     # A prefix term (word*) is expanded to every indexed word it begins at each
     # evaluation, so probing row by row repeats that: at 100,000 events `a*` took
     # 4.2 s a page probed and 0.08 s collected once (8 OR'd one-letter prefixes,
     # 6.9 s against 0.19 s).
-    if scope.paged and matches >= FTS_COMMON_TERM_MATCHES and "*" not in q:
+    if _fts5_matches(scope.conn, query, FTS_COMMON_TERM_MATCHES) and not q.has_prefix:
         return (
             "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
-            [q],
+            params,
         )
-    return "e.row_id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", [q]
+    return keeps, params
 
 
-_SEARCH_SYNTAX = (
-    'use words, "phrases", prefix*, AND/OR/NOT between terms, and quotes around anything else'
-)
+def search_capped(conn: sqlite3.Connection, q: search.Search) -> bool:
+    """Whether a search matches more events than its totals sum (SEARCH_TOTALS_CAP)."""
+    query = search.to_fts5(q)
+    if query is None:
+        return False
+    if not query.negated:
+        return _fts5_matches(conn, query, SEARCH_TOTALS_CAP + 1)
+    keeps, params = _searched(query)
+    (kept,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {keeps} LIMIT ?)",
+        [*params, SEARCH_TOTALS_CAP + 1],
+    ).fetchone()
+    return bool(kept > SEARCH_TOTALS_CAP)
 
 
-def search_error(message: str) -> str | None:
-    """What is wrong with a search, in Salvo's words, from SQLite's message for an
-    FTS5 query it cannot parse (the messages of SQLite 3.4x's fts5_expr.c); None
-    for a message that is no syntax error."""
-    if message == "unterminated string":
-        return 'A quote is not closed: close the "phrase", or remove the quote.'
-    if message.startswith("no such column: "):
-        # FTS5 reads `word:` as a column filter, and `-word` as one excluded.
-        word = message.removeprefix("no such column: ")
-        return (
-            f"A column filter like `{word}:` (or a hyphen before `{word}`) is not searchable "
-            'here; put the words in quotes, e.g. "storm-shadow".'
-        )
-    if message.startswith("unknown special query"):
-        return "A * must end a word, as in kharkiv*, for words that start so."
-    if message.startswith("expected integer"):
-        return "NEAR's distance must be a whole number, as in NEAR(storm shadow, 5)."
-    if message.startswith("fts5: syntax error near "):
-        near = message.removeprefix("fts5: syntax error near ").strip('"')
-        where = f"at `{near}`" if near else "where it ends"
-        return f"Not a valid search {where}: {_SEARCH_SYNTAX}."
-    if message.startswith("fts5: "):
-        return f"Not a valid search: {_SEARCH_SYNTAX}."
-    return None
+def _searched(query: search.Fts5Query) -> Clause:
+    """The condition on events `e` that keeps those a compiled search finds."""
+    matching = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+    return f"e.row_id {'NOT IN' if query.negated else 'IN'} ({matching})", [query.expression]
+
+
+def _most_recent(conn: sqlite3.Connection, query: search.Fts5Query) -> str:
+    """The row_id of the SEARCH_TOTALS_CAP most recent events a search keeps, as a
+    JSON array, read once per request: finding them builds the list of every match
+    (the cost of the cap), which each statement of the totals would repeat."""
+    found: dict[search.Fts5Query, str] = (
+        g.setdefault("most_recent_matches", {}) if has_app_context() else {}
+    )
+    if query not in found:
+        keeps, params = _searched(query)
+        (found[query],) = conn.execute(
+            "SELECT json_group_array(row_id) FROM (SELECT e.row_id FROM events e "
+            f"INDEXED BY events_date WHERE {keeps} ORDER BY e.date DESC, e.id DESC LIMIT ?)",
+            [*params, SEARCH_TOTALS_CAP],
+        ).fetchone()
+    return found[query]
+
+
+def _fts5_matches(conn: sqlite3.Connection, query: search.Fts5Query, at_least: int) -> bool:
+    """Whether FTS5 finds at least this many rows for a query (counted up to it)."""
+    (matches,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
+        [query.expression, at_least],
+    ).fetchone()
+    return bool(matches >= at_least)
 
 
 def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:

@@ -9,6 +9,7 @@ bounded in time.
 """
 
 import argparse
+import contextlib
 import datetime
 import os
 import re
@@ -23,7 +24,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api import create_app, stats  # noqa: E402
+from api import create_app, filters, stats  # noqa: E402
 from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
 from api.db import connect_read_only  # noqa: E402
 from api.filters import EventListArgs, StatsArgs  # noqa: E402
@@ -66,7 +67,21 @@ def main() -> int:
     parser.add_argument(
         "--datasette", type=Path, default=ROOT / ".venv-bench" / "bin" / "datasette"
     )
+    parser.add_argument(
+        "--stats-only",
+        nargs="*",
+        metavar="CASE",
+        help="measure only these /stats cases in-process against the scan (all of them "
+        "if none is named; e.g. q=kharkiv), with no server and no HTTP load",
+    )
     args = parser.parse_args()
+    if args.stats_only is not None:
+        unknown = set(args.stats_only) - set(STATS_CASES)
+        if unknown:
+            parser.error(f"unknown cases {sorted(unknown)}; the cases: {list(STATS_CASES)}")
+        ensure_database(args.db, args.events)
+        print_report(in_process_stats(args.db, args.stats_only or list(STATS_CASES)))
+        return 0
     if not shutil.which("wrk"):
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -178,11 +193,15 @@ def main() -> int:
             )
 
     report += in_process(args.db, cases)
+    print_report(report)
+    return 0
+
+
+def print_report(report: list[tuple[str, str, str]]) -> None:
     print()
     width = max(len(name) for name, _, _ in report)
     for name, figure, result in report:
         print(f"{name:<{width}}  {figure:>24}  {result}")
-    return 0
 
 
 def ensure_database(path: Path, events: int) -> None:
@@ -560,6 +579,33 @@ def stream_rate(port: int, path: str) -> float:
 
 def in_process(db: Path, cases: dict[str, str]) -> list[tuple[str, str, str]]:
     """Figures measured through the Flask test client, without HTTP in between."""
+    median_ms, get = _in_process_client(db)
+    rows = []
+    bbox = median_ms(get("/api/v1/events?" + cases["bbox"]))
+    rows.append(("bbox median, in-process (< 5 ms)", f"{bbox:.2f} ms", verdict(bbox < 5)))
+    first = median_ms(get("/api/v1/events?" + cases["first_page"]))
+    deep = median_ms(get("/api/v1/events?" + cases["deep_page"]))
+    rows.append(
+        (
+            f"deep page ({DEEP_ROWS:,} rows in) vs first page (<= 1.5x)",
+            f"{deep:.2f} / {first:.2f} ms = {deep / first:.2f}x",
+            verdict(deep <= 1.5 * first),
+        )
+    )
+    rows += stats_against_the_scan(db, median_ms, get, list(STATS_CASES))
+    return rows
+
+
+def in_process_stats(db: Path, names: list[str]) -> list[tuple[str, str, str]]:
+    """The /stats cases named, against the scan, through the Flask test client."""
+    return stats_against_the_scan(db, *_in_process_client(db), names)
+
+
+def _in_process_client(
+    db: Path,
+) -> tuple[Callable[..., float], Callable[[str], Callable[[], Any]]]:
+    """A timer (the median of repeated calls, after one to warm up) and a GET that
+    checks for a 200, on the app serving db in-process."""
     client = create_app(
         {"DATABASE": str(db), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
     ).test_client()
@@ -580,20 +626,7 @@ def in_process(db: Path, cases: dict[str, str]) -> list[tuple[str, str, str]]:
 
         return call
 
-    rows = []
-    bbox = median_ms(get("/api/v1/events?" + cases["bbox"]))
-    rows.append(("bbox median, in-process (< 5 ms)", f"{bbox:.2f} ms", verdict(bbox < 5)))
-    first = median_ms(get("/api/v1/events?" + cases["first_page"]))
-    deep = median_ms(get("/api/v1/events?" + cases["deep_page"]))
-    rows.append(
-        (
-            f"deep page ({DEEP_ROWS:,} rows in) vs first page (<= 1.5x)",
-            f"{deep:.2f} / {first:.2f} ms = {deep / first:.2f}x",
-            verdict(deep <= 1.5 * first),
-        )
-    )
-    rows += stats_against_the_scan(db, median_ms, get)
-    return rows
+    return median_ms, get
 
 
 # /stats cases of issue 12: every shape with no filter or rollup-served filters must
@@ -623,19 +656,27 @@ STATS_CASES = {
     "bbox (all Ukraine) by month": ("interval=month&bbox=22,44,41,53", 5, "substr(date, 1, 7)"),
     "near (Kharkiv)": ("near=49.9935,36.2304&radius_km=30", 5, None),
     "actor=france": ("actor=france", 5, None),
+    # A common term (12% of the events) and its complement: each sums the search's
+    # 5,000 most recent matches (api/filters.py, SEARCH_TOTALS_CAP).
     "q=kharkiv": ("q=kharkiv", 5, None),
+    "q=kharkiv by month": ("interval=month&q=kharkiv", 5, None),
+    "q=-kharkiv": ("q=-kharkiv", 5, None),
 }
 
 
 def stats_against_the_scan(
-    db: Path, median_ms: Callable[..., float], get: Callable[[str], Callable[[], Any]]
+    db: Path,
+    median_ms: Callable[..., float],
+    get: Callable[[str], Callable[[], Any]],
+    names: list[str],
 ) -> list[tuple[str, str, str]]:
     conn = connect_read_only(str(db))
     scan = median_ms(
         partial(run_all, conn, [("SELECT count(*) FROM events NOT INDEXED", [])]), repeat=3
     )
     rows = [("SELECT count(*) FROM events NOT INDEXED (the yardstick)", f"{scan:.0f} ms", "")]
-    for name, (query, allowed, datasette) in STATS_CASES.items():
+    for name in names:
+        query, allowed, datasette = STATS_CASES[name]
         endpoint = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
         beside = ""
         if datasette is not None:
@@ -649,6 +690,11 @@ def stats_against_the_scan(
             )
             aggregate = median_ms(partial(run_all, conn, [(sql, [])]), repeat=3)
             beside = f"; Datasette's SQL {aggregate:.0f} ms ({aggregate / endpoint:.0f}x slower)"
+        if "q" in urllib.parse.parse_qs(query):
+            # What the cap saves: the same request summing every match, in this run.
+            with every_match():
+                whole = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
+            beside = f"; every match summed {whole:.0f} ms ({whole / scan:.2f}x)"
         rows.append(
             (
                 f"/stats {name} vs the scan (<= {allowed}x)",
@@ -656,6 +702,8 @@ def stats_against_the_scan(
                 verdict(endpoint <= allowed * scan),
             )
         )
+    if names != list(STATS_CASES):
+        return rows
     # The other aggregates: a page of places or sources, each with its event count.
     for path in ("/api/v1/locations?limit=100", "/api/v1/sources?limit=100"):
         endpoint = median_ms(get(path), repeat=3)
@@ -667,6 +715,17 @@ def stats_against_the_scan(
             )
         )
     return rows
+
+
+@contextlib.contextmanager
+def every_match() -> Iterator[None]:
+    """Searches' totals without their cap (api/filters.py, SEARCH_TOTALS_CAP)."""
+    cap = filters.SEARCH_TOTALS_CAP
+    filters.SEARCH_TOTALS_CAP = 10**12  # more events than any database holds
+    try:
+        yield
+    finally:
+        filters.SEARCH_TOTALS_CAP = cap
 
 
 def run_all(conn: sqlite3.Connection, statements: Iterable[tuple[str, list[Any]]]) -> None:

@@ -273,6 +273,13 @@ class StatsMetaSchema(PageMetaSchema):
         required=True,
         allow_none=True,
     )
+    search_capped = fields.Boolean(
+        **_doc(
+            "With `q` only: true when the search matches more than 5,000 events, of which "
+            "the totals sum the 5,000 most recent (by date), the other filters narrowing "
+            "within them; false when they sum every match."
+        )
+    )
 
 
 class StatsSchema(Schema):

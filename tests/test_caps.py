@@ -15,21 +15,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from api import create_app, filters
 from api.db import connect_read_only
-from api.filters import MAX_Q_LENGTH, MAX_Q_TERMS
 from api.keys import create_key
 from api.params import MAX_JSON_DEPTH
+from api.search import parse, to_fts5
 from api.storage import open_for_writing
 from tests.server import Server, serving
 
@@ -385,91 +382,7 @@ def test_a_served_malformed_body_is_400(served: _Served) -> None:
     assert orjson.loads(body)["type"] == "/problems/malformed-body"
 
 
-# The search
-
-
-def search(client: FlaskClient, q: str) -> TestResponse:
-    return client.get(f"/api/v1/events?q={quote(q)}")
-
-
-def refused_q(response: TestResponse) -> str:
-    body = problem(response, 400, "/problems/invalid-parameters")
-    assert [p["name"] for p in body["invalid_params"]] == ["q"]
-    reason: str = body["invalid_params"][0]["reason"]
-    assert body["detail"] == f"q: {reason}"
-    return reason
-
-
-def test_q_is_at_most_200_characters(client: FlaskClient) -> None:
-    assert MAX_Q_LENGTH == 200
-    longest = '"' + "k" * 198 + '"'
-    assert search(client, longest).status_code == 200
-    assert refused_q(search(client, longest + "x")) == "Length must be between 1 and 200."
-
-
-def test_q_has_at_most_16_terms_and_operators(client: FlaskClient) -> None:
-    assert MAX_Q_TERMS == 16
-    # Eight prefix terms and seven ORs: 15; a phrase's words count one by one.
-    assert search(client, " OR ".join(["kh*"] * 8)).status_code == 200
-    assert search(client, " OR ".join(["kh*"] * 8) + " shadow").status_code == 200
-    assert refused_q(search(client, " OR ".join(["kh*"] * 9))) == (
-        "At most 16 words and operators (AND, OR, NOT, NEAR); this has 17."
-    )
-    assert refused_q(search(client, '"' + " ".join(["storm"] * 17) + '"')) == (
-        "At most 16 words and operators (AND, OR, NOT, NEAR); this has 17."
-    )
-
-
-@pytest.mark.parametrize(
-    ("q", "reason"),
-    [
-        ('"storm shadow', 'A quote is not closed: close the "phrase", or remove the quote.'),
-        ('storm"', 'A quote is not closed: close the "phrase", or remove the quote.'),
-        (
-            "rank:kharkiv",
-            "A column filter like `rank:` (or a hyphen before `rank`) is not searchable here; "
-            'put the words in quotes, e.g. "storm-shadow".',
-        ),
-        (
-            "storm-shadow",
-            "A column filter like `shadow:` (or a hyphen before `shadow`) is not searchable "
-            'here; put the words in quotes, e.g. "storm-shadow".',
-        ),
-        ("*kharkiv", "A * must end a word, as in kharkiv*, for words that start so."),
-        (
-            "NEAR(storm shadow, x)",
-            "NEAR's distance must be a whole number, as in NEAR(storm shadow, 5).",
-        ),
-        (
-            "AND",
-            'Not a valid search at `AND`: use words, "phrases", prefix*, AND/OR/NOT between '
-            "terms, and quotes around anything else.",
-        ),
-        (
-            "storm AND",
-            'Not a valid search where it ends: use words, "phrases", prefix*, AND/OR/NOT '
-            "between terms, and quotes around anything else.",
-        ),
-        (
-            "kharkiv.ua",
-            'Not a valid search at `.`: use words, "phrases", prefix*, AND/OR/NOT between '
-            "terms, and quotes around anything else.",
-        ),
-    ],
-)
-def test_search_errors_are_in_salvos_words(client: FlaskClient, q: str, reason: str) -> None:
-    assert refused_q(search(client, q)) == reason
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(q=st.text(st.sampled_from('ab *"():-+^.,{}NEAROTD\x00é'), min_size=1, max_size=40))
-def test_any_q_is_answered_or_refused_without_sqlites_words(app: Flask, q: str) -> None:
-    response = search(app.test_client(), q)
-    assert response.status_code in (200, 400)
-    if response.status_code == 400:
-        reason = refused_q(response)
-        for sqlite_words in ("fts5", "no such column", "unterminated", "syntax error"):
-            assert sqlite_words not in reason
+# The search: its limits are in tests/test_search.py.
 
 
 # Tokens
@@ -524,9 +437,11 @@ def test_a_prefix_search_collects_its_matches_once(
     conn = connect_read_only(str(synthetic_db))
     try:
         sql, params = filters.where(
-            filters.Scope.events(conn, paged=True), filters.filters_of(filters.EVENTS), {"q": q}
+            filters.Scope.events(conn, paged=True),
+            filters.filters_of(filters.EVENTS),
+            {"q": parse(q)},
         )
     finally:
         conn.close()
     assert sql.startswith(form)
-    assert params == [q]
+    assert params == [to_fts5(parse(q)).expression]  # type: ignore[union-attr]

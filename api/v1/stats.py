@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 from flask import Response
 
-from api import stats
+from api import filters, stats
 from api.db import get_db
 from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
@@ -68,6 +68,8 @@ def event_stats(args: dict[str, Any]) -> Response:
             "interval": args.get("interval"),
             "periods": answer.periods,
         }
+        if "q" in args:
+            meta["search_capped"] = filters.search_capped(get_db(), args["q"])
         response = page_response(
             [orjson.dumps(row) for row in answer.rows],
             None if answer.next_key is None else (answer.next_key,),
