@@ -119,6 +119,9 @@ def get_db() -> ReadConnection:
     """
     path = current_app.config["DATABASE"]
     conn: ReadConnection = _held("readers", path, lambda: connect_read_only(path)).conn
+    # The current app's budget: a thread's connection to a path may have been opened
+    # for another app on the same file (tests run several in one process).
+    conn.budget_s = _budget()
     conn.start_budget()
     return conn
 
