@@ -481,12 +481,12 @@ def create_tables(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     # The source rows imports turned into events (seed/imports.py): the digest of a
-    # row's cells read in its import's context, its event, and the content it gave
-    # the event. A row whose event still has that content is unchanged: a re-import
-    # of its file skips it without mapping or validating it again.
+    # row's cells read in its import's context, its event, and the event's seq once
+    # the import was done. A row whose event still has that seq (no write since) is
+    # unchanged: a re-import of its file skips it without mapping or validating it.
     db.execute(
         "CREATE TABLE IF NOT EXISTS import_sources (digest BLOB PRIMARY KEY, "
-        "event_id TEXT NOT NULL, content_digest BLOB NOT NULL) WITHOUT ROWID"
+        "event_id TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID"
     )
     _create_change_history(db)
     rollups.create(db.conn)
@@ -1092,13 +1092,13 @@ def taken_ids(conn: sqlite3.Connection, ids: Collection[str]) -> list[str]:
 
 
 def unchanged_sources(conn: sqlite3.Connection, digests: Collection[bytes]) -> dict[bytes, str]:
-    """Of these source-row digests, those whose event still has the content the row
-    gave it (neither edited nor deleted since), with the event's id."""
+    """Of these source-row digests, those whose event has had no write since the
+    import that recorded them (neither an edit nor a deletion), with the event's id."""
     return dict(
         conn.execute(
             "SELECT s.digest, s.event_id FROM import_sources s "
-            "JOIN events e ON e.id = s.event_id JOIN event_documents d ON d.row_id = e.row_id "
-            f"WHERE s.digest IN ({placeholders(digests)}) AND d.content_digest = s.content_digest",
+            "JOIN events e ON e.id = s.event_id AND e.seq = s.seq "
+            f"WHERE s.digest IN ({placeholders(digests)})",
             list(digests),
         )
     )
@@ -1107,23 +1107,22 @@ def unchanged_sources(conn: sqlite3.Connection, digests: Collection[bytes]) -> d
 @contextmanager
 def remembering_sources(
     conn: sqlite3.Connection,
-) -> Iterator[Callable[[Iterable[tuple[bytes, str, bytes]]], None]]:
-    """A function that records source rows, each (digest, event id, the content digest
-    the row gave), in import_sources when the block ends. They wait in a temporary
-    table and go in in digest order: a million random keys inserted as they come cost
-    5.5 s more CPU (10 s against 4.5, measured on this machine)."""
-    conn.execute(
-        "CREATE TEMP TABLE import_sources_staged (digest BLOB, event_id TEXT, content_digest BLOB)"
-    )
+) -> Iterator[Callable[[Iterable[tuple[bytes, str]]], None]]:
+    """A function that records source rows, each (digest, event id), in import_sources
+    when the block ends, with their events' seq then. They wait in a temporary table
+    and go in in digest order: a million random keys inserted as they come cost 5.5 s
+    more CPU (10 s against 4.5, measured on this machine)."""
+    conn.execute("CREATE TEMP TABLE import_sources_staged (digest BLOB, event_id TEXT)")
 
-    def stage(sources: Iterable[tuple[bytes, str, bytes]]) -> None:
-        conn.executemany("INSERT INTO temp.import_sources_staged VALUES (?, ?, ?)", sources)
+    def stage(sources: Iterable[tuple[bytes, str]]) -> None:
+        conn.executemany("INSERT INTO temp.import_sources_staged VALUES (?, ?)", sources)
 
     try:
         yield stage
         conn.execute(
-            "INSERT OR REPLACE INTO import_sources "
-            "SELECT * FROM temp.import_sources_staged ORDER BY digest"
+            "INSERT OR REPLACE INTO import_sources SELECT s.digest, s.event_id, e.seq "
+            "FROM temp.import_sources_staged s JOIN events e ON e.id = s.event_id "
+            "ORDER BY s.digest"
         )
     finally:
         # IF EXISTS: a failed write (a full disk) may have rolled the transaction back.
@@ -1131,14 +1130,11 @@ def remembering_sources(
 
 
 def forget_stale_sources(conn: sqlite3.Connection) -> None:
-    """Drop the source rows whose event has since changed or gone: they can never
-    match again, unless the event returns to their content (a re-import then
-    validates the row once more)."""
+    """Drop the source rows whose event has been written or deleted since: they can
+    never match again."""
     conn.execute(
         "DELETE FROM import_sources WHERE digest IN (SELECT s.digest FROM import_sources s "
-        "LEFT JOIN events e ON e.id = s.event_id "
-        "LEFT JOIN event_documents d ON d.row_id = e.row_id "
-        "WHERE d.content_digest IS NOT s.content_digest)"
+        "LEFT JOIN events e ON e.id = s.event_id WHERE e.seq IS NOT s.seq)"
     )
 
 

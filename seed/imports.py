@@ -1432,7 +1432,10 @@ def import_rows(
                 bulk.enter_context(bulk_load(db))
                 indexes_dropped = True
             if batch.lines:
-                existing = len(taken_ids(db.conn, batch.lines))
+                # Known events exist; only the mapped ones' ids need looking up.
+                mapped_ids = [i for i in batch.lines if i not in sorted_out.known]
+                existing = len(batch.lines) - len(mapped_ids)
+                existing += len(taken_ids(db.conn, mapped_ids)) if mapped_ids else 0
                 written = insert_rows(db, batch.rows)
                 new = len(batch.lines) - existing
                 result.new += new
@@ -1489,11 +1492,11 @@ class _Sorted(NamedTuple):
     repeats: list[tuple[int, int]]  # (line, earlier line) of rows repeating a known row
     skipped: int  # the rows of the known events and their repeats
 
-    def sources(self, batch: Batch) -> Iterator[tuple[bytes, str, bytes]]:
+    def sources(self, batch: Batch) -> Iterator[tuple[bytes, str]]:
         """The batch's mapped events (written, or unchanged in content) as source rows to
-        remember for the next import of their file: (digest, event id, content digest)."""
-        for row in batch.rows.documents:
-            yield self.digests[batch.lines[row.event_id]], row.event_id, row.content_digest
+        remember for the next import of their file: (digest, event id)."""
+        for row in batch.rows.events:
+            yield self.digests[batch.lines[row.id]], row.id
 
     def join(self, batch: Batch, lines: Lines, label: str, id_column: str) -> None:
         """Add the batch's unchanged events to its mapped ones (`lines`: the batch's
