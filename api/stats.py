@@ -16,6 +16,7 @@ from api import filters
 from api.filters import Scope
 from api.problems import invalid_parameter, invalid_parameters
 from api.rollups import (
+    ALL_CATEGORIES,
     ALL_TIME,
     DAY,
     DIMENSIONS,
@@ -136,11 +137,13 @@ Totals = dict[str, tuple[int, ...]]
 
 # interval -> the SQL of the period an event's date falls in, over the alias `e`:
 # the day, the Monday of its ISO week (SQLite before 3.46 has no ISO week format),
-# or the month. Summing per period in SQL returns a row per period, not per day.
+# the month or the year. Summing per period in SQL returns a row per period, not
+# per day.
 _PERIOD_KEYS = {
     "day": "e.date",
     "week": "date(e.date, printf('-%d days', (strftime('%w', e.date) + 6) % 7))",
     "month": "substr(e.date, 1, 7)",
+    "year": "substr(e.date, 1, 4)",
 }
 
 
@@ -188,8 +191,8 @@ def totals(
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
 ) -> dict[tuple[Any, ...], Totals]:
-    """Totals per key: (group,) with group_by, (date, precision) with an interval
-    (days, or months for interval=month), () otherwise."""
+    """Totals per key: (group,) with group_by, (period, precision) with an interval
+    (a day, the Monday of a week, a month or a year), () otherwise."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions):
@@ -257,15 +260,17 @@ def _shifted(day: datetime.date, days: int) -> datetime.date | None:
 @dataclass
 class Series:
     """One page of a time series: its rows in order, gaps included, the periods
-    coded coarser than the interval (over the whole series), the days the series
-    covers and its number of periods (None and 0 when nothing matched and no range
-    was given), and the key of the page's last row when another page follows."""
+    coded coarser than the interval (over the whole series, on the first page only),
+    the days the series covers and its number of periods (None and 0 when nothing
+    matched and no range was given), how many periods follow this page, and the key
+    of the page's last row when another page follows."""
 
     rows: list[tuple[Period, Totals]]
     coarser: list[tuple[Period, Totals]]
     first: datetime.date | None
     last: datetime.date | None
     count: int
+    remaining: int
     next_key: str | None
 
 
@@ -278,8 +283,9 @@ def series(
 ) -> Series:
     """The page of the series after the period `after` (None for the first page), of
     at most `limit` periods. Only the page's days are read: a deep page costs what
-    the first does. A series of more than `max_periods` periods, if given, is a 400
-    naming the range, before any is built."""
+    the first does. The coarser events are on the first page alone, so that joined
+    pages count each event once. A series of more than `max_periods` periods, if
+    given, is a 400 naming the range, before any is built."""
     interval = args["interval"]
     # Once here rather than in each of the plans below (the span, the page, coarser).
     args = without_every_place(conn, args)
@@ -289,7 +295,8 @@ def series(
     if first is None or last is None:
         span = _span(conn, args, drawn)
         if span is None:
-            return Series([], _periods_of(conn, args, beside), None, None, 0, None)
+            coarser = [] if after is not None else _periods_of(conn, args, beside)
+            return Series([], coarser, None, None, 0, 0, None)
         first = first or period_of(span[0], interval).start
         last = last or period_of(span[1], interval).end
     count = _count(first, last, interval)
@@ -314,16 +321,18 @@ def series(
         )
         by_key = {period.key: totals for period, totals in found}
         rows = [(period, by_key.get(period.key, {})) for period in page]
-    more = bool(page) and page[-1].end < last
+    following = _shifted(page[-1].end, 1) if page else None
+    remaining = 0 if following is None or following > last else _count(following, last, interval)
     return Series(
         rows,
         # The coarser events of the filters as given: a series without a range spans
         # its own events, and the coarser ones are all there are.
-        _periods_of(conn, args, beside),
+        _periods_of(conn, args, beside) if after is None else [],
         first,
         last,
         count,
-        page[-1].key if more else None,
+        remaining,
+        page[-1].key if remaining else None,
     )
 
 
@@ -337,6 +346,8 @@ def _period_after(key: str, interval: str) -> datetime.date | None:
             start = datetime.date.fromisocalendar(int(year), int(week), 1)
         elif interval == "month":
             start = datetime.date.fromisoformat(f"{key}-01")
+        elif interval == "year":
+            start = datetime.date(int(key), 1, 1)
         else:
             start = datetime.date.fromisoformat(key)
     except ValueError:
@@ -350,6 +361,8 @@ def _count(first: datetime.date, last: datetime.date, interval: str) -> int:
         return (last - first).days + 1
     if interval == "week":
         return (period_of(last, "week").start - period_of(first, "week").start).days // 7 + 1
+    if interval == "year":
+        return last.year - first.year + 1
     return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
@@ -383,12 +396,13 @@ def _periods_of(
     merged: dict[str, tuple[Period, Totals]] = {}
     # Coarser events are keyed by their own date, which month rollups keep for the
     # year-precise ones beside a monthly series; beside a daily or weekly one (week-
-    # and month-precise events), days are needed.
+    # and month-precise events), days are needed. A yearly series has none beside it.
     keyed = args
     if interval is None:
         keyed = {**args, "interval": "month" if args["interval"] == "month" else "day"}
     for (date, precision), found in totals(conn, keyed, precisions=precisions).items():
-        day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
+        # A day, a month (2024-05) or a year (2024), read as its first day.
+        day = datetime.date.fromisoformat((date + "-01-01")[:10])
         period = period_of(day, interval or precision)
         _add(merged.setdefault(period.key, (period, {}))[1], found)
     return sorted(merged.values(), key=lambda item: (item[0].start, item[0].key))
@@ -415,7 +429,7 @@ def render_totals(found: Totals) -> dict[str, Any]:
         "events": events[_EVENTS],
         "munitions": {
             category: _munitions(found[category]) if category in found else _NO_ENTRIES
-            for category in MUNITION_CATEGORIES
+            for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)
         },
         "killed": _casualties(events, _KILLED),
         "injured": _casualties(events, _INJURED),

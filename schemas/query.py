@@ -61,6 +61,8 @@ INTERVALS = {
     "to `coarser`.",
     "month": "Calendar months (`2024-05`); week-precise events count in the month of their "
     "date. Events dated only to a year go to `coarser`.",
+    "year": "Calendar years (`2024`); every event counts in the year of its date, so "
+    "`coarser` is empty.",
 }
 
 STATS_FORMATS = {

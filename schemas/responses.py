@@ -208,8 +208,19 @@ class MunitionTotalSchema(Schema):
 
 MunitionTotalsSchema = Schema.from_dict(
     {
-        category: fields.Nested(MunitionTotalSchema, **_doc(description), required=True)
-        for category, description in MUNITION_CATEGORIES.items()
+        **{
+            category: fields.Nested(MunitionTotalSchema, **_doc(description), required=True)
+            for category, description in MUNITION_CATEGORIES.items()
+        },
+        "all": fields.Nested(
+            MunitionTotalSchema,
+            **_doc(
+                "Every entry whatever its category, `mixed` included: a chart's one line "
+                "of launched against intercepted. Its `events` counts an event with entries "
+                "of several categories once."
+            ),
+            required=True,
+        ),
     },
     name="MunitionTotalsSchema",
 )
@@ -245,8 +256,9 @@ class StatsRowSchema(Schema):
         MunitionTotalsSchema,
         **_doc(
             "Per munition category, always every category (a chart reads "
-            "`munitions.drone.launched`). `mixed` holds the figures sources give for "
-            "several categories together; they are in no other category."
+            "`munitions.drone.launched`), then `all`, the entries of every category "
+            "together. `mixed` holds the figures sources give for several categories "
+            "together; they are in no other category."
         ),
         required=True,
     )
@@ -258,6 +270,14 @@ class PeriodsSchema(Schema):
     first = fields.Date(**_doc("The first day the series covers."), required=True)
     last = fields.Date(**_doc("The last day the series covers."), required=True)
     count = fields.Integer(**_doc("Periods in the whole series, on every page."), required=True)
+    remaining = fields.Integer(
+        **_doc(
+            "Periods of the series after this page (0 on the last page): a chart that "
+            "wants the whole series follows `links.next` until it is 0, or asks for "
+            "`limit` of at least `count`."
+        ),
+        required=True,
+    )
 
 
 class StatsMetaSchema(PageMetaSchema):
@@ -289,8 +309,9 @@ class StatsSchema(Schema):
         **_doc(
             "With an interval, the events dated less precisely than it (a month-precise "
             "event in a daily series), per period of their own precision, in date order: "
-            "counted here and never drawn on a day they did not happen. The same on every "
-            "page; empty without an interval."
+            "counted here and never drawn on a day they did not happen. On the first page "
+            "only (empty on the pages after it), so that the pages joined count each event "
+            "once; empty without an interval."
         ),
         required=True,
     )

@@ -15,6 +15,7 @@ from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, page_response
 from api.params import chosen_format, refuse_paging
+from api.rollups import ALL_CATEGORIES
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema
 from schemas.vocabulary import MUNITION_CATEGORIES
@@ -119,6 +120,7 @@ def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
             "first": series.first.isoformat(),
             "last": series.last.isoformat(),
             "count": series.count,
+            "remaining": series.remaining,
         }
     return _Rows(
         [_period_row(*row) for row in series.rows],
@@ -160,6 +162,8 @@ _MUNITION_PARTS = (
     "hit",
     "events",
 )
+# Every category, then the entries of all of them together.
+_CATEGORIES = (*MUNITION_CATEGORIES, ALL_CATEGORIES)
 CSV_COLUMNS = (
     "key",
     "precision",
@@ -167,7 +171,7 @@ CSV_COLUMNS = (
     "end",
     "events",
     *(f"{kind}_{part}" for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
-    *(f"{category}_{part}" for category in MUNITION_CATEGORIES for part in _MUNITION_PARTS),
+    *(f"{category}_{part}" for category in _CATEGORIES for part in _MUNITION_PARTS),
 )
 
 
@@ -185,7 +189,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
                 *(row[kind][part] for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
                 *(
                     row["munitions"][category][part]
-                    for category in MUNITION_CATEGORIES
+                    for category in _CATEGORIES
                     for part in _MUNITION_PARTS
                 ),
             ]

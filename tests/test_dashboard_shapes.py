@@ -1,0 +1,156 @@
+"""The shapes a dashboard draws (issue 20): totals across categories, yearly series,
+pages that join into the whole answer, and the shapes of /events and /locations a
+map and a table need. Counts that must add up are checked on synthetic data."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app, rollups
+from api.storage import init_database
+from schemas.vocabulary import MUNITION_CATEGORIES
+
+FIGURES = ("launched", "intercepted", "launched_with_outcome", "intercepted_with_outcome",
+           "not_reached", "hit")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synthetic(synthetic_db: Path) -> FlaskClient:
+    app: Flask = create_app(
+        {"DATABASE": str(synthetic_db), "TESTING": True, "RATE_LIMITS_ENABLED": False}
+    )
+    return app.test_client()
+
+
+def get(client: FlaskClient, url: str) -> dict[str, Any]:
+    response = client.get(url)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def whole(client: FlaskClient, url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every page of an answer, joined: its rows and its coarser rows."""
+    rows: list[dict[str, Any]] = []
+    coarser: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url:
+        body = get(client, next_url)
+        rows += body["data"]
+        coarser += body["coarser"]
+        next_url = body["links"]["next"]
+    return {"data": rows, "coarser": coarser}
+
+
+def _sum(values: list[int | None]) -> int | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+@pytest.mark.parametrize(
+    "query", ["", "interval=month", "group_by=event_type", "interval=day&weapon=drone,mixed"]
+)
+def test_all_is_the_sum_of_the_categories(synthetic: FlaskClient, query: str) -> None:
+    body = whole(synthetic, f"/api/v1/stats?{query}")
+    checked = 0
+    for row in body["data"] + body["coarser"]:
+        every = row["munitions"]["all"]
+        categories = [row["munitions"][category] for category in MUNITION_CATEGORIES]
+        for figure in FIGURES:
+            assert every[figure] == _sum([m[figure] for m in categories]), (row["key"], figure)
+        # An event with entries of several categories is counted once.
+        assert max(m["events"] for m in categories) <= every["events"]
+        assert every["events"] <= sum(m["events"] for m in categories)
+        checked += every["events"] > 0
+    assert checked
+
+
+def test_all_counts_events_with_entries_of_several_categories_once(
+    synthetic_db: Path, synthetic: FlaskClient
+) -> None:
+    conn = sqlite3.connect(synthetic_db)
+    (armed,) = conn.execute("SELECT count(DISTINCT event_id) FROM munitions").fetchone()
+    (entries,) = conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT event_id, category FROM munitions)"
+    ).fetchone()
+    (row,) = get(synthetic, "/api/v1/stats")["data"]
+    assert row["munitions"]["all"]["events"] == armed
+    assert sum(row["munitions"][c]["events"] for c in MUNITION_CATEGORIES) == entries
+
+
+def test_a_database_of_an_earlier_salvo_gets_all_filled_by_init(
+    seeded_db: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "earlier.db"
+    shutil.copy(seeded_db, path)
+    conn = sqlite3.connect(path)
+    with conn:
+        for rollup in rollups.ROLLUPS:
+            conn.execute(f"DELETE FROM {rollup.table} WHERE category = 'all'")
+    assert rollups.lacks_all_categories(conn)
+    conn.close()
+    assert init_database(str(path)) == []
+    conn = sqlite3.connect(path)
+    assert not rollups.lacks_all_categories(conn)
+    client = create_app({"DATABASE": str(path), "TESTING": True}).test_client()
+    (row,) = get(client, "/api/v1/stats")["data"]
+    assert row["munitions"]["all"]["events"] == 3
+
+
+def _key_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "events": sum(r["events"] for r in rows),
+        "launched": sum(r["munitions"]["all"]["launched"] or 0 for r in rows),
+        "intercepted": sum(r["munitions"]["all"]["intercepted"] or 0 for r in rows),
+        "killed": sum(r["killed"]["best"] or 0 for r in rows),
+    }
+
+
+def test_a_year_is_the_sum_of_its_months(synthetic: FlaskClient) -> None:
+    years = get(synthetic, "/api/v1/stats?interval=year")
+    months = whole(synthetic, "/api/v1/stats?interval=month")
+    assert years["coarser"] == []  # nothing is dated less precisely than a year
+    assert [r["key"] for r in years["data"]] == ["2022", "2023", "2024", "2025", "2026"]
+    for year in years["data"]:
+        assert (year["precision"], year["start"], year["end"]) == (
+            "year",
+            f"{year['key']}-01-01",
+            f"{year['key']}-12-31",
+        )
+        in_year = [r for r in months["data"] if r["key"].startswith(year["key"])]
+        # The year-precise events are beside a monthly series, dated 1 January.
+        beside = [r for r in months["coarser"] if r["key"] == year["key"]]
+        assert _key_totals([year]) == _key_totals(in_year + beside)
+    # A range that cuts the years: the first and last are cut to it.
+    cut = get(synthetic, "/api/v1/stats?interval=year&date_from=2023-03-15&date_to=2024-02-10")
+    assert [(r["key"], r["start"], r["end"]) for r in cut["data"]] == [
+        ("2023", "2023-03-15", "2023-12-31"),
+        ("2024", "2024-01-01", "2024-02-10"),
+    ]
+    assert cut["meta"]["periods"]["count"] == 2
+
+
+@pytest.mark.parametrize("interval", ["day", "week", "month", "year"])
+def test_pages_joined_are_the_whole_answer(synthetic: FlaskClient, interval: str) -> None:
+    one = get(synthetic, f"/api/v1/stats?interval={interval}&limit=5000")
+    assert one["links"]["next"] is None and one["meta"]["periods"]["remaining"] == 0
+    joined = whole(synthetic, f"/api/v1/stats?interval={interval}&limit=7")
+    assert joined == {"data": one["data"], "coarser": one["coarser"]}
+    total = get(synthetic, "/api/v1/stats")["data"]
+    assert _key_totals(joined["data"] + joined["coarser"]) == _key_totals(total)
+
+
+def test_remaining_counts_the_periods_after_the_page(synthetic: FlaskClient) -> None:
+    url: str | None = "/api/v1/stats?interval=month&limit=10"
+    seen = 0
+    while url:
+        body = get(synthetic, url)
+        seen += len(body["data"])
+        periods = body["meta"]["periods"]
+        assert periods["remaining"] == periods["count"] - seen
+        url = body["links"]["next"]
+    assert seen == periods["count"]
