@@ -243,26 +243,20 @@ class EventPagingArgs(QuerySchema):
     )
 
 
-def _one_shape(data: dict[str, Any]) -> None:
-    if "group_by" in data and "interval" in data:
-        raise ValidationError(
-            "Give group_by or interval, not both: a series per group is one request per "
-            "group, filtered by it.",
-            "interval",
-        )
-
-
 class StatsQueryArgs(QuerySchema):
     """The parameters of /stats beside its filters."""
 
     group_by = vocabulary_field(
-        GROUPINGS, "One row per group; leave out (with no interval) for one overall total."
+        GROUPINGS,
+        "One row per group; leave out (with no interval) for one overall total. With "
+        "`interval`, a series per group (small multiples).",
     )
     interval = vocabulary_field(
         INTERVALS,
         "A time series: one row per period from `date_from` to `date_to` (or from the first "
-        "to the last period with events), periods without events included. Not with "
-        "`group_by`.",
+        "to the last period with events), periods without events included. With "
+        "`group_by`, the whole series of each group with matching events, groups in key "
+        "order, each row naming its `group`.",
     )
     limit = fields.Integer(
         load_default=STATS_DEFAULT_LIMIT,
@@ -276,9 +270,6 @@ class StatsQueryArgs(QuerySchema):
         STATS_FORMATS,
         "Response format; without it the Accept header chooses, and JSON is the default.",
     )
-
-    # Run by the filtered schema built from this one (api/filters.py).
-    cross_checks = (_one_shape,)
 
 
 class PagingArgs(QuerySchema):

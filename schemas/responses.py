@@ -236,6 +236,13 @@ class StatsRowSchema(Schema):
         required=True,
         allow_none=True,
     )
+    group = fields.String(
+        **_doc(
+            "Only in a series per group (`group_by` with `interval`): the row's group, as "
+            "`key` is under group_by alone (null for places with no region)."
+        ),
+        allow_none=True,
+    )
     precision = fields.String(
         **_doc("For a period, what it is: `day`, `week`, `month` or `year`; null for a group."),
         required=True,
@@ -272,9 +279,9 @@ class PeriodsSchema(Schema):
     count = fields.Integer(**_doc("Periods in the whole series, on every page."), required=True)
     remaining = fields.Integer(
         **_doc(
-            "Periods of the series after this page (0 on the last page): a chart that "
-            "wants the whole series follows `links.next` until it is 0, or asks for "
-            "`limit` of at least `count`."
+            "Rows of the series after this page (0 on the last page): a chart that wants "
+            "the whole series follows `links.next` until it is 0, or asks for a `limit` "
+            "of at least `count` (times the groups, with group_by)."
         ),
         required=True,
     )
@@ -300,7 +307,8 @@ class StatsSchema(Schema):
         fields.Nested(StatsRowSchema),
         **_doc(
             "With an interval, one row per period in order, periods without events "
-            "included; with group_by, one row per group by key; otherwise one overall row."
+            "included (with group_by too, each group's series in turn, groups by key); "
+            "with group_by, one row per group by key; otherwise one overall row."
         ),
         required=True,
     )

@@ -154,3 +154,64 @@ def test_remaining_counts_the_periods_after_the_page(synthetic: FlaskClient) -> 
         assert periods["remaining"] == periods["count"] - seen
         url = body["links"]["next"]
     assert seen == periods["count"]
+
+
+def test_a_series_per_group_on_the_seed(client: FlaskClient) -> None:
+    body = get(client, "/api/v1/stats?group_by=admin1&interval=month")
+    rows = [(r["group"], r["key"], r["events"]) for r in body["data"]]
+    assert rows == [
+        (None, "2024-02", 0), (None, "2024-03", 0), (None, "2024-04", 1), (None, "2024-05", 6),
+        ("Donetsk Oblast", "2024-02", 1), ("Donetsk Oblast", "2024-03", 0),
+        ("Donetsk Oblast", "2024-04", 0), ("Donetsk Oblast", "2024-05", 0),
+        ("Kharkiv Oblast", "2024-02", 0), ("Kharkiv Oblast", "2024-03", 0),
+        ("Kharkiv Oblast", "2024-04", 0), ("Kharkiv Oblast", "2024-05", 9),
+    ]  # fmt: skip
+    assert body["meta"]["periods"]["count"] == 4
+    # Each group's series adds up to its row under group_by alone.
+    groups = {r["key"]: r["events"] for r in get(client, "/api/v1/stats?group_by=admin1")["data"]}
+    assert groups == {None: 7, "Donetsk Oblast": 1, "Kharkiv Oblast": 9}
+    daily = get(client, "/api/v1/stats?group_by=event_type&interval=day&limit=5000")
+    by_group: dict[str, int] = {}
+    for row in daily["data"] + daily["coarser"]:
+        by_group[row["group"]] = by_group.get(row["group"], 0) + row["events"]
+    expected = get(client, "/api/v1/stats?group_by=event_type")["data"]
+    assert by_group == {r["key"]: r["events"] for r in expected}
+    # Plain series and groups keep their rows as they were: no `group` member.
+    assert "group" not in get(client, "/api/v1/stats?interval=month")["data"][0]
+    assert "group" not in get(client, "/api/v1/stats?group_by=admin1")["data"][0]
+
+
+@pytest.mark.parametrize("group_by", ["event_type", "country", "admin1"])
+def test_a_series_per_group_adds_up_on_synthetic_data(
+    synthetic: FlaskClient, group_by: str
+) -> None:
+    query = f"/api/v1/stats?group_by={group_by}&interval=month&date_from=2024-01-01"
+    one = get(synthetic, f"{query}&limit=5000")
+    joined = whole(synthetic, f"{query}&limit=13")
+    assert joined == {"data": one["data"], "coarser": one["coarser"]}
+    count = one["meta"]["periods"]["count"]
+    groups = get(synthetic, f"/api/v1/stats?group_by={group_by}&date_from=2024-01-01")["data"]
+    assert len(one["data"]) == count * len(groups)
+    for i, group in enumerate(groups):
+        series = one["data"][i * count : (i + 1) * count]
+        assert {r["group"] for r in series} == {group["key"]}
+        beside = [r for r in one["coarser"] if r["group"] == group["key"]]
+        assert _key_totals(series + beside) == _key_totals([group])
+
+
+def test_a_grouped_series_csv_names_the_group(client: FlaskClient) -> None:
+    response = client.get("/api/v1/stats?group_by=admin1&interval=month&format=csv")
+    assert response.status_code == 200
+    lines = response.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("key,group,precision,start,end,events,")
+    assert lines[-1].startswith("2024-05,Kharkiv Oblast,month,2024-05-01,2024-05-31,9,")
+    plain = client.get("/api/v1/stats?interval=month&format=csv").get_data(as_text=True)
+    assert plain.startswith("key,precision,")
+
+
+def test_a_grouped_series_cursor_is_not_a_plain_one(client: FlaskClient) -> None:
+    body = get(client, "/api/v1/stats?group_by=admin1&interval=month&limit=2")
+    cursor = body["links"]["next"].split("cursor=")[1]
+    response = client.get(f"/api/v1/stats?interval=month&cursor={cursor}")
+    assert response.status_code == 400
+    assert response.get_json()["invalid_params"][0]["name"] == "cursor"

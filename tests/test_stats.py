@@ -200,12 +200,6 @@ def test_a_cursor_of_another_shape_is_refused(client: FlaskClient) -> None:
     assert response.get_json()["invalid_params"][0]["name"] == "cursor"
 
 
-def test_group_by_with_interval_is_refused(client: FlaskClient) -> None:
-    response = client.get("/api/v1/stats?interval=day&group_by=admin1")
-    assert response.status_code == 400
-    assert response.get_json()["invalid_params"][0]["name"] == "interval"
-
-
 def test_csv_opens_as_a_flat_table(client: FlaskClient) -> None:
     response = client.get("/api/v1/stats?interval=week&format=csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
