@@ -472,6 +472,22 @@ def _periods_of(
     )
 
 
+def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bool]:
+    """How many events match a listing's filters, read from the rollups, and whether
+    that is exact: filters no rollup keeps (actor, q, min_killed, min_injured,
+    updated_since) are left out, which makes it an upper bound."""
+    kept = {
+        name: args[name]
+        for f in _EVENT_FILTERS
+        if f.rollup is not None
+        for name in f.params
+        if name in args
+    }
+    exact = all(f.rollup is not None for f in _EVENT_FILTERS if any(n in args for n in f.params))
+    events = totals(conn, kept).get((), {}).get("", _ZEROS)[_EVENTS]
+    return events, exact
+
+
 def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group, Totals]]:
     """Totals per group in key order; the one overall total without group_by (also
     when nothing matched)."""

@@ -33,11 +33,34 @@ class EventPageMetaSchema(PageMetaSchema):
     sort = fields.String(
         **_doc("The order of the pages.\n\n" + describe(EVENT_SORTS)), required=True
     )
+    total = fields.Integer(
+        **_doc(
+            "Events matching the filters, on every page, read from the maintained totals "
+            "(it costs no count of the events). Exact when `total_exact`; with a filter "
+            "those totals do not keep (`actor`, `q`, `min_killed`, `min_injured`, "
+            "`updated_since`) it counts the events matching the other filters: an upper "
+            "bound."
+        ),
+        required=True,
+    )
+    total_exact = fields.Boolean(
+        **_doc("Whether `total` is the exact count, or an upper bound."), required=True
+    )
+
+
+class EventLinksSchema(LinksSchema):
+    prev = fields.String(
+        **_doc(
+            "The previous page, or null on the first page. Also sent as a Link header (RFC 8288)."
+        ),
+        required=True,
+        allow_none=True,
+    )
 
 
 class EventPageSchema(Schema):
     data = fields.List(fields.Nested(EventSchema), required=True)
-    links = fields.Nested(LinksSchema, required=True)
+    links = fields.Nested(EventLinksSchema, required=True)
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
@@ -61,7 +84,7 @@ class EventFeatureCollectionSchema(Schema):
 
     type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
     features = fields.List(fields.Nested(EventFeatureSchema), required=True)
-    links = fields.Nested(LinksSchema, required=True)
+    links = fields.Nested(EventLinksSchema, required=True)
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 

@@ -215,3 +215,80 @@ def test_a_grouped_series_cursor_is_not_a_plain_one(client: FlaskClient) -> None
     response = client.get(f"/api/v1/stats?interval=month&cursor={cursor}")
     assert response.status_code == 400
     assert response.get_json()["invalid_params"][0]["name"] == "cursor"
+
+
+def event_ids(body: dict[str, Any]) -> list[str]:
+    return [event["id"] for event in body["data"]]
+
+
+@pytest.mark.parametrize("sort", ["-date", "date", "-injured"])
+def test_prev_links_walk_back_through_the_same_pages(synthetic: FlaskClient, sort: str) -> None:
+    url: str | None = f"/api/v1/events?event_type=missile_strike&sort={sort}&limit=37"
+    forwards = []
+    for _ in range(4):
+        assert url is not None
+        response = synthetic.get(url)
+        body = response.get_json()
+        forwards.append(event_ids(body))
+        if len(forwards) == 1:
+            assert body["links"]["prev"] is None  # the first page
+        else:
+            assert 'rel="prev"' in response.headers["Link"]
+        url = body["links"]["next"]
+    backwards = [forwards[-1]]
+    url = body["links"]["prev"]
+    while url:
+        body = get(synthetic, url)
+        backwards.append(event_ids(body))
+        url = body["links"]["prev"]
+    assert backwards[::-1] == forwards
+    # A page reached backwards leads forwards again to the page it came from.
+    assert event_ids(get(synthetic, body["links"]["next"])) == forwards[1]
+
+
+def test_a_prev_cursor_is_not_a_next_one_of_another_sort(client: FlaskClient) -> None:
+    body = get(client, "/api/v1/events?limit=2")
+    second = get(client, body["links"]["next"])
+    cursor = second["links"]["prev"].split("cursor=")[1]
+    response = client.get(f"/api/v1/events?sort=date&cursor={cursor}")
+    assert response.status_code == 400
+    assert response.get_json()["invalid_params"][0]["name"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "event_type=missile_strike,drone_strike&date_from=2023-03-15&date_to=2024-06-10",
+     "country=UA&weapon=drone", "admin1=Kharkiv%20Oblast&precision=city,exact",
+     "bbox=36.1,49.9,36.3,50.1", "location=kharkiv"],
+)  # fmt: skip
+def test_the_total_is_exact_where_the_rollups_keep_the_filters(
+    synthetic: FlaskClient, query: str
+) -> None:
+    meta = get(synthetic, f"/api/v1/events?{query}&limit=1")["meta"]
+    counted = synthetic.get(f"/api/v1/events?{query}&format=ndjson").get_data().count(b"\n")
+    assert (meta["total"], meta["total_exact"]) == (counted, True)
+
+
+@pytest.mark.parametrize("query", ["actor=russia", "min_killed=1", "q=kharkiv"])
+def test_the_total_is_a_bound_otherwise(synthetic: FlaskClient, query: str) -> None:
+    meta = get(synthetic, f"/api/v1/events?country=UA&{query}&limit=1")["meta"]
+    counted = synthetic.get(f"/api/v1/events?country=UA&{query}&format=ndjson").get_data()
+    assert meta["total_exact"] is False
+    assert (
+        counted.count(b"\n")
+        <= meta["total"]
+        == get(synthetic, "/api/v1/events?country=UA")["meta"]["total"]
+    )
+
+
+def test_the_precision_filter_keeps_centroids_off_a_map(client: FlaskClient) -> None:
+    points = get(client, "/api/v1/events?precision=exact,near,city&limit=1000")["data"]
+    assert points and {e["location"]["precision"] for e in points} <= {"exact", "near", "city"}
+    every = get(client, "/api/v1/events?limit=1000")["data"]
+    centroids = [e for e in every if e["location"]["precision"] in ("region", "country")]
+    assert centroids and len(points) + len(centroids) == len(every)
+    (row,) = get(client, "/api/v1/stats?precision=region,country")["data"]
+    assert row["events"] == len(centroids)
+    response = client.get("/api/v1/events?precision=town")
+    assert response.status_code == 400
+    assert response.get_json()["invalid_params"][0]["name"] == "precision.0"  # as event_type.0
