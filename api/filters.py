@@ -27,7 +27,7 @@ from schemas.gazetteer import admin1_named, spellings_of_place
 from schemas.query import (
     CommaSeparatedList,
     EventPagingArgs,
-    PagingArgs,
+    LocationPagingArgs,
     Point,
     QuerySchema,
     StatsQueryArgs,
@@ -505,4 +505,6 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)
 StatsArgs = filtered_args("StatsArgs", EVENTS, StatsQueryArgs)
-LocationListArgs = filtered_args("LocationListArgs", LOCATIONS, PagingArgs)
+# /locations takes every filter of /stats: those of places select places, the others
+# the events counted at each (api/query.py, list_locations).
+LocationListArgs = filtered_args("LocationListArgs", EVENTS, LocationPagingArgs)

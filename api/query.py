@@ -8,13 +8,18 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from api import filters
+import orjson
+
+from api import filters, stats
 from api.filters import LOCATIONS, Scope
 from api.pagination import decode_cursor, decode_page_cursor, items_within_bound
 from api.storage import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
+# Filters of events that are not filters of places: given to /locations, they choose
+# the events counted rather than the places.
+_EVENT_ONLY_FILTERS = tuple(f for f in _EVENT_FILTERS if LOCATIONS not in f.resources)
 
 
 def _sql_where(conditions: list[str]) -> str:
@@ -248,9 +253,24 @@ _SOURCES = (
 def list_locations(
     conn: sqlite3.Connection, args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], tuple[str] | None]:
-    """One page of places (by id) with their event counts, and the key to continue after."""
+    """One page of places (by id) with their event counts, and the key to continue
+    after. With a filter of events (a type, dates, a weapon...), the places with a
+    matching event, each with how many: a map's aggregation of a filtered view."""
     condition, params = filters.where(Scope.locations(conn), _LOCATION_FILTERS, args)
-    return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
+        return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    counts = stats.events_by_place(
+        conn, {name: args[name] for f in _EVENT_FILTERS for name in f.params if name in args}
+    )
+    rows, next_key = _page_by_id(
+        conn,
+        "SELECT l.* FROM locations l",
+        [condition, "l.id IN (SELECT value FROM json_each(?))"],
+        [*params, orjson.dumps(list(counts)).decode()],
+        args,
+        "l.id",
+    )
+    return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
 
 
 def list_sources(

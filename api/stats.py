@@ -32,7 +32,15 @@ from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 # group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
-_GROUP_DIMENSIONS = {"event_type": "event_type", "country": "country_code", "admin1": "admin1"}
+# Grouping by place (`location_id`) is /locations' event counts of a filtered view,
+# never a group_by a request gives (the vocabulary refuses it).
+_PLACE = "location_id"
+_GROUP_DIMENSIONS = {
+    "event_type": "event_type",
+    "country": "country_code",
+    "admin1": "admin1",
+    _PLACE: _PLACE,
+}
 _GROUP_KEYS = {name: DIMENSIONS[dimension] for name, dimension in _GROUP_DIMENSIONS.items()}
 
 # Date precisions, finest first as the vocabulary lists them; an event goes into a
@@ -486,6 +494,13 @@ def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bo
     exact = all(f.rollup is not None for f in _EVENT_FILTERS if any(n in args for n in f.params))
     events = totals(conn, kept).get((), {}).get("", _ZEROS)[_EVENTS]
     return events, exact
+
+
+def events_by_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[str, int]:
+    """How many of the events matching the filters are at each place (places with
+    none left out), from the smallest rollup keeping places and the filters."""
+    found = totals(conn, {**args, "group_by": _PLACE, "interval": None})
+    return {place: by_category[""][_EVENTS] for (place,), by_category in found.items()}
 
 
 def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group, Totals]]:

@@ -277,6 +277,22 @@ class PagingArgs(QuerySchema):
     cursor = cursor_field()
 
 
+LOCATION_FORMATS = {
+    "json": "`application/json`: a page in the {data, links, meta} envelope (the default).",
+    "geojson": "`application/geo+json`: a page as an RFC 7946 FeatureCollection of Points, "
+    "each place with its `event_count` as properties, links and meta beside the features.",
+}
+
+
+class LocationPagingArgs(PagingArgs):
+    """The parameters of /locations beside its filters."""
+
+    format = vocabulary_field(
+        LOCATION_FORMATS,
+        "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
+
+
 class ChangesArgs(QuerySchema):
     since = fields.String(
         validate=WholeMatch(r"^[A-Za-z0-9_-]{1,512}$", error="Not a token issued by this API."),

@@ -141,11 +141,31 @@ class ChangePageSchema(Schema):
 
 
 class LocationWithCountSchema(LocationSchema):
-    event_count = fields.Integer(**_doc("Events at this place."), required=True)
+    event_count = fields.Integer(
+        **_doc("Events at this place; with a filter of events, those matching it."),
+        required=True,
+    )
 
 
 class LocationPageSchema(Schema):
     data = fields.List(fields.Nested(LocationWithCountSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(PageMetaSchema, required=True)
+
+
+class LocationFeatureSchema(Schema):
+    type = fields.String(**_doc("Always `Feature`."), required=True)
+    id = fields.String(**_doc("The place's id."), required=True)
+    geometry = fields.Nested(PointSchema, required=True)
+    properties = fields.Nested(LocationWithCountSchema, required=True)
+
+
+class LocationFeatureCollectionSchema(Schema):
+    """A page of places as GeoJSON, each with its event count. Region- and
+    country-precise points are centroids: check properties.precision."""
+
+    type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
+    features = fields.List(fields.Nested(LocationFeatureSchema), required=True)
     links = fields.Nested(LinksSchema, required=True)
     meta = fields.Nested(PageMetaSchema, required=True)
 

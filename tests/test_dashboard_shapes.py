@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -292,3 +293,56 @@ def test_the_precision_filter_keeps_centroids_off_a_map(client: FlaskClient) -> 
     response = client.get("/api/v1/events?precision=town")
     assert response.status_code == 400
     assert response.get_json()["invalid_params"][0]["name"] == "precision.0"  # as event_type.0
+
+
+def test_locations_without_event_filters_answer_as_before(client: FlaskClient) -> None:
+    body = get(client, "/api/v1/locations?limit=1000")
+    assert body["meta"] == {"count": len(body["data"]), "limit": 1000}
+    assert sum(place["event_count"] for place in body["data"]) == 17
+    assert set(body) == {"data", "links", "meta"}
+    # A place filter still chooses places, those without events included.
+    country = get(client, "/api/v1/locations?country=UA&limit=1000")["data"]
+    assert country == body["data"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["event_type=missile_strike,drone_strike", "date_from=2024-01-01&date_to=2024-06-30",
+     "weapon=drone&precision=city,exact", "actor=russia&country=UA", "admin1=Kharkiv%20Oblast"
+     "&date_from=2023-03-15"],
+)  # fmt: skip
+def test_locations_count_the_events_of_a_filtered_view(synthetic: FlaskClient, query: str) -> None:
+    places = whole_locations(synthetic, f"/api/v1/locations?{query}&limit=100")
+    events = synthetic.get(f"/api/v1/events?{query}&format=ndjson").get_data().splitlines()
+    at: dict[str, int] = {}
+    for line in events:
+        place = orjson.loads(line)["location"]["id"]
+        at[place] = at.get(place, 0) + 1
+    assert {place["id"]: place["event_count"] for place in places} == at
+    assert [place["id"] for place in places] == sorted(at)
+
+
+def whole_locations(client: FlaskClient, url: str | None) -> list[dict[str, Any]]:
+    places: list[dict[str, Any]] = []
+    while url:
+        body = get(client, url)
+        places += body["data"]
+        url = body["links"]["next"]
+    return places
+
+
+def test_locations_as_geojson(client: FlaskClient) -> None:
+    response = client.get("/api/v1/locations?format=geojson&event_type=missile_strike")
+    assert response.status_code == 200 and response.mimetype == "application/geo+json"
+    body = response.get_json()
+    assert body["type"] == "FeatureCollection"
+    json_page = get(client, "/api/v1/locations?event_type=missile_strike")["data"]
+    assert [f["properties"] for f in body["features"]] == json_page
+    for feature, place in zip(body["features"], json_page, strict=True):
+        assert feature["id"] == place["id"]
+        assert feature["geometry"] == {
+            "type": "Point",
+            "coordinates": [place["longitude"], place["latitude"]],
+        }
+    accepted = client.get("/api/v1/locations", headers={"Accept": "application/geo+json"})
+    assert accepted.mimetype == "application/geo+json"
