@@ -50,7 +50,8 @@ def decode_page_cursor(
 ) -> tuple[tuple[Any, ...], bool]:
     """The key a `next` or `prev` cursor carries, and whether it pages backwards
     (a `prev` cursor: the rows before the key); a 400 as decode_cursor."""
-    backwards = _values(token)[0:1] == [sort + BEFORE]
+    values = _values(token)
+    backwards = isinstance(values, list) and values[0:1] == [sort + BEFORE]
     return decode_cursor(token, sort + BEFORE if backwards else sort, types), backwards
 
 
