@@ -22,12 +22,12 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from api import search
 from api.db import EARTH_RADIUS_KM
 from api.storage import WEAPON_BITS, placeholders
-from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp, vocabulary_field
+from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp
 from schemas.gazetteer import admin1_named, spellings_of_place
 from schemas.query import (
     CommaSeparatedList,
     EventPagingArgs,
-    PagingArgs,
+    LocationPagingArgs,
     Point,
     QuerySchema,
     StatsQueryArgs,
@@ -189,11 +189,24 @@ def _admin1(scope: Scope, admin1: str) -> Clause:
 
 @declare(
     "precision=city",
-    resources=(LOCATIONS,),
-    precision=vocabulary_field(LOCATION_PRECISIONS, "Only places of this precision."),
+    resources=(EVENTS, LOCATIONS),
+    rollup="location_id",
+    precision=CommaSeparatedList(
+        fields.String(validate=validate.OneOf(list(LOCATION_PRECISIONS))),
+        metadata={
+            "description": "Only places of these precisions, repeated or comma-separated: "
+            "`precision=exact,near,city` keeps region and country centroids off a map.\n\n"
+            + describe(LOCATION_PRECISIONS)
+        },
+    ),
 )
-def _precision(scope: Scope, precision: str) -> Clause:
-    return f"{scope.table}.precision = ?", [precision]
+def _precision(scope: Scope, precision: list[str]) -> Clause:
+    # By place, so that the rollups keyed by place answer it for /stats.
+    return (
+        f"{scope.place} IN (SELECT id FROM locations WHERE precision IN "
+        f"({placeholders(precision)}))",
+        list(precision),
+    )
 
 
 @declare(
@@ -522,4 +535,6 @@ def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[F
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)
 StatsArgs = filtered_args("StatsArgs", EVENTS, StatsQueryArgs)
-LocationListArgs = filtered_args("LocationListArgs", LOCATIONS, PagingArgs)
+# /locations takes every filter of /stats: those of places select places, the others
+# the events counted at each (api/query.py, list_locations).
+LocationListArgs = filtered_args("LocationListArgs", EVENTS, LocationPagingArgs)

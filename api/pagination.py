@@ -41,15 +41,33 @@ def encode_cursor(sort: str, key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([sort, *key])).rstrip(b"=").decode("ascii")
 
 
+# What a `prev` cursor's sort name ends with: it pages back from the key it carries.
+BEFORE = ":before"
+
+
+def decode_page_cursor(
+    token: str, sort: str, types: Sequence[type]
+) -> tuple[tuple[Any, ...], bool]:
+    """The key a `next` or `prev` cursor carries, and whether it pages backwards
+    (a `prev` cursor: the rows before the key); a 400 as decode_cursor."""
+    values = _values(token)
+    backwards = isinstance(values, list) and values[0:1] == [sort + BEFORE]
+    return decode_cursor(token, sort + BEFORE if backwards else sort, types), backwards
+
+
+def _values(token: str) -> Any:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        return orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return None
+
+
 def decode_cursor(
     token: str, sort: str, types: Sequence[type], param: str = "cursor"
 ) -> tuple[Any, ...]:
     """The key a cursor carries; a 400 naming `param` if it is not one of ours for `sort`."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        values = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        values = None
+    values = _values(token)
     if (
         not isinstance(values, list)
         or len(values) != len(types) + 1
@@ -88,12 +106,16 @@ def page_response(
     geojson: bool = False,
     digests: list[bytes] | None = None,
     beside: dict[str, Any] | None = None,
+    with_prev: bool = False,
+    prev_key: Sequence[Any] | None = None,
 ) -> Response:
     """A page of rendered items in the {data, links, meta} envelope, or for GeoJSON a
     FeatureCollection with links and meta as foreign members (RFC 7946 section 6.1);
     the next page is also in a Link header. `param` is the query parameter that
     carries the position (`cursor`, or `since` for /changes); `beside` holds members
-    that go between the items and the links (the stats' `coarser`).
+    that go between the items and the links (the stats' `coarser`). A listing that
+    pages backwards too (`with_prev`) has a `prev` link, to the page before
+    `prev_key` (null without one), also sent in the Link header.
 
     With the items' stored digests the ETag is the hash of those and of the rest of
     the body, which identifies the bytes as well as hashing them would, for a
@@ -105,13 +127,18 @@ def page_response(
     # Assembled from the request's parts: werkzeug's request.url converts the whole
     # URL to an IRI, which measured a tenth of a page's serving time.
     base = f"{req.scheme}://{req.host}{quote(req.root_path + req.path)}"
-    next_url = None
-    if next_key is not None:
-        # The client's own query string, as sent, with the cursor replaced; a cursor
-        # is base64url and needs no escaping.
-        kept = [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != param]
-        next_url = f"{base}?{'&'.join([*kept, f'{param}={encode_cursor(sort, next_key)}'])}"
+    # The client's own query string, as sent, with the cursor replaced; a cursor is
+    # base64url and needs no escaping.
+    kept = [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != param]
+
+    def url(position: str) -> str:
+        return f"{base}?{'&'.join([*kept, f'{param}={position}'])}"
+
+    next_url = None if next_key is None else url(encode_cursor(sort, next_key))
     links = {"self": f"{base}?{query}" if query else base, "next": next_url}
+    prev_url = None if prev_key is None else url(encode_cursor(sort + BEFORE, prev_key))
+    if with_prev:
+        links["prev"] = prev_url
     opening = b'{"type":"FeatureCollection","features":[' if geojson else b'{"data":['
     members = b"".join(
         b',"' + name.encode() + b'":' + orjson.dumps(value)
@@ -139,7 +166,10 @@ def page_response(
     if digests is not None:
         validator = hashlib.sha1(b"".join((opening, *digests, closing)), usedforsecurity=False)
         headers.append(("ETag", f'"{validator.hexdigest()}"'))
-    if next_url is not None:
-        headers.append(("Link", f'<{next_url}>; rel="next"'))
+    relations = [f'<{next_url}>; rel="next"'] if next_url is not None else []
+    if prev_url is not None:
+        relations.append(f'<{prev_url}>; rel="prev"')
+    if relations:
+        headers.append(("Link", ", ".join(relations)))
     content_type = "application/geo+json" if geojson else "application/json"
     return Response(body, headers=headers, content_type=content_type)

@@ -8,13 +8,18 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from api import filters
+import orjson
+
+from api import filters, stats
 from api.filters import LOCATIONS, Scope
-from api.pagination import decode_cursor, items_within_bound
+from api.pagination import decode_cursor, decode_page_cursor, items_within_bound
 from api.storage import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
+# Filters of events that are not filters of places: given to /locations, they choose
+# the events counted rather than the places.
+_EVENT_ONLY_FILTERS = tuple(f for f in _EVENT_FILTERS if LOCATIONS not in f.resources)
 
 
 def _sql_where(conditions: list[str]) -> str:
@@ -82,9 +87,12 @@ class EventPages:
             Scope.events(conn, paged=True), _EVENT_FILTERS, args
         )
 
-    def sql(self, after: tuple[Any, ...] | None, limit: int) -> tuple[str, list[Any]]:
-        """Up to `limit` events after the (sort value, id) key `after`."""
-        descending = self.sort.startswith("-")
+    def sql(
+        self, after: tuple[Any, ...] | None, limit: int, backwards: bool = False
+    ) -> tuple[str, list[Any]]:
+        """Up to `limit` events after the (sort value, id) key `after`; `backwards`,
+        those before it, nearest first."""
+        descending = self.sort.startswith("-") != backwards
         conditions, params = [self.condition], list(self.params)
         if after is not None:
             conditions.append(f"({self.expression}, e.id) {'<' if descending else '>'} (?, ?)")
@@ -97,16 +105,27 @@ class EventPages:
         )
         return sql, [*params, limit]
 
-    def page(self, cursor: str | None, limit: int) -> tuple[EventColumns, tuple[Any, ...] | None]:
-        """The events after a client's cursor, up to `limit` of them and as many as fit
-        MAX_PAGE_BYTES, and the key of the next page, or None on the last page."""
-        after = decode_cursor(cursor, self.sort, (self.value_type, str)) if cursor else None
-        rows = self._rows(after, limit + 1)
+    def page(self, cursor: str | None, limit: int) -> "Page":
+        """The events after a client's `next` cursor (or before its `prev` one), up
+        to `limit` of them and as many as fit MAX_PAGE_BYTES, with the keys the
+        next and previous pages continue from (None on the last and first pages)."""
+        if not cursor:
+            after, backwards = None, False
+        else:
+            after, backwards = decode_page_cursor(cursor, self.sort, (self.value_type, str))
+        rows = self._rows(after, limit + 1, backwards)
+        if backwards:
+            # Read nearest first: the page is the nearest rows that fit, in order.
+            served = items_within_bound(len(row[2]) for row in rows[:limit])
+            page = EventColumns.of(rows[:served][::-1])
+            later = _key(page, -1) if page.ids else None
+            return Page(page, later, _key(page, 0) if served < len(rows) else None)
         served = items_within_bound(len(row[2]) for row in rows[:limit])
-        if served == len(rows):
-            return EventColumns.of(rows), None
         page = EventColumns.of(rows[:served])
-        return page, (page.sort_values[-1], page.ids[-1])
+        later = _key(page, -1) if served < len(rows) else None
+        # A page reached through a cursor has events before it (unless deleted since).
+        earlier = _key(page, 0) if after is not None and page.ids else None
+        return Page(page, later, earlier)
 
     def all(self, page_size: int = 1000) -> Iterator[EventColumns]:
         """Every matching event, a page at a time, so that memory stays flat."""
@@ -118,11 +137,25 @@ class EventPages:
                 return
             after = (page.sort_values[-1], page.ids[-1])
 
-    def _rows(self, after: tuple[Any, ...] | None, limit: int) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, after: tuple[Any, ...] | None, limit: int, backwards: bool = False
+    ) -> list[tuple[Any, ...]]:
         # Plain tuples rather than sqlite3.Row, which finds a column by comparing names.
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        return cursor.execute(*self.sql(after, limit)).fetchall()
+        return cursor.execute(*self.sql(after, limit, backwards)).fetchall()
+
+
+class Page(NamedTuple):
+    """A page of events and the keys the pages after and before it continue from."""
+
+    events: EventColumns
+    next_key: tuple[Any, ...] | None
+    prev_key: tuple[Any, ...] | None
+
+
+def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
+    return page.sort_values[index], page.ids[index]
 
 
 class Change(NamedTuple):
@@ -220,9 +253,24 @@ _SOURCES = (
 def list_locations(
     conn: sqlite3.Connection, args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], tuple[str] | None]:
-    """One page of places (by id) with their event counts, and the key to continue after."""
+    """One page of places (by id) with their event counts, and the key to continue
+    after. With a filter of events (a type, dates, a weapon...), the places with a
+    matching event, each with how many: a map's aggregation of a filtered view."""
     condition, params = filters.where(Scope.locations(conn), _LOCATION_FILTERS, args)
-    return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
+        return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    counts = stats.events_by_place(
+        conn, {name: args[name] for f in _EVENT_FILTERS for name in f.params if name in args}
+    )
+    rows, next_key = _page_by_id(
+        conn,
+        "SELECT l.* FROM locations l",
+        [condition, "l.id IN (SELECT value FROM json_each(?))"],
+        [*params, orjson.dumps(list(counts)).decode()],
+        args,
+        "l.id",
+    )
+    return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
 
 
 def list_sources(

@@ -6,7 +6,6 @@ gaps included, and the events coded coarser than its interval beside it.
 
 import calendar
 import datetime
-import itertools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from api import filters
 from api.filters import Scope
 from api.problems import invalid_parameter, invalid_parameters
 from api.rollups import (
+    ALL_CATEGORIES,
     ALL_TIME,
     DAY,
     DIMENSIONS,
@@ -32,7 +32,15 @@ from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 # group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
-_GROUP_DIMENSIONS = {"event_type": "event_type", "country": "country_code", "admin1": "admin1"}
+# Grouping by place (`location_id`) is /locations' event counts of a filtered view,
+# never a group_by a request gives (the vocabulary refuses it).
+_PLACE = "location_id"
+_GROUP_DIMENSIONS = {
+    "event_type": "event_type",
+    "country": "country_code",
+    "admin1": "admin1",
+    _PLACE: _PLACE,
+}
 _GROUP_KEYS = {name: DIMENSIONS[dimension] for name, dimension in _GROUP_DIMENSIONS.items()}
 
 # Date precisions, finest first as the vocabulary lists them; an event goes into a
@@ -136,22 +144,23 @@ Totals = dict[str, tuple[int, ...]]
 
 # interval -> the SQL of the period an event's date falls in, over the alias `e`:
 # the day, the Monday of its ISO week (SQLite before 3.46 has no ISO week format),
-# or the month. Summing per period in SQL returns a row per period, not per day.
+# the month or the year. Summing per period in SQL returns a row per period, not
+# per day.
 _PERIOD_KEYS = {
     "day": "e.date",
     "week": "date(e.date, printf('-%d days', (strftime('%w', e.date) + 6) % 7))",
     "month": "substr(e.date, 1, 7)",
+    "year": "substr(e.date, 1, 4)",
 }
 
 
 def _keys(args: dict[str, Any]) -> list[str]:
     """The key expressions a request's totals are grouped by (see totals)."""
-    interval = args.get("interval")
+    interval, group_by = args.get("interval"), args.get("group_by")
+    groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
     if interval is not None:
-        return [_PERIOD_KEYS[interval], "e.date_precision"]
-    if args.get("group_by") is not None:
-        return [_GROUP_KEYS[args["group_by"]]]
-    return []
+        return [_PERIOD_KEYS[interval], "e.date_precision", *groups]
+    return groups
 
 
 def _conditions(
@@ -188,8 +197,9 @@ def totals(
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
 ) -> dict[tuple[Any, ...], Totals]:
-    """Totals per key: (group,) with group_by, (date, precision) with an interval
-    (days, or months for interval=month), () otherwise."""
+    """Totals per key: (group,) with group_by, (period, precision) with an interval
+    (a day, the Monday of a week, a month or a year), (period, precision, group)
+    with both, () with neither."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions):
@@ -254,77 +264,144 @@ def _shifted(day: datetime.date, days: int) -> datetime.date | None:
         return None
 
 
+# A group of a grouped series (an event type, a country, a region; None for places
+# with no region), or None throughout a series without group_by.
+Group = str | None
+
+
 @dataclass
 class Series:
-    """One page of a time series: its rows in order, gaps included, the periods
-    coded coarser than the interval (over the whole series), the days the series
-    covers and its number of periods (None and 0 when nothing matched and no range
-    was given), and the key of the page's last row when another page follows."""
+    """One page of a time series (of each group, with group_by): its rows in order,
+    gaps included, the periods coded coarser than the interval (over the whole
+    series, on the first page only), the days the series covers and its number of
+    periods (None and 0 when nothing matched and no range was given), how many rows
+    follow this page, and the position of the page's last row (its group and
+    period's key) when another page follows."""
 
-    rows: list[tuple[Period, Totals]]
-    coarser: list[tuple[Period, Totals]]
+    rows: list[tuple[Group, Period, Totals]]
+    coarser: list[tuple[Group, Period, Totals]]
     first: datetime.date | None
     last: datetime.date | None
     count: int
-    next_key: str | None
+    remaining: int
+    next_key: tuple[Group, str] | None
 
 
 def series(
     conn: sqlite3.Connection,
     args: dict[str, Any],
-    after: str | None,
+    after: tuple[Group, str] | None,
     limit: int,
-    max_periods: int | None = None,
+    max_rows: int | None = None,
 ) -> Series:
-    """The page of the series after the period `after` (None for the first page), of
-    at most `limit` periods. Only the page's days are read: a deep page costs what
-    the first does. A series of more than `max_periods` periods, if given, is a 400
-    naming the range, before any is built."""
+    """The page of the series after the row `after` (None for the first page), of at
+    most `limit` rows. With group_by, every group with matching events has the whole
+    series, groups in key order (small multiples). Only the page's days are read: a
+    deep page costs what the first does. The coarser events are on the first page
+    alone, so that joined pages count each event once. A series of more than
+    `max_rows` rows, if given, is a 400 naming the range, before any is built."""
     interval = args["interval"]
     # Once here rather than in each of the plans below (the span, the page, coarser).
     args = without_every_place(conn, args)
     drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
     beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
+    coarser = _periods_of(conn, args, beside) if after is None else []
     first, last = args.get("date_from"), args.get("date_to")
     if first is None or last is None:
         span = _span(conn, args, drawn)
         if span is None:
-            return Series([], _periods_of(conn, args, beside), None, None, 0, None)
+            return Series([], coarser, None, None, 0, 0, None)
         first = first or period_of(span[0], interval).start
         last = last or period_of(span[1], interval).end
     count = _count(first, last, interval)
-    if max_periods is not None and count > max_periods:
+    groups: list[Group] = [None]
+    if args.get("group_by") is not None:
+        # The groups with matching events, in the series or beside it.
+        matching = totals(conn, {**args, "interval": None})
+        groups = sorted((key or None for (key,) in matching), key=_group_order)
+    if max_rows is not None and count * len(groups) > max_rows:
         reason = (
-            f"This series has {count:,} {interval} periods, more than the {max_periods:,} "
-            "one answer gives: narrow date_from and date_to, choose a longer interval, or "
-            "page through the JSON."
+            f"This series has {count * len(groups):,} rows ({count:,} {interval} periods "
+            f"of {len(groups):,} groups), more than the {max_rows:,} one answer gives: "
+            "narrow date_from and date_to, choose a longer interval, or page through the JSON."
         )
         raise invalid_parameters(
             [{"name": name, "in": "query", "reason": reason} for name in ("date_from", "date_to")]
         )
-    resume = first if after is None else _period_after(after, interval)
-    page = []
-    if resume is not None:
-        page = list(itertools.islice(_periods(max(first, resume), last, interval), limit))
-    rows: list[tuple[Period, Totals]] = []
+    page = _page(groups, first, last, interval, after, limit)
+    rows: list[tuple[Group, Period, Totals]] = []
     if page:
-        page[0].start, page[-1].end = max(page[0].start, first), min(page[-1].end, last)
         found = _periods_of(
-            conn, {**args, "date_from": page[0].start, "date_to": page[-1].end}, drawn, interval
+            conn,
+            {
+                **args,
+                "date_from": min(p.start for _, p in page),
+                "date_to": max(p.end for _, p in page),
+            },
+            drawn,
+            interval,
         )
-        by_key = {period.key: totals for period, totals in found}
-        rows = [(period, by_key.get(period.key, {})) for period in page]
-    more = bool(page) and page[-1].end < last
+        by_key = {(group, period.key): totals for group, period, totals in found}
+        rows = [(group, period, by_key.get((group, period.key), {})) for group, period in page]
+    remaining = 0
+    if page:
+        group, period = page[-1]
+        following = _shifted(period.end, 1)
+        if following is not None and following <= last:
+            remaining = _count(following, last, interval)
+        remaining += count * (len(groups) - groups.index(group) - 1)
     return Series(
         rows,
         # The coarser events of the filters as given: a series without a range spans
         # its own events, and the coarser ones are all there are.
-        _periods_of(conn, args, beside),
+        coarser,
         first,
         last,
         count,
-        page[-1].key if more else None,
+        remaining,
+        (page[-1][0], page[-1][1].key) if remaining else None,
     )
+
+
+def _page(
+    groups: list[Group],
+    first: datetime.date,
+    last: datetime.date,
+    interval: str,
+    after: tuple[Group, str] | None,
+    limit: int,
+) -> list[tuple[Group, Period]]:
+    """The rows of a page, each a group and a period (cut to first..last): up to
+    `limit` after the row `after`, its group's following periods then the next
+    groups' whole series."""
+    start, resume = 0, first
+    if after is not None:
+        group, key = after
+        # After the cursor's group in their order, even if that group has gone since.
+        start = next(
+            (i for i, g in enumerate(groups) if _group_order(g) >= _group_order(group)),
+            len(groups),
+        )
+        if start < len(groups) and groups[start] == group:
+            following = _period_after(key, interval)
+            if following is None:  # the cursor's period ends on the last day there is
+                start += 1
+            else:
+                resume = following
+    page: list[tuple[Group, Period]] = []
+    for group in groups[start:]:
+        for period in _periods(max(first, resume), last, interval):
+            if len(page) == limit:
+                return page
+            period.start, period.end = max(period.start, first), min(period.end, last)
+            page.append((group, period))
+        resume = first
+    return page
+
+
+def _group_order(group: Group) -> tuple[bool, str]:
+    # A null group (a place with no region) sorts first, as in every other listing.
+    return group is not None, group or ""
 
 
 def _period_after(key: str, interval: str) -> datetime.date | None:
@@ -337,6 +414,8 @@ def _period_after(key: str, interval: str) -> datetime.date | None:
             start = datetime.date.fromisocalendar(int(year), int(week), 1)
         elif interval == "month":
             start = datetime.date.fromisoformat(f"{key}-01")
+        elif interval == "year":
+            start = datetime.date(int(key), 1, 1)
         else:
             start = datetime.date.fromisoformat(key)
     except ValueError:
@@ -350,6 +429,8 @@ def _count(first: datetime.date, last: datetime.date, interval: str) -> int:
         return (last - first).days + 1
     if interval == "week":
         return (period_of(last, "week").start - period_of(first, "week").start).days // 7 + 1
+    if interval == "year":
+        return last.year - first.year + 1
     return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
@@ -375,37 +456,63 @@ def _periods_of(
     args: dict[str, Any],
     precisions: tuple[str, ...],
     interval: str | None = None,
-) -> list[tuple[Period, Totals]]:
-    """Totals per period over the events of these precisions: the interval's periods,
-    or each event's own (for the coarser ones, keyed by their dates), in order."""
+) -> list[tuple[Group, Period, Totals]]:
+    """Totals per group (None without group_by) and period over the events of these
+    precisions: the interval's periods, or each event's own (for the coarser ones,
+    keyed by their dates), in order of group, then period."""
     if not precisions:
         return []
-    merged: dict[str, tuple[Period, Totals]] = {}
+    merged: dict[tuple[Group, str], tuple[Group, Period, Totals]] = {}
     # Coarser events are keyed by their own date, which month rollups keep for the
     # year-precise ones beside a monthly series; beside a daily or weekly one (week-
-    # and month-precise events), days are needed.
+    # and month-precise events), days are needed. A yearly series has none beside it.
     keyed = args
     if interval is None:
         keyed = {**args, "interval": "month" if args["interval"] == "month" else "day"}
-    for (date, precision), found in totals(conn, keyed, precisions=precisions).items():
-        day = datetime.date.fromisoformat(date if len(date) == 10 else f"{date}-01")
+    for (date, precision, *grouping), found in totals(conn, keyed, precisions=precisions).items():
+        group = grouping[0] or None if grouping else None
+        # A day, a month (2024-05) or a year (2024), read as its first day.
+        day = datetime.date.fromisoformat((date + "-01-01")[:10])
         period = period_of(day, interval or precision)
-        _add(merged.setdefault(period.key, (period, {}))[1], found)
-    return sorted(merged.values(), key=lambda item: (item[0].start, item[0].key))
+        _add(merged.setdefault((group, period.key), (group, period, {}))[2], found)
+    return sorted(
+        merged.values(), key=lambda item: (_group_order(item[0]), item[1].start, item[1].key)
+    )
 
 
-def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[str | None, Totals]]:
+def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bool]:
+    """How many events match a listing's filters, read from the rollups, and whether
+    that is exact: filters no rollup keeps (actor, q, min_killed, min_injured,
+    updated_since) are left out, which makes it an upper bound."""
+    kept = {
+        name: args[name]
+        for f in _EVENT_FILTERS
+        if f.rollup is not None
+        for name in f.params
+        if name in args
+    }
+    exact = all(f.rollup is not None for f in _EVENT_FILTERS if any(n in args for n in f.params))
+    events = totals(conn, kept).get((), {}).get("", _ZEROS)[_EVENTS]
+    return events, exact
+
+
+def events_by_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[str, int]:
+    """How many of the events matching the filters are at each place (places with
+    none left out), from the smallest rollup keeping places and the filters."""
+    found = totals(conn, {**args, "group_by": _PLACE, "interval": None})
+    return {place: by_category[""][_EVENTS] for (place,), by_category in found.items()}
+
+
+def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group, Totals]]:
     """Totals per group in key order; the one overall total without group_by (also
     when nothing matched)."""
     found = totals(conn, args)
     if args.get("group_by") is None:
         return [(None, found.get((), {}))]
-    return sorted(((key or None, by_category) for (key,), by_category in found.items()), key=_name)
-
-
-def _name(item: tuple[str | None, Totals]) -> tuple[bool, str]:
-    # A null group (a place with no region) sorts first, as in every other listing.
-    return item[0] is not None, item[0] or ""
+    return sorted(
+        ((key or None, by_category) for (key,), by_category in found.items()),
+        key=lambda item: _group_order(item[0]),
+    )
 
 
 def render_totals(found: Totals) -> dict[str, Any]:
@@ -415,7 +522,7 @@ def render_totals(found: Totals) -> dict[str, Any]:
         "events": events[_EVENTS],
         "munitions": {
             category: _munitions(found[category]) if category in found else _NO_ENTRIES
-            for category in MUNITION_CATEGORIES
+            for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)
         },
         "killed": _casualties(events, _KILLED),
         "injured": _casualties(events, _INJURED),

@@ -118,6 +118,9 @@ def _open_laid_out(path: str) -> tuple[sqlite_utils.Database, list[str]]:
                 # Rollups added to a database that has events start from them.
                 if set(missing) & set(rollups.TABLES):
                     rollups.rebuild(db.conn)
+        elif rollups.lacks_all_categories(db.conn):
+            with immediate_transaction(db):
+                rollups.rebuild(db.conn)
     except BaseException:
         db.close()
         raise

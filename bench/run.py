@@ -654,6 +654,16 @@ STATS_CASES = {
     "bbox (Kharkiv) by month": ("interval=month&bbox=36.1,49.9,36.3,50.1", 5, "substr(date, 1, 7)"),
     "bbox (Kharkiv) by day": ("interval=day&bbox=36.1,49.9,36.3,50.1", 5, "date"),
     "bbox (all Ukraine) by month": ("interval=month&bbox=22,44,41,53", 5, "substr(date, 1, 7)"),
+    # The shapes of issue 20: a yearly series, a weekly country + weapon slice, small
+    # multiples (a series per group), the map's places of a filtered view.
+    "interval=year": ("interval=year", 1, "substr(date, 1, 4)"),
+    "weekly country + weapon": (
+        "interval=week&country=UA&weapon=drone,missile",
+        1,
+        "strftime('%Y-W%W', date)",
+    ),
+    "admin1 by month (small multiples)": ("group_by=admin1&interval=month", 1, None),
+    "event_type by week (small multiples)": ("group_by=event_type&interval=week", 1, None),
     "near (Kharkiv)": ("near=49.9935,36.2304&radius_km=30", 5, None),
     "actor=france": ("actor=france", 5, None),
     # A common term (12% of the events) and its complement: each sums the search's
@@ -705,7 +715,11 @@ def stats_against_the_scan(
     if names != list(STATS_CASES):
         return rows
     # The other aggregates: a page of places or sources, each with its event count.
-    for path in ("/api/v1/locations?limit=100", "/api/v1/sources?limit=100"):
+    for path in (
+        "/api/v1/locations?limit=100",
+        "/api/v1/locations?event_type=missile_strike,drone_strike&date_from=2024-01-01&limit=100",
+        "/api/v1/sources?limit=100",
+    ):
         endpoint = median_ms(get(path), repeat=3)
         rows.append(
             (

@@ -61,6 +61,8 @@ INTERVALS = {
     "to `coarser`.",
     "month": "Calendar months (`2024-05`); week-precise events count in the month of their "
     "date. Events dated only to a year go to `coarser`.",
+    "year": "Calendar years (`2024`); every event counts in the year of its date, so "
+    "`coarser` is empty.",
 }
 
 STATS_FORMATS = {
@@ -245,26 +247,20 @@ class EventPagingArgs(QuerySchema):
     )
 
 
-def _one_shape(data: dict[str, Any]) -> None:
-    if "group_by" in data and "interval" in data:
-        raise ValidationError(
-            "Give group_by or interval, not both: a series per group is one request per "
-            "group, filtered by it.",
-            "interval",
-        )
-
-
 class StatsQueryArgs(QuerySchema):
     """The parameters of /stats beside its filters."""
 
     group_by = vocabulary_field(
-        GROUPINGS, "One row per group; leave out (with no interval) for one overall total."
+        GROUPINGS,
+        "One row per group; leave out (with no interval) for one overall total. With "
+        "`interval`, a series per group (small multiples).",
     )
     interval = vocabulary_field(
         INTERVALS,
         "A time series: one row per period from `date_from` to `date_to` (or from the first "
-        "to the last period with events), periods without events included. Not with "
-        "`group_by`.",
+        "to the last period with events), periods without events included. With "
+        "`group_by`, the whole series of each group with matching events, groups in key "
+        "order, each row naming its `group`.",
     )
     limit = fields.Integer(
         load_default=STATS_DEFAULT_LIMIT,
@@ -279,13 +275,26 @@ class StatsQueryArgs(QuerySchema):
         "Response format; without it the Accept header chooses, and JSON is the default.",
     )
 
-    # Run by the filtered schema built from this one (api/filters.py).
-    cross_checks = (_one_shape,)
-
 
 class PagingArgs(QuerySchema):
     limit = limit_field()
     cursor = cursor_field()
+
+
+LOCATION_FORMATS = {
+    "json": "`application/json`: a page in the {data, links, meta} envelope (the default).",
+    "geojson": "`application/geo+json`: a page as an RFC 7946 FeatureCollection of Points, "
+    "each place with its `event_count` as properties, links and meta beside the features.",
+}
+
+
+class LocationPagingArgs(PagingArgs):
+    """The parameters of /locations beside its filters."""
+
+    format = vocabulary_field(
+        LOCATION_FORMATS,
+        "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
 
 
 class ChangesArgs(QuerySchema):

@@ -33,11 +33,34 @@ class EventPageMetaSchema(PageMetaSchema):
     sort = fields.String(
         **_doc("The order of the pages.\n\n" + describe(EVENT_SORTS)), required=True
     )
+    total = fields.Integer(
+        **_doc(
+            "Events matching the filters, on every page, read from the maintained totals "
+            "(it costs no count of the events). Exact when `total_exact`; with a filter "
+            "those totals do not keep (`actor`, `q`, `min_killed`, `min_injured`, "
+            "`updated_since`) it counts the events matching the other filters: an upper "
+            "bound."
+        ),
+        required=True,
+    )
+    total_exact = fields.Boolean(
+        **_doc("Whether `total` is the exact count, or an upper bound."), required=True
+    )
+
+
+class EventLinksSchema(LinksSchema):
+    prev = fields.String(
+        **_doc(
+            "The previous page, or null on the first page. Also sent as a Link header (RFC 8288)."
+        ),
+        required=True,
+        allow_none=True,
+    )
 
 
 class EventPageSchema(Schema):
     data = fields.List(fields.Nested(EventSchema), required=True)
-    links = fields.Nested(LinksSchema, required=True)
+    links = fields.Nested(EventLinksSchema, required=True)
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
@@ -61,7 +84,7 @@ class EventFeatureCollectionSchema(Schema):
 
     type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
     features = fields.List(fields.Nested(EventFeatureSchema), required=True)
-    links = fields.Nested(LinksSchema, required=True)
+    links = fields.Nested(EventLinksSchema, required=True)
     meta = fields.Nested(EventPageMetaSchema, required=True)
 
 
@@ -118,11 +141,31 @@ class ChangePageSchema(Schema):
 
 
 class LocationWithCountSchema(LocationSchema):
-    event_count = fields.Integer(**_doc("Events at this place."), required=True)
+    event_count = fields.Integer(
+        **_doc("Events at this place; with a filter of events, those matching it."),
+        required=True,
+    )
 
 
 class LocationPageSchema(Schema):
     data = fields.List(fields.Nested(LocationWithCountSchema), required=True)
+    links = fields.Nested(LinksSchema, required=True)
+    meta = fields.Nested(PageMetaSchema, required=True)
+
+
+class LocationFeatureSchema(Schema):
+    type = fields.String(**_doc("Always `Feature`."), required=True)
+    id = fields.String(**_doc("The place's id."), required=True)
+    geometry = fields.Nested(PointSchema, required=True)
+    properties = fields.Nested(LocationWithCountSchema, required=True)
+
+
+class LocationFeatureCollectionSchema(Schema):
+    """A page of places as GeoJSON, each with its event count. Region- and
+    country-precise points are centroids: check properties.precision."""
+
+    type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
+    features = fields.List(fields.Nested(LocationFeatureSchema), required=True)
     links = fields.Nested(LinksSchema, required=True)
     meta = fields.Nested(PageMetaSchema, required=True)
 
@@ -208,8 +251,19 @@ class MunitionTotalSchema(Schema):
 
 MunitionTotalsSchema = Schema.from_dict(
     {
-        category: fields.Nested(MunitionTotalSchema, **_doc(description), required=True)
-        for category, description in MUNITION_CATEGORIES.items()
+        **{
+            category: fields.Nested(MunitionTotalSchema, **_doc(description), required=True)
+            for category, description in MUNITION_CATEGORIES.items()
+        },
+        "all": fields.Nested(
+            MunitionTotalSchema,
+            **_doc(
+                "Every entry whatever its category, `mixed` included: a chart's one line "
+                "of launched against intercepted. Its `events` counts an event with entries "
+                "of several categories once."
+            ),
+            required=True,
+        ),
     },
     name="MunitionTotalsSchema",
 )
@@ -223,6 +277,13 @@ class StatsRowSchema(Schema):
             "for events of a place with no region under group_by=admin1."
         ),
         required=True,
+        allow_none=True,
+    )
+    group = fields.String(
+        **_doc(
+            "Only in a series per group (`group_by` with `interval`): the row's group, as "
+            "`key` is under group_by alone (null for places with no region)."
+        ),
         allow_none=True,
     )
     precision = fields.String(
@@ -245,8 +306,9 @@ class StatsRowSchema(Schema):
         MunitionTotalsSchema,
         **_doc(
             "Per munition category, always every category (a chart reads "
-            "`munitions.drone.launched`). `mixed` holds the figures sources give for "
-            "several categories together; they are in no other category."
+            "`munitions.drone.launched`), then `all`, the entries of every category "
+            "together. `mixed` holds the figures sources give for several categories "
+            "together; they are in no other category."
         ),
         required=True,
     )
@@ -258,6 +320,14 @@ class PeriodsSchema(Schema):
     first = fields.Date(**_doc("The first day the series covers."), required=True)
     last = fields.Date(**_doc("The last day the series covers."), required=True)
     count = fields.Integer(**_doc("Periods in the whole series, on every page."), required=True)
+    remaining = fields.Integer(
+        **_doc(
+            "Rows of the series after this page (0 on the last page): a chart that wants "
+            "the whole series follows `links.next` until it is 0, or asks for a `limit` "
+            "of at least `count` (times the groups, with group_by)."
+        ),
+        required=True,
+    )
 
 
 class StatsMetaSchema(PageMetaSchema):
@@ -287,7 +357,8 @@ class StatsSchema(Schema):
         fields.Nested(StatsRowSchema),
         **_doc(
             "With an interval, one row per period in order, periods without events "
-            "included; with group_by, one row per group by key; otherwise one overall row."
+            "included (with group_by too, each group's series in turn, groups by key); "
+            "with group_by, one row per group by key; otherwise one overall row."
         ),
         required=True,
     )
@@ -296,8 +367,9 @@ class StatsSchema(Schema):
         **_doc(
             "With an interval, the events dated less precisely than it (a month-precise "
             "event in a daily series), per period of their own precision, in date order: "
-            "counted here and never drawn on a day they did not happen. The same on every "
-            "page; empty without an interval."
+            "counted here and never drawn on a day they did not happen. On the first page "
+            "only (empty on the pages after it), so that the pages joined count each event "
+            "once; empty without an interval."
         ),
         required=True,
     )

@@ -151,7 +151,7 @@ def test_pages_are_followed_through_the_link_header(server: Server, app_page: Pa
                 // Readable cross-origin only because CORS exposes Link.
                 const link = response.headers.get('Link');
                 pages.push({status: response.status, ids: body.data.map(e => e.id),
-                            link, next: body.links.next});
+                            link, next: body.links.next, prev: body.links.prev});
                 const next = link && link.match(/<([^>]+)>; rel="next"/);
                 url = next ? next[1] : null;
             }
@@ -161,10 +161,12 @@ def test_pages_are_followed_through_the_link_header(server: Server, app_page: Pa
     )
     assert [page["status"] for page in pages] == [200, 200, 200, 200]
     assert [len(page["ids"]) for page in pages] == [5, 5, 5, 2]
-    # The header and the body name the same next page; the last page has neither.
+    # The header and the body name the same next and previous pages; the first page
+    # has no previous one, the last no next one.
     assert [page["link"] for page in pages] == [
-        *(f'<{page["next"]}>; rel="next"' for page in pages[:3]),
-        None,
+        f'<{pages[0]["next"]}>; rel="next"',
+        *(f'<{page["next"]}>; rel="next", <{page["prev"]}>; rel="prev"' for page in pages[1:3]),
+        f'<{pages[3]["prev"]}>; rel="prev"',
     ]
     assert pages[-1]["next"] is None
     with urllib.request.urlopen(f"{server.url}/api/v1/events?limit=100") as response:
@@ -517,7 +519,12 @@ def test_a_page_draws_the_stats_series_as_it_comes(server: Server, app_page: Pag
     )
     app_page.screenshot(path=SCREENSHOTS / "stats-series.png")
     assert drawn["keys"] == [f"2024-05-{day:02d}" for day in range(1, 32)]
-    assert drawn["periods"] == {"first": "2024-05-01", "last": "2024-05-31", "count": 31}
+    assert drawn["periods"] == {
+        "first": "2024-05-01",
+        "last": "2024-05-31",
+        "count": 31,
+        "remaining": 0,
+    }
     # The overnight attack of 30 May is the tallest bar, and the one with missiles.
     assert max(drawn["heights"]) == drawn["heights"][29] == 180
     assert drawn["red"] == ["2024-05-30"]

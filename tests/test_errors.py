@@ -60,7 +60,8 @@ def problem(client: FlaskClient, url: str, status: int) -> dict:
         ("/api/v1/events?limit=0&sort=x&date_form=1", ["date_form", "limit", "sort"]),
         ("/api/v1/stats?group_by=year", ["group_by"]),
         ("/api/v1/stats?sort=date", ["sort"]),
-        ("/api/v1/locations?precision=street", ["precision"]),
+        # A list of precisions, as event_type: the refused item is named by its place.
+        ("/api/v1/locations?precision=street", ["precision.0"]),
         ("/api/v1/locations?cursor=" + encode_cursor("-date", ["a", "b"]), ["cursor"]),
         ("/api/v1/sources?sort=id", ["sort"]),
         ("/api/v1/event-types?lang=en", ["lang"]),
@@ -89,7 +90,7 @@ def test_an_unknown_parameter_lists_the_known_ones(client: FlaskClient) -> None:
             "in": "query",
             "reason": "Unknown parameter. This endpoint takes: actor, admin1, bbox, country, "
             "cursor, date_from, date_to, event_type, format, limit, location, min_injured, "
-            "min_killed, near, q, radius_km, sort, updated_since, weapon.",
+            "min_killed, near, precision, q, radius_km, sort, updated_since, weapon.",
         }
     ]
 

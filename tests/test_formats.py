@@ -35,8 +35,9 @@ def test_geojson_page_is_a_feature_collection(client: FlaskClient) -> None:
         "links": {
             "self": "http://localhost/api/v1/events?format=geojson&location=kharkiv",
             "next": None,
+            "prev": None,
         },
-        "meta": {"count": 1, "limit": 100, "sort": "-date"},
+        "meta": {"count": 1, "limit": 100, "sort": "-date", "total": 1, "total_exact": True},
     }
 
 

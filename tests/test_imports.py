@@ -649,7 +649,7 @@ def test_imported_events_are_filtered_totalled_and_synced(
         category: (totals["launched"], totals["intercepted"], totals["not_reached"])
         for category, totals in waves["munitions"].items()
         if totals["events"]
-    } == {"mixed": (13, 10, 1)}
+    } == {"mixed": (13, 10, 1), "all": (13, 10, 1)}
     by_type = client.get(
         "/api/v1/stats?group_by=event_type&date_from=2024-05-30&date_to=2024-05-30"
     ).get_json()["data"]

@@ -206,6 +206,8 @@ def test_stats_count_each_model_in_its_category(imported: Path) -> None:
         "aerial_bomb": (3, 2, 1),
         # The, Kalibr and Shahed wave (60, 52), and S-70 Okhotnik (1, 1).
         "mixed": (61, 53, 2),
+        # Every entry together; each wave's entries are of one category.
+        "all": (438, 385, 23),
     }
 
 

@@ -22,11 +22,12 @@ def follow(client: FlaskClient, url: str) -> list[list[dict]]:
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
         pages.append(body["data"])
-        next_url = body["links"]["next"]
-        if next_url is None:
-            assert "Link" not in response.headers
-        else:
-            assert response.headers["Link"] == f'<{next_url}>; rel="next"'
+        next_url, prev_url = body["links"]["next"], body["links"]["prev"]
+        relations = [
+            f'<{url}>; rel="{rel}"' for url, rel in ((next_url, "next"), (prev_url, "prev")) if url
+        ]
+        assert response.headers.get("Link") == (", ".join(relations) or None)
+        if next_url is not None:
             split = urlsplit(next_url)
             next_url = f"{split.path}?{split.query}"
         url = next_url
@@ -63,13 +64,21 @@ def test_pages_keep_the_filters(client: FlaskClient) -> None:
 
 def test_the_page_meta_describes_the_page(client: FlaskClient) -> None:
     body = client.get("/api/v1/events?limit=5&sort=date").get_json()
-    assert body["meta"] == {"count": 5, "limit": 5, "sort": "date"}
+    assert body["meta"] == {
+        "count": 5,
+        "limit": 5,
+        "sort": "date",
+        "total": 17,
+        "total_exact": True,
+    }
     assert body["links"]["self"] == "http://localhost/api/v1/events?limit=5&sort=date"
 
 
 def test_default_sort_is_newest_first_and_default_limit_100(client: FlaskClient) -> None:
     body = client.get("/api/v1/events").get_json()
-    assert body["meta"] == {"count": 17, "limit": 100, "sort": "-date"}
+    assert body["meta"] == {
+        "count": 17, "limit": 100, "sort": "-date", "total": 17, "total_exact": True
+    }  # fmt: skip
     assert [event["id"] for event in body["data"]] == expected_order("-date")
 
 

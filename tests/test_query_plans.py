@@ -24,6 +24,7 @@ FILTERS = {
     "location": "location=Vovchansk",
     "bbox": "bbox=35.5,49.5,37.5,50.5",
     "near": "near=49.99,36.23&radius_km=30",
+    "precision": "precision=exact,city",
     "actor": "actor=russia",
     "weapon": "weapon=drone",
     "min_killed": "min_killed=10",

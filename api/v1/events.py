@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from api import exports, query
+from api import exports, query, stats
 from api.db import connect_read_only, get_db
 from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
@@ -61,15 +61,22 @@ def list_events(args: dict[str, Any]) -> Response:
         response = _export(args, chosen)
     else:
         geojson = chosen == "geojson"
-        pages = query.EventPages(get_db(), args, coordinates=geojson)
-        page, next_key = pages.page(args.get("cursor"), args["limit"])
+        conn = get_db()
+        pages = query.EventPages(conn, args, coordinates=geojson)
+        page, next_key, prev_key = pages.page(args.get("cursor"), args["limit"])
         if geojson:
             items = list(
                 map(event_feature, page.ids, page.longitudes, page.latitudes, page.documents)
             )
         else:
             items = list(page.documents)
-        meta = {"limit": args["limit"], "sort": args["sort"]}
+        total, exact = stats.event_total(conn, args)
+        meta = {
+            "limit": args["limit"],
+            "sort": args["sort"],
+            "total": total,
+            "total_exact": exact,
+        }
         response = page_response(
             items,
             next_key,
@@ -77,6 +84,8 @@ def list_events(args: dict[str, Any]) -> Response:
             meta,
             geojson=geojson,
             digests=list(page.digests),
+            with_prev=True,
+            prev_key=prev_key,
         )
     if "format" not in args:
         # The response was built just above and has no Vary yet.

@@ -9,16 +9,23 @@ from api.db import get_db
 from api.filters import LocationListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
+from api.params import chosen_format
 from api.problems import Problem
-from api.render import json_response, render
+from api.render import event_feature, json_response, render
 from schemas.query import NoArgs
-from schemas.responses import LocationPageSchema, LocationWithCountSchema
+from schemas.responses import (
+    LocationFeatureCollectionSchema,
+    LocationPageSchema,
+    LocationWithCountSchema,
+)
 
 blp = Blueprint(
     "locations", __name__, url_prefix="/api/v1", description="Places where events happened."
 )
 
 _LOCATION = LocationWithCountSchema()
+
+MEDIA_TYPES = {"json": "application/json", "geojson": "application/geo+json"}
 
 
 @read_operation(
@@ -28,13 +35,30 @@ _LOCATION = LocationWithCountSchema()
     args=LocationListArgs,
     response=LocationPageSchema,
     paged=True,
+    alternatives={MEDIA_TYPES["geojson"]: LocationFeatureCollectionSchema},
 )
 def list_locations(args: dict[str, Any]) -> Response:
-    """List places with their event counts, ordered by id"""
+    """List places with their event counts, ordered by id
+
+    Takes the filters of /stats. Filters of places (country, admin1, bbox,
+    precision) choose the places; with a filter of events (a type, dates, a
+    weapon...) only places with a matching event are listed, each with how many
+    match: a map's aggregation of a filtered view. GeoJSON gives the places as
+    Points.
+    """
+    chosen = chosen_format(args, MEDIA_TYPES)
     rows, next_key = query.list_locations(get_db(), args)
-    return page_response(
-        [render(row, _LOCATION) for row in rows], next_key, "id", {"limit": args["limit"]}
-    )
+    items = [render(row, _LOCATION) for row in rows]
+    geojson = chosen == "geojson"
+    if geojson:
+        items = [
+            event_feature(row["id"], row["longitude"], row["latitude"], item)
+            for row, item in zip(rows, items, strict=True)
+        ]
+    response = page_response(items, next_key, "id", {"limit": args["limit"]}, geojson=geojson)
+    if "format" not in args:
+        response.headers["Vary"] = "Accept"
+    return response
 
 
 @read_operation(

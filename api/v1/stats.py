@@ -15,6 +15,7 @@ from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, page_response
 from api.params import chosen_format, refuse_paging
+from api.rollups import ALL_CATEGORIES
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema
 from schemas.vocabulary import MUNITION_CATEGORIES
@@ -58,7 +59,9 @@ def event_stats(args: dict[str, Any]) -> Response:
     if chosen == "csv":
         refuse_paging(chosen, "row")
         answer = _rows(args, whole=True)
-        response = Response(_csv([*answer.rows, *answer.coarser]), mimetype=MEDIA_TYPES["csv"])
+        grouped = args.get("group_by") is not None and args.get("interval") is not None
+        body = _csv([*answer.rows, *answer.coarser], grouped)
+        response = Response(body, mimetype=MEDIA_TYPES["csv"])
         response.headers["Content-Disposition"] = 'attachment; filename="stats.csv"'
     else:
         answer = _rows(args)
@@ -72,7 +75,7 @@ def event_stats(args: dict[str, Any]) -> Response:
             meta["search_capped"] = filters.search_capped(get_db(), args["q"])
         response = page_response(
             [orjson.dumps(row) for row in answer.rows],
-            None if answer.next_key is None else (answer.next_key,),
+            answer.next_key,
             _shape(args),
             meta,
             beside={"coarser": answer.coarser},
@@ -84,22 +87,21 @@ def event_stats(args: dict[str, Any]) -> Response:
 
 class _Rows(NamedTuple):
     """What a /stats answer holds: its rows (one page of them, unless asked for
-    whole), the coarser rows, the periods covered, and the key after which the next
-    page starts."""
+    whole), the coarser rows, the periods covered, and the position after which the
+    next page starts."""
 
     rows: list[dict[str, Any]]
     coarser: list[dict[str, Any]]
     periods: dict[str, Any] | None
-    next_key: str | None
+    next_key: tuple[str | None, ...] | None
 
 
 def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
     conn = get_db()
-    after = None
-    if "cursor" in args:
-        (after,) = decode_cursor(args["cursor"], _shape(args), (str,))
     limit = sys.maxsize if whole else args["limit"]
-    if args.get("interval") is None:
+    interval, group_by = args.get("interval"), args.get("group_by")
+    if interval is None:
+        after = _position(args, (str,))
         rows = [
             {"key": key, "precision": None, "start": None, "end": None, **stats.render_totals(t)}
             for key, t in stats.grouped(conn, args)
@@ -109,30 +111,52 @@ def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
         start = 0
         if after is not None:
             start = next(
-                (i for i, row in enumerate(rows) if _order(row["key"]) > _order(after)), len(rows)
+                (i for i, row in enumerate(rows) if _order(row["key"]) > _order(after[0])),
+                len(rows),
             )
         page = rows[start : start + limit]
         more = start + limit < len(rows)
-        return _Rows(page, [], None, page[-1]["key"] if more and page else None)
-    series = stats.series(conn, args, after, limit, max_periods=CSV_MAX_ROWS if whole else None)
+        return _Rows(page, [], None, (page[-1]["key"],) if more and page else None)
+    if group_by is None:
+        position = _position(args, (str,))
+        after = None if position is None else (None, position[0])
+    else:
+        after = _position(args, (str, str))  # (group, period)
+    series = stats.series(conn, args, after, limit, max_rows=CSV_MAX_ROWS if whole else None)
     periods = None
     if series.first is not None and series.last is not None:
         periods = {
             "first": series.first.isoformat(),
             "last": series.last.isoformat(),
             "count": series.count,
+            "remaining": series.remaining,
         }
+    next_key: tuple[str | None, ...] | None = series.next_key
+    if next_key is not None and group_by is None:
+        next_key = next_key[1:]  # a series' cursor names its period alone, as it always did
+    grouped = group_by is not None
     return _Rows(
-        [_period_row(*row) for row in series.rows],
-        [_period_row(*row) for row in series.coarser],
+        [_period_row(*row, grouped) for row in series.rows],
+        [_period_row(*row, grouped) for row in series.coarser],
         periods,
-        series.next_key,
+        next_key,
     )
 
 
-def _period_row(period: stats.Period, found: stats.Totals) -> dict[str, Any]:
+def _position(args: dict[str, Any], types: tuple[type, ...]) -> tuple[Any, ...] | None:
+    """The position a request's cursor carries, None without one."""
+    if "cursor" not in args:
+        return None
+    return decode_cursor(args["cursor"], _shape(args), types)
+
+
+def _period_row(
+    group: stats.Group, period: stats.Period, found: stats.Totals, grouped: bool
+) -> dict[str, Any]:
     return {
         "key": period.key,
+        # Only the rows of a series per group (small multiples) say whose they are.
+        **({"group": group} if grouped else {}),
         "precision": period.precision,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
@@ -142,9 +166,12 @@ def _period_row(period: stats.Period, found: stats.Totals) -> dict[str, Any]:
 
 def _shape(args: dict[str, Any]) -> str:
     """What a cursor pages: a cursor of one shape is refused by another."""
-    if args.get("interval") is not None:
-        return f"interval={args['interval']}"
-    return f"group_by={args.get('group_by')}"
+    interval, group_by = args.get("interval"), args.get("group_by")
+    if interval is not None and group_by is not None:
+        return f"group_by={group_by}&interval={interval}"
+    if interval is not None:
+        return f"interval={interval}"
+    return f"group_by={group_by}"
 
 
 def _order(key: str | None) -> tuple[bool, str]:
@@ -162,6 +189,8 @@ _MUNITION_PARTS = (
     "hit",
     "events",
 )
+# Every category, then the entries of all of them together.
+_CATEGORIES = (*MUNITION_CATEGORIES, ALL_CATEGORIES)
 CSV_COLUMNS = (
     "key",
     "precision",
@@ -169,25 +198,27 @@ CSV_COLUMNS = (
     "end",
     "events",
     *(f"{kind}_{part}" for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
-    *(f"{category}_{part}" for category in MUNITION_CATEGORIES for part in _MUNITION_PARTS),
+    *(f"{category}_{part}" for category in _CATEGORIES for part in _MUNITION_PARTS),
 )
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    """Rows as a flat table a spreadsheet opens: one column per figure, empty for null."""
+def _csv(rows: list[dict[str, Any]], grouped: bool) -> str:
+    """Rows as a flat table a spreadsheet opens: one column per figure, empty for null;
+    a series per group has the group's column after the key."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([CSV_COLUMNS[0], *(["group"] if grouped else []), *CSV_COLUMNS[1:]])
     for row in rows:
         writer.writerow(
             [
-                # A key may be a region's name, as partners wrote it: escaped text.
+                # A key or group may be a region's name, as partners wrote it: escaped text.
                 text_cell(row["key"]),
+                *([text_cell(row["group"])] if grouped else []),
                 *(row[name] for name in ("precision", "start", "end", "events")),
                 *(row[kind][part] for kind in ("killed", "injured") for part in _CASUALTY_PARTS),
                 *(
                     row["munitions"][category][part]
-                    for category in MUNITION_CATEGORIES
+                    for category in _CATEGORIES
                     for part in _MUNITION_PARTS
                 ),
             ]
