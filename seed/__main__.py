@@ -251,7 +251,13 @@ def _import(path: str, args: argparse.Namespace) -> int:
 
     try:
         with stream, progress, terminate_as_interrupt(), imports.use_models(models):
-            result = _write(path, load, bulk=True, wrote=lambda r: bool(r.new or r.updated))
+            # A bulk load's worth of new or changed events moves the statistics.
+            result = _write(
+                path,
+                load,
+                bulk=True,
+                changed_much=lambda r: r.new + r.updated >= imports.BULK_AFTER_ROWS,
+            )
     except imports.ImportRefused as error:
         print(f"seed: {error}; nothing written", file=sys.stderr)
         return 1
@@ -296,11 +302,12 @@ def _write(
     path: str,
     write: Callable[[Database], T],
     bulk: bool = False,
-    wrote: Callable[[T], bool] = lambda result: True,
+    changed_much: Callable[[T], bool] = lambda result: True,
 ) -> T | None:
     """Run write(db) in one transaction; None (after saying why) if it failed. Table
-    statistics are gathered again after it, unless `wrote(result)` says it wrote no
-    event (ANALYZE reads every index: 3.4 s at 1M events).
+    statistics are gathered after it, unless the database has them and
+    `changed_much(result)` says the write changed too little to move them (ANALYZE
+    reads every index: 3.4 s at 1M events).
 
     A `bulk` write runs with a rollback journal rather than the WAL when no other
     connection has the database open: a new page then goes to the database file once,
@@ -319,10 +326,11 @@ def _write(
         if bulk:
             _leave_wal_if_alone(db)
         with db.atomic():
+            has_statistics = db["sqlite_stat1"].exists()
             result = write(db)
             # Table statistics let the query planner choose between walking the
             # sort index and collecting a filter's matches (see api/query.py).
-            if wrote(result):
+            if not has_statistics or changed_much(result):
                 db.execute("ANALYZE")
         return result
     except sqlite3.DatabaseError as error:

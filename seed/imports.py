@@ -37,7 +37,6 @@ from api.storage import (
     EventRows,
     bulk_load,
     event_rows,
-    forget_stale_sources,
     insert_rows,
     placeholders,
     remembering_sources,
@@ -1444,8 +1443,6 @@ def import_rows(
                 remember(sorted_out.sources(batch))
             result.read += batch.read + sorted_out.skipped
             on_progress(len(lines))
-    if result.new or result.updated:
-        forget_stale_sources(db.conn)
     return result
 
 
@@ -1526,7 +1523,7 @@ class _Sorted(NamedTuple):
 class _SourceRows:
     """The digests of the source rows imports wrote (the store's import_sources): a
     row is known when its digest, taken in the same context (_import_context), is
-    there and its event still has the content it gave. Each event's rows are digested
+    there and its event has had no write since (unchanged_sources). Each event's rows are digested
     together (one row, or the rows of one event in a file of one row per actor)."""
 
     def __init__(self, db: Database, context: bytes) -> None:
