@@ -1523,8 +1523,9 @@ class _Sorted(NamedTuple):
 class _SourceRows:
     """The digests of the source rows imports wrote (the store's import_sources): a
     row is known when its digest, taken in the same context (_import_context), is
-    there and its event has had no write since (unchanged_sources). Each event's rows are digested
-    together (one row, or the rows of one event in a file of one row per actor)."""
+    there and its event has had no write since (unchanged_sources). Each event's rows
+    are digested together (one row, or the rows of one event in a file of one row per
+    actor)."""
 
     def __init__(self, db: Database, context: bytes) -> None:
         self._conn = db.conn
