@@ -343,6 +343,16 @@ class Source:
         munitions = select(summed(MUNITION_SUMS), "e.category", table, " AND category != ''")
         return f"{events} UNION ALL {munitions}", params * 2
 
+    def count(self, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """The number of events of the rows `condition` keeps: one column summed over
+        the event-total rows, where `statement` sums every figure of every category
+        (an unfiltered /events total: 4.9 ms that way at 1M events)."""
+        where = f"WHERE {condition}" if condition else "WHERE true"
+        if self.rollup is None:
+            return f"SELECT count(*) FROM events e {where}", params
+        table = f"{self.rollup.table} e"
+        return f"SELECT coalesce(sum(events), 0) FROM {table} {where} AND category = ''", params
+
     def span(self, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
         """The first and last date of the rows `condition` keeps."""
         table = f"{self.rollup.table} e" if self.rollup is not None else "events e"

@@ -492,7 +492,10 @@ def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bo
         if name in args
     }
     exact = all(f.rollup is not None for f in _EVENT_FILTERS if any(n in args for n in f.params))
-    events = totals(conn, kept).get((), {}).get("", _ZEROS)[_EVENTS]
+    events = 0
+    for part in plan(conn, kept):
+        sql, params = part.source.count(*_conditions(conn, part, None))
+        events += conn.execute(sql, params).fetchone()[0]
     return events, exact
 
 
