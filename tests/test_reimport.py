@@ -49,15 +49,25 @@ def source_rows(db: Path) -> list[str]:
         conn.close()
 
 
+def first_import(
+    db: Path, path: Path, mapped: list[int], capsys: pytest.CaptureFixture[str]
+) -> list[int]:
+    """Import a file into a new database; the lines it mapped (where each row starts:
+    one fixture row has a newline in a quoted cell), with the record and output then
+    cleared for the import under test."""
+    assert run_import(db, "acled", path) == 0
+    lines = list(mapped)
+    mapped.clear()
+    capsys.readouterr()
+    return lines
+
+
 def test_an_unchanged_file_is_skipped_unread_in_any_row_order(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
     db = tmp_path / "salvo.db"
-    assert run_import(db, "acled", ACLED) == 0
-    assert len(mapped) == 5
+    assert len(first_import(db, ACLED, mapped, capsys)) == 5
     changes = client_of(db).get("/api/v1/changes?limit=1000").get_json()["data"]
-    mapped.clear()
-    capsys.readouterr()
 
     assert run_import(db, "acled", ACLED) == 0
     assert summary(capsys) == "0 new, 0 updated, 5 unchanged"
@@ -74,10 +84,7 @@ def test_only_the_changed_row_is_mapped_and_its_old_digest_goes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
     db = tmp_path / "salvo.db"
-    assert run_import(db, "acled", ACLED) == 0
-    lines = list(mapped)  # where each row starts (one has a newline in a quoted cell)
-    mapped.clear()
-    capsys.readouterr()
+    lines = first_import(db, ACLED, mapped, capsys)
     rows = read_rows(ACLED)
     rows[3][rows[0].index("fatalities")] = "9"  # ACLED revised one figure
     assert run_import(db, "acled", write_rows(tmp_path / "revised.csv", rows)) == 0
@@ -92,8 +99,7 @@ def test_an_event_edited_or_deleted_since_is_mapped_and_written_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
     db = tmp_path / "salvo.db"
-    assert run_import(db, "acled", ACLED) == 0
-    lines = list(mapped)
+    lines = first_import(db, ACLED, mapped, capsys)
     writable = open_for_writing(str(db))
     key = create_key(writable, "Newsroom", "admin")
     writable.close()
@@ -110,8 +116,6 @@ def test_an_event_edited_or_deleted_since_is_mapped_and_written_again(
     etag = client.get(f"/api/v1/events/{deleted}").headers["ETag"]
     response = client.delete(f"/api/v1/events/{deleted}", headers={**auth, "If-Match": etag})
     assert response.status_code == 204, response.get_json()
-    mapped.clear()
-    capsys.readouterr()
 
     # The file is the import's truth, as it was before digests: both rows are mapped
     # again and written.
@@ -126,10 +130,7 @@ def test_another_reading_of_the_cells_maps_every_row_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
     db = tmp_path / "salvo.db"
-    assert run_import(db, "acled", ACLED) == 0
-    lines = list(mapped)
-    mapped.clear()
-    capsys.readouterr()
+    lines = first_import(db, ACLED, mapped, capsys)
     # What counts as a missing cell changes what a row means: no digest holds.
     assert run_import(db, "acled", ACLED, "--na-values", "NA,none") == 0
     assert summary(capsys) == "0 new, 0 updated, 5 unchanged"
@@ -140,9 +141,7 @@ def test_a_monadic_file_is_skipped_unread_event_by_event(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
     db = tmp_path / "salvo.db"
-    assert run_import(db, "acled", MONADIC) == 0
-    mapped.clear()
-    capsys.readouterr()
+    first_import(db, MONADIC, mapped, capsys)
     assert run_import(db, "acled", MONADIC) == 0
     assert summary(capsys) == "0 new, 0 updated, 3 unchanged"
     assert mapped == []
