@@ -1386,6 +1386,7 @@ def import_rows(
     known by the digest of its cells (_SourceRows) and skipped: only new and changed
     rows are mapped and validated."""
     layout = LAYOUTS[layout_name]
+    id_column = layout.column_of("id", {})
     header, batches = read_batches(label, stream, layout)
     result = ImportResult()
     sources = _SourceRows(db, _import_context(layout_name, header, reading))
@@ -1401,11 +1402,11 @@ def import_rows(
 
     with (
         ExitStack() as bulk,
-        _earlier_ids(db, layout.column_of("id", {})) as earlier,
+        _earlier_ids(db, id_column) as earlier,
         remembering_sources(db.conn) as remember,
     ):
         if layout.by_actor(header):
-            id_index = header.index(layout.column_of("id", {}))
+            id_index = header.index(id_column)
             batches = bulk.enter_context(_events_together(db, id_index, len(header), batches))
         # Bulk from the first row to write, in a small database; else once many are.
         bulk_after = 0 if _fewer_events_than(db, BULK_AFTER_ROWS) else BULK_AFTER_ROWS
@@ -1413,7 +1414,7 @@ def import_rows(
         mapped = _mapped(layout_name, label, header, unknown(), changed_at, reading, workers)
         for batch in mapped:
             lines, sorted_out = in_flight.popleft()
-            sorted_out.join(batch, lines, label, layout.column_of("id", {}))
+            sorted_out.join(batch, lines, label, id_column)
             earlier.check(batch, lines, label)
             if batch.rejected and on_rejected is None:
                 first = batch.rejected[0]
