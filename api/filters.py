@@ -516,21 +516,32 @@ class FilteredArgs(QuerySchema):
         for declared in self.filters:
             if declared.check is not None:
                 declared.check(data)
-        for check in self.cross_checks:
-            check(data)
 
 
 def filtered_args(name: str, resource: str, others: type[QuerySchema]) -> type[FilteredArgs]:
     """The query schema of a filtered endpoint: the resource's filters, then the
-    parameters of `others` (paging, sorting, grouping)."""
+    parameters of `others` (paging, sorting, grouping), and the checks `others`
+    declares (`@validates_schema`, `@validates`). Not a subclass of `others`, which
+    would list its parameters before the filters."""
     filters = filters_of(resource)
     declared = {param: field for f in filters for param, field in f.params.items()}
     fields_in_order = {**declared, **others._declared_fields}
-    return type(
-        name,
-        (FilteredArgs,),
-        {**fields_in_order, "filters": filters, "cross_checks": others.cross_checks},
-    )
+    return type(name, (FilteredArgs,), {**fields_in_order, **_hooks(others), "filters": filters})
+
+
+def _hooks(schema: type[QuerySchema]) -> dict[str, Any]:
+    """The marshmallow hooks (validators, processors) that `schema` and its bases
+    below QuerySchema declare, by name; a subclass's attribute overrides its base's."""
+    hooks: dict[str, Any] = {}
+    for klass in reversed(schema.__mro__):
+        if not issubclass(klass, QuerySchema) or klass is QuerySchema:
+            continue
+        for name, member in vars(klass).items():
+            if hasattr(member, "__marshmallow_hook__"):
+                hooks[name] = member
+            else:
+                hooks.pop(name, None)
+    return hooks
 
 
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)

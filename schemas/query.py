@@ -8,8 +8,7 @@ naming it, never a silently unfiltered answer.
 """
 
 import re
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -215,10 +214,8 @@ class QueryString(dict[str, Any]):
 
 class QuerySchema(Schema):
     """A query string's parameters: unknown ones are refused, and so are repeated
-    single-valued ones, in the same 400 as every other refused parameter.
-    `cross_checks` are checks across parameters, each raising ValidationError."""
-
-    cross_checks: ClassVar[tuple[Callable[[dict[str, Any]], None], ...]] = ()
+    single-valued ones, in the same 400 as every other refused parameter. A check
+    across parameters is marshmallow's `@validates_schema`, raising ValidationError."""
 
     class Meta:
         unknown = RAISE

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from marshmallow import ValidationError, validates, validates_schema
 
 from api.filters import (
     EVENTS,
@@ -14,6 +15,7 @@ from api.filters import (
     Filter,
     LocationListArgs,
     StatsArgs,
+    filtered_args,
 )
 from schemas.query import EventPagingArgs, LocationPagingArgs, StatsQueryArgs
 
@@ -77,3 +79,42 @@ def test_near_without_a_radius_uses_the_documented_default(client: FlaskClient) 
     default = listed(client, "events", "near=49.9935,36.2304")
     assert default == listed(client, "events", "near=49.9935,36.2304&radius_km=25")
     assert default != listed(client, "events", "near=49.9935,36.2304&radius_km=100")
+
+
+class OneShapeArgs(StatsQueryArgs):
+    """/stats's other parameters with checks of their own, as marshmallow declares them."""
+
+    @validates_schema
+    def _one_shape(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "group_by" in data and "interval" in data:
+            raise ValidationError("Not with group_by.", "interval")
+
+    @validates("limit")
+    def _even(self, value: int, **kwargs: Any) -> None:
+        if value % 2:
+            raise ValidationError("Not even.")
+
+
+def test_the_checks_of_the_other_parameters_run_in_the_filtered_schema() -> None:
+    """A check across parameters is marshmallow's own @validates_schema (or a field's
+    @validates) on the schema of the other parameters; the filtered schema, which is
+    not its subclass so that the filters come first, runs it beside the filters'."""
+    schema = filtered_args("OneShapeStatsArgs", EVENTS, OneShapeArgs)()
+    assert list(schema.fields) == list(StatsArgs().fields)
+    assert schema.load({"group_by": "admin1", "limit": "2"})["group_by"] == "admin1"
+    with pytest.raises(ValidationError) as refused:
+        schema.load({"limit": "3"})
+    assert refused.value.messages == {"limit": ["Not even."]}
+    with pytest.raises(ValidationError) as refused:
+        schema.load(
+            {
+                "group_by": "admin1",
+                "interval": "month",
+                "date_from": "2024-06-01",
+                "date_to": "2024-05-01",
+            }
+        )
+    assert refused.value.messages == {
+        "interval": ["Not with group_by."],
+        "date_from": ["date_from is after date_to."],
+    }
