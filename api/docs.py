@@ -18,7 +18,7 @@ from markdown_it.token import Token
 from api.config import PROJECT_ROOT
 from api.examples import BASE_URL
 from api.openapi import contract_api
-from api.problems import Problem
+from api.problems import PROBLEM_TYPES, Problem
 
 blp = Blueprint("docs", __name__)
 ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -73,7 +73,34 @@ def document(name: str) -> Response:
     return _page(f"docs/{name}.md")
 
 
+# Where each problem type is explained: a row of this document's table, whose id is
+# the type's last segment (`/problems/invalid-parameters`: `#invalid-parameters`).
+PROBLEMS_DOCUMENT = "docs/problems.md"
+
+
+@blp.get(f"{PROBLEM_TYPES}<name>")
+def problem_type(name: str) -> Response:
+    """A problem's `type` (`/problems/invalid-parameters`) is a URI a person can open:
+    it leads (303 See Other: the type is not itself a document) to its row of the
+    problem types' page. Clients still compare it as a string."""
+    route = pages()[PROBLEMS_DOCUMENT]
+    if name not in _document(PROBLEMS_DOCUMENT)[2]:
+        raise Problem(
+            404,
+            f"No problem type is {PROBLEM_TYPES}{name}; the problem types are listed at {route}.",
+        )
+    return Response(status=303, headers={"Location": f"{route}#{name}"})
+
+
 def _page(path: str) -> Response:
+    title, body, _ = _document(path)
+    html = render_template("page.html", title=title, body=body, pages=_NAVIGATION)
+    return Response(html, content_type="text/html; charset=utf-8")
+
+
+def _document(path: str) -> tuple[str, str, frozenset[str]]:
+    """A served document's title, HTML body and element ids; a 404 if none is served
+    at `path`."""
     source = PROJECT_ROOT / path
     if path not in pages() or not source.is_file():
         raise Problem(
@@ -81,9 +108,7 @@ def _page(path: str) -> Response:
             f"No document is served at this path; the documents are: "
             f"{', '.join(pages().values())}.",
         )
-    title, body = _rendered(path, source.stat().st_mtime_ns)
-    html = render_template("page.html", title=title, body=body, pages=_NAVIGATION)
-    return Response(html, content_type="text/html; charset=utf-8")
+    return _rendered(path, source.stat().st_mtime_ns)
 
 
 # The pages every page links to, in the order a newcomer needs them.
@@ -97,17 +122,18 @@ _NAVIGATION = (
 
 
 @functools.lru_cache(maxsize=32)
-def _rendered(path: str, mtime_ns: int) -> tuple[str, str]:
-    """The document's title (its first heading) and body as HTML, rendered once per
-    version of the file: the README took 180-230 ms to render on the shared 2-core
-    machine."""
+def _rendered(path: str, mtime_ns: int) -> tuple[str, str, frozenset[str]]:
+    """The document's title (its first heading), body as HTML and the ids of its
+    elements, rendered once per version of the file: the README took 180-230 ms to
+    render on the shared 2-core machine."""
     markdown = _markdown()
     env: dict[str, Any] = {"source": path}
     tokens = markdown.parse((PROJECT_ROOT / path).read_text(encoding="utf-8"), env)
     title = next(
         (tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"), path
     )
-    return title, markdown.renderer.render(tokens, markdown.options, env)
+    ids = frozenset(str(t.attrGet("id")) for t in tokens if t.attrGet("id") is not None)
+    return title, markdown.renderer.render(tokens, markdown.options, env), ids
 
 
 def _markdown() -> MarkdownIt:
@@ -116,6 +142,7 @@ def _markdown() -> MarkdownIt:
     markdown = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
     markdown.core.ruler.push("salvo_links", _rewrite_links)
     markdown.core.ruler.push("salvo_anchors", _heading_ids)
+    markdown.core.ruler.push("salvo_problem_types", _problem_type_ids)
     return markdown
 
 
@@ -180,3 +207,18 @@ def _heading_ids(state: StateCore) -> None:
         count = seen.get(slug, 0)
         seen[slug] = count + 1
         heading.attrSet("id", f"{slug}-{count}" if count else slug)
+
+
+def _problem_type_ids(state: StateCore) -> None:
+    """On the problem types' page, each row of a type (its first cell `/problems/x`)
+    gets the id `x`, where the type's URI leads."""
+    if state.env.get("source") != PROBLEMS_DOCUMENT:
+        return
+    tokens = state.tokens
+    for row, cell, inline in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if row.type != "tr_open" or cell.type != "td_open" or len(inline.children or []) != 1:
+            continue
+        (code,) = inline.children or []
+        found = re.fullmatch(f"{PROBLEM_TYPES}([a-z0-9-]+)", code.content)
+        if code.type == "code_inline" and found:
+            row.attrSet("id", found.group(1))

@@ -11,7 +11,9 @@ from werkzeug.routing import RequestRedirect
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # Problem types beyond the plain HTTP statuses (which use "about:blank"). The
-# URIs are identifiers, documented in docs/problems.md; clients compare them.
+# URIs are identifiers, documented in docs/problems.md; clients compare them. Each
+# leads a person who opens it to its row of that page (api/docs.py).
+PROBLEM_TYPES = "/problems/"
 INVALID_PARAMETERS = "/problems/invalid-parameters"
 INVALID_BODY = "/problems/invalid-body"
 UNKNOWN_VERSION = "/problems/unknown-version"

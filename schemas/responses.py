@@ -449,7 +449,13 @@ class InvalidParamSchema(Schema):
 class ProblemSchema(Schema):
     """RFC 9457 problem details."""
 
-    type = fields.String(**_doc("URI reference identifying the problem type."), required=True)
+    type = fields.String(
+        **_doc(
+            "URI reference identifying the problem type; compare it as a string. Opened on "
+            "this server, it leads to the type's row of [the problem types](/docs/problems)."
+        ),
+        required=True,
+    )
     title = fields.String(**_doc("Short summary of the problem type."), required=True)
     status = fields.Integer(**_doc("The HTTP status code."), required=True)
     detail = fields.String(**_doc("What went wrong in this occurrence."), required=True)

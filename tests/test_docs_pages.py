@@ -1,12 +1,16 @@
 """The documents Salvo serves: the codebook rendered from the schemas, and the README,
-guide, CHANGELOG, problems page and codebook as HTML whose every link answers."""
+guide, CHANGELOG, problems page and codebook as HTML whose every link answers, and
+every problem type's URI leading to its explanation."""
 
+import ast
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from flask.testing import FlaskClient
 
+from api import problems
 from api.docs import _markdown, pages
 from schemas.codebook import VOCABULARIES, render
 from schemas.event import EventSchema
@@ -40,6 +44,7 @@ class Page(HTMLParser):
         super().__init__()
         self.links: list[str] = []
         self.ids: set[str] = set()
+        self.row_ids: set[str] = set()
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -48,6 +53,8 @@ class Page(HTMLParser):
             self.links.append(str(attributes["href"]))
         if attributes.get("id"):
             self.ids.add(str(attributes["id"]))
+            if tag == "tr":
+                self.row_ids.add(str(attributes["id"]))
 
 
 def crawl(client: FlaskClient) -> dict[str, Page]:
@@ -114,3 +121,51 @@ def test_an_unknown_document_is_a_404_problem(client: FlaskClient) -> None:
     assert response.status_code == 404
     assert response.content_type == "application/problem+json"
     assert "/docs/codebook" in response.get_json()["detail"]
+
+
+def problem_types_in_the_code() -> set[str]:
+    """Every problem type the server's code names: each string literal of api/ and
+    schemas/ that is a `/problems/...` URI, wherever it is declared (api/problems.py,
+    api/params.py...), so that a type added anywhere is checked."""
+    return {
+        node.value
+        for package in ("api", "schemas")
+        for path in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"/problems/[a-z0-9-]+", node.value)
+    }
+
+
+def test_every_problem_type_leads_to_its_explanation(client: FlaskClient) -> None:
+    """A problem's `type` is a URI a person can open: it leads (303) to the problem
+    types' page, whose row for that type carries the URI's fragment."""
+    emitted = problem_types_in_the_code()
+    declared = {
+        value
+        for value in vars(problems).values()
+        if isinstance(value, str) and re.fullmatch(r"/problems/.+", value)
+    }
+    assert declared <= emitted and "/problems/malformed-body" in emitted
+    documented: set[str] = set()
+    for problem_type in sorted(emitted):
+        response = client.get(problem_type)
+        assert response.status_code == 303, problem_type
+        target = urlsplit(response.headers["Location"])
+        assert target.fragment == problem_type.rsplit("/", 1)[1]
+        opened = client.get(problem_type, follow_redirects=True)
+        assert opened.status_code == 200, problem_type
+        assert opened.content_type == "text/html; charset=utf-8", problem_type
+        page = Page(opened.get_data(as_text=True))
+        assert target.fragment in page.row_ids, problem_type
+        documented = page.row_ids
+    # Every type the page explains is one the code can answer with.
+    assert {f"/problems/{row}" for row in documented} == emitted
+
+
+def test_an_unknown_problem_type_is_a_404_problem(client: FlaskClient) -> None:
+    response = client.get("/problems/no-such-problem")
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    assert "/docs/problems" in response.get_json()["detail"]
