@@ -87,6 +87,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(auth.identify_caller)
     limits.init_app(app)
     app.before_request(auth.refuse_bad_keys)
+    # The HTML pages' query strings, read where an operation's parameters are.
+    docs.init_app(app)
     caching.init_app(app)
     return app
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from flask import Blueprint, Response, render_template, send_from_directory
+from flask import Blueprint, Flask, Response, render_template, request, send_from_directory
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
@@ -18,7 +18,9 @@ from markdown_it.token import Token
 from api.config import PROJECT_ROOT
 from api.examples import BASE_URL
 from api.openapi import contract_api
+from api.params import RequestParser
 from api.problems import PROBLEM_TYPES, Problem
+from schemas.query import NoArgs
 
 blp = Blueprint("docs", __name__)
 ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -56,6 +58,30 @@ def pages() -> dict[str, str]:
 
 # Repository files that are served under another path, for links to them.
 SERVED_FILES = {"openapi.yaml": "/api/v1/openapi.yaml"}
+
+
+# The HTML pages, and the problem types' links to one: like `/`, they take no query
+# parameters, so an unknown one is the same 400 problem as on every other GET, and
+# `_`, the cache-buster, is ignored (docs/design.md, "Documents as HTML").
+PAGES = frozenset(
+    {"docs.guide", "docs.changelog", "docs.document", "docs.problem_type"}
+    # Swagger UI's page, which flask-smorest serves.
+    | {"api-docs.openapi_swagger_ui"}
+)
+_PARSER = RequestParser()
+_NO_ARGS = NoArgs()
+
+
+def refuse_parameters() -> None:
+    """before_request, after the request's id, key and limit (as an operation's own
+    parameters are read in its view): a page's query string is refused unless empty
+    or `_` alone."""
+    if request.endpoint in PAGES:
+        _PARSER.parse(_NO_ARGS, location="query")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(refuse_parameters)
 
 
 @blp.get("/guide")

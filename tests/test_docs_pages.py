@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import pytest
 from flask.testing import FlaskClient
 
 from api import problems
@@ -16,6 +17,7 @@ from schemas.codebook import VOCABULARIES, render
 from schemas.event import EventSchema
 
 ROOT = Path(__file__).resolve().parent.parent
+HTML = {"Accept": "text/html"}
 CODEBOOK = ROOT / "docs" / "codebook.md"
 
 
@@ -169,3 +171,31 @@ def test_an_unknown_problem_type_is_a_404_problem(client: FlaskClient) -> None:
     assert response.status_code == 404
     assert response.content_type == "application/problem+json"
     assert "/docs/problems" in response.get_json()["detail"]
+
+
+# Every HTML page: the documents, Swagger UI's, the problem types' links to one, and
+# the explorer at `/`, whose rule the others follow.
+PAGES_AND_LINKS = [*pages().values(), "/api/v1/docs", "/problems/invalid-parameters", "/"]
+
+
+@pytest.mark.parametrize("path", PAGES_AND_LINKS)
+def test_a_page_refuses_an_unknown_parameter_as_every_get_does(
+    client: FlaskClient, path: str
+) -> None:
+    """The pages take no query parameters: an unknown one (a misspelt or made-up one,
+    a tracker's) is the 400 problem every other GET answers, browsers included, as
+    the explorer at `/` does; jQuery's cache-buster `_` is ignored."""
+    refused = client.get(f"{path}?utm_source=newsletter&_=1", headers=HTML)
+    assert refused.status_code == 400, path
+    assert refused.content_type == "application/problem+json"
+    assert refused.get_json()["invalid_params"] == [
+        {
+            "name": "utm_source",
+            "in": "query",
+            "reason": "Unknown parameter. This endpoint takes: none.",
+        }
+    ]
+    plain = client.get(path, headers=HTML)
+    busted = client.get(f"{path}?_=1733240000000", headers=HTML)
+    assert plain.status_code == busted.status_code and plain.status_code in (200, 303)
+    assert busted.data == plain.data
