@@ -287,12 +287,33 @@ def launched_pixels(page: Page) -> int:
     )
 
 
-def places_of(features: list[dict[str, Any]]) -> dict[str, str]:
-    """The places of GeoJSON events, with their precision."""
-    return {
-        f["properties"]["location"]["id"]: f["properties"]["location"]["precision"]
-        for f in features
-    }
+def located(server: Server, filters: str = "") -> dict[str, dict[str, Any]]:
+    """The places /locations answers for the filters as GeoJSON, every page, each with
+    its properties (its `event_count` among them); places with no matching event
+    left out, as the map leaves them."""
+    places: dict[str, dict[str, Any]] = {}
+    path: str | None = (
+        f"/api/v1/locations?{filters}{'&' if filters else ''}format=geojson&limit=1000"
+    )
+    while path:
+        answer = api(server, path)
+        places |= {f["id"]: f["properties"] for f in answer["features"] if f["geometry"]}
+        path = answer["links"]["next"] and answer["links"]["next"].removeprefix(server.url)
+    return {place: properties for place, properties in places.items() if properties["event_count"]}
+
+
+def labels(places: dict[str, dict[str, Any]]) -> list[str]:
+    """What the map's markers should say of these places, in order."""
+    return sorted(
+        f"{p['name']} ({p['precision']}): {p['event_count']} event"
+        + ("s" if p["event_count"] != 1 else "")
+        for p in places.values()
+    )
+
+
+def marker_labels(page: Page) -> list[str]:
+    """What each marker of the map says (its SVG title, shown on hover), in order."""
+    return sorted(page.locator("#map path.marker title").all_text_contents())
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -308,10 +329,15 @@ def test_the_first_view_draws_every_panel_from_the_server_alone(
     page, seen = explorer
     features = api(server, "/api/v1/events?format=geojson&limit=1000")["features"]
     assert len(features) == SEEDED_EVENTS
-    # A marker per place; centroids of regions and countries drawn apart, as rings.
-    places = places_of(features)
-    assert page.locator("#map path.marker").count() == len(places)
-    centroids = {place for place, precision in places.items() if precision in CENTROIDS}
+    # A marker per place of /locations, saying its count; centroids of regions and
+    # countries drawn apart, as rings.
+    places = located(server)
+    assert sum(place["event_count"] for place in places.values()) == SEEDED_EVENTS
+    assert marker_labels(page) == labels(places)
+    assert page.locator("#map-note").inner_text() == (
+        f"{SEEDED_EVENTS} events at {len(places)} places."
+    )
+    centroids = {id for id, place in places.items() if place["precision"] in CENTROIDS}
     assert 0 < len(centroids) < len(places)
     dashed = page.locator("#map path.precision-region, #map path.precision-country")
     assert dashed.count() == len(centroids)
@@ -321,10 +347,18 @@ def test_the_first_view_draws_every_panel_from_the_server_alone(
     assert page.locator("#map path.marker:not([stroke-dasharray])").count() == len(places) - len(
         centroids
     )
-    # Ukraine's centroid holds the nationwide events: its popup lists each of them.
+    # One call per panel, and the assets (never counted against the limit).
+    assert sorted(seen.api_calls(server)) == [
+        f"{server.url}/api/v1/events?limit=10",
+        f"{server.url}/api/v1/locations?format=geojson&limit=1000",
+        f"{server.url}/api/v1/stats?interval=month&limit=5000",
+    ]
+    # Ukraine's centroid holds the nationwide events: opened, its popup lists each of
+    # them, from one more call.
     nationwide = [f["id"] for f in features if f["properties"]["location"]["id"] == "ua"]
-    assert len(nationwide) > 1
+    assert 1 < len(nationwide) == places["ua"]["event_count"]
     page.locator("#map path.precision-country").click()
+    expect(page.locator(".popup-events a")).to_have_count(len(nationwide))
     listed = page.locator(".popup-events a").evaluate_all("links => links.map(a => a.href)")
     assert [link.rsplit("/", 1)[1] for link in listed] == nationwide
     assert (
@@ -332,6 +366,9 @@ def test_the_first_view_draws_every_panel_from_the_server_alone(
         .inner_text()
         .startswith(f"Ukraine (country): {len(nationwide)} events")
     )
+    assert seen.api_calls(server)[3:] == [
+        f"{server.url}/api/v1/events?location=Ukraine&precision=country&limit=12"
+    ]
     # The country outlines of the shipped Natural Earth file, under the markers.
     assert page.locator("#map path:not(.marker)").count() > 100
     # The chart: monthly bars, the launches of 30 May 2024 in the launched colour.
@@ -345,12 +382,6 @@ def test_the_first_view_draws_every_panel_from_the_server_alone(
     screenshot(page, "explorer.png")
     # Everything came from the server: no CDN, no tiles, nothing from the internet.
     assert all(url.startswith(f"{server.url}/") for url in seen.requests), seen.requests
-    # One call per panel, and the assets (never counted against the limit).
-    assert sorted(seen.api_calls(server)) == [
-        f"{server.url}/api/v1/events?format=geojson&limit=1000",
-        f"{server.url}/api/v1/events?limit=10",
-        f"{server.url}/api/v1/stats?interval=month&limit=5000",
-    ]
     assert seen.errors == []
 
 
@@ -400,7 +431,9 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
     ready(page)
     expected = api(server, "/api/v1/events?q=Kharkiv&format=geojson&limit=1000")["features"]
     assert 0 < len(expected) < SEEDED_EVENTS
-    assert page.locator("#map path.marker").count() == len(places_of(expected))
+    places = located(server, "q=Kharkiv")
+    assert sum(place["event_count"] for place in places.values()) == len(expected)
+    assert marker_labels(page) == labels(places)
     assert table_ids(page) == [f["id"] for f in expected][:TABLE_PAGE]
     stats = api(server, "/api/v1/stats?q=Kharkiv&interval=month&limit=5000")
     launched = sum(
@@ -413,8 +446,8 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
         == f"{server.url}/api/v1/events?q=Kharkiv&limit=10"
     )
     assert sorted(seen.api_calls(server)[before:]) == [
-        f"{server.url}/api/v1/events?q=Kharkiv&format=geojson&limit=1000",
         f"{server.url}/api/v1/events?q=Kharkiv&limit=10",
+        f"{server.url}/api/v1/locations?q=Kharkiv&format=geojson&limit=1000",
         f"{server.url}/api/v1/stats?q=Kharkiv&interval=month&limit=5000",
     ]
     # The chart by day, chosen with the keyboard on a select: Enter applies it too.
@@ -431,8 +464,49 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
     page.reload()
     ready(page)
     assert page.locator("input[name=q]").input_value() == "Kharkiv"
-    assert page.locator("#map path.marker").count() == len(places_of(expected))
+    assert marker_labels(page) == labels(places)
     assert seen.errors == []
+
+
+@pytest.fixture(scope="module")
+def synthetic_server(
+    synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """20,000 synthetic events: a filter matches more events than any page holds."""
+    log = tmp_path_factory.mktemp("explorer-synthetic") / "server.log"
+    with serving(synthetic_db, log, env={"SALVO_RATE_LIMIT_ANONYMOUS": "300/minute"}) as running:
+        yield running
+
+
+@needs_chromium
+def test_the_map_draws_every_place_of_the_filtered_view(
+    browser: Browser, synthetic_server: Server
+) -> None:
+    """The map is /locations' count of each place over the whole filtered view, not
+    the places of its latest 1,000 events: every place with a drone strike, and as
+    many events in all as /stats counts."""
+    server = synthetic_server
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        seen = Seen(page)
+        page.goto(f"{server.url}/#event_type=drone_strike")
+        ready(page)
+        places = located(server, "event_type=drone_strike")
+        total = api(server, "/api/v1/stats?event_type=drone_strike")["data"][0]["events"]
+        assert sum(place["event_count"] for place in places.values()) == total > 1000
+        assert marker_labels(page) == labels(places)
+        assert page.locator("#map-note").inner_text() == f"{total} events at {len(places)} places."
+        # Region centroids drawn as rings, towns as dots, as on the seed data.
+        centroids = [place for place in places.values() if place["precision"] in CENTROIDS]
+        assert page.locator("#map path[stroke-dasharray]").count() == len(centroids) > 0
+        assert [url for url in seen.api_calls(server) if "/locations" in url] == [
+            f"{server.url}/api/v1/locations?event_type=drone_strike&format=geojson&limit=1000"
+        ]
+        screenshot(page, "explorer-synthetic.png")
+        assert seen.errors == []
+    finally:
+        context.close()
 
 
 @needs_chromium

@@ -7,8 +7,11 @@ const API = '/api/v1';
 const FILTERS = ['event_type', 'date_from', 'date_to', 'admin1', 'weapon', 'actor', 'q'];
 // Small pages keep each view to a few kilobytes and paging visible on small datasets.
 const TABLE_PAGE = 10;
-// The map draws one GeoJSON page: the API's largest (links.next says if there is more).
+// The map draws every place of the filtered view from /locations, which counts each
+// place's matching events, in pages of the API's largest size; past MAP_PAGES pages
+// (a map of that many places is past reading) it says what it left out.
 const MAP_PAGE = 1000;
+const MAP_PAGES = 5;
 // A day series over the whole seed fits one page; /stats allows up to 5000 rows.
 const CHART_PAGE = 5000;
 const PLACES = new Set(['exact', 'near', 'city']);
@@ -83,63 +86,109 @@ async function drawCountries() {
   markers.bringToFront();
 }
 
-// A place's popup lists its events, newest first, as the API sent them.
+// A place's popup says how many events match there and, once opened, lists the latest
+// of them: one call, made only for the places a person opens.
 const POPUP_EVENTS = 12;
 
-function popup(location, events) {
-  const items = events.slice(0, POPUP_EVENTS).map((properties) =>
-    element(
-      'li',
-      {},
-      `${properties.date} · ${words(properties.event_type)} · `,
-      element('a', { href: `${API}/events/${encodeURIComponent(properties.id)}` }, 'JSON'),
-    ),
-  );
-  if (events.length > POPUP_EVENTS) items.push(element('li', {}, `and ${events.length - POPUP_EVENTS} more`));
-  const count = events.length === 1 ? '1 event' : `${events.length} events`;
+function plural(count) {
+  return count === 1 ? '1 event' : `${count} events`;
+}
+
+// The events of one place within the filters: a place is named by its name, its
+// region and its precision, since the API has no filter by place id (a town and its
+// vicinity share a name and a point).
+function placeEvents(place, filters) {
+  const only = { location: place.name, precision: place.precision };
+  if (place.admin1) only.admin1 = place.admin1;
+  return withParams(filters, only);
+}
+
+// What a marker says on hover (its SVG title) and atop its popup.
+function label(place) {
+  return `${place.name} (${place.precision}): ${plural(place.event_count)}`;
+}
+
+// `resized` lets Leaflet place the popup again once the list has come.
+function popup(place, filters, resized) {
+  const list = element('ul', { class: 'popup-events' }, element('li', {}, 'Loading…'));
+  const params = placeEvents(place, filters);
+  getJSON(apiUrl('/events', withParams(params, { limit: POPUP_EVENTS })))
+    .then((page) => {
+      const items = page.data.map((event) =>
+        element(
+          'li',
+          {},
+          `${event.date} · ${words(event.event_type)} · `,
+          element('a', { href: `${API}/events/${encodeURIComponent(event.id)}` }, 'JSON'),
+        ),
+      );
+      const more = place.event_count - page.data.length;
+      if (more > 0) {
+        items.push(element('li', {}, element('a', { href: apiUrl('/events', params) }, `and ${more} more`)));
+      }
+      list.replaceChildren(...items);
+    })
+    .catch((error) => list.replaceChildren(element('li', {}, error.message)))
+    .finally(resized);
   return element(
     'div',
     {},
-    element('strong', {}, location.name),
-    ` (${location.precision}): ${count}`,
-    element('ul', { class: 'popup-events' }, ...items),
+    element('strong', {}, place.name),
+    ` (${place.precision}): ${plural(place.event_count)}`,
+    list,
   );
 }
 
-// One marker per place, sized by its events.
-function marker(location, events) {
-  const grow = Math.sqrt(events.length) - 1;
+// One marker per place, its area in proportion to its events (the view's busiest
+// place the largest).
+function marker(place, busiest, filters) {
+  const grow = Math.sqrt(place.event_count / busiest);
   // A region's or a country's point is its centroid, not where anything happened:
   // drawn as a wide dashed ring rather than a dot.
-  const style = PLACES.has(location.precision)
-    ? { radius: 6 + 2 * grow, color: '#7b241c', weight: 1, fillColor: LAUNCHED, fillOpacity: 0.85 }
-    : { radius: 16 + 2 * grow, color: '#1f4e79', weight: 2, dashArray: '4 4', fillOpacity: 0.05 };
-  return L.circleMarker([location.latitude, location.longitude], {
+  const style = PLACES.has(place.precision)
+    ? { radius: 5 + 15 * grow, color: '#7b241c', weight: 1, fillColor: LAUNCHED, fillOpacity: 0.85 }
+    : { radius: 14 + 16 * grow, color: '#1f4e79', weight: 2, dashArray: '4 4', fillOpacity: 0.05 };
+  const drawn = L.circleMarker([place.latitude, place.longitude], {
     ...style,
-    className: `marker precision-${location.precision}`,
-  }).bindPopup(() => popup(location, events));
+    className: `marker precision-${place.precision}`,
+  });
+  // Built once, when first opened.
+  let content = null;
+  return drawn.bindPopup(() => (content ??= popup(place, filters, () => drawn.getPopup().update())));
 }
 
-async function drawMap(url, run) {
-  const collection = await getJSON(url);
-  if (run !== generation) return;
-  const places = new Map();
-  for (const feature of collection.features) {
-    if (!feature.geometry) continue;
-    const location = feature.properties.location;
-    if (!places.has(location.id)) places.set(location.id, { location, events: [] });
-    places.get(location.id).events.push(feature.properties);
+async function drawMap(url, filters, run) {
+  const places = [];
+  let next = url;
+  let pages = 0;
+  while (next && pages < MAP_PAGES) {
+    const collection = await getJSON(next);
+    if (run !== generation) return;
+    for (const feature of collection.features) {
+      // A place without a point cannot be drawn; one without a matching event (with
+      // no filter of events, /locations lists every place) has nothing to show.
+      if (feature.geometry && feature.properties.event_count > 0) places.push(feature.properties);
+    }
+    next = collection.links.next;
+    pages += 1;
   }
   markers.clearLayers();
-  for (const { location, events } of places.values()) markers.addLayer(marker(location, events));
-  const count = collection.features.length;
+  const busiest = Math.max(1, ...places.map((place) => place.event_count));
+  for (const place of places) {
+    const drawn = marker(place, busiest, filters);
+    markers.addLayer(drawn);
+    const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+    title.textContent = label(place);
+    drawn.getElement().append(title);
+  }
+  const count = places.reduce((sum, place) => sum + place.event_count, 0);
   const note = document.getElementById('map-note');
   note.textContent =
-    count === 0 ? 'No event matches these filters.' : `${count} events at ${places.size} places.`;
-  if (collection.links.next) {
-    note.textContent += ` These are the latest ${count}; narrow the filters to see the rest.`;
+    places.length === 0 ? 'No event matches these filters.' : `${count} events at ${places.length} places.`;
+  if (next) {
+    note.textContent += ` These are the first ${MAP_PAGE * MAP_PAGES} places (by id); narrow the filters to see the rest.`;
   }
-  if (count) map.fitBounds(markers.getBounds(), { padding: [30, 30], maxZoom: 8 });
+  if (places.length) map.fitBounds(markers.getBounds(), { padding: [30, 30], maxZoom: 8 });
 }
 
 // ---- Chart -----------------------------------------------------------------------
@@ -282,7 +331,7 @@ document.getElementById('next').addEventListener('click', () => turnPage(1));
 
 const USES = {
   table: 'page.data', // an array of events; page.links.next is the next page
-  map: 'page.features', // GeoJSON: a FeatureCollection
+  map: 'page.features', // GeoJSON: a FeatureCollection of places, each with its event_count
   chart: 'page.data', // one row per period; page.coarser: events of longer periods
 };
 
@@ -382,14 +431,14 @@ async function apply() {
   const interval = form.elements.interval.value;
   calls = {
     table: apiUrl('/events', withParams(filters, { limit: TABLE_PAGE })),
-    map: apiUrl('/events', withParams(filters, { format: 'geojson', limit: MAP_PAGE })),
+    map: apiUrl('/locations', withParams(filters, { format: 'geojson', limit: MAP_PAGE })),
     chart: apiUrl('/stats', withParams(filters, { interval, limit: CHART_PAGE })),
   };
   showCall();
   writeHash();
   statusLine.textContent = '';
   await Promise.all([
-    settle(drawMap(calls.map, run)),
+    settle(drawMap(calls.map, filters, run)),
     settle(drawChart(calls.chart, interval, run)),
     settle(loadTable(calls.table, run)),
   ]);
