@@ -275,8 +275,10 @@ class EventPagingArgs(QuerySchema):
         EVENT_FORMATS,
         "Response format; without it the Accept header chooses, and JSON is the default.",
     )
-    # Last: from here on in this class body, `fields` is the parameter, not marshmallow's.
-    fields = FieldSet(
+    # Last: from here on in this class body, `fields` is the parameter, not marshmallow's
+    # module. marshmallow's metaclass takes declared fields out of the class, so a
+    # schema's own `fields` (its bound fields, set on each instance) is untouched.
+    fields = FieldSet(  # type: ignore[assignment]
         metadata={
             "description": "Only these top-level fields of each event, repeated or "
             "comma-separated (a sparse fieldset): `fields=event_type,date,location` for a "
