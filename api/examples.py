@@ -77,6 +77,12 @@ EXAMPLES = (
         "GET",
         "/api/v1/events?admin1=Kharkiv%20Oblast&sort=date&limit=2",
     ),
+    Example(
+        "listEvents",
+        "The same page with only what a map needs (fields)",
+        "GET",
+        "/api/v1/events?admin1=Kharkiv%20Oblast&sort=date&limit=2&fields=event_type,date,location",
+    ),
     Example("getEvent", "A missile strike on Kharkiv", "GET", _EVENT),
     Example("listChanges", "The first change of the feed", "GET", "/api/v1/changes?limit=1"),
     Example(

@@ -15,7 +15,7 @@ from api.examples import ExampleDocs, write_examples
 from api.params import RequestParser
 from api.problems import PROBLEM_CONTENT_TYPE
 from schemas.query import QuerySchema
-from schemas.responses import ProblemSchema
+from schemas.responses import AnyOf, ProblemSchema
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -122,6 +122,14 @@ def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dic
     }
 
 
+def _any_of(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A field of several shapes (schemas.responses.AnyOf) as `anyOf` their
+    components, each registered as any nested schema is."""
+    if not isinstance(field, AnyOf):
+        return {}
+    return {"anyOf": [self.resolve_nested_schema(schema) for schema in field.schemas]}
+
+
 class Api(flask_smorest.Api):
     """Documents every error response as RFC 9457 application/problem+json, adds the
     contract's license, servers and default security to the spec, and a real example
@@ -147,6 +155,7 @@ class Api(flask_smorest.Api):
         # X-Pagination header, whose schema would sit unused in the spec.
         self.spec.components.schemas.pop("PaginationMetadata", None)
         self.ma_plugin.converter.add_attribute_function(_null_only)
+        self.ma_plugin.converter.add_attribute_function(_any_of)
         app.cli.add_command(write_contract)
         app.cli.add_command(write_examples)
         self._rendered: dict[str, bytes] = {}

@@ -254,17 +254,22 @@ def chosen_format(args: dict[str, Any], media_types: dict[str, str]) -> str:
 def refuse_paging(chosen: str, rows: str) -> None:
     """A 400 naming `limit` and `cursor` if the client sent them with a format that
     gives every row at once."""
+    refused = paging_refused(chosen, rows)
+    if refused:
+        raise invalid_parameters(refused)
+
+
+def paging_refused(chosen: str, rows: str) -> list[dict[str, str]]:
+    """What refuse_paging refuses, as invalid_params entries, for an endpoint that
+    refuses more with them."""
     # `limit` has a default, so whether the client sent it is in the query string.
     sent = sent_parameters()
-    refused = [name for name in ("limit", "cursor") if name in sent]
-    if refused:
-        raise invalid_parameters(
-            [
-                {"name": name, "in": "query", "reason": f"A {chosen} export gives every "
-                 f"matching {rows}; it takes no limit or cursor."}
-                for name in refused
-            ]
-        )  # fmt: skip
+    return [
+        {"name": name, "in": "query", "reason": f"A {chosen} export gives every "
+         f"matching {rows}; it takes no limit or cursor."}
+        for name in ("limit", "cursor")
+        if name in sent
+    ]  # fmt: skip
 
 
 def sent_parameters() -> set[str]:

@@ -22,9 +22,17 @@ def json_response(body: bytes) -> Response:
     return Response(body, content_type="application/json")
 
 
+def projected(document: bytes, names: frozenset[str]) -> bytes:
+    """A stored document narrowed to the members named (a sparse fieldset), in the
+    document's own order, each value as the document holds it."""
+    return orjson.dumps(
+        {name: value for name, value in orjson.loads(document).items() if name in names}
+    )
+
+
 def event_feature(event_id: str, longitude: float, latitude: float, body: bytes) -> bytes:
     """A GeoJSON Feature (RFC 7946) around an event's stored document: a Point at
-    [longitude, latitude], the whole event as properties."""
+    [longitude, latitude], the event's document (whole, or projected) as properties."""
     return b"".join(
         (
             b'{"type":"Feature","id":',

@@ -12,6 +12,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.event import EventSchema
 from schemas.fields import WholeMatch, vocabulary_field
 
 MAX_LIMIT = 1000
@@ -80,6 +81,10 @@ class CommaSeparatedList(fields.List):
     """A parameter given several times, comma-separated, or both: a=x&a=y,z -> [x, y, z]."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        return super()._deserialize(self._items(value), attr, data, **kwargs)
+
+    def _items(self, value: Any) -> list[str]:
+        """The values given, split at commas, stripped, each once, in the order given."""
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -87,7 +92,32 @@ class CommaSeparatedList(fields.List):
         items = [item.strip() for v in value for item in v.split(",") if item.strip()]
         if not items:
             raise ValidationError("Give at least one value.")
-        return super()._deserialize(list(dict.fromkeys(items)), attr, data, **kwargs)
+        return list(dict.fromkeys(items))
+
+
+# The top-level fields of an event, in the order its documents hold them.
+EVENT_FIELDS = tuple(EventSchema().fields)
+
+
+class FieldSet(CommaSeparatedList):
+    """A sparse fieldset: names of an event's top-level fields, given as any list
+    parameter is. One reason names every unknown name and lists the fields, where a
+    vocabulary's OneOf would say "must be one of" once per position."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The OneOf documents the names as the items' enum in the contract.
+        super().__init__(fields.String(validate=validate.OneOf(EVENT_FIELDS)), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        names = self._items(value)
+        unknown = [name for name in names if name not in EVENT_FIELDS]
+        if unknown:
+            listed = ", ".join(f"'{name}'" for name in unknown)
+            raise ValidationError(
+                f"Unknown field{'s' if len(unknown) > 1 else ''} {listed}. An event's fields "
+                f"are: {', '.join(EVENT_FIELDS)}."
+            )
+        return names
 
 
 _DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
@@ -241,6 +271,20 @@ class EventPagingArgs(QuerySchema):
     format = vocabulary_field(
         EVENT_FORMATS,
         "Response format; without it the Accept header chooses, and JSON is the default.",
+    )
+    # Last: from here on in this class body, `fields` is the parameter, not marshmallow's
+    # module. marshmallow's metaclass takes declared fields out of the class, so a
+    # schema's own `fields` (its bound fields, set on each instance) is untouched.
+    fields = FieldSet(  # type: ignore[assignment]
+        metadata={
+            "description": "Only these top-level fields of each event, repeated or "
+            "comma-separated (a sparse fieldset): `fields=event_type,date,location` for a "
+            "map. `id` is always included, and the fields come in the event's own order, "
+            "whatever the order asked. With `format=geojson` it narrows each feature's "
+            "`properties` (the feature's `id` and geometry stay); NDJSON lines are narrowed "
+            "the same way. The CSV exports have fixed columns and refuse it (a 400). Leave "
+            "it out for whole events. A narrowed event is a `PartialEvent`."
+        }
     )
 
 

@@ -89,8 +89,9 @@ def test_an_unknown_parameter_lists_the_known_ones(client: FlaskClient) -> None:
             "name": "date_form",
             "in": "query",
             "reason": "Unknown parameter. This endpoint takes: actor, admin1, bbox, country, "
-            "cursor, date_from, date_to, event_type, format, limit, location, min_injured, "
-            "min_killed, near, precision, q, radius_km, sort, updated_since, weapon.",
+            "cursor, date_from, date_to, event_type, fields, format, limit, location, "
+            "min_injured, min_killed, near, precision, q, radius_km, sort, updated_since, "
+            "weapon.",
         }
     ]
 

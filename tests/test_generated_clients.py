@@ -109,6 +109,34 @@ def test_the_generated_python_client_pages_through_every_event(
     assert pages == 4  # 5 + 5 + 5 + 2
 
 
+def test_the_generated_python_client_parses_narrowed_events_as_partial_events(
+    salvo_client: ModuleType, server: str
+) -> None:
+    # Page items are anyOf Event or PartialEvent: a whole event parses as an Event (it
+    # is tried first), one narrowed by `fields` as a PartialEvent.
+    list_events = importlib.import_module("salvo_client.api.events.list_events")
+    field = importlib.import_module("salvo_client.models.list_events_fields_item")
+    event = importlib.import_module("salvo_client.models.event").Event
+    partial_event = importlib.import_module("salvo_client.models.partial_event").PartialEvent
+    unset = salvo_client.types.UNSET
+    with salvo_client.Client(base_url=server) as client:
+        whole = list_events.sync(client=client, limit=5)
+        narrowed = list_events.sync(
+            client=client,
+            limit=5,
+            fields=[field.ListEventsFieldsItem.DATE, field.ListEventsFieldsItem.EVENT_TYPE],
+        )
+    assert [type(item) for item in whole.data] == [event] * 5
+    assert [type(item) for item in narrowed.data] == [partial_event] * 5
+    assert [(item.id, item.event_type.value, item.date) for item in narrowed.data] == [
+        (item.id, item.event_type.value, item.date) for item in whole.data
+    ]
+    assert {item.notes for item in narrowed.data} == {unset}
+    assert {item.location for item in narrowed.data} == {unset}
+    next_query = parse_qs(urlsplit(narrowed.links.next_).query)
+    assert next_query["fields"] == ["date", "event_type"]
+
+
 @pytest.fixture(scope="module")
 def writable_server(
     seeded_db: Path, tmp_path_factory: pytest.TempPathFactory

@@ -1,7 +1,8 @@
 """GET /api/v1/events and /api/v1/events/{id}."""
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from flask import Response, current_app
@@ -11,9 +12,16 @@ from api.db import connect_read_only, get_db
 from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
-from api.params import chosen_format, refuse_paging
-from api.problems import Problem
-from api.render import acled_csv_lines, csv_lines, event_feature, json_response, ndjson_lines
+from api.params import chosen_format, paging_refused
+from api.problems import Problem, invalid_parameters
+from api.render import (
+    acled_csv_lines,
+    csv_lines,
+    event_feature,
+    json_response,
+    ndjson_lines,
+    projected,
+)
 from schemas.event import EventSchema
 from schemas.query import NoArgs
 from schemas.responses import EventFeatureCollectionSchema, EventPageSchema
@@ -45,7 +53,8 @@ EXPORTS = {"csv", "ndjson", "acled-csv"}
         },
         MEDIA_TYPES["ndjson"]: {
             "type": "string",
-            "description": "Every matching event, one Event document per line.",
+            "description": "Every matching event, one Event document per line (a "
+            "PartialEvent with `fields`).",
         },
     },
 )
@@ -54,7 +63,8 @@ def list_events(args: dict[str, Any]) -> Response:
 
     Filters combine with AND; a list-valued filter matches any of its values.
     Follow `links.next` (or the Link header) until it is null. CSV and NDJSON
-    stream every matching event at once instead of a page.
+    stream every matching event at once instead of a page. `fields` narrows
+    each event to the fields a client needs.
     """
     chosen = chosen_format(args, MEDIA_TYPES)
     if chosen in EXPORTS:
@@ -64,12 +74,11 @@ def list_events(args: dict[str, Any]) -> Response:
         conn = get_db()
         pages = query.EventPages(conn, args, coordinates=geojson)
         page, next_key, prev_key = pages.page(args.get("cursor"), args["limit"])
+        documents = _narrowed(args, page.documents)
         if geojson:
-            items = list(
-                map(event_feature, page.ids, page.longitudes, page.latitudes, page.documents)
-            )
+            items = list(map(event_feature, page.ids, page.longitudes, page.latitudes, documents))
         else:
-            items = list(page.documents)
+            items = list(documents)
         total, exact = stats.event_total(conn, args)
         meta = {
             "limit": args["limit"],
@@ -83,7 +92,9 @@ def list_events(args: dict[str, Any]) -> Response:
             args["sort"],
             meta,
             geojson=geojson,
-            digests=list(page.digests),
+            # The stored digests name whole documents; a narrowed page's ETag hashes
+            # its own bytes (api/caching.py), which differ with each set of fields.
+            digests=list(page.digests) if "fields" not in args else None,
             with_prev=True,
             prev_key=prev_key,
         )
@@ -93,8 +104,29 @@ def list_events(args: dict[str, Any]) -> Response:
     return response
 
 
+def _narrowed(args: dict[str, Any], documents: Iterable[bytes]) -> Iterable[bytes]:
+    """The stored documents, or with `fields` each narrowed to those fields and `id`."""
+    if "fields" not in args:
+        return documents
+    return map(partial(projected, names=frozenset(args["fields"]) | {"id"}), documents)
+
+
 def _export(args: dict[str, Any], chosen: str) -> Response:
-    refuse_paging(chosen, "event")
+    refused = paging_refused(chosen, "event")
+    if "fields" in args and chosen != "ndjson":
+        # A CSV export's columns are fixed (README, "Formats"), several of them made
+        # from one field, and some fields have none: no narrowing would be the one
+        # a client meant.
+        refused.append(
+            {
+                "name": "fields",
+                "in": "query",
+                "reason": f"The {chosen} export has fixed columns; fields narrows JSON "
+                "events (json, geojson, ndjson). Leave it out, or use format=ndjson.",
+            }
+        )
+    if refused:
+        raise invalid_parameters(refused)
     slot = exports.take_slot()
     # The stream reads through a connection of its own, closed with the response
     # (when the last line is sent or the client goes away); the thread's shared one
@@ -133,7 +165,7 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
             elif chosen == "acled-csv":
                 yield from acled_csv_lines(documents())
             else:
-                yield from ndjson_lines(documents())
+                yield from ndjson_lines(_narrowed(args, documents()))
         finally:
             finished()
 
