@@ -223,7 +223,11 @@ def _record(sign: int, selection: str, into: Rollup | None = None) -> str:
         ]
         return f"SELECT {', '.join(values)} FROM {source} WHERE {selection} GROUP BY {groups}"
 
-    events = select(EVENT_SUMS, "''", "events e")
+    # Summing every event (a rebuild), a scan and one sort beat the planner's choice
+    # of walking events_location_date, which reads the table at random and sorts its
+    # keys anyway (1,000,000 events: 5.0-5.8 s against 7.6-7.8 s).
+    every_event = "events e NOT INDEXED" if selection == _EVERY_EVENT else "events e"
+    events = select(EVENT_SUMS, "''", every_event)
     munitions = select(MUNITION_SUMS, "m.category", _MUNITIONS)
     every = select(MUNITION_SUMS, f"'{ALL_CATEGORIES}'", _MUNITIONS)
     columns = "" if into is None else f" ({', '.join([*into.keys, *SUMS])})"
@@ -231,6 +235,7 @@ def _record(sign: int, selection: str, into: Rollup | None = None) -> str:
 
 
 _IDS = "e.id IN (SELECT value FROM json_each(?))"
+_EVERY_EVENT = "true"
 
 
 def subtract(conn: sqlite3.Connection, ids: str) -> None:
@@ -266,7 +271,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
     for rollup in sorted(ROLLUPS, key=lambda rollup: (-len(rollup.dimensions), rollup.grain)):
         finer = _finer(rollup)
         if finer is None:
-            conn.execute(_record(1, "true", into=rollup))
+            conn.execute(_record(1, _EVERY_EVENT, into=rollup))
         else:
             conn.execute(rollup.fold(finer.table))
 
