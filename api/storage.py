@@ -554,6 +554,17 @@ def create_indexes(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
 
 
+def gather_statistics(db: sqlite_utils.Database) -> None:
+    """ANALYZE the tables whose statistics the query planner weighs (api/query.py): not
+    event_documents, only ever read by row id, whose row count alone takes a scan of
+    its every page (1,000,000 events: 1.65 of ANALYZE's 4.1 s)."""
+    for (table,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'event_documents' "
+        "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'"
+    ).fetchall():
+        db.execute(f'ANALYZE "{table}"')
+
+
 # The writer itself reads these (next_seq), so a bulk load keeps them.
 _WRITE_PATH_INDEXES = {"events_seq", "event_tombstones_seq"}
 
