@@ -154,12 +154,13 @@ _PERIOD_KEYS = {
 }
 
 
-def _keys(args: dict[str, Any]) -> list[str]:
-    """The key expressions a request's totals are grouped by (see totals)."""
+def _keys(args: dict[str, Any], by_precision: bool = True) -> list[str]:
+    """The key expressions a request's totals are grouped by (see totals); without
+    `by_precision`, the precision is '' in every key."""
     interval, group_by = args.get("interval"), args.get("group_by")
     groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
     if interval is not None:
-        return [_PERIOD_KEYS[interval], "e.date_precision", *groups]
+        return [_PERIOD_KEYS[interval], "e.date_precision" if by_precision else "''", *groups]
     return groups
 
 
@@ -181,12 +182,14 @@ def statements(
     args: dict[str, Any],
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
+    by_precision: bool = True,
 ) -> list[tuple[str, list[Any]]]:
     """The SQL (and parameters) behind a request's totals: one statement per part of
     its plan, or with `raw` one over the events (which tests compare them with);
     only events of these date precisions, if given."""
+    keys = _keys(args, by_precision)
     return [
-        part.source.statement(_keys(args), *_conditions(conn, part, precisions))
+        part.source.statement(keys, *_conditions(conn, part, precisions))
         for part in ([Part(RAW, args)] if raw else plan(conn, args))
     ]
 
@@ -196,13 +199,15 @@ def totals(
     args: dict[str, Any],
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
+    by_precision: bool = True,
 ) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (period, precision) with an interval
     (a day, the Monday of a week, a month or a year), (period, precision, group)
-    with both, () with neither."""
+    with both, () with neither. Without `by_precision`, the events of every
+    precision in a period are summed together, with '' for their precision."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
-    for sql, params in statements(conn, args, raw, precisions):
+    for sql, params in statements(conn, args, raw, precisions, by_precision):
         for row in conn.execute(sql, params):
             _add_sums(found.setdefault(row[:width], {}), row[width], row[width + 1 :])
     return found
@@ -469,7 +474,11 @@ def _periods_of(
     keyed = args
     if interval is None:
         keyed = {**args, "interval": "month" if args["interval"] == "month" else "day"}
-    for (date, precision, *grouping), found in totals(conn, keyed, precisions=precisions).items():
+    # A series sums the events of every precision it draws in each period: grouped by
+    # precision as well, an admin1 series by month had three times the rows to sum.
+    by_precision = interval is None
+    found_by_key = totals(conn, keyed, precisions=precisions, by_precision=by_precision)
+    for (date, precision, *grouping), found in found_by_key.items():
         group = grouping[0] or None if grouping else None
         # A day, a month (2024-05) or a year (2024), read as its first day.
         day = datetime.date.fromisoformat((date + "-01-01")[:10])
