@@ -190,10 +190,20 @@ class LocationWithCountSchema(LocationSchema):
     )
 
 
+class LocationPageMetaSchema(PageMetaSchema):
+    search_capped = fields.Boolean(
+        **_doc(
+            "With `q` only: true when the search matches more than 5,000 events, of which "
+            "the counts include the 5,000 most recent (by date), the other filters "
+            "narrowing within them; false when they count every match."
+        )
+    )
+
+
 class LocationPageSchema(Schema):
     data = fields.List(fields.Nested(LocationWithCountSchema), required=True)
     links = fields.Nested(LinksSchema, required=True)
-    meta = fields.Nested(PageMetaSchema, required=True)
+    meta = fields.Nested(LocationPageMetaSchema, required=True)
 
 
 class LocationFeatureSchema(Schema):
@@ -210,7 +220,7 @@ class LocationFeatureCollectionSchema(Schema):
     type = fields.String(**_doc("Always `FeatureCollection`."), required=True)
     features = fields.List(fields.Nested(LocationFeatureSchema), required=True)
     links = fields.Nested(LinksSchema, required=True)
-    meta = fields.Nested(PageMetaSchema, required=True)
+    meta = fields.Nested(LocationPageMetaSchema, required=True)
 
 
 class SourceWithCountSchema(SourceSchema):

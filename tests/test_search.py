@@ -386,3 +386,15 @@ def test_the_cap_is_the_documented_one() -> None:
     assert "more than 5,000 events, of which the totals sum the 5,000 most recent" in " ".join(
         spec.split()
     )
+
+
+def test_the_map_says_when_its_search_is_capped(synthetic: FlaskClient) -> None:
+    """/locations counts the same capped matches as /stats, and says so the same way."""
+    found = matching(synthetic, "kharkiv")
+    body = synthetic.get("/api/v1/locations?q=kharkiv&limit=1000").get_json()
+    assert body["meta"]["search_capped"] is True
+    assert sum(place["event_count"] for place in body["data"]) == 300
+    assert len(found) > 300
+    rarer = synthetic.get("/api/v1/locations?q=zolochiv&format=geojson").get_json()
+    assert rarer["meta"]["search_capped"] is False
+    assert "search_capped" not in synthetic.get("/api/v1/locations").get_json()["meta"]

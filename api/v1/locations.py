@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Response
 
-from api import query
+from api import filters, query
 from api.db import get_db
 from api.filters import LocationListArgs
 from api.openapi import Blueprint, read_operation
@@ -55,7 +55,10 @@ def list_locations(args: dict[str, Any]) -> Response:
             event_feature(row["id"], row["longitude"], row["latitude"], item)
             for row, item in zip(rows, items, strict=True)
         ]
-    response = page_response(items, next_key, "id", {"limit": args["limit"]}, geojson=geojson)
+    meta: dict[str, Any] = {"limit": args["limit"]}
+    if "q" in args:
+        meta["search_capped"] = filters.search_capped(get_db(), args["q"])
+    response = page_response(items, next_key, "id", meta, geojson=geojson)
     if "format" not in args:
         response.headers["Vary"] = "Accept"
     return response
