@@ -1248,11 +1248,14 @@ class IdsTaken(Exception):
 class SharedRecordsDiffer(Exception):
     """A write describes a place or source that exists (or comes twice in the
     batch) with other values: places and sources are shared by id, so writing it
-    would change every event that names it."""
+    would change every event that names it. `records` says the same for programs:
+    per conflict, the record (`location`, `source`), its id, the fields that differ
+    and what they differ from (`stored`, or `batch` for another event of the write)."""
 
-    def __init__(self, differences: list[str]) -> None:
+    def __init__(self, differences: list[str], records: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(differences))
         self.differences = differences
+        self.records = records
 
 
 _SHARED = {
@@ -1273,7 +1276,7 @@ def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]])
     """Raise SharedRecordsDiffer if these validated events describe a stored place or
     source, or one another's, with other values than it has. Partners' writes call
     it; the curated seed, which owns its places and sources, may change them."""
-    differences = []
+    differences, records = [], []
     for table, columns in _SHARED.items():
         sent: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -1284,22 +1287,30 @@ def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]])
                 differences.append(
                     f"{table[:-1]} {record['id']!r} comes twice with other {', '.join(differing)}"
                 )
+                records.append(_conflict(table, record["id"], differing, "batch"))
         stored = conn.execute(
             f"SELECT id, {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(sent)})",
             list(sent),
         ).fetchall()
         for record_id, *values in stored:
-            differing = [
-                f"{column} {value!r}"
+            changed = [
+                (column, value)
                 for column, value in zip(columns, values, strict=True)
                 if sent[record_id][column] != value
             ]
-            if differing:
-                differences.append(
-                    f"{table[:-1]} {record_id!r} is stored with {', '.join(differing)}"
+            if changed:
+                as_stored = ", ".join(f"{column} {value!r}" for column, value in changed)
+                differences.append(f"{table[:-1]} {record_id!r} is stored with {as_stored}")
+                records.append(
+                    _conflict(table, record_id, [column for column, _ in changed], "stored")
                 )
     if differences:
-        raise SharedRecordsDiffer(differences)
+        raise SharedRecordsDiffer(differences, records)
+
+
+def _conflict(table: str, record_id: str, fields: list[str], against: str) -> dict[str, Any]:
+    """One entry of SharedRecordsDiffer.records."""
+    return {"record": table[:-1], "id": record_id, "fields": fields, "against": against}
 
 
 def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
@@ -1311,6 +1322,10 @@ def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key came back with another request body than its first."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 def create_events(
