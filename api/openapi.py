@@ -116,8 +116,11 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Makes a retry safe: the same key with the same body replays the first "
-    "answer instead of writing again. 1 to 255 visible ASCII characters, such as a UUID.",
+    "description": "Makes a retry safe: the same key with the same body (the same JSON, "
+    "whatever its key order or whitespace) replays the first answer instead of writing "
+    "again, for 24 hours; after that the key is new. The same key with another body is a "
+    "422 `/problems/idempotency-key-reused`. 1 to 255 visible ASCII characters, such as "
+    "a UUID.",
     "schema": {
         "type": "string",
         "pattern": IDEMPOTENCY_KEY_PATTERN,

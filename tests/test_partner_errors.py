@@ -1,9 +1,12 @@
 """Partners' errors with stable types (issue 21, item 6): each conflict of a write
-has a problem type and members a program reads instead of the prose, and
-Idempotency-Key is bounded. Through the Flask test client on a writable copy of the
-seeded database."""
+has a problem type and members a program reads instead of the prose; Idempotency-Key
+is bounded, its answers expire after IDEMPOTENCY_KEEP and are purged, and a body is
+compared by its parsed content. Through the Flask test client on a writable copy of
+the seeded database."""
 
 import datetime
+import hashlib
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,8 +18,14 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
+from api.__main__ import main as api_main
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.storage import (
+    IDEMPOTENCY_KEEP,
+    IDEMPOTENCY_PURGE_BATCH,
+    open_for_writing,
+    purge_idempotent_requests,
+)
 from schemas.fields import TIMESTAMP_FORMAT
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
@@ -232,3 +241,166 @@ def test_a_key_of_255_visible_characters_works(partner: Partner) -> None:
     again = partner.post(partner.event(), **{"Idempotency-Key": key})
     assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
     assert partner.sql("SELECT idempotency_key FROM idempotent_requests") == [(key,)]
+
+
+# Bodies compared by their parsed content.
+
+
+def test_the_same_json_in_another_key_order_and_whitespace_replays(partner: Partner) -> None:
+    event = partner.event()
+    first = partner.post_bytes(orjson.dumps({"events": [event]}), **{"Idempotency-Key": "k"})
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+
+    def reversed_keys(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: reversed_keys(value[k]) for k in reversed(list(value))}
+        if isinstance(value, list):
+            return [reversed_keys(v) for v in value]
+        return value
+
+    # Keys reversed at every depth, indented, with a space before each colon and a
+    # character escaped as \uXXXX: other bytes, the same JSON.
+    other_bytes = json.dumps(reversed_keys({"events": [event]}), indent=3, ensure_ascii=True)
+    other_bytes = other_bytes.replace('": ', '" : ').replace('"A new', '"\\u0041 new')
+    assert other_bytes.encode() != orjson.dumps({"events": [event]})
+    again = partner.post_bytes(other_bytes.encode(), **{"Idempotency-Key": "k"})
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
+    assert again.get_data() == first.get_data()
+    assert partner.sql("SELECT count(*) FROM audit_log WHERE key_id IS NOT NULL")[0][0] == 1
+
+    # Another content under the same key, however small the change, is the 422.
+    for changed in (
+        partner.event(notes="A new event!"),
+        {**event, "munitions": [{**event["munitions"][0], "launched": 9}]},
+    ):
+        problem(
+            partner.post(changed, **{"Idempotency-Key": "k"}),
+            422,
+            "/problems/idempotency-key-reused",
+        )
+
+
+def test_an_answer_kept_before_content_digests_replays_the_same_bytes(partner: Partner) -> None:
+    """Answers stored by an earlier Salvo hold the SHA-256 of the bytes sent: a retry of
+    those bytes replays, within their last IDEMPOTENCY_KEEP."""
+    body = orjson.dumps({"events": [partner.event()]})
+    assert partner.post_bytes(body, **{"Idempotency-Key": "old"}).status_code == 201
+    partner.sql("UPDATE idempotent_requests SET request_digest = ?", hashlib.sha256(body).digest())
+    again = partner.post_bytes(body, **{"Idempotency-Key": "old"})
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
+    other = partner.post(partner.event(notes="Other."), **{"Idempotency-Key": "old"})
+    problem(other, 422, "/problems/idempotency-key-reused")
+
+
+# Answers expire, and are purged.
+
+
+def _age(partner: Partner, key: str, by: datetime.timedelta) -> None:
+    """Move the stored answer of this Idempotency-Key `by` into the past."""
+    ((created_at,),) = partner.sql(
+        "SELECT created_at FROM idempotent_requests WHERE idempotency_key = ?", key
+    )
+    moved = datetime.datetime.strptime(created_at, TIMESTAMP_FORMAT) - by
+    partner.sql(
+        "UPDATE idempotent_requests SET created_at = ? WHERE idempotency_key = ?",
+        moved.strftime(TIMESTAMP_FORMAT),
+        key,
+    )
+
+
+def test_an_answer_is_replayed_for_the_whole_window(partner: Partner) -> None:
+    assert datetime.timedelta(hours=24) == IDEMPOTENCY_KEEP  # as the docs say
+    assert partner.post(partner.event(), **{"Idempotency-Key": "k"}).status_code == 201
+    _age(partner, "k", IDEMPOTENCY_KEEP - datetime.timedelta(minutes=1))
+    again = partner.post(partner.event(), **{"Idempotency-Key": "k"})
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
+
+
+def test_an_expired_key_is_new(partner: Partner) -> None:
+    assert partner.post(partner.event(), **{"Idempotency-Key": "k"}).status_code == 201
+    _age(partner, "k", IDEMPOTENCY_KEEP + datetime.timedelta(seconds=1))
+    # Another body under the key: written, not a 422.
+    other = partner.event("ua-2024-06-02-next-day")
+    response = partner.post(other, **{"Idempotency-Key": "k"})
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert [e["id"] for e in response.get_json()["data"]] == [other["id"]]
+    # The key now answers with that write, for another window.
+    again = partner.post(other, **{"Idempotency-Key": "k"})
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
+    assert again.get_data() == response.get_data()
+    assert partner.sql("SELECT count(*) FROM idempotent_requests")[0][0] == 1
+    # The first body again, its window over too: a new request, whose id is taken.
+    problem(partner.post(partner.event(), **{"Idempotency-Key": "k2"}), 409, "/problems/id-taken")
+
+
+def _store_answers(partner: Partner, ages: list[datetime.timedelta]) -> None:
+    """Answers of other keys (one revoked long ago, say), each as old as given."""
+    now = datetime.datetime.now(datetime.UTC)
+    conn = sqlite3.connect(partner.path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO idempotent_requests (key_id, idempotency_key, request_digest, "
+            "status, body, created_at) VALUES (?, ?, x'00', 201, x'7b7d', ?)",
+            [
+                (f"old-key-{i}", f"key-{i}", (now - age).strftime(TIMESTAMP_FORMAT))
+                for i, age in enumerate(ages)
+            ],
+        )
+    conn.close()
+
+
+def test_each_post_purges_a_few_expired_answers_oldest_first(partner: Partner) -> None:
+    day = IDEMPOTENCY_KEEP
+    expired = [day * 30 - datetime.timedelta(minutes=i) for i in range(25)]
+    kept = [day - datetime.timedelta(minutes=5), datetime.timedelta(minutes=1)]
+    _store_answers(partner, [*expired, *kept])
+
+    def left() -> list[str]:
+        return [k for (k,) in partner.sql("SELECT key_id FROM idempotent_requests ORDER BY 1")]
+
+    # A POST without a key purges as well: the oldest IDEMPOTENCY_PURGE_BATCH.
+    assert partner.post(partner.event()).status_code == 201
+    assert len(left()) == 25 + 2 - IDEMPOTENCY_PURGE_BATCH
+    assert "old-key-0" not in left() and "old-key-24" in left()
+    # A write that is refused is rolled back, its purge with it.
+    problem(partner.post(partner.event()), 409, "/problems/id-taken")
+    assert len(left()) == 25 + 2 - IDEMPOTENCY_PURGE_BATCH
+    for i in range(2):
+        assert partner.post(partner.event(f"ua-2024-06-0{i + 2}-more")).status_code == 201
+    # Every expired answer gone; those within the window kept.
+    assert left() == ["old-key-25", "old-key-26"]
+
+
+def test_the_purge_reads_the_index_from_its_start(partner: Partner) -> None:
+    conn = sqlite3.connect(partner.path)
+    plan = " ".join(
+        row[3]
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM idempotent_requests WHERE rowid IN (SELECT rowid "
+            "FROM idempotent_requests WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+            ["2026-01-01T00:00:00.000000Z", IDEMPOTENCY_PURGE_BATCH],
+        )
+    )
+    assert "idempotent_requests_created" in plan and "SCAN idempotent_requests " not in plan
+    # The function itself, at a chosen instant (its caller passes the write's own).
+    _store_answers(partner, [datetime.timedelta(days=3)] * 3)
+    at = datetime.datetime.now(datetime.UTC)
+    with conn:
+        # Three days before now, the answers were in their window.
+        assert purge_idempotent_requests(conn, at - datetime.timedelta(days=3), limit=2) == 0
+        assert purge_idempotent_requests(conn, at, limit=2) == 2
+        assert purge_idempotent_requests(conn, at, limit=2) == 1
+    conn.close()
+
+
+def test_a_database_without_the_index_gets_it_from_api_init(
+    partner: Partner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partner.sql("DROP INDEX idempotent_requests_created")
+    refused = partner.post(partner.event())
+    body = problem(refused, 503, "/problems/database-unavailable")
+    assert "idempotent_requests_created" in body["detail"]
+    assert "python -m api init" in body["detail"]
+    assert api_main(["--db", str(partner.path), "init"]) == 0
+    assert "idempotent_requests_created" in capsys.readouterr().out
+    assert partner.post(partner.event()).status_code == 201

@@ -104,14 +104,22 @@ def create_events(batch: dict[str, Any]) -> Response:
 
     One to 500 events, all or nothing: if one is invalid or its id exists, none is
     written. Send an `Idempotency-Key` header to make a retry safe: the same key
-    with the same body replays the first answer instead of writing again.
+    with the same body (the same JSON, whatever its key order or whitespace) replays
+    the first answer, with `Idempotent-Replayed: true`, instead of writing again, for
+    24 hours; after that the key is new.
     """
     key = require_write_key()
     idempotency_key = _idempotency_key()
+    # The body is compared by its parsed content (another key order or whitespace
+    # is the same request), and by its bytes for answers kept before that.
     idempotent = (
         None
         if idempotency_key is None
-        else storage.IdempotentRequest(idempotency_key, hashlib.sha256(request.get_data()).digest())
+        else storage.IdempotentRequest(
+            idempotency_key,
+            storage.content_digest(json_body()),
+            hashlib.sha256(request.get_data()).digest(),
+        )
     )
     events = batch["events"]
     # Headers that could fail are built before the write: once it commits, the answer
