@@ -57,9 +57,30 @@ class ProblemDetails(BasePlugin):
         content = response.get("content", {})
         if "application/json" in content:
             response["content"] = {PROBLEM_CONTENT_TYPE: content["application/json"]}
-        if response.get("description") == http.HTTPStatus.TOO_MANY_REQUESTS.phrase:
+        description = response.get("description")
+        if description == http.HTTPStatus.TOO_MANY_REQUESTS.phrase:
             response["headers"] = _RATE_LIMIT_HEADERS
+        if description in _TYPED_RESPONSES:
+            response["description"] = f"{description}: {_TYPED_RESPONSES[description]}"
         return response
+
+
+# The error responses whose problems have types of their own (api/problems.py), and
+# the extension members each carries: generated clients show these descriptions.
+_TYPED_RESPONSES = {
+    http.HTTPStatus.CONFLICT.phrase: "a POST named an id that an event has, had or "
+    "that comes twice (`/problems/id-taken`, the ids in `conflicting_ids`), or a write "
+    "would change a place or source for every event naming it "
+    "(`/problems/shared-record-conflict`, the records in `conflicting_records`).",
+    http.HTTPStatus.GONE.phrase: "the event was deleted (`/problems/event-deleted`, with "
+    "`event_id` and `deleted_at`).",
+    http.HTTPStatus.PRECONDITION_FAILED.phrase: "the event changed since it was read "
+    "(`/problems/precondition-failed`, its ETag now in `current_etag`).",
+    http.HTTPStatus.UNPROCESSABLE_ENTITY.phrase: "the body does not validate "
+    "(`/problems/invalid-body`, each refused field in `invalid_params`), or an "
+    "Idempotency-Key came back with another body (`/problems/idempotency-key-reused`, "
+    "the key in `idempotency_key`).",
+}
 
 
 # What a 429 (api/limits.py) carries, for clients that back off by it.
@@ -95,8 +116,11 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Makes a retry safe: the same key with the same body replays the first "
-    "answer instead of writing again. 1 to 255 visible ASCII characters, such as a UUID.",
+    "description": "Makes a retry safe: the same key with the same body (the same JSON, "
+    "whatever its key order or whitespace) replays the first answer instead of writing "
+    "again, for 24 hours; after that the key is new. The same key with another body is a "
+    "422 `/problems/idempotency-key-reused`. 1 to 255 visible ASCII characters, such as "
+    "a UUID.",
     "schema": {
         "type": "string",
         "pattern": IDEMPOTENCY_KEY_PATTERN,

@@ -28,6 +28,17 @@ SLOW_REQUEST = "/problems/slow-request"
 SERVER_BUSY = "/problems/server-busy"
 TOO_MANY_EXPORTS = "/problems/too-many-exports"
 NOT_THE_OWNER = "/problems/not-the-owner"
+# The conflicts of partners' writes (api/v1/event_writes.py), each with members a
+# program reads instead of the detail's prose (docs/problems.md lists them): a POST
+# naming ids that are taken, or a place or source that would change for every event
+# naming it; a PATCH or DELETE of an event changed since it was read; an event
+# deleted (a tombstone: reads and writes alike); an Idempotency-Key sent again with
+# another body. Each keeps the status it had as `about:blank`.
+ID_TAKEN = "/problems/id-taken"
+SHARED_RECORD_CONFLICT = "/problems/shared-record-conflict"
+PRECONDITION_FAILED = "/problems/precondition-failed"
+EVENT_DELETED = "/problems/event-deleted"
+IDEMPOTENCY_KEY_REUSED = "/problems/idempotency-key-reused"
 
 API_VERSIONS = ("v1",)
 
@@ -44,13 +55,18 @@ class Problem(HTTPException):
         title: str | None = None,
         invalid_params: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
+        """`members` are the type's extension members (RFC 9457 section 3.2), written
+        after the standard ones; each must be declared in schemas.responses.ProblemSchema,
+        which the contract publishes with no other members allowed."""
         super().__init__(description=detail)
         self.code = status
         self.type = type
         self.title = title
         self.invalid_params = invalid_params
         self.extra_headers = headers or {}
+        self.members = members or {}
 
 
 def invalid_parameter(name: str, reason: str, location: str = "query") -> Problem:
@@ -91,6 +107,7 @@ def problem_response(error: HTTPException) -> Response:
     invalid_params = getattr(error, "invalid_params", None)
     if invalid_params:
         body["invalid_params"] = invalid_params
+    body.update(getattr(error, "members", {}))
     response = Response(orjson.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
     # Keep what the exception says about the response, e.g. Allow on a 405.
     for name, value in error.get_headers():

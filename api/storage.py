@@ -469,7 +469,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
         not_null={"key_id"},
         if_not_exists=True,
     )
-    # Answers to POSTs sent with an Idempotency-Key, replayed when the client retries.
+    # Answers to POSTs sent with an Idempotency-Key, replayed when the client retries
+    # within IDEMPOTENCY_KEEP; request_digest is content_digest of the body. The index
+    # lets each POST purge a few expired answers, oldest first (purge_idempotent_requests).
     db.table("idempotent_requests").create(
         {
             "key_id": str,
@@ -482,6 +484,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
         pk=("key_id", "idempotency_key"),
         not_null={"request_digest", "status", "body", "created_at"},
         if_not_exists=True,
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idempotent_requests_created ON idempotent_requests (created_at)"
     )
     # The source rows imports turned into events (seed/imports.py): the digest of a
     # row's cells read in its import's context, its event, and the event's seq once
@@ -1223,11 +1228,32 @@ def event_owner(conn: sqlite3.Connection, event_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+# How long the answer to a POST sent with an Idempotency-Key is replayed: at least
+# this long after it was given, a retry with the same key and body gets it again;
+# after it, the key is new (docs/operations.md, "Idempotency keys"). A day, as
+# Stripe keeps its keys: long enough for any client's retries.
+IDEMPOTENCY_KEEP = datetime.timedelta(hours=24)
+# Expired answers each POST deletes, oldest first: more than the one answer a POST
+# may add, so that the table holds about a day of keyed POSTs, and a backlog (the
+# answers kept forever before answers expired) drains as partners write.
+IDEMPOTENCY_PURGE_BATCH = 10
+
+
 class IdempotentRequest(NamedTuple):
-    """A POST sent with an Idempotency-Key: the key, and the SHA-256 of the body."""
+    """A POST sent with an Idempotency-Key: the key, the content_digest of its
+    parsed body, and the SHA-256 of its bytes as sent (`body_digest`), which answers
+    kept before content digests matched (see _replayed_answer)."""
 
     key: str
+    content_digest: bytes
     body_digest: bytes
+
+
+def content_digest(body: Any) -> bytes:
+    """The SHA-256 of a parsed JSON body written canonically (orjson, keys sorted at
+    every depth, no whitespace): the same JSON with its keys in another order or
+    other whitespace has the same digest, and any other content another."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 class Answer(NamedTuple):
@@ -1248,11 +1274,14 @@ class IdsTaken(Exception):
 class SharedRecordsDiffer(Exception):
     """A write describes a place or source that exists (or comes twice in the
     batch) with other values: places and sources are shared by id, so writing it
-    would change every event that names it."""
+    would change every event that names it. `records` says the same for programs:
+    per conflict, the record (`location`, `source`), its id, the fields that differ
+    and what they differ from (`stored`, or `batch` for another event of the write)."""
 
-    def __init__(self, differences: list[str]) -> None:
+    def __init__(self, differences: list[str], records: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(differences))
         self.differences = differences
+        self.records = records
 
 
 _SHARED = {
@@ -1273,7 +1302,7 @@ def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]])
     """Raise SharedRecordsDiffer if these validated events describe a stored place or
     source, or one another's, with other values than it has. Partners' writes call
     it; the curated seed, which owns its places and sources, may change them."""
-    differences = []
+    differences, records = [], []
     for table, columns in _SHARED.items():
         sent: dict[str, dict[str, Any]] = {}
         for event in events:
@@ -1284,22 +1313,30 @@ def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]])
                 differences.append(
                     f"{table[:-1]} {record['id']!r} comes twice with other {', '.join(differing)}"
                 )
+                records.append(_conflict(table, record["id"], differing, "batch"))
         stored = conn.execute(
             f"SELECT id, {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(sent)})",
             list(sent),
         ).fetchall()
         for record_id, *values in stored:
-            differing = [
-                f"{column} {value!r}"
+            changed = [
+                (column, value)
                 for column, value in zip(columns, values, strict=True)
                 if sent[record_id][column] != value
             ]
-            if differing:
-                differences.append(
-                    f"{table[:-1]} {record_id!r} is stored with {', '.join(differing)}"
+            if changed:
+                as_stored = ", ".join(f"{column} {value!r}" for column, value in changed)
+                differences.append(f"{table[:-1]} {record_id!r} is stored with {as_stored}")
+                records.append(
+                    _conflict(table, record_id, [column for column, _ in changed], "stored")
                 )
     if differences:
-        raise SharedRecordsDiffer(differences)
+        raise SharedRecordsDiffer(differences, records)
+
+
+def _conflict(table: str, record_id: str, fields: list[str], against: str) -> dict[str, Any]:
+    """One entry of SharedRecordsDiffer.records."""
+    return {"record": table[:-1], "id": record_id, "fields": fields, "against": against}
 
 
 def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
@@ -1312,6 +1349,10 @@ def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key came back with another request body than its first."""
 
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
 
 def create_events(
     db: sqlite_utils.Database,
@@ -1322,14 +1363,16 @@ def create_events(
 ) -> tuple[Answer, bool]:
     """Create validated events for a POST, all or none, and audit each; returns the
     answer (201 and the created documents as `{"data": [...]}`) and False. A request
-    whose Idempotency-Key was seen before writes nothing: its first answer and True.
+    whose Idempotency-Key was seen less than IDEMPOTENCY_KEEP before `at` writes
+    nothing: its first answer and True. Every call purges a few expired answers.
 
     Raises IdsTaken if an id exists, existed or comes twice (nothing is written),
     and IdempotencyKeyReused if the key came with another body. The caller owns the
     transaction."""
     conn = db.conn
+    purge_idempotent_requests(conn, at)
     if request is not None:
-        replayed = _replayed_answer(conn, author, request)
+        replayed = _replayed_answer(conn, author, request, at)
         if replayed is not None:
             return replayed, True
     ids = [event["id"] for event in events]
@@ -1351,25 +1394,51 @@ def create_events(
             "INSERT INTO idempotent_requests "
             "(key_id, idempotency_key, request_digest, status, body, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [author.key_id, request.key, request.body_digest, *answer, _stamp(at)],
+            [author.key_id, request.key, request.content_digest, *answer, _stamp(at)],
         )
     return answer, False
 
 
 def _replayed_answer(
-    conn: sqlite3.Connection, author: Author, request: IdempotentRequest
+    conn: sqlite3.Connection, author: Author, request: IdempotentRequest, at: datetime.datetime
 ) -> Answer | None:
+    """The answer kept for this key, if it was given less than IDEMPOTENCY_KEEP ago;
+    an expired one is deleted, so that the key is new. Raises IdempotencyKeyReused if
+    the key came with another body."""
     row = conn.execute(
-        "SELECT request_digest, status, body FROM idempotent_requests "
+        "SELECT request_digest, status, body, created_at FROM idempotent_requests "
         "WHERE key_id = ? AND idempotency_key = ?",
         [author.key_id, request.key],
     ).fetchone()
     if row is None:
         return None
-    body_digest, *answer = row
-    if body_digest != request.body_digest:
+    digest, status, body, created_at = row
+    if created_at < _stamp(at - IDEMPOTENCY_KEEP):
+        conn.execute(
+            "DELETE FROM idempotent_requests WHERE key_id = ? AND idempotency_key = ?",
+            [author.key_id, request.key],
+        )
+        return None
+    # Answers kept before digests were taken of the parsed body hold the SHA-256 of
+    # the bytes sent: the same bytes are the same request. (A content digest never
+    # equals the SHA-256 of other content's bytes, so this replays nothing else;
+    # those answers expire IDEMPOTENCY_KEEP after the upgrade.)
+    if digest not in (request.content_digest, request.body_digest):
         raise IdempotencyKeyReused(request.key)
-    return Answer(*answer)
+    return Answer(status, body)
+
+
+def purge_idempotent_requests(
+    conn: sqlite3.Connection, at: datetime.datetime, limit: int = IDEMPOTENCY_PURGE_BATCH
+) -> int:
+    """Delete up to `limit` answers given more than IDEMPOTENCY_KEEP before `at`,
+    oldest first (one walk of idempotent_requests_created from its start: a seek when
+    none has expired); returns how many. In the caller's transaction."""
+    return conn.execute(
+        "DELETE FROM idempotent_requests WHERE rowid IN (SELECT rowid FROM "
+        "idempotent_requests WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+        [_stamp(at - IDEMPOTENCY_KEEP), limit],
+    ).rowcount
 
 
 def update_event(

@@ -499,8 +499,35 @@ class InvalidParamSchema(Schema):
     reason = fields.String(required=True)
 
 
+class ConflictingRecordSchema(Schema):
+    """A place or source a write would change for every event naming it."""
+
+    record = fields.String(
+        validate=validate.OneOf(["location", "source"]),
+        **_doc("`location` (an event's `location`) or `source`."),
+        required=True,
+    )
+    id = fields.String(**_doc("The place's or source's id."), required=True)
+    fields_ = fields.List(
+        fields.String(),
+        data_key="fields",
+        **_doc("Its fields that differ, such as `latitude` or `title`."),
+        required=True,
+    )
+    against = fields.String(
+        validate=validate.OneOf(["stored", "batch"]),
+        **_doc(
+            "`stored`: they differ from the place or source as stored (GET it, and send "
+            "it as it is); `batch`: two events of this write describe it differently."
+        ),
+        required=True,
+    )
+
+
 class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details. Besides the standard members, some types carry
+    extension members a program reads instead of the detail (each named with its
+    type below and in [the problem types](/docs/problems)); no other member is sent."""
 
     type = fields.String(
         **_doc(
@@ -516,4 +543,33 @@ class ProblemSchema(Schema):
     invalid_params = fields.List(
         fields.Nested(InvalidParamSchema),
         **_doc("For validation errors: each refused parameter and why."),
+    )
+    conflicting_ids = fields.List(
+        fields.String(),
+        **_doc(
+            "`/problems/id-taken` (409): the ids of the batch that an event has, had "
+            "(deleted ids are never reused) or that come twice, sorted."
+        ),
+    )
+    conflicting_records = fields.List(
+        fields.Nested(ConflictingRecordSchema),
+        **_doc(
+            "`/problems/shared-record-conflict` (409): each place or source the write "
+            "would change for every event naming it."
+        ),
+    )
+    current_etag = fields.String(
+        **_doc(
+            "`/problems/precondition-failed` (412): the event's ETag now, quoted as GET "
+            "sends it. Apply your change to the event as it is now before sending it in "
+            "If-Match."
+        )
+    )
+    event_id = fields.String(**_doc("`/problems/event-deleted` (410): the deleted event's id."))
+    deleted_at = Timestamp("`/problems/event-deleted` (410): when it was deleted.", dump_only=True)
+    idempotency_key = fields.String(
+        **_doc(
+            "`/problems/idempotency-key-reused` (422): the Idempotency-Key that came with "
+            "another body."
+        )
     )

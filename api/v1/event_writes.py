@@ -32,8 +32,12 @@ from api.openapi import (
 )
 from api.params import json_body
 from api.problems import (
+    ID_TAKEN,
+    IDEMPOTENCY_KEY_REUSED,
     NOT_THE_OWNER,
+    PRECONDITION_FAILED,
     PROBLEM_CONTENT_TYPE,
+    SHARED_RECORD_CONFLICT,
     Problem,
     invalid_body,
     invalid_parameter,
@@ -100,14 +104,22 @@ def create_events(batch: dict[str, Any]) -> Response:
 
     One to 500 events, all or nothing: if one is invalid or its id exists, none is
     written. Send an `Idempotency-Key` header to make a retry safe: the same key
-    with the same body replays the first answer instead of writing again.
+    with the same body (the same JSON, whatever its key order or whitespace) replays
+    the first answer, with `Idempotent-Replayed: true`, instead of writing again, for
+    24 hours; after that the key is new.
     """
     key = require_write_key()
     idempotency_key = _idempotency_key()
+    # The body is compared by its parsed content (another key order or whitespace
+    # is the same request), and by its bytes for answers kept before that.
     idempotent = (
         None
         if idempotency_key is None
-        else storage.IdempotentRequest(idempotency_key, hashlib.sha256(request.get_data()).digest())
+        else storage.IdempotentRequest(
+            idempotency_key,
+            storage.content_digest(json_body()),
+            hashlib.sha256(request.get_data()).digest(),
+        )
     )
     events = batch["events"]
     # Headers that could fail are built before the write: once it commits, the answer
@@ -125,16 +137,20 @@ def create_events(batch: dict[str, Any]) -> Response:
             409,
             f"These ids exist already or twice in the batch: {', '.join(error.ids)}. "
             "Change an existing event with PATCH.",
+            type=ID_TAKEN,
             title="Conflict",
+            members={"conflicting_ids": error.ids},
         ) from None
     except storage.SharedRecordsDiffer as error:
         raise _shared_conflict(error) from None
-    except storage.IdempotencyKeyReused:
+    except storage.IdempotencyKeyReused as error:
         raise Problem(
             422,
             "This Idempotency-Key was used with another request body; use a new key for a "
             "new request.",
+            type=IDEMPOTENCY_KEY_REUSED,
             title="Idempotency key reused",
+            members={"idempotency_key": error.key},
         ) from None
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -172,7 +188,7 @@ def _idempotency_key() -> str | None:
     EventSchema,
     headers={"ETag": {"description": "The event's new ETag.", "schema": {"type": "string"}}},
 )
-@_documented("updateEvent", *_BODY_ERRORS, 404, 410, 412, 428, header=IF_MATCH, owned=True)
+@_documented("updateEvent", *_BODY_ERRORS, 404, 409, 410, 412, 428, header=IF_MATCH, owned=True)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
     """Change an event
 
@@ -237,7 +253,9 @@ def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
         "Places and sources are shared by id, and this would change one for every event "
         f"that names it: {error}. Send them as stored (GET /api/v1/locations/{{id}} or "
         "/api/v1/sources/{id}), or give a different place or source a new id.",
+        type=SHARED_RECORD_CONFLICT,
         title="Conflict",
+        members={"conflicting_records": error.records},
     )
 
 
@@ -271,6 +289,11 @@ def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
             412,
             "The event changed since you read it: GET it again, and apply your change to "
             "the new version.",
+            type=PRECONDITION_FAILED,
+            title="Precondition Failed",
+            # What GET sends as the ETag of the event as it is now (a quoted strong
+            # validator): a client tells by it whether its copy is stale.
+            members={"current_etag": f'"{digest.hex()}"'},
         )
     return body
 

@@ -13,7 +13,7 @@ from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, paging_refused
-from api.problems import Problem, invalid_parameters
+from api.problems import EVENT_DELETED, Problem, invalid_parameters
 from api.render import (
     acled_csv_lines,
     csv_lines,
@@ -207,6 +207,12 @@ def stored_event(conn: sqlite3.Connection, event_id: str) -> query.StoredEvent:
     if stored is None:
         deleted_at = query.tombstone(conn, event_id)
         if deleted_at is not None:
-            raise Problem(410, f"Event {event_id!r} was deleted at {deleted_at}.")
+            raise Problem(
+                410,
+                f"Event {event_id!r} was deleted at {deleted_at}.",
+                type=EVENT_DELETED,
+                title="Gone",
+                members={"event_id": event_id, "deleted_at": deleted_at},
+            )
         raise Problem(404, f"No event has id {event_id!r}.")
     return stored
