@@ -478,12 +478,13 @@ def _periods_of(
     if not precisions:
         return []
     merged: dict[tuple[Group, str], tuple[Group, Period, Totals]] = {}
-    # Coarser events are keyed by their own date, which month rollups keep for the
-    # year-precise ones beside a monthly series; beside a daily or weekly one (week-
-    # and month-precise events), days are needed. A yearly series has none beside it.
+    # Coarser events are keyed by their own date, which month rollups keep for month-
+    # and year-precise events (dated the first of their month or year): beside a
+    # weekly or monthly series, a month rollup answers, a tenth of a day rollup's rows;
+    # beside a daily one, week-precise events need days. A yearly series has none.
     keyed = args
     if interval is None:
-        keyed = {**args, "interval": "month" if args["interval"] == "month" else "day"}
+        keyed = {**args, "interval": "day" if "week" in precisions else "month"}
     # A series sums the events of every precision it draws in each period: grouped by
     # precision as well, an admin1 series by month had three times the rows to sum.
     by_precision = interval is None
