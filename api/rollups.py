@@ -18,7 +18,7 @@ key, and summing rollup rows answers what summing events would, for any filter o
 key columns. tests/test_rollups.py proves it over random writes, edits and
 deletions (hypothesis).
 
-A rollup keys its rows by date (a day, a month, or none), date precision, some of
+A rollup keys its rows by date (a day, a week, a month, or none), date precision, some of
 the DIMENSIONS, and the munition category ('' for the event totals). Its columns
 are named as in `events`, so the filter registry's clauses apply to a rollup as they
 do to the events table. Several rollups trade size for detail; api/stats.py reads
@@ -91,7 +91,7 @@ _MUNITIONS = "munitions m JOIN events e ON e.id = m.event_id"
 
 
 # The key columns every rollup is built from, finest first, with their SQL over the
-# event `e`: a rollup keeps the date (a day, or the first of its month), the date
+# event `e`: a rollup keeps the date (a day, its week's Monday or its month's first), the date
 # precision, some of the others, and the munition category ('' for event totals).
 # Missing values are '' (a region-less place): a key column cannot be NULL.
 DIMENSIONS = {
@@ -111,9 +111,25 @@ DIMENSIONS = {
 CHANGES = "stats_changes"
 
 
-# How finely a rollup keeps dates: the day, the month (as its first day, the way
-# month-precise events are dated), or not at all (totals over all time).
-DAY, MONTH, ALL_TIME = 0, 1, 2
+# How finely a rollup keeps dates: the day, the ISO week (as its Monday), the month
+# (as its first day, the way month-precise events are dated), or not at all (totals
+# over all time). Weeks and months do not nest: a day rollup serves either.
+DAY, WEEK, MONTH, ALL_TIME = 0, 1, 2, 3
+
+
+def serves(finer: int, grain: int) -> bool:
+    """Whether a rollup keeping dates as `finer` can be summed into periods of `grain`."""
+    return finer in (DAY, grain) or grain == ALL_TIME
+
+
+def _dated(grain: int, date: str) -> str:
+    """The SQL of the date a rollup of this grain keys an event's `date` by."""
+    if grain == MONTH:
+        return f"substr({date}, 1, 8) || '01'"
+    if grain == WEEK:
+        # The Monday of the ISO week (SQLite before 3.46 has no ISO week format).
+        return f"date({date}, printf('-%d days', (strftime('%w', {date}) + 6) % 7))"
+    return date
 
 
 @dataclass(frozen=True)
@@ -157,8 +173,7 @@ class Rollup:
     def fold(self, source: str = CHANGES) -> str:
         """The statement adding the rows of `source` (the recorded changes, or a
         rollup keeping this one's dimensions and more, as finely) to this rollup."""
-        month = "substr(date, 1, 8) || '01'"
-        keys = [month if key == "date" and self.grain == MONTH else key for key in self.keys]
+        keys = [_dated(self.grain, key) if key == "date" else key for key in self.keys]
         sums = ", ".join(f"sum({name})" for name in SUMS)
         updates = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
         groups = ", ".join(str(i + 1) for i in range(len(keys)))
@@ -183,6 +198,8 @@ ROLLUPS = (
     Rollup("stats_months", MONTH, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_days", DAY, ()),
     Rollup("stats_totals", ALL_TIME, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    # Weekly series by type, country or weapon: a fifth of stats_days_types' rows.
+    Rollup("stats_weeks_types", WEEK, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_days_types", DAY, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_months_regions", MONTH, (_COUNTRY, _REGION, _WEAPONS)),
     Rollup("stats_months_admin1", MONTH, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),
@@ -209,10 +226,9 @@ def _record(sign: int, selection: str, into: Rollup | None = None) -> str:
     if into is None:
         table, keys = CHANGES, [*DIMENSIONS.values()]
     else:
-        month = f"substr({DIMENSIONS['date']}, 1, 8) || '01'"
         table = into.table
         keys = [
-            month if key == "date" and into.grain == MONTH else DIMENSIONS[key]
+            _dated(into.grain, DIMENSIONS[key]) if key == "date" else DIMENSIONS[key]
             for key in into.keys[:-1]  # the category is added below
         ]
     groups = ", ".join(str(i + 1) for i in range(len(keys) + 1))
@@ -268,6 +284,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
     changes recorded for every event)."""
     for table in TABLES:
         conn.execute(f"DELETE FROM {table}")
+    # A rollup's finer sources first: those with more dimensions, then days.
     for rollup in sorted(ROLLUPS, key=lambda rollup: (-len(rollup.dimensions), rollup.grain)):
         finer = _finer(rollup)
         if finer is None:
@@ -297,7 +314,7 @@ def _finer(rollup: Rollup) -> Rollup | None:
         if (
             other is not rollup
             and set(rollup.dimensions) <= set(other.dimensions)
-            and other.grain <= rollup.grain
+            and serves(other.grain, rollup.grain)
             and (set(rollup.dimensions), rollup.grain) != (set(other.dimensions), other.grain)
         ):
             return other

@@ -24,8 +24,10 @@ from api.rollups import (
     MUNITION_SUMS,
     RAW,
     ROLLUPS,
+    WEEK,
     WIDTH,
     Source,
+    serves,
 )
 from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
 
@@ -79,6 +81,8 @@ def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
     days = _smallest(needed, DAY)
+    if args.get("interval") == "week" and _whole_weeks(args.get("date_from"), args.get("date_to")):
+        return [Part(_smallest(needed, WEEK), args)]
     if args.get("interval") in ("day", "week"):
         return [Part(days, args)]
     date_from, date_to = args.get("date_from"), args.get("date_to")
@@ -125,11 +129,19 @@ def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[
 
 
 def _smallest(dimensions: set[str], grain: int) -> Source:
-    """The first rollup keeping these dimensions with dates at least as fine."""
+    """The first rollup keeping these dimensions with dates it can sum into `grain`."""
     for rollup in ROLLUPS:
-        if dimensions <= set(rollup.dimensions) and rollup.grain <= grain:
+        if dimensions <= set(rollup.dimensions) and serves(rollup.grain, grain):
             return Source(rollup)
     return RAW
+
+
+def _whole_weeks(date_from: datetime.date | None, date_to: datetime.date | None) -> bool:
+    """Whether a range starts on a Monday and ends on a Sunday (or is open), so that
+    a week rollup answers it; a range cutting a week reads days."""
+    return (date_from is None or date_from.weekday() == 0) and (
+        date_to is None or date_to.weekday() == 6
+    )
 
 
 def _next_month(day: datetime.date) -> datetime.date | None:

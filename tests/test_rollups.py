@@ -31,6 +31,15 @@ REQUESTS: list[dict[str, Any]] = [
     {"interval": "day"},
     {"interval": "week"},
     {"interval": "month"},
+    {"event_type": ["drone_strike"], "interval": "week"},
+    # Whole weeks (Monday to Sunday) read the week rollup; a range cutting a week, days.
+    {
+        "weapon": ["drone"],
+        "interval": "week",
+        "date_from": D(2022, 3, 7),
+        "date_to": D(2022, 4, 24),
+    },
+    {"country": "UA", "interval": "week", "date_from": D(2022, 3, 9)},
     {"weapon": ["drone", "missile"]},
     {"event_type": ["missile_strike"], "interval": "day"},
     {"admin1": "KHARKIV OBLAST", "interval": "day"},
