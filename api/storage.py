@@ -873,8 +873,9 @@ def write_curated(
         )
     )
     # The stored document is an API write when it is the document the event's last
-    # audited write left; a later seed write would have replaced it. (SQLite takes
-    # the bare column `after` from the row of max(seq).)
+    # audited write left, but for the place and source it copies, which a change to
+    # them re-rendered since (unaudited); a later seed write would have replaced it.
+    # (SQLite takes the bare column `after` from the row of max(seq).)
     # Only entries made with an API key count: the seed audits its own writes too.
     edited = {
         event_id
@@ -883,7 +884,9 @@ def write_curated(
             "AND event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
             [ids],
         )
-        if after is not None and stored.get(event_id) == after
+        if after is not None
+        and event_id in stored
+        and _own_content(stored[event_id]) == _own_content(after)
     }
     kept_deleted = {event_id for event_id in digests if event_id in deleted}
     kept_edited = {
@@ -918,6 +921,15 @@ def write_curated(
     entries.append(AuditEntry("seed", detail={"curated_events": len(events), **asdict(load)}))
     append_audit(conn, author, changed_at, entries)
     return load
+
+
+def _own_content(document: str) -> dict[str, Any]:
+    """A stored document but for what writes of other events change in it: its
+    updated_at, and the values of the place and source it copies (their ids stay)."""
+    content = orjson.loads(document)
+    del content["updated_at"]
+    content["location"], content["source"] = content["location"]["id"], content["source"]["id"]
+    return content
 
 
 # The highest number of the change sequence taken so far, 0 for none: one seek to the

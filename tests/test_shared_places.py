@@ -27,7 +27,7 @@ from seed.curated import DATA_DIR
 from seed.synthetic import generate_batch
 from tests.test_imports import client_of
 from tests.test_rollups import REQUESTS
-from tests.test_seed import edit_first_file
+from tests.test_seed import FRANCE, edit_first_file
 from tests.test_writes import KHARKIV, Partner
 
 UNTIL = datetime.date(2022, 6, 30)
@@ -233,3 +233,43 @@ def test_the_seed_renaming_a_region_reaches_a_partners_event(
     token = latest_token(client)
     assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
     assert changed_since(client, token) == set()
+
+
+def test_a_partners_edit_outlives_a_change_to_its_place(tmp_path: Path, data_dir: Path) -> None:
+    """A curated event a partner edited is kept by the seed as the partner left it;
+    another writer changing its place re-renders it, and it is still the partner's
+    when the seed changes the place back."""
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    partner = Partner(db)
+    event, etag = partner.event(FRANCE)
+    patched = partner.client.patch(
+        f"/api/v1/events/{FRANCE}",
+        json={"notes": "Edited by a partner."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert patched.status_code == 200
+    # An import (say) moves the point standing for Ukraine: the partner's edit is
+    # re-rendered with it.
+    writer = open_for_writing(str(db))
+    (fresh,) = generate_batch(0, 1, 1, UNTIL)
+    fresh["location"] = {**event["location"], "latitude": 49.0, "longitude": 31.5}
+    with writer.atomic():
+        write_events(writer, [fresh])
+    writer.close()
+    moved = partner.client.get(f"/api/v1/events/{FRANCE}").get_json()
+    assert (moved["notes"], moved["location"]["latitude"]) == ("Edited by a partner.", 49.0)
+
+    # The seed writes its other events at Ukraine with the curated point, which
+    # re-renders the partner's edit and the import's event again; the edit stays.
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    kept = partner.client.get(f"/api/v1/events/{FRANCE}").get_json()
+    assert (kept["notes"], kept["location"]) == ("Edited by a partner.", event["location"])
+    imported = partner.client.get(f"/api/v1/events/{fresh['id']}").get_json()
+    assert imported["location"] == event["location"]
+    assert_consistent(partner.client)
+    # And the seed after that still knows the edit for the partner's.
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    assert partner.client.get(f"/api/v1/events/{FRANCE}").get_json()["notes"] == (
+        "Edited by a partner."
+    )
