@@ -808,13 +808,15 @@ def write_events(
 @dataclass
 class CuratedLoad:
     """How many curated events write_curated inserted, updated, found unchanged, and
-    kept as partners left them."""
+    kept as partners left them; and how many other events it re-rendered, as they
+    copy a place or source it changed."""
 
     new: int
     updated: int
     unchanged: int
     kept_edited: int
     kept_deleted: int
+    rerendered: int = 0
 
 
 def record_digest(event: dict[str, Any]) -> bytes:
@@ -896,7 +898,11 @@ def write_curated(
     }
     loaded = [event for event in events if event["id"] not in kept_deleted | kept_edited]
     new = sum(1 for event in loaded if event["id"] not in stored)
+    first_seq = next_seq(conn)
     changed = write_events(db, loaded, changed_at)
+    # Each event written takes one number: those beyond the curated events' went to
+    # the events re-rendered with a place or source the curated events changed.
+    rerendered = next_seq(conn) - first_seq - changed
     conn.executemany(
         "INSERT INTO curated_loads (event_id, record_digest) VALUES (?, ?) "
         "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
@@ -914,6 +920,7 @@ def write_curated(
         unchanged=len(loaded) - changed,
         kept_edited=len(kept_edited),
         kept_deleted=len(kept_deleted),
+        rerendered=rerendered,
     )
     entries = [
         AuditEntry("update" if i in stored else "create", i, stored.get(i), now[i]) for i in written

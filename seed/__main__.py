@@ -156,8 +156,16 @@ def _summary(load: CuratedLoad) -> str:
     return (
         f"{load.new} new, {load.updated} updated, {load.unchanged} unchanged, "
         f"{load.kept_edited} kept as edited through the API, "
-        f"{load.kept_deleted} kept deleted through the API"
+        f"{load.kept_deleted} kept deleted through the API{_rerendered(load.rerendered)}"
     )
+
+
+def _rerendered(count: int) -> str:
+    """What a load's summary adds when it changed a place or source other events copy."""
+    if not count:
+        return ""
+    events = "1 other event" if count == 1 else f"{count:,} other events"
+    return f"; {events} re-rendered with the places and sources it changed"
 
 
 def _load_synthetic(path: str, args: argparse.Namespace) -> int:
@@ -288,11 +296,12 @@ def _import(path: str, args: argparse.Namespace) -> int:
     print(
         f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
+        f"{_rerendered(result.rerendered)}"
     )
     return 0
 
 
-_IMPORT_COUNTS = ("read", "new", "updated", "unchanged", "rejected")
+_IMPORT_COUNTS = ("read", "new", "updated", "unchanged", "rejected", "rerendered")
 
 
 def _audit_load(db: Database, entry: AuditEntry, at: datetime.datetime | None = None) -> None:

@@ -8,7 +8,9 @@ that copies it, in the same transaction: /events, /locations, /sources, /stats a
 /changes then agree, whatever was written before."""
 
 import datetime
+import json
 import shutil
+import sqlite3
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -25,7 +27,7 @@ from schemas.gazetteer import admin1_named
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR
 from seed.synthetic import generate_batch
-from tests.test_imports import client_of
+from tests.test_imports import FIXTURES, client_of, run_import
 from tests.test_rollups import REQUESTS
 from tests.test_seed import FRANCE, edit_first_file
 from tests.test_writes import KHARKIV, Partner
@@ -199,7 +201,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_the_seed_renaming_a_region_reaches_a_partners_event(
-    tmp_path: Path, data_dir: Path
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The reproduction: a partner posts an event at ua-kharkiv, then the curated data
     renames the place's admin1 and the seed runs."""
@@ -217,7 +219,12 @@ def test_the_seed_renaming_a_region_reaches_a_partners_event(
         document["places"]["kharkiv"]["admin1"] = "Slobozhanshchyna"
 
     edit_first_file(data_dir, rename)
+    capsys.readouterr()
     assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "0 new, 1 updated, 16 unchanged, 0 kept as edited through the API, 0 kept deleted "
+        "through the API; 1 other event re-rendered with the places and sources it changed\n"
+    )
 
     assert client.get("/api/v1/locations/ua-kharkiv").get_json()["admin1"] == "Slobozhanshchyna"
     response = client.get(f"/api/v1/events/{posted['id']}")
@@ -273,3 +280,39 @@ def test_a_partners_edit_outlives_a_change_to_its_place(tmp_path: Path, data_dir
     assert partner.client.get(f"/api/v1/events/{FRANCE}").get_json()["notes"] == (
         "Edited by a partner."
     )
+
+
+def test_an_import_changing_a_shared_place_re_renders_its_copies(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The missile-attacks importer puts a wave without a target at the gazetteer's
+    Ukraine ('ua'), which these curated data name otherwise: the import changes the
+    place for every event at it, as a bulk load (re-rendered at its end)."""
+
+    def rename(document: dict[str, Any]) -> None:
+        document["places"]["ukraine"]["name"] = "Ukraine as a whole"
+
+    edit_first_file(data_dir, rename)
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    client = client_of(db)
+    curated = {
+        i for i, e in events(client).items() if e["location"]["name"] == "Ukraine as a whole"
+    }
+    assert len(curated) == 7
+    token = latest_token(client)
+    capsys.readouterr()
+    assert run_import(db, "missile-attacks", FIXTURES / "missile-attacks-daily.csv") == 0
+    assert capsys.readouterr().out.endswith(
+        "23 new, 0 updated, 0 unchanged, 1 repeated (skipped); "
+        "7 other events re-rendered with the places and sources it changed\n"
+    )
+    assert client.get("/api/v1/locations/ua").get_json()["name"] == "Ukraine"
+    documents = events(client)
+    assert {documents[event_id]["location"]["name"] for event_id in curated} == {"Ukraine"}
+    assert curated <= changed_since(client, token)
+    assert_consistent(client)
+    conn = sqlite3.connect(db)
+    (detail,) = conn.execute("SELECT detail FROM audit_log WHERE action = 'import'").fetchone()
+    conn.close()
+    assert json.loads(detail)["rerendered"] == 7
