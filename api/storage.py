@@ -36,11 +36,12 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlite_utils
+from marshmallow import ValidationError
 
 from api import rollups
 from schemas.csv import csv_line
 from schemas.event import EventSchema, event_document
-from schemas.fields import TIMESTAMP_FORMAT
+from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 # Bit i of events.weapons is set when the event has a munition entry of the i-th
@@ -1119,6 +1120,24 @@ def loadable(document: str) -> dict[str, Any]:
 _SCHEMA = EventSchema()
 
 
+class CopyInvalid(Exception):
+    """An event copying a place or source that a write changes has a stored document
+    that does not load as an event today (written under older rules): it cannot be
+    re-rendered, so the write cannot keep its copy current."""
+
+    def __init__(self, event_id: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(event_id, problems)
+        self.event_id, self.problems = event_id, problems
+
+    def __str__(self) -> str:
+        details = "; ".join(f"{field or '(event)'}: {message}" for field, message in self.problems)
+        return (
+            f"the event {self.event_id!r} copies a place or source this write changes, but "
+            f"its stored document does not load as an event now ({details}): correct or "
+            "delete it through the API, then write again"
+        )
+
+
 def _rerender_copies(
     db: sqlite_utils.Database, moved: _SharedChanges, written: Collection[str] = ()
 ) -> None:
@@ -1169,7 +1188,10 @@ def _rerender_copies(
             record = loadable(document)
             for name, stored in now.items():
                 record[name] = stored[record[name]["id"]]
-            events.append(_SCHEMA.load(record))
+            try:
+                events.append(_SCHEMA.load(record))
+            except ValidationError as error:
+                raise CopyInvalid(record["id"], flatten_messages(error.messages)) from None
         insert_rows(db, event_rows(events, changed_at), keep_rollups=False)
     if keep_rollups:
         rollups.add(conn, ids)

@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from api.config import database_path
 from api.storage import (
     AuditEntry,
+    CopyInvalid,
     CuratedLoad,
     OutdatedLayout,
     append_audit,
@@ -345,6 +346,9 @@ def _write(
         return result
     except sqlite3.DatabaseError as error:
         print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
+        return None
+    except CopyInvalid as error:
+        print(f"seed: nothing written: {error}", file=sys.stderr)
         return None
     finally:
         if bulk:

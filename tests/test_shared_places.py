@@ -316,3 +316,41 @@ def test_an_import_changing_a_shared_place_re_renders_its_copies(
     (detail,) = conn.execute("SELECT detail FROM audit_log WHERE action = 'import'").fetchone()
     conn.close()
     assert json.loads(detail)["rerendered"] == 7
+
+
+def test_a_copy_that_no_longer_loads_stops_the_write(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event stored under older rules that today's schema refuses cannot be
+    re-rendered: the seed changing its place writes nothing and names it."""
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    partner = Partner(db)
+    event, _ = partner.event(KHARKIV)
+    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
+    assert partner.post(posted).status_code == 201
+    # As an older Salvo might have stored it: a control character in an actor's name.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE event_documents SET body = json_set(body, '$.actors[0].name', ?) "
+            "WHERE row_id = (SELECT row_id FROM events WHERE id = ?)",
+            ["Military Forces\x07 of Russia", posted["id"]],
+        )
+    conn.close()
+
+    def rename(document: dict[str, Any]) -> None:
+        document["places"]["kharkiv"]["admin1"] = "Slobozhanshchyna"
+
+    edit_first_file(data_dir, rename)
+    capsys.readouterr()
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "seed: nothing written: the event 'ua-2024-05-31-partner-strike' copies a place or "
+        "source this write changes, but its stored document does not load as an event now "
+        "(actors.0.name: "
+    ), err
+    assert partner.client.get("/api/v1/locations/ua-kharkiv").get_json()["admin1"] == (
+        "Kharkiv Oblast"
+    )
