@@ -116,7 +116,7 @@ CHANGE = st.tuples(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 1000), st.lists(CHANGE, min_size=1, max_size=4))
 def test_a_change_to_a_shared_record_reaches_every_copy(
     seed: int, changes: list[tuple[str, int, int, str, int]]
