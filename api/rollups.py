@@ -276,6 +276,27 @@ def apply(conn: sqlite3.Connection, removed: bool = True) -> None:
     conn.execute(f"DELETE FROM {CHANGES}")
 
 
+def cancel_out(conn: sqlite3.Connection) -> None:
+    """Sum the recorded changes per finest key and keep only the keys whose sums do
+    not cancel out. For a write that subtracts and adds back many events most of
+    whose contributions stay as they were (the events re-rendered with a changed
+    place or source): `apply` then folds what changed into each rollup, not every
+    event twice (100,000 events renamed: one sort of their changes, against one
+    per rollup)."""
+    keys = ", ".join([*DIMENSIONS, "category"])
+    sums = ", ".join(f"sum({name})" for name in SUMS)
+    left = " OR ".join(f"sum({name}) != 0" for name in SUMS)
+    conn.execute(
+        f"CREATE TEMP TABLE {CHANGES}_left AS SELECT {keys}, {sums} FROM {CHANGES} "
+        f"GROUP BY {keys} HAVING {left}"
+    )
+    try:
+        conn.execute(f"DELETE FROM {CHANGES}")
+        conn.execute(f"INSERT INTO {CHANGES} SELECT * FROM temp.{CHANGES}_left")
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{CHANGES}_left")
+
+
 def rebuild(conn: sqlite3.Connection) -> None:
     """Every rollup from every event: after a bulk load, or for a database whose
     rollups were just created. A rollup no other one is finer than is summed from

@@ -36,11 +36,12 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlite_utils
+from marshmallow import ValidationError
 
 from api import rollups
 from schemas.csv import csv_line
-from schemas.event import event_document
-from schemas.fields import TIMESTAMP_FORMAT
+from schemas.event import EventSchema, event_document
+from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 # Bit i of events.weapons is set when the event has a munition entry of the i-th
@@ -592,6 +593,11 @@ def bulk_load(db: sqlite_utils.Database) -> Iterator[None]:
     _bulk_loading.add(id(db.conn))
     try:
         yield
+        # The copies of the places and sources the load changed, found with one scan
+        # of the events and written before the indexes are back (see insert_rows).
+        moved = _moved_in_bulk.pop(id(db.conn), None)
+        if moved is not None:
+            _rerender_copies(db, moved)
         # The sorts that build indexes and rollups may use every core: the load's
         # workers are done by now (measured at 1M events: 31.5 s -> 26.9 s).
         (threads,) = db.execute("PRAGMA threads").fetchone()
@@ -603,6 +609,7 @@ def bulk_load(db: sqlite_utils.Database) -> Iterator[None]:
             db.execute(f"PRAGMA threads = {int(threads)}")
     finally:
         _bulk_loading.discard(id(db.conn))
+        _moved_in_bulk.pop(id(db.conn), None)
 
 
 class EventRow(NamedTuple):
@@ -807,13 +814,15 @@ def write_events(
 @dataclass
 class CuratedLoad:
     """How many curated events write_curated inserted, updated, found unchanged, and
-    kept as partners left them."""
+    kept as partners left them; and how many other events it re-rendered, as they
+    copy a place or source it changed."""
 
     new: int
     updated: int
     unchanged: int
     kept_edited: int
     kept_deleted: int
+    rerendered: int = 0
 
 
 def record_digest(event: dict[str, Any]) -> bytes:
@@ -872,8 +881,9 @@ def write_curated(
         )
     )
     # The stored document is an API write when it is the document the event's last
-    # audited write left; a later seed write would have replaced it. (SQLite takes
-    # the bare column `after` from the row of max(seq).)
+    # audited write left, but for the place and source it copies, which a change to
+    # them re-rendered since (unaudited); a later seed write would have replaced it.
+    # (SQLite takes the bare column `after` from the row of max(seq).)
     # Only entries made with an API key count: the seed audits its own writes too.
     edited = {
         event_id
@@ -882,7 +892,9 @@ def write_curated(
             "AND event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
             [ids],
         )
-        if after is not None and stored.get(event_id) == after
+        if after is not None
+        and event_id in stored
+        and _own_content(stored[event_id]) == _own_content(after)
     }
     kept_deleted = {event_id for event_id in digests if event_id in deleted}
     kept_edited = {
@@ -892,7 +904,11 @@ def write_curated(
     }
     loaded = [event for event in events if event["id"] not in kept_deleted | kept_edited]
     new = sum(1 for event in loaded if event["id"] not in stored)
+    first_seq = next_seq(conn)
     changed = write_events(db, loaded, changed_at)
+    # Each event written takes one number: those beyond the curated events' went to
+    # the events re-rendered with a place or source the curated events changed.
+    rerendered = next_seq(conn) - first_seq - changed
     conn.executemany(
         "INSERT INTO curated_loads (event_id, record_digest) VALUES (?, ?) "
         "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
@@ -910,6 +926,7 @@ def write_curated(
         unchanged=len(loaded) - changed,
         kept_edited=len(kept_edited),
         kept_deleted=len(kept_deleted),
+        rerendered=rerendered,
     )
     entries = [
         AuditEntry("update" if i in stored else "create", i, stored.get(i), now[i]) for i in written
@@ -917,6 +934,15 @@ def write_curated(
     entries.append(AuditEntry("seed", detail={"curated_events": len(events), **asdict(load)}))
     append_audit(conn, author, changed_at, entries)
     return load
+
+
+def _own_content(document: str) -> dict[str, Any]:
+    """A stored document but for what writes of other events change in it: its
+    updated_at, and the values of the place and source it copies (their ids stay)."""
+    content = orjson.loads(document)
+    del content["updated_at"]
+    content["location"], content["source"] = content["location"]["id"], content["source"]["id"]
+    return content
 
 
 # The highest number of the change sequence taken so far, 0 for none: one seek to the
@@ -933,9 +959,14 @@ def next_seq(conn: sqlite3.Connection) -> int:
     return last + 1
 
 
-def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
+def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: bool = True) -> int:
     """Write one batch of event rows, replacing the events' previous rows and skipping
-    events whose content has not changed. Returns the number of events written."""
+    events whose content has not changed. Returns the number of events written.
+
+    The rollups are kept current unless `keep_rollups` is false: then the caller
+    subtracts and adds the events' contributions around the write (or a bulk load
+    rebuilds them). A place or source the rows change is changed for every event
+    that copies it (_rerender_copies)."""
     conn = db.conn
     ids = [row.id for row in rows.events]
     # What each event is now: its content digest and the sequence number it was created at.
@@ -959,7 +990,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
         ids = [row.id for row in rows.events]
     marks = placeholders(ids)
     # The rollups lose what the stored versions contributed and gain the new ones.
-    maintain_rollups = id(conn) not in _bulk_loading
+    maintain_rollups = keep_rollups and id(conn) not in _bulk_loading
     ids_json = orjson.dumps(ids).decode()
     replaced = bool(stored.keys() & changed)
     if maintain_rollups and replaced:
@@ -970,6 +1001,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
         first_seq = stored[row.id].first_seq if row.id in stored else seq + offset
         events.append((*row, seq + offset, first_seq))
 
+    moved = _moved_shared_records(conn, rows)
     # Every table takes executemany with prepared statements, which measured twice
     # as fast as sqlite-utils' per-value conversion at 1M events, and reads no schema.
     conn.executemany(
@@ -1026,7 +1058,165 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows) -> int:
     if maintain_rollups:
         rollups.add(conn, ids_json)
         rollups.apply(conn, removed=replaced)
+    if moved.places or moved.sources:
+        # Every other event copying a changed place or source is written again; in a
+        # bulk load, once at its end (bulk_load): finding them without the indexes
+        # the load dropped is a scan of the events.
+        if id(conn) in _bulk_loading:
+            _moved_in_bulk.setdefault(id(conn), _SharedChanges()).update(moved)
+        else:
+            _rerender_copies(db, moved, written=set(ids))
     return len(ids)
+
+
+@dataclass
+class _SharedChanges:
+    """The places and sources (by id) a write changed, and when (its updated_at)."""
+
+    places: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    at: str = ""
+
+    def update(self, other: "_SharedChanges") -> None:
+        self.places |= other.places
+        self.sources |= other.sources
+        self.at = max(self.at, other.at)
+
+
+# Per connection inside a bulk_load, the places and sources its writes changed so far.
+_moved_in_bulk: dict[int, _SharedChanges] = {}
+
+_STORED_SHARED = (
+    f"SELECT 'locations', {', '.join(_LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
+    f"UNION ALL SELECT 'sources', {', '.join(_SOURCE_COLUMNS)}, NULL, NULL FROM sources "
+    "WHERE id IN ({})"
+)
+
+
+def _moved_shared_records(conn: sqlite3.Connection, rows: EventRows) -> _SharedChanges:
+    """The stored places and sources that these rows describe with other values:
+    writing the rows changes them for every event that copies them. One statement,
+    before the rows are written."""
+    stored = conn.execute(
+        _STORED_SHARED.format(placeholders(rows.locations), placeholders(rows.sources)),
+        [*rows.locations, *rows.sources],
+    )
+    moved = _SharedChanges(at=rows.events[0].updated_at)
+    for table, record_id, *values in stored:
+        if table == "locations":
+            place = rows.locations[record_id]
+            if [place[column] for column in _LOCATION_COLUMNS[1:]] != values:
+                moved.places.add(record_id)
+        else:
+            source = rows.sources[record_id]
+            if [source[column] for column in _SOURCE_COLUMNS[1:]] != values[:-2]:
+                moved.sources.add(record_id)
+    return moved
+
+
+def loadable(document: str) -> dict[str, Any]:
+    """A stored document as EventSchema loads it: without its output-only fields."""
+    event = orjson.loads(document)
+    for output_only in ("acled", "updated_at"):
+        event.pop(output_only)
+    return event
+
+
+_SCHEMA = EventSchema()
+
+
+class CopyInvalid(Exception):
+    """An event copying a place or source that a write changes has a stored document
+    that does not load as an event today (written under older rules): it cannot be
+    re-rendered, so the write cannot keep its copy current."""
+
+    def __init__(self, event_id: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(event_id, problems)
+        self.event_id, self.problems = event_id, problems
+
+    def __str__(self) -> str:
+        details = "; ".join(f"{field or '(event)'}: {message}" for field, message in self.problems)
+        return (
+            f"the event {self.event_id!r} copies a place or source this write changes, but "
+            f"its stored document does not load as an event now ({details}): correct or "
+            "delete it through the API, then write again"
+        )
+
+
+def _rerender_copies(
+    db: sqlite_utils.Database, moved: _SharedChanges, written: Collection[str] = ()
+) -> None:
+    """Write again every event that copies a place or source of `moved` (but those
+    just `written`, which copy them as they are now), with its place and source as
+    stored now, as written at `moved.at`. Each event is loaded back from its stored
+    document as a PATCH loads one (loadable, EventSchema.load), and rendered and
+    written as every event is (event_rows, insert_rows), BATCH_SIZE at a time: its
+    document, digests (its ETag), CSV line, full-text row and events row change, it
+    takes the next change seq, and its rollup contributions move (outside a bulk
+    load, which rebuilds them), in the caller's transaction. An event whose content
+    this does not change (written earlier in the same load) is skipped."""
+    conn = db.conn
+    places, sources = (orjson.dumps(sorted(ids)).decode() for ids in (moved.places, moved.sources))
+    copies = [
+        event_id
+        for (event_id,) in conn.execute(
+            "SELECT id FROM events WHERE location_id IN (SELECT value FROM json_each(?)) "
+            "UNION SELECT id FROM events WHERE source_id IN (SELECT value FROM json_each(?))",
+            [places, sources],
+        )
+        if event_id not in written
+    ]
+    if not copies:
+        return
+    ids = orjson.dumps(copies).decode()
+    # Both the place and the source of each copy as stored now: a copy of the other
+    # one that had drifted (written before the copies were kept current) would
+    # otherwise be written back over the stored one.
+    now = {
+        name: _stored_records(conn, table, columns, column, ids)
+        for name, table, columns, column in (
+            ("location", "locations", _LOCATION_COLUMNS, "location_id"),
+            ("source", "sources", _SOURCE_COLUMNS, "source_id"),
+        )
+    }
+    changed_at = datetime.datetime.strptime(moved.at, TIMESTAMP_FORMAT).replace(tzinfo=datetime.UTC)
+    # The rollups lose every copy's contribution before and gain it back after, each
+    # set-based, and fold only what did not cancel out: a copy's admin1 and country
+    # move it, its place's name or point, or a source's title, do not (a bulk load
+    # rebuilds the rollups at its end).
+    keep_rollups = id(conn) not in _bulk_loading
+    if keep_rollups:
+        rollups.subtract(conn, ids)
+    for start in range(0, len(copies), BATCH_SIZE):
+        events = []
+        for document in event_documents(conn, copies[start : start + BATCH_SIZE]).values():
+            record = loadable(document)
+            for name, stored in now.items():
+                record[name] = stored[record[name]["id"]]
+            try:
+                events.append(_SCHEMA.load(record))
+            except ValidationError as error:
+                raise CopyInvalid(record["id"], flatten_messages(error.messages)) from None
+        insert_rows(db, event_rows(events, changed_at), keep_rollups=False)
+    if keep_rollups:
+        rollups.add(conn, ids)
+        rollups.cancel_out(conn)
+        rollups.apply(conn)
+
+
+def _stored_records(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], column: str, ids: str
+) -> dict[str, dict[str, Any]]:
+    """The places or sources (`table`) that the events with these ids (a JSON array)
+    name in `column`, as stored, by id."""
+    return {
+        row[0]: dict(zip(columns, row, strict=True))
+        for row in conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE id IN (SELECT {column} FROM "
+            "events WHERE id IN (SELECT value FROM json_each(?)))",
+            [ids],
+        )
+    }
 
 
 class _StoredVersion(NamedTuple):

@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from api.config import database_path
 from api.storage import (
     AuditEntry,
+    CopyInvalid,
     CuratedLoad,
     OutdatedLayout,
     append_audit,
@@ -156,8 +157,16 @@ def _summary(load: CuratedLoad) -> str:
     return (
         f"{load.new} new, {load.updated} updated, {load.unchanged} unchanged, "
         f"{load.kept_edited} kept as edited through the API, "
-        f"{load.kept_deleted} kept deleted through the API"
+        f"{load.kept_deleted} kept deleted through the API{_rerendered(load.rerendered)}"
     )
+
+
+def _rerendered(count: int) -> str:
+    """What a load's summary adds when it changed a place or source other events copy."""
+    if not count:
+        return ""
+    events = "1 other event" if count == 1 else f"{count:,} other events"
+    return f"; {events} re-rendered with the places and sources it changed"
 
 
 def _load_synthetic(path: str, args: argparse.Namespace) -> int:
@@ -288,11 +297,12 @@ def _import(path: str, args: argparse.Namespace) -> int:
     print(
         f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
+        f"{_rerendered(result.rerendered)}"
     )
     return 0
 
 
-_IMPORT_COUNTS = ("read", "new", "updated", "unchanged", "rejected")
+_IMPORT_COUNTS = ("read", "new", "updated", "unchanged", "rejected", "rerendered")
 
 
 def _audit_load(db: Database, entry: AuditEntry, at: datetime.datetime | None = None) -> None:
@@ -336,6 +346,9 @@ def _write(
         return result
     except sqlite3.DatabaseError as error:
         print(f"seed: writing failed, the database is unchanged: {error}", file=sys.stderr)
+        return None
+    except CopyInvalid as error:
+        print(f"seed: nothing written: {error}", file=sys.stderr)
         return None
     finally:
         if bulk:

@@ -1317,6 +1317,8 @@ class ImportResult:
     warning_count: int = 0
     tallied: Counter[str] = field(default_factory=Counter)
     repeated: int = 0
+    # Other events written again: they copy a place or source the import changed.
+    rerendered: int = 0
 
 
 def read_batches(
@@ -1393,6 +1395,7 @@ def import_rows(
     # The batches the workers have, each with what _SourceRows found in it: a row
     # whose id an earlier batch gave is rejected here, with its cells.
     in_flight: deque[tuple[Lines, _Sorted]] = deque()
+    first_seq = storage.next_seq(db.conn)
 
     def unknown() -> Iterator[Lines]:
         for lines in batches:
@@ -1444,6 +1447,9 @@ def import_rows(
                 remember(sorted_out.sources(batch))
             result.read += batch.read + sorted_out.skipped
             on_progress(len(lines))
+    # Each event written takes one number: those beyond the import's own went to the
+    # events re-rendered with a place or source it changed (at the end of a bulk load).
+    result.rerendered = storage.next_seq(db.conn) - first_seq - result.new - result.updated
     return result
 
 

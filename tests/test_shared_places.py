@@ -1,0 +1,356 @@
+"""Shared places and sources stay consistent (issue 21, item 5).
+
+Events copy their place and source into their document, their CSV line and their
+full-text row, and their place's admin1, country and point into the events row,
+which the filters and the stats rollups read. A writer that changes a shared place
+or source (the curated seed, an import, a synthetic load) re-renders every event
+that copies it, in the same transaction: /events, /locations, /sources, /stats and
+/changes then agree, whatever was written before."""
+
+import datetime
+import json
+import shutil
+import sqlite3
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api import rollups, stats
+from api.storage import bulk_load, event_rows, insert_rows, open_for_writing, write_events
+from schemas.gazetteer import admin1_named
+from seed.__main__ import main as seed_main
+from seed.curated import DATA_DIR
+from seed.synthetic import generate_batch
+from tests.test_imports import FIXTURES, client_of, run_import
+from tests.test_rollups import REQUESTS
+from tests.test_seed import FRANCE, edit_first_file
+from tests.test_writes import KHARKIV, Partner
+
+UNTIL = datetime.date(2022, 6, 30)
+# Regions the gazetteer does not know (an admin1 filter reads them as given) and two
+# it does, so that a place also moves into a region other places are in.
+ADMIN1 = ("Slobozhanshchyna", "Donbas", "Kharkiv Oblast", "Donetsk Oblast")
+PLACE_NAMES = ("Renamed place", "Another name", "A third name", "A fourth name")
+POINTS = ((49.5, 36.5), (48.25, 37.75), (50.125, 30.5), (46.5, 32.625))
+TITLES = ("A retitled source", "Another title", "A third title", "A fourth title")
+
+
+def pages(client: FlaskClient, url: str) -> list[dict[str, Any]]:
+    """Every item of a paged listing, following links.next."""
+    items: list[dict[str, Any]] = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        items += body["data"]
+        url = body["links"]["next"]
+    return items
+
+
+def latest_token(client: FlaskClient) -> str:
+    """The /changes token after every change so far."""
+    url = "/api/v1/changes?limit=1000"
+    while True:
+        body = client.get(url).get_json()
+        if body["links"]["next"] is None:
+            return str(body["meta"]["since"])
+        url = body["links"]["next"]
+
+
+def changed_since(client: FlaskClient, token: str) -> set[str]:
+    return {change["event_id"] for change in pages(client, f"/api/v1/changes?since={token}")}
+
+
+def events(client: FlaskClient, query: str = "") -> dict[str, dict[str, Any]]:
+    return {event["id"]: event for event in pages(client, f"/api/v1/events?limit=1000&{query}")}
+
+
+def without_count(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name != "event_count"}
+
+
+def assert_consistent(client: FlaskClient) -> None:
+    """The events' documents, /locations, /sources, /stats?group_by=admin1 and the
+    admin1 filter say the same of every place, source and region."""
+    documents = events(client)
+    places = {place["id"]: place for place in pages(client, "/api/v1/locations?limit=1000")}
+    sources = {source["id"]: source for source in pages(client, "/api/v1/sources?limit=1000")}
+    for event in documents.values():
+        assert without_count(places[event["location"]["id"]]) == event["location"]
+        assert without_count(sources[event["source"]["id"]]) == event["source"]
+    in_documents = Counter(event["location"]["admin1"] for event in documents.values())
+    in_places: Counter[str | None] = Counter()
+    for place in places.values():
+        in_places[place["admin1"]] += place["event_count"]
+    stats = pages(client, "/api/v1/stats?group_by=admin1")
+    assert {row["key"]: row["events"] for row in stats} == +in_places == in_documents
+    for admin1 in in_documents.keys() - {None}:
+        found = events(client, f"admin1={admin1.replace(' ', '%20')}")
+        assert found.keys() == {
+            event_id
+            for event_id, event in documents.items()
+            if (event["location"]["admin1"] or "").casefold() == admin1.casefold()
+        }
+
+
+def test_the_regions_are_as_the_gazetteer_knows_them() -> None:
+    assert [admin1_named(name) is None for name in ADMIN1] == [True, True, False, False]
+
+
+# A change: what to change (a place's admin1, name or point, a source's title), which
+# place or source (an index into those in use), the new value, the writer (the
+# seed's write_events or a bulk load's insert_rows), and how many other new events
+# the same write brings.
+CHANGE = st.tuples(
+    st.sampled_from(["admin1", "name", "point", "title"]),
+    st.integers(0, 10**6),
+    st.integers(0, 3),
+    st.sampled_from(["write_events", "bulk_load"]),
+    st.integers(0, 4),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 1000), st.lists(CHANGE, min_size=1, max_size=4))
+def test_a_change_to_a_shared_record_reaches_every_copy(
+    seed: int, changes: list[tuple[str, int, int, str, int]]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "salvo.db"
+        db = open_for_writing(str(path))
+        with db.atomic():
+            write_events(db, generate_batch(0, 60, seed, UNTIL))
+        client = client_of(path)
+        for step, (what, pick, value, writer, others) in enumerate(changes):
+            token = latest_token(client)
+            table, column = (
+                ("sources", "source_id") if what == "title" else ("locations", "location_id")
+            )
+            in_use = [
+                row[0] for row in db.execute(f"SELECT DISTINCT {column} FROM events ORDER BY 1")
+            ]
+            record_id = in_use[pick % len(in_use)]
+            copies = {
+                row[0]
+                for row in db.execute(f"SELECT id FROM events WHERE {column} = ?", [record_id])
+            }
+            before = without_count(client.get(f"/api/v1/{table}/{record_id}").get_json())
+            after = dict(before)
+            if what == "admin1":
+                after["admin1"] = ADMIN1[value]
+            elif what == "name":
+                after["name"] = PLACE_NAMES[value]
+            elif what == "point":
+                after["latitude"], after["longitude"] = POINTS[value]
+            else:
+                after["title"] = TITLES[value]
+            # New events, the first at the changed place or source; the others'
+            # places and sources as stored (a writer agreeing with the data but for
+            # this change).
+            fresh = generate_batch(10_000 * (step + 1), 1 + others, seed + 1, UNTIL)
+            fresh[0]["location" if table == "locations" else "source"] = loaded(table, after)
+            for event in fresh[1:]:
+                for name, shared in (("location", "locations"), ("source", "sources")):
+                    response = client.get(f"/api/v1/{shared}/{event[name]['id']}")
+                    if event[name]["id"] == record_id:
+                        event[name] = loaded(table, after)
+                    elif response.status_code == 200:
+                        event[name] = loaded(shared, without_count(response.get_json()))
+            now = datetime.datetime(2026, 1, 1, step, tzinfo=datetime.UTC)
+            with db.atomic():
+                if writer == "write_events":
+                    write_events(db, fresh, now)
+                else:
+                    with bulk_load(db):
+                        insert_rows(db, event_rows(fresh, now))
+
+            documents = events(client)
+            name = "location" if table == "locations" else "source"
+            for event_id in copies | {fresh[0]["id"]}:
+                assert documents[event_id][name] == after
+            # Mirrors see each copy change, and only a change.
+            changed = changed_since(client, token)
+            assert copies <= changed if after != before else not copies & changed
+            assert_consistent(client)
+            for args in REQUESTS:
+                assert stats.totals(db.conn, args) == stats.totals(db.conn, args, raw=True), args
+        maintained = {table: rollups.table_rows(db.conn, table) for table in rollups.TABLES}
+        with db.atomic():
+            rollups.rebuild(db.conn)
+        assert maintained == {t: rollups.table_rows(db.conn, t) for t in rollups.TABLES}
+        db.close()
+
+
+def loaded(table: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A place or source as served, as EventSchema.load gives it."""
+    if table == "sources":
+        return {**record, "published": datetime.date.fromisoformat(record["published"])}
+    return record
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A writable copy of the curated data."""
+    return Path(shutil.copytree(DATA_DIR, tmp_path / "data"))
+
+
+def test_the_seed_renaming_a_region_reaches_a_partners_event(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reproduction: a partner posts an event at ua-kharkiv, then the curated data
+    renames the place's admin1 and the seed runs."""
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    partner = Partner(db)
+    event, _ = partner.event(KHARKIV)
+    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
+    assert partner.post(posted).status_code == 201
+    client = partner.client
+    etag = client.get(f"/api/v1/events/{posted['id']}").headers["ETag"]
+    token = latest_token(client)
+
+    def rename(document: dict[str, Any]) -> None:
+        document["places"]["kharkiv"]["admin1"] = "Slobozhanshchyna"
+
+    edit_first_file(data_dir, rename)
+    capsys.readouterr()
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "0 new, 1 updated, 16 unchanged, 0 kept as edited through the API, 0 kept deleted "
+        "through the API; 1 other event re-rendered with the places and sources it changed\n"
+    )
+
+    assert client.get("/api/v1/locations/ua-kharkiv").get_json()["admin1"] == "Slobozhanshchyna"
+    response = client.get(f"/api/v1/events/{posted['id']}")
+    assert response.get_json()["location"]["admin1"] == "Slobozhanshchyna"
+    assert response.headers["ETag"] != etag
+    assert posted["id"] in events(client, "admin1=slobozhanshchyna")
+    assert posted["id"] not in events(client, "admin1=kharkiv%20oblast")
+    stats = {row["key"]: row["events"] for row in pages(client, "/api/v1/stats?group_by=admin1")}
+    assert stats["Slobozhanshchyna"] == 2  # the curated event and the partner's
+    assert changed_since(client, token) == {KHARKIV, posted["id"]}
+    assert_consistent(client)
+    # A seed that changes nothing re-renders nothing.
+    token = latest_token(client)
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    assert changed_since(client, token) == set()
+
+
+def test_a_partners_edit_outlives_a_change_to_its_place(tmp_path: Path, data_dir: Path) -> None:
+    """A curated event a partner edited is kept by the seed as the partner left it;
+    another writer changing its place re-renders it, and it is still the partner's
+    when the seed changes the place back."""
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    partner = Partner(db)
+    event, etag = partner.event(FRANCE)
+    patched = partner.client.patch(
+        f"/api/v1/events/{FRANCE}",
+        json={"notes": "Edited by a partner."},
+        headers=partner.headers(**{"If-Match": etag}),
+    )
+    assert patched.status_code == 200
+    # An import (say) moves the point standing for Ukraine: the partner's edit is
+    # re-rendered with it.
+    writer = open_for_writing(str(db))
+    (fresh,) = generate_batch(0, 1, 1, UNTIL)
+    fresh["location"] = {**event["location"], "latitude": 49.0, "longitude": 31.5}
+    with writer.atomic():
+        write_events(writer, [fresh])
+    writer.close()
+    moved = partner.client.get(f"/api/v1/events/{FRANCE}").get_json()
+    assert (moved["notes"], moved["location"]["latitude"]) == ("Edited by a partner.", 49.0)
+
+    # The seed writes its other events at Ukraine with the curated point, which
+    # re-renders the partner's edit and the import's event again; the edit stays.
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    kept = partner.client.get(f"/api/v1/events/{FRANCE}").get_json()
+    assert (kept["notes"], kept["location"]) == ("Edited by a partner.", event["location"])
+    imported = partner.client.get(f"/api/v1/events/{fresh['id']}").get_json()
+    assert imported["location"] == event["location"]
+    assert_consistent(partner.client)
+    # And the seed after that still knows the edit for the partner's.
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    assert partner.client.get(f"/api/v1/events/{FRANCE}").get_json()["notes"] == (
+        "Edited by a partner."
+    )
+
+
+def test_an_import_changing_a_shared_place_re_renders_its_copies(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The missile-attacks importer puts a wave without a target at the gazetteer's
+    Ukraine ('ua'), which these curated data name otherwise: the import changes the
+    place for every event at it, as a bulk load (re-rendered at its end)."""
+
+    def rename(document: dict[str, Any]) -> None:
+        document["places"]["ukraine"]["name"] = "Ukraine as a whole"
+
+    edit_first_file(data_dir, rename)
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    client = client_of(db)
+    curated = {
+        i for i, e in events(client).items() if e["location"]["name"] == "Ukraine as a whole"
+    }
+    assert len(curated) == 7
+    token = latest_token(client)
+    capsys.readouterr()
+    assert run_import(db, "missile-attacks", FIXTURES / "missile-attacks-daily.csv") == 0
+    assert capsys.readouterr().out.endswith(
+        "23 new, 0 updated, 0 unchanged, 1 repeated (skipped); "
+        "7 other events re-rendered with the places and sources it changed\n"
+    )
+    assert client.get("/api/v1/locations/ua").get_json()["name"] == "Ukraine"
+    documents = events(client)
+    assert {documents[event_id]["location"]["name"] for event_id in curated} == {"Ukraine"}
+    assert curated <= changed_since(client, token)
+    assert_consistent(client)
+    conn = sqlite3.connect(db)
+    (detail,) = conn.execute("SELECT detail FROM audit_log WHERE action = 'import'").fetchone()
+    conn.close()
+    assert json.loads(detail)["rerendered"] == 7
+
+
+def test_a_copy_that_no_longer_loads_stops_the_write(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event stored under older rules that today's schema refuses cannot be
+    re-rendered: the seed changing its place writes nothing and names it."""
+    db = tmp_path / "salvo.db"
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    partner = Partner(db)
+    event, _ = partner.event(KHARKIV)
+    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
+    assert partner.post(posted).status_code == 201
+    # As an older Salvo might have stored it: a control character in an actor's name.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE event_documents SET body = json_set(body, '$.actors[0].name', ?) "
+            "WHERE row_id = (SELECT row_id FROM events WHERE id = ?)",
+            ["Military Forces\x07 of Russia", posted["id"]],
+        )
+    conn.close()
+
+    def rename(document: dict[str, Any]) -> None:
+        document["places"]["kharkiv"]["admin1"] = "Slobozhanshchyna"
+
+    edit_first_file(data_dir, rename)
+    capsys.readouterr()
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "seed: nothing written: the event 'ua-2024-05-31-partner-strike' copies a place or "
+        "source this write changes, but its stored document does not load as an event now "
+        "(actors.0.name: "
+    ), err
+    assert partner.client.get("/api/v1/locations/ua-kharkiv").get_json()["admin1"] == (
+        "Kharkiv Oblast"
+    )
