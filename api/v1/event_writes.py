@@ -13,7 +13,6 @@ import sqlite3
 from http import HTTPStatus
 from typing import Any
 
-import orjson
 from flask import Response, request
 from marshmallow import ValidationError
 from werkzeug.datastructures import Headers
@@ -200,7 +199,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     raw_patch = json_body()
     with write_transaction() as db:
         before = _current(db.conn, event_id, key)
-        merged = _merge_patch(_loadable(before), raw_patch)
+        merged = _merge_patch(storage.loadable(before), raw_patch)
         if merged.get("id") != event_id:
             raise invalid_body(
                 [{"name": "id", "in": "body", "reason": "An event's id cannot change."}]
@@ -296,14 +295,6 @@ def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
             members={"current_etag": f'"{digest.hex()}"'},
         )
     return body
-
-
-def _loadable(document: str) -> dict[str, Any]:
-    """A stored document as EventSchema takes it: without the output-only fields."""
-    event = orjson.loads(document)
-    for output_only in ("acled", "updated_at"):
-        event.pop(output_only)
-    return event
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
