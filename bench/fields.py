@@ -12,13 +12,10 @@ Run: .venv/bin/python bench/fields.py [--db var/bench.db] [--events 1000000]
 (the database is built as bench/run.py builds it when it is missing)."""
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from api import create_app  # noqa: E402
 from api.db import connect_read_only  # noqa: E402
 from api.render import projected  # noqa: E402
-from bench.run import ensure_database  # noqa: E402
+from bench.run import ensure_database, median_ms  # noqa: E402
 
 PAGE = "/api/v1/events?limit=1000"
 # What a map's markers need, and what its popups add.
@@ -36,17 +33,6 @@ FIELDSETS = {
     "popups": "event_type,date,location,casualties",
 }
 FORMATS = ("geojson", "json")
-
-
-def median_ms(call: Callable[[], Any], repeat: int) -> float:
-    """The median of `repeat` calls, after one to warm up, in milliseconds."""
-    call()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -601,6 +601,17 @@ def in_process_stats(db: Path, names: list[str]) -> list[tuple[str, str, str]]:
     return stats_against_the_scan(db, *_in_process_client(db), names)
 
 
+def median_ms(call: Callable[[], Any], repeat: int = 21) -> float:
+    """The median of `repeat` calls, after one to warm up, in milliseconds."""
+    call()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def _in_process_client(
     db: Path,
 ) -> tuple[Callable[..., float], Callable[[str], Callable[[], Any]]]:
@@ -609,15 +620,6 @@ def _in_process_client(
     client = create_app(
         {"DATABASE": str(db), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
     ).test_client()
-
-    def median_ms(call: Callable[[], Any], repeat: int = 21) -> float:
-        call()
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - started) * 1000)
-        return statistics.median(times)
 
     def get(path: str) -> Callable[[], Any]:
         def call() -> None:
