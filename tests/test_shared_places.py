@@ -200,19 +200,30 @@ def data_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(DATA_DIR, tmp_path / "data"))
 
 
+def seeded_partner(db: Path, data_dir: Path) -> Partner:
+    """A partner on a database the seed wrote from data_dir."""
+    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
+    return Partner(db)
+
+
+def post_at_kharkiv(partner: Partner) -> str:
+    """The id of an event the partner posts at ua-kharkiv."""
+    event, _ = partner.event(KHARKIV)
+    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
+    assert partner.post(posted).status_code == 201
+    return str(posted["id"])
+
+
 def test_the_seed_renaming_a_region_reaches_a_partners_event(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The reproduction: a partner posts an event at ua-kharkiv, then the curated data
     renames the place's admin1 and the seed runs."""
     db = tmp_path / "salvo.db"
-    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
-    partner = Partner(db)
-    event, _ = partner.event(KHARKIV)
-    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
-    assert partner.post(posted).status_code == 201
+    partner = seeded_partner(db, data_dir)
+    posted_id = post_at_kharkiv(partner)
     client = partner.client
-    etag = client.get(f"/api/v1/events/{posted['id']}").headers["ETag"]
+    etag = client.get(f"/api/v1/events/{posted_id}").headers["ETag"]
     token = latest_token(client)
 
     def rename(document: dict[str, Any]) -> None:
@@ -227,14 +238,14 @@ def test_the_seed_renaming_a_region_reaches_a_partners_event(
     )
 
     assert client.get("/api/v1/locations/ua-kharkiv").get_json()["admin1"] == "Slobozhanshchyna"
-    response = client.get(f"/api/v1/events/{posted['id']}")
+    response = client.get(f"/api/v1/events/{posted_id}")
     assert response.get_json()["location"]["admin1"] == "Slobozhanshchyna"
     assert response.headers["ETag"] != etag
-    assert posted["id"] in events(client, "admin1=slobozhanshchyna")
-    assert posted["id"] not in events(client, "admin1=kharkiv%20oblast")
+    assert posted_id in events(client, "admin1=slobozhanshchyna")
+    assert posted_id not in events(client, "admin1=kharkiv%20oblast")
     stats = {row["key"]: row["events"] for row in pages(client, "/api/v1/stats?group_by=admin1")}
     assert stats["Slobozhanshchyna"] == 2  # the curated event and the partner's
-    assert changed_since(client, token) == {KHARKIV, posted["id"]}
+    assert changed_since(client, token) == {KHARKIV, posted_id}
     assert_consistent(client)
     # A seed that changes nothing re-renders nothing.
     token = latest_token(client)
@@ -247,8 +258,7 @@ def test_a_partners_edit_outlives_a_change_to_its_place(tmp_path: Path, data_dir
     another writer changing its place re-renders it, and it is still the partner's
     when the seed changes the place back."""
     db = tmp_path / "salvo.db"
-    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
-    partner = Partner(db)
+    partner = seeded_partner(db, data_dir)
     event, etag = partner.event(FRANCE)
     patched = partner.client.patch(
         f"/api/v1/events/{FRANCE}",
@@ -324,18 +334,15 @@ def test_a_copy_that_no_longer_loads_stops_the_write(
     """An event stored under older rules that today's schema refuses cannot be
     re-rendered: the seed changing its place writes nothing and names it."""
     db = tmp_path / "salvo.db"
-    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
-    partner = Partner(db)
-    event, _ = partner.event(KHARKIV)
-    posted = {**event, "id": "ua-2024-05-31-partner-strike", "notes": "Posted by a partner."}
-    assert partner.post(posted).status_code == 201
+    partner = seeded_partner(db, data_dir)
+    posted_id = post_at_kharkiv(partner)
     # As an older Salvo might have stored it: a control character in an actor's name.
     conn = sqlite3.connect(db)
     with conn:
         conn.execute(
             "UPDATE event_documents SET body = json_set(body, '$.actors[0].name', ?) "
             "WHERE row_id = (SELECT row_id FROM events WHERE id = ?)",
-            ["Military Forces\x07 of Russia", posted["id"]],
+            ["Military Forces\x07 of Russia", posted_id],
         )
     conn.close()
 
