@@ -14,40 +14,25 @@ from typing import Any
 
 import orjson
 import pytest
-from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import create_app
 from api.__main__ import main as api_main
-from api.keys import create_key
 from api.storage import (
     IDEMPOTENCY_KEEP,
     IDEMPOTENCY_PURGE_BATCH,
-    open_for_writing,
     purge_idempotent_requests,
 )
 from schemas.fields import TIMESTAMP_FORMAT
+from tests.test_hardening_input import Writer
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
 NEW = "ua-2024-06-01-partner-strike"
 
 
-class Partner:
+class Partner(Writer):
     """The Flask test client on a writable copy of the seeded database, with a write
     key (which may change only the events it creates)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.client: FlaskClient = create_app(
-            {"DATABASE": str(path), "TESTING": True, "RATE_LIMITS_ENABLED": False}
-        ).test_client()
-        db = open_for_writing(str(path))
-        self.key = create_key(db, "Newsroom", "write")
-        db.close()
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}", **extra}
 
     def event(self, event_id: str = NEW, **changes: Any) -> dict[str, Any]:
         """A new event made from a curated one, at another id."""
