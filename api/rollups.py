@@ -127,9 +127,14 @@ def _dated(grain: int, date: str) -> str:
     if grain == MONTH:
         return f"substr({date}, 1, 8) || '01'"
     if grain == WEEK:
-        # The Monday of the ISO week (SQLite before 3.46 has no ISO week format).
-        return f"date({date}, printf('-%d days', (strftime('%w', {date}) + 6) % 7))"
+        return monday_of(date)
     return date
+
+
+def monday_of(date: str) -> str:
+    """The SQL of the Monday of the ISO week of `date` (SQLite before 3.46 has no ISO
+    week format)."""
+    return f"date({date}, printf('-%d days', (strftime('%w', {date}) + 6) % 7))"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from api.rollups import (
     WEEK,
     WIDTH,
     Source,
+    monday_of,
     serves,
 )
 from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
@@ -158,12 +159,11 @@ Totals = dict[str, tuple[int, ...]]
 
 
 # interval -> the SQL of the period an event's date falls in, over the alias `e`:
-# the day, the Monday of its ISO week (SQLite before 3.46 has no ISO week format),
-# the month or the year. Summing per period in SQL returns a row per period, not
-# per day.
+# the day, the Monday of its ISO week, the month or the year. Summing per period in
+# SQL returns a row per period, not per day.
 _PERIOD_KEYS = {
     "day": "e.date",
-    "week": "date(e.date, printf('-%d days', (strftime('%w', e.date) + 6) % 7))",
+    "week": monday_of("e.date"),
     "month": "substr(e.date, 1, 7)",
     "year": "substr(e.date, 1, 4)",
 }
