@@ -12,19 +12,21 @@ from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES, create_key, revoke_key
-from api.storage import (
+from api.store.sqlite.backups import (
     DatabaseSummary,
-    MissingDatabase,
     NotRestorable,
-    OutdatedLayout,
     back_up,
-    init_database,
-    key_listings,
-    open_existing_for_writing,
     private_files,
     recover,
     restore,
     terminate_as_interrupt,
+)
+from api.store.sqlite.keys import key_listings
+from api.store.sqlite.layout import (
+    MissingDatabase,
+    OutdatedLayout,
+    init_database,
+    open_existing_for_writing,
 )
 
 # The access log's line, as api.edge writes it; bench/run.py gives it to Granian for the

@@ -37,7 +37,7 @@ from api.problems import (
     invalid_parameter,
     problem_response,
 )
-from api.storage import (
+from api.store.sqlite.layout import (
     MissingDatabase,
     OutdatedLayout,
     immediate_transaction,

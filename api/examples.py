@@ -144,7 +144,7 @@ def record(db_path: str) -> dict[str, list[dict[str, Any]]]:
     # Imported here: the app imports this module for its plugin.
     from api import create_app
     from api.keys import create_key
-    from api.storage import open_for_writing
+    from api.store.sqlite.layout import open_for_writing
 
     writable = open_for_writing(db_path)
     key = create_key(writable, "Example Newsroom", "write")

@@ -21,7 +21,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api import search
 from api.db import EARTH_RADIUS_KM
-from api.storage import WEAPON_BITS, placeholders
+from api.store.sqlite.layout import WEAPON_BITS, placeholders
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp
 from schemas.gazetteer import admin1_named, spellings_of_place
 from schemas.query import (

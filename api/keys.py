@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from api.storage import StoredKey, command_author, insert_key, live_key, mark_key_revoked
+from api.store.sqlite.audit import command_author
+from api.store.sqlite.keys import StoredKey, insert_key, live_key, mark_key_revoked
 
 # read: GET only; write: also create events, and change or delete those the key
 # created; admin: also change or delete any event, the curators' included.

@@ -13,7 +13,7 @@ import orjson
 from api import filters, stats
 from api.filters import LOCATIONS, Scope
 from api.pagination import decode_cursor, decode_page_cursor, items_within_bound
-from api.storage import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
+from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
@@ -237,7 +237,7 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent | None:
     return None if row is None else StoredEvent(row[0], row[1])
 
 
-# Event counts come from the all-time rollups (api/rollups.py): a few rows a place or
+# Event counts come from the all-time rollups (api/store/sqlite/rollups.py): a few rows a place or
 # source, where counting its events walked thousands of index entries (31-90 ms a
 # page of places at 1,000,000 events).
 _LOCATIONS = (

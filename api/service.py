@@ -44,7 +44,7 @@ V1_RESOURCES = (
 
 
 # What the explorer's summary says the data holds, from the all-time rollup (a few rows
-# a place, api/rollups.py) and the indexes on events' date and updated_at: no endpoint
+# a place, api/store/sqlite/rollups.py) and the indexes on events' date and updated_at: no endpoint
 # answers "when did anything last change" in one call, since the change feed is read
 # oldest first.
 _SUMMARY = """SELECT

@@ -1,5 +1,5 @@
 """The totals behind /stats: read from the smallest rollup that holds what a request
-filters and groups on, or from the events where none does (api/rollups.py), and
+filters and groups on, or from the events where none does (api/store/sqlite/rollups.py), and
 shaped for charts: one row per group, or a time series with one row per period,
 gaps included, and the events coded coarser than its interval beside it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from api import filters
 from api.filters import Scope
 from api.problems import invalid_parameter, invalid_parameters
-from api.rollups import (
+from api.store.sqlite.rollups import (
     ALL_CATEGORIES,
     ALL_TIME,
     DAY,
@@ -33,7 +33,7 @@ from api.rollups import (
 from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
-# group_by -> the dimension it groups on (api/rollups.py), whose SQL over the alias
+# group_by -> the dimension it groups on (api/store/sqlite/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
 # Grouping by place (`location_id`) is /locations' event counts of a filtered view,
 # never a group_by a request gives (the vocabulary refuses it).

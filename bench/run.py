@@ -40,7 +40,7 @@ from api.db import connect_read_only  # noqa: E402
 from api.filters import EventListArgs, StatsArgs  # noqa: E402
 from api.pagination import decode_cursor, encode_cursor  # noqa: E402
 from api.query import EventPages  # noqa: E402
-from api.storage import open_for_writing, outdated_objects  # noqa: E402
+from api.store.sqlite.layout import open_for_writing, outdated_objects  # noqa: E402
 from tests.server import slow_clients  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent

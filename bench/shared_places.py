@@ -29,14 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlite_utils import Database  # noqa: E402
 
-from api.storage import (  # noqa: E402
-    bulk_load,
-    event_rows,
-    insert_rows,
-    next_seq,
-    open_for_writing,
-    write_events,
-)
+from api.store.sqlite.layout import next_seq, open_for_writing  # noqa: E402
+from api.store.sqlite.writes import bulk_load, event_rows, insert_rows, write_events  # noqa: E402
 from seed.synthetic import generate_batch  # noqa: E402
 
 PLACE = ("id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision")

@@ -4,7 +4,7 @@ python -m seed import: events from an ACLED, UCDP GED or missile-attacks CSV.
 Each validates every record through the event schema and write in one transaction:
 a bad record or a failed write leaves the database exactly as it was.
 Re-seeding keeps what partners deleted or edited through the API (the rule is
-api.storage.write_curated's).
+api.store.sqlite.writes.write_curated's).
 """
 
 import argparse
@@ -21,20 +21,10 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.storage import (
-    AuditEntry,
-    CopyInvalid,
-    CuratedLoad,
-    OutdatedLayout,
-    append_audit,
-    command_author,
-    gather_statistics,
-    open_for_writing,
-    private_files,
-    recover,
-    terminate_as_interrupt,
-    write_curated,
-)
+from api.store.sqlite.audit import AuditEntry, append_audit, command_author
+from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
+from api.store.sqlite.layout import OutdatedLayout, gather_statistics, open_for_writing
+from api.store.sqlite.writes import CopyInvalid, CuratedLoad, write_curated
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 

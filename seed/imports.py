@@ -31,14 +31,14 @@ from marshmallow import ValidationError
 from sqlite_utils import Database
 
 import schemas as schemas_package
-from api import storage
-from api.storage import (
+from api.store.sqlite import writes
+from api.store.sqlite.layout import next_seq, placeholders
+from api.store.sqlite.writes import (
     BATCH_SIZE,
     EventRows,
     bulk_load,
     event_rows,
     insert_rows,
-    placeholders,
     remembering_sources,
     taken_ids,
     unchanged_sources,
@@ -1395,7 +1395,7 @@ def import_rows(
     # The batches the workers have, each with what _SourceRows found in it: a row
     # whose id an earlier batch gave is rejected here, with its cells.
     in_flight: deque[tuple[Lines, _Sorted]] = deque()
-    first_seq = storage.next_seq(db.conn)
+    first_seq = next_seq(db.conn)
 
     def unknown() -> Iterator[Lines]:
         for lines in batches:
@@ -1449,7 +1449,7 @@ def import_rows(
             on_progress(len(lines))
     # Each event written takes one number: those beyond the import's own went to the
     # events re-rendered with a place or source it changed (at the end of a bulk load).
-    result.rerendered = storage.next_seq(db.conn) - first_seq - result.new - result.updated
+    result.rerendered = next_seq(db.conn) - first_seq - result.new - result.updated
     return result
 
 
@@ -1480,7 +1480,7 @@ def _mapping_code() -> bytes:
     code = hashlib.sha256()
     seed, schemas = Path(__file__).parent, Path(schemas_package.__file__).parent
     files = [*seed.glob("*.py"), *schemas.glob("*.py"), *(schemas / "data").iterdir()]
-    for path in [*sorted(files), Path(storage.__file__)]:
+    for path in [*sorted(files), Path(writes.__file__)]:
         code.update(path.name.encode() + path.read_bytes())
     for library in ("marshmallow", "pycountry"):
         code.update(importlib.metadata.version(library).encode())

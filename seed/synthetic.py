@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from api.storage import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_rows
+from api.store.sqlite.writes import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_rows
 from schemas.event import EstimateSchema
 from seed.places import OBLASTS, UKRAINE_PLACE, Oblast, region_place, slug
 from seed.workers import in_order

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.server import ROOT, Server, serving
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -27,7 +27,7 @@ from api.db import connect_read_only
 from api.keys import create_key
 from api.params import MAX_JSON_DEPTH
 from api.search import parse, to_fts5
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.server import Server, serving
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"

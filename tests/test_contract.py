@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import missing_required_header, positive_
 from api import create_app
 from api.keys import create_key
 from api.problems import IDEMPOTENCY_KEY_REUSED
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.server import serving
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"

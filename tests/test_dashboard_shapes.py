@@ -12,8 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app, rollups
-from api.storage import init_database
+from api import create_app
+from api.store.sqlite import rollups
+from api.store.sqlite.layout import init_database
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 FIGURES = ("launched", "intercepted", "launched_with_outcome", "intercepted_with_outcome",

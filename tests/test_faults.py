@@ -20,7 +20,7 @@ import pytest
 
 from api import create_app
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.server import ROOT, Server, serving
 
 EXAMPLE = json.loads((ROOT / "examples" / "new-events.json").read_text())["events"][0]

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.server import ROOT, Server, serving
 
 README = (ROOT / "README.md").read_text()

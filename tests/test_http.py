@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.db import connect_read_only
-from api.storage import open_for_writing, write_events
+from api.store.sqlite.layout import open_for_writing
+from api.store.sqlite.writes import write_events
 from schemas.event import EventSchema
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"

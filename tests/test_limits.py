@@ -13,7 +13,7 @@ from flask import Flask
 
 from api import create_app
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 
 
 def limited_app(db: Path, **config: object) -> Flask:

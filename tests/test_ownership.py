@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from api.keys import create_key
 from api.problems import NOT_THE_OWNER
-from api.storage import (
+from api.store.sqlite.layout import (
     _EARLIER_LAYOUTS,
     OutdatedLayout,
     layout_differences,

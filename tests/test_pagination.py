@@ -9,7 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.storage import open_for_writing, write_events
+from api.store.sqlite.layout import open_for_writing
+from api.store.sqlite.writes import write_events
 from schemas.event import EventSchema
 from tests.test_article_facts import EVENTS
 

@@ -17,7 +17,7 @@ import pytest
 from werkzeug.test import TestResponse
 
 from api.__main__ import main as api_main
-from api.storage import (
+from api.store.sqlite.partners import (
     IDEMPOTENCY_KEEP,
     IDEMPOTENCY_PURGE_BATCH,
     purge_idempotent_requests,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.keys import create_key
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from seed import imports
 from tests.test_acled_layouts import MONADIC
 from tests.test_imports import ACLED, client_of, read_rows, run_import

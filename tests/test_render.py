@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.storage import event_rows
+from api.store.sqlite.writes import event_rows
 from schemas.csv import csv_line
 from schemas.event import EventSchema, event_document
 from schemas.vocabulary import (

@@ -12,8 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import rollups, stats
-from api.storage import delete_events, open_for_writing, write_events
+from api import stats
+from api.store.sqlite import rollups
+from api.store.sqlite.layout import open_for_writing
+from api.store.sqlite.writes import delete_events, write_events
 from seed.synthetic import generate_batch
 
 # Four months of synthetic events: several per day, month- and year-precise ones,

@@ -28,7 +28,7 @@ from api.search import (
     parse,
     to_fts5,
 )
-from api.storage import open_for_writing
+from api.store.sqlite.layout import open_for_writing
 from tests.test_events_filters import ALL, FRANCE, KHARKIV_OBLAST, SL_BUILDUP, STORM_SHADOW, ids
 
 _WORDS = re.compile(r"[^\W_]+")
@@ -131,7 +131,7 @@ _NOTES = {
 
 @pytest.fixture(scope="module")
 def fts5() -> sqlite3.Connection:
-    """An FTS5 table as api/storage.py makes it, with three notes."""
+    """An FTS5 table as api/store/sqlite/layout.py makes it, with three notes."""
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE VIRTUAL TABLE events_fts USING fts5(notes, place)")
     conn.executemany(

@@ -21,8 +21,10 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import rollups, stats
-from api.storage import bulk_load, event_rows, insert_rows, open_for_writing, write_events
+from api import stats
+from api.store.sqlite import rollups
+from api.store.sqlite.layout import open_for_writing
+from api.store.sqlite.writes import bulk_load, event_rows, insert_rows, write_events
 from schemas.gazetteer import admin1_named
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR

@@ -2,9 +2,9 @@
 
 Every write runs in one `BEGIN IMMEDIATE` transaction (so two writers queue on
 SQLite's lock instead of failing half-way), validates through the same
-EventSchema as the seed, and is audited by api.storage, which holds every write
-statement. PATCH and DELETE need `If-Match` with the event's ETag, so that two
-partners editing one event never silently overwrite each other.
+EventSchema as the seed, and is audited by the store (api/store/sqlite/partners.py),
+which holds every write statement. PATCH and DELETE need `If-Match` with the event's
+ETag, so that two partners editing one event never silently overwrite each other.
 """
 
 import datetime
@@ -17,7 +17,6 @@ from flask import Response, request
 from marshmallow import ValidationError
 from werkzeug.datastructures import Headers
 
-from api import storage
 from api.auth import require_write_key
 from api.caching import validators
 from api.db import write_transaction
@@ -42,6 +41,7 @@ from api.problems import (
     invalid_parameter,
 )
 from api.request_ids import request_id
+from api.store.sqlite import audit, partners, writes
 from api.v1.events import stored_event
 from schemas.event import EventSchema
 from schemas.fields import WholeMatch, flatten_messages
@@ -114,9 +114,9 @@ def create_events(batch: dict[str, Any]) -> Response:
     idempotent = (
         None
         if idempotency_key is None
-        else storage.IdempotentRequest(
+        else partners.IdempotentRequest(
             idempotency_key,
-            storage.content_digest(json_body()),
+            partners.content_digest(json_body()),
             hashlib.sha256(request.get_data()).digest(),
         )
     )
@@ -128,10 +128,10 @@ def create_events(batch: dict[str, Any]) -> Response:
         headers["Location"] = f"/api/v1/events/{events[0]['id']}"
     try:
         with write_transaction() as db:
-            answer, replayed = storage.create_events(
+            answer, replayed = partners.create_events(
                 db, events, _author(key), datetime.datetime.now(datetime.UTC), idempotent
             )
-    except storage.IdsTaken as error:
+    except partners.IdsTaken as error:
         raise Problem(
             409,
             f"These ids exist already or twice in the batch: {', '.join(error.ids)}. "
@@ -140,9 +140,9 @@ def create_events(batch: dict[str, Any]) -> Response:
             title="Conflict",
             members={"conflicting_ids": error.ids},
         ) from None
-    except storage.SharedRecordsDiffer as error:
+    except partners.SharedRecordsDiffer as error:
         raise _shared_conflict(error) from None
-    except storage.IdempotencyKeyReused as error:
+    except partners.IdempotencyKeyReused as error:
         raise Problem(
             422,
             "This Idempotency-Key was used with another request body; use a new key for a "
@@ -199,7 +199,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     raw_patch = json_body()
     with write_transaction() as db:
         before = _current(db.conn, event_id, key)
-        merged = _merge_patch(storage.loadable(before), raw_patch)
+        merged = _merge_patch(writes.loadable(before), raw_patch)
         if merged.get("id") != event_id:
             raise invalid_body(
                 [{"name": "id", "in": "body", "reason": "An event's id cannot change."}]
@@ -214,10 +214,10 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
                 ]
             ) from None
         try:
-            after = storage.update_event(
+            after = partners.update_event(
                 db, event, before, _author(key), datetime.datetime.now(datetime.UTC)
             )
-        except storage.SharedRecordsDiffer as error:
+        except partners.SharedRecordsDiffer as error:
             raise _shared_conflict(error) from None
     response = Response(after.encode(), content_type="application/json")
     response.set_etag(hashlib.sha1(after.encode(), usedforsecurity=False).hexdigest())
@@ -236,17 +236,17 @@ def delete_event(event_id: str) -> Response:
     key = require_write_key()
     with write_transaction() as db:
         before = _current(db.conn, event_id, key)
-        storage.delete_event(
+        partners.delete_event(
             db, event_id, before, _author(key), datetime.datetime.now(datetime.UTC)
         )
     return Response(status=204)
 
 
-def _author(key: ApiKey) -> storage.Author:
-    return storage.Author(key.id, key.name, request_id(), request.remote_addr)
+def _author(key: ApiKey) -> audit.Author:
+    return audit.Author(key.id, key.name, request_id(), request.remote_addr)
 
 
-def _shared_conflict(error: storage.SharedRecordsDiffer) -> Problem:
+def _shared_conflict(error: partners.SharedRecordsDiffer) -> Problem:
     return Problem(
         409,
         "Places and sources are shared by id, and this would change one for every event "
@@ -271,8 +271,8 @@ def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
         )
     body, digest = stored_event(conn, event_id)
     try:
-        storage.check_owner(conn, event_id, key.id, admin=key.scope == "admin")
-    except storage.NotTheOwner as error:
+        partners.check_owner(conn, event_id, key.id, admin=key.scope == "admin")
+    except partners.NotTheOwner as error:
         # The other key's id and name stay private: they are another partner's.
         owner = "is curated" if error.owner is None else "was created with another API key"
         raise Problem(

@@ -15,7 +15,7 @@ from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import decode_cursor, page_response
 from api.params import chosen_format, refuse_paging
-from api.rollups import ALL_CATEGORIES
+from api.store.sqlite.rollups import ALL_CATEGORIES
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema
 from schemas.vocabulary import MUNITION_CATEGORIES

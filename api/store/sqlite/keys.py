@@ -1,0 +1,78 @@
+"""API keys: api/keys.py makes and checks them; these statements store them."""
+
+import datetime
+import sqlite3
+from typing import NamedTuple
+
+import sqlite_utils
+
+from api.store.sqlite.audit import AuditEntry, Author, append_audit, stamp
+
+
+class StoredKey(NamedTuple):
+    """An API key's row: never the key, only a salted hash of its secret."""
+
+    id: str
+    name: str
+    scope: str
+    salt: bytes
+    hash: bytes
+
+
+class KeyListing(NamedTuple):
+    """What `python -m api keys list` shows of a key."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: str
+    revoked_at: str | None
+
+
+def insert_key(
+    db: sqlite_utils.Database, key: StoredKey, created_at: datetime.datetime, author: Author
+) -> None:
+    """Store a new, live key, and audit it (never its hash)."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO api_keys (id, name, scope, salt, hash, created_at, revoked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            [*key, stamp(created_at)],
+        )
+        detail = {"key_id": key.id, "name": key.name, "scope": key.scope}
+        append_audit(db.conn, author, created_at, [AuditEntry("key-create", detail=detail)])
+
+
+def live_key(conn: sqlite3.Connection, key_id: str) -> StoredKey | None:
+    """The key with this id, unless there is none or it was revoked."""
+    row = conn.execute(
+        "SELECT id, name, scope, salt, hash FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+        [key_id],
+    ).fetchone()
+    return None if row is None else StoredKey(*row)
+
+
+def mark_key_revoked(
+    db: sqlite_utils.Database, key_id: str, revoked_at: datetime.datetime, author: Author
+) -> bool:
+    """Revoke a live key, and audit it; False if there is no live key with this id."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            [stamp(revoked_at), key_id],
+        )
+        if cursor.rowcount != 1:
+            return False
+        entry = AuditEntry("key-revoke", detail={"key_id": key_id})
+        append_audit(db.conn, author, revoked_at, [entry])
+    return True
+
+
+def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
+    """Every key, revoked ones included, oldest first."""
+    return [
+        KeyListing(*row)
+        for row in conn.execute(
+            "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        )
+    ]
