@@ -1,5 +1,6 @@
-"""The SQLite layout: tables, indexes and their statistics, and the checks that a
-file is laid out as this version lays it out."""
+"""The SQLite layout: tables, indexes and their statistics, the schema version a file
+records, and the checks that a file is laid out as this version lays it out. The steps
+that bring a file of an earlier version to this one are in migrations.py."""
 
 import functools
 import secrets
@@ -33,22 +34,80 @@ def placeholders(values: Collection[Any]) -> str:
 # lock held by another process does not hold a worker for long.
 WRITE_LOCK_WAIT_MS = 1500
 
+# The layout create_tables makes, as the one-row table schema_version records it: the
+# version of the last step in migrations.STEPS. A file without the table is version 0,
+# laid out by a release from before schema versions (3cbda1a and earlier).
+SCHEMA_VERSION = 1
+
 
 class OutdatedLayout(Exception):
     """The database's tables and indexes are not this version's: some are missing, or
-    differ because another version of Salvo made them."""
+    differ because another version of Salvo made them, or the file records another
+    schema version (`advice` says which, and what to run)."""
 
-    def __init__(self, path: str, missing: list[str], differing: list[str]) -> None:
+    def __init__(
+        self, path: str, missing: list[str], differing: list[str], advice: str | None = None
+    ) -> None:
         self.missing, self.differing = missing, differing
-        if differing:
+        if advice is None and differing:
             advice = (
                 f"was made by another version of Salvo ({', '.join(differing)} differ); "
                 "seed a new file, or delete this one and seed again"
             )
-        else:
+        elif advice is None:
             advice = f"lacks {', '.join(missing)}; run `python -m api init` to add them"
         self.advice = advice
         super().__init__(f"{path} {advice}")
+
+
+class OlderSchema(OutdatedLayout):
+    """The file records a schema version older than this Salvo's: `python -m api
+    migrate` upgrades it in place."""
+
+    def __init__(self, path: str, version: int) -> None:
+        self.version = version
+        before = " (from before schema versions)" if version == 0 else ""
+        super().__init__(
+            path,
+            [],
+            [],
+            f"is at schema version {version}{before}, older than this Salvo's "
+            f"{SCHEMA_VERSION}: run `python -m api migrate` to upgrade it",
+        )
+
+
+class NewerSchema(OutdatedLayout):
+    """The file records a schema version newer than this Salvo's: a later release
+    upgraded it, and this one neither writes nor migrates it."""
+
+    def __init__(self, path: str, version: int) -> None:
+        self.version = version
+        super().__init__(
+            path,
+            [],
+            [],
+            f"is at schema version {version}, newer than this Salvo's {SCHEMA_VERSION}: a "
+            "later release upgraded it, and this one does not know that layout; run that "
+            "release or a later one (a release never downgrades a file)",
+        )
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version the database records: 0 for a file from before schema
+    versions (it has Salvo's events table but no schema_version), None for a file
+    with no Salvo table at all (a new one)."""
+    try:
+        row = conn.execute("SELECT version FROM schema_version WHERE singleton = 1").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table: schema_version" not in str(error):
+            raise
+        row = None
+    if row is not None:
+        return int(row[0])
+    (salvo,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    return 0 if salvo else None
 
 
 class MissingDatabase(Exception):
@@ -57,43 +116,27 @@ class MissingDatabase(Exception):
 
 def open_for_writing(path: str) -> sqlite_utils.Database:
     """Open the database at path for a seed or an operator's command, creating the
-    file and adding the tables and indexes it lacks. Raises OutdatedLayout rather
-    than write into tables of another layout."""
-    db, _ = _open_laid_out(path)
+    file at this schema version, or upgrading it to this version (the steps of
+    migrations.py; the seed says what it upgraded), and adding the tables and
+    indexes it lacks. Raises OutdatedLayout rather than write into tables of another
+    layout, NewerSchema for a file a later release upgraded."""
+    from api.store.sqlite import migrations  # it builds on this module
+
+    db, _ = migrations.open_migrated(path)
     return db
 
 
 def init_database(path: str) -> list[str]:
-    """Create the database at path, or add the tables and indexes it lacks
-    (`python -m api init`). Returns the names of those created, none if the layout
-    was complete. Raises OutdatedLayout for tables of another layout."""
-    db, created = _open_laid_out(path)
+    """Create the database at path, or add the tables and indexes a file of this
+    schema version lacks (`python -m api init`). Returns the names of those created,
+    none if the layout was complete. Raises OlderSchema for a file of an earlier
+    version (upgrading is `python -m api migrate`'s), NewerSchema for a later one's,
+    and OutdatedLayout for tables of another layout."""
+    from api.store.sqlite import migrations  # it builds on this module
+
+    db, migration = migrations.open_migrated(path, upgrade=False)
     db.close()
-    return created
-
-
-def _open_laid_out(path: str) -> tuple[sqlite_utils.Database, list[str]]:
-    db = sqlite_utils.Database(path)
-    try:
-        missing, differing = _compare_layout(db.conn)
-        if differing:
-            raise OutdatedLayout(path, missing, differing)
-        _configure(db)
-        # Only a file lacking something runs the DDL: a current one is just opened.
-        if missing:
-            with immediate_transaction(db):
-                _upgrade(db, missing)
-                create_tables(db)
-                # Rollups added to a database that has events start from them.
-                if set(missing) & set(rollups.TABLES):
-                    rollups.rebuild(db.conn)
-        elif rollups.lacks_all_categories(db.conn):
-            with immediate_transaction(db):
-                rollups.rebuild(db.conn)
-    except BaseException:
-        db.close()
-        raise
-    return db, missing
+    return migration.created
 
 
 # Paths whose layout this process found current: open_existing_for_writing checks a file once,
@@ -108,8 +151,9 @@ def open_existing_for_writing(
     """A write connection to the existing database at path, whose layout is this
     version's (checked on the process's first connection to it). Opened with
     mode=rw, so that a missing file raises MissingDatabase instead of being created
-    empty; a layout that is not current raises OutdatedLayout. `trace`, if given, is
-    sqlite3's trace callback from the first statement on (for tests)."""
+    empty; a layout that is not current raises OutdatedLayout (OlderSchema or
+    NewerSchema for a file that records another schema version). `trace`, if given,
+    is sqlite3's trace callback from the first statement on (for tests)."""
     uri = Path(path).resolve().as_uri() + "?mode=rw"
     try:
         conn = sqlite3.connect(uri, uri=True)
@@ -120,6 +164,7 @@ def open_existing_for_writing(
     try:
         with _verifying:
             if path not in _verified_layouts:
+                check_version(path, schema_version(conn))
                 missing, differing = _compare_layout(conn)
                 if missing or differing:
                     raise OutdatedLayout(path, missing, differing)
@@ -129,6 +174,16 @@ def open_existing_for_writing(
         db.close()
         raise
     return db
+
+
+def check_version(path: str, version: int | None, newest: int = SCHEMA_VERSION) -> None:
+    """Raise OlderSchema or NewerSchema if the file at path records a schema version
+    other than `newest` (a file with no Salvo table records none: nothing to say)."""
+    if version is None or version == newest:
+        return
+    if version > newest:
+        raise NewerSchema(path, version)
+    raise OlderSchema(path, version)
 
 
 def _configure(db: sqlite_utils.Database) -> None:
@@ -171,8 +226,8 @@ def _compare_layout(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
     """Salvo's tables and indexes that the database lacks, and those it defines
     otherwise (see outdated_objects)."""
     expected, present = _expected_layout(), dict(_layout(conn))
-    # A table an earlier version laid out, which _upgrade turns into this version's,
-    # is as good as missing: `python -m api init` adds what it lacks.
+    # An object an earlier version laid out, which migrations turn into this
+    # version's keeping their rows, is as good as missing: migrate adds what it lacks.
     missing = [
         name
         for name in expected
@@ -186,45 +241,23 @@ def _compare_layout(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
     return missing, differing
 
 
-# Tables as an earlier version created them, which _upgrade rebuilds in this
+# Objects as an earlier version created them, which migrations rebuild in this
 # version's layout keeping their rows: audit_log before it recorded commands, key
-# changes, request ids and client addresses.
+# changes, request ids and client addresses; the seq indexes before schema version 1
+# made them unique.
 _EARLIER_LAYOUTS = {
     "audit_log": 'CREATE TABLE "audit_log" (\n   "seq" INTEGER PRIMARY KEY,\n'
     '   "at" TEXT NOT NULL,\n   "key_id" TEXT NOT NULL,\n   "key_name" TEXT NOT NULL,\n'
     '   "action" TEXT NOT NULL,\n   "event_id" TEXT NOT NULL,\n   "before" TEXT,\n'
     '   "after" TEXT\n)',
+    "events_seq": "CREATE INDEX events_seq ON events (seq)",
+    "event_tombstones_seq": "CREATE INDEX event_tombstones_seq ON event_tombstones (seq)",
 }
-_EARLIER_AUDIT_COLUMNS = "seq, at, key_id, key_name, action, event_id, before, after"
 
 
-def _upgrade(db: sqlite_utils.Database, missing: list[str]) -> None:
-    """Bring an earlier version's tables to this version's layout, keeping their rows,
-    and fill the tables added since from what the database already records. Runs in
-    the caller's transaction, before create_tables."""
-    present = dict(_layout(db.conn))
-    if "audit_log" in missing and present.get("audit_log") == _EARLIER_LAYOUTS["audit_log"]:
-        # DROP TABLE fires no trigger: the append-only rule holds for the rows, which
-        # move whole into the new table, seq included.
-        for verb in ("update", "delete"):
-            db.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{verb}")
-        db.execute("ALTER TABLE audit_log RENAME TO audit_log_earlier")
-        create_tables(db)
-        db.execute(
-            f"INSERT INTO audit_log ({_EARLIER_AUDIT_COLUMNS}) "
-            f"SELECT {_EARLIER_AUDIT_COLUMNS} FROM audit_log_earlier ORDER BY seq"
-        )
-        db.execute("DROP TABLE audit_log_earlier")
-    if "event_owners" in missing:
-        create_tables(db)
-        # Events created through the API before owners were recorded: their creator
-        # is in the audit log.
-        db.execute(
-            "INSERT OR IGNORE INTO event_owners (event_id, key_id) "
-            "SELECT event_id, key_id FROM audit_log "
-            "WHERE action = 'create' AND key_id IS NOT NULL "
-            "AND event_id IN (SELECT id FROM events) ORDER BY seq"
-        )
+def layout(conn: sqlite3.Connection) -> dict[str, str]:
+    """The database's own tables, indexes and triggers (by name) with their SQL."""
+    return dict(_layout(conn))
 
 
 def _layout(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -466,8 +499,30 @@ def create_tables(db: sqlite_utils.Database) -> None:
         "event_id TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID"
     )
     _create_change_history(db)
+    _create_schema_version(db)
     rollups.create(db.conn)
     create_indexes(db)
+
+
+def _create_schema_version(db: sqlite_utils.Database) -> None:
+    """The one-row table recording the schema version of the layout (SCHEMA_VERSION for
+    a file create_tables lays out whole; migrations.py records the version it upgraded
+    to). A one-row table rather than SQLite's PRAGMA user_version: PostgreSQL has no
+    such header field, and the store behind it records its version the same way."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "singleton INTEGER PRIMARY KEY CHECK (singleton = 1), "
+        "version INTEGER NOT NULL)"
+    )
+    conn = db.conn
+    # Committed unless the caller had a transaction open, as in _create_change_history.
+    outer = conn.in_transaction
+    conn.execute(
+        "INSERT OR IGNORE INTO schema_version (singleton, version) VALUES (1, ?)",
+        [SCHEMA_VERSION],
+    )
+    if not outer:
+        conn.commit()
 
 
 def _create_change_history(db: sqlite_utils.Database) -> None:
@@ -501,7 +556,8 @@ def new_history_id() -> str:
 
 
 # Every filter and sort has an index ending in the keyset tie-breaker `id`, so a
-# page is one ordered index walk that stops after `limit` rows.
+# page is one ordered index walk that stops after `limit` rows. The seq indexes are
+# UNIQUE (UNIQUE_INDEXES): the single writer's contract, see next_seq.
 INDEXES = {
     "events_date": "events (date, id)",
     "events_seq": "events (seq)",
@@ -522,10 +578,14 @@ INDEXES = {
 }
 
 
+UNIQUE_INDEXES = frozenset({"events_seq", "event_tombstones_seq"})
+
+
 def create_indexes(db: sqlite_utils.Database) -> None:
     """Create the secondary indexes that do not exist yet."""
     for name, definition in INDEXES.items():
-        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
+        unique = "UNIQUE " if name in UNIQUE_INDEXES else ""
+        db.execute(f"CREATE {unique}INDEX IF NOT EXISTS {name} ON {definition}")
 
 
 def gather_statistics(db: sqlite_utils.Database) -> None:
@@ -548,6 +608,29 @@ HIGHEST_SEQ = (
 
 
 def next_seq(conn: sqlite3.Connection) -> int:
-    """The next number of the change sequence shared by events and tombstones."""
+    """The next number of the change sequence shared by events and tombstones.
+
+    The single writer's contract (docs/design.md, "The single writer"; checked by
+    tests/test_single_writer.py), which every store keeps, whatever its engine:
+
+    - One writer at a time. Every write runs in one transaction taken with BEGIN
+      IMMEDIATE (immediate_transaction), so writers queue on the database's write
+      lock; a writer calls next_seq inside its transaction, once it holds the lock.
+    - seq = the highest seq taken + 1, over events and tombstones together, and
+      each change in the transaction takes the next number (insert_rows,
+      delete_events). Values are unique: the UNIQUE indexes events_seq and
+      event_tombstones_seq refuse a repeat within a table, and the highest over
+      both keeps the two apart.
+    - Values are committed in seq order: a transaction's numbers are all above
+      every committed one, and the next writer starts only after it committed (or
+      rolled back, freeing its numbers, which are then taken again: no gap).
+
+    So a reader never sees seq n+1 before every change numbered up to n is visible,
+    and a mirror that keeps the highest seq it has applied and asks for the changes
+    after it (/changes) never misses one. An engine with concurrent writers must
+    honour the same: take the number from a counter at the start of the transaction
+    and hold it (a row lock on the counter) until the commit, so that writers commit
+    in the order of their numbers; a plain sequence, handed out without waiting,
+    lets a later number commit first and a mirror skip the earlier one."""
     (last,) = conn.execute(f"SELECT {HIGHEST_SEQ}").fetchone()
     return last + 1
