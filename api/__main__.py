@@ -1,12 +1,13 @@
-"""python -m api serve: run the API under Granian; python -m api init: create the database's
-tables, or add those a newer Salvo needs; python -m api keys create|list|revoke: manage
-the API keys partners send as `Authorization: Bearer <key>`; python -m api backup PATH and
-python -m api restore FILE: copy the database out, or back in, while it serves (see
-docs/operations.md)."""
+"""python -m api serve: run the API under Granian; python -m api init: create the database
+with its tables; python -m api migrate: upgrade a database an earlier release wrote, in
+place; python -m api keys create|list|revoke: manage the API keys partners send as
+`Authorization: Bearer <key>`; python -m api backup PATH and python -m api restore FILE:
+copy the database out, or back in, while it serves (see docs/operations.md)."""
 
 import argparse
 import os
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -23,11 +24,15 @@ from api.store.sqlite.backups import (
 )
 from api.store.sqlite.keys import key_listings
 from api.store.sqlite.layout import (
+    SCHEMA_VERSION,
     MissingDatabase,
+    NewerSchema,
     OutdatedLayout,
     init_database,
     open_existing_for_writing,
+    schema_version,
 )
+from api.store.sqlite.migrations import open_migrated
 
 # The access log's line, as api.edge writes it; bench/run.py gives it to Granian for the
 # floor app, so that both pay for the same log.
@@ -52,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser(
         "init",
-        help="create the database with every table and index, or add the ones it lacks "
-        "(the API never creates them)",
+        help="create the database with every table and index, or add the ones a file of "
+        "this version lacks (the API never creates them)",
+    )
+    commands.add_parser(
+        "migrate",
+        help="upgrade a database an earlier release of Salvo wrote to this release's schema "
+        "version, in place, keeping everything it holds (a no-op on a current one)",
     )
     backup = commands.add_parser(
         "backup",
@@ -80,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     with private_files():
         if args.command == "init":
             return _init(args.db or database_path())
+        if args.command == "migrate":
+            return _migrate(args.db or database_path())
         if args.command == "backup":
             return _backup(args.db or database_path(), args.path, args.force)
         if args.command == "restore":
@@ -91,6 +103,10 @@ def _serve(args: argparse.Namespace) -> int:
     """Replace this process with Granian serving api:create_app, so that signals reach
     Granian directly: on SIGTERM or Ctrl-C it stops accepting connections and lets
     the requests in flight finish."""
+    refusal = _unservable(args.db or database_path())
+    if refusal:
+        print(f"api: {refusal}", file=sys.stderr)
+        return 1
     if args.workers > 1 and rate_limits_enabled() and rate_limit_storage() == "memory://":
         print(
             "api: with more than one worker, each would count rate limits on its own and "
@@ -125,6 +141,33 @@ def _serve(args: argparse.Namespace) -> int:
     os.execve(command[0], command, environ)
 
 
+def _unservable(path: str) -> str | None:
+    """Why the database at path must not be served by this release: it records a newer
+    schema version (a later release upgraded it). None if it may be served, warning
+    on standard error about an older one, whose writes are refused until it is
+    migrated. A missing file is served (every request then says how to create it)."""
+    if not Path(path).exists():
+        return None
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            version = schema_version(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # unreadable: each request says what is wrong
+    if version is not None and version > SCHEMA_VERSION:
+        return f"not serving: {NewerSchema(path, version)}"
+    if version is not None and version < SCHEMA_VERSION:
+        print(
+            f"api: warning: {path} is at schema version {version}, older than this Salvo's "
+            f"{SCHEMA_VERSION}: reads are served, writes refused (503) until you run "
+            "`python -m api migrate`",
+            file=sys.stderr,
+        )
+    return None
+
+
 def _init(path: str) -> int:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     recovered = recover(path)
@@ -142,6 +185,34 @@ def _init(path: str) -> int:
         )
     else:
         print(f"api: {path} has every table and index already; nothing to do")
+    return 0
+
+
+def _migrate(path: str) -> int:
+    if not Path(path).exists():
+        print(
+            f"api: there is no database at {path}; create one with `python -m seed` or "
+            "`python -m api init`",
+            file=sys.stderr,
+        )
+        return 1
+    recovered = recover(path)
+    if recovered:
+        print(f"api: recovered {path}: {recovered}")
+    try:
+        with terminate_as_interrupt():
+            db, migration = open_migrated(path)
+        db.close()
+    except KeyboardInterrupt:
+        print(f"api: interrupted; {path} is as it was", file=sys.stderr)
+        return 130
+    except OutdatedLayout as error:
+        print(f"api: not migrated, {path} is unchanged: {error}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as error:
+        print(f"api: migrating failed, {path} is unchanged: {error}", file=sys.stderr)
+        return 1
+    print(f"api: {migration.described()}")
     return 0
 
 

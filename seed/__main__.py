@@ -4,7 +4,8 @@ python -m seed import: events from an ACLED, UCDP GED or missile-attacks CSV.
 Each validates every record through the event schema and write in one transaction:
 a bad record or a failed write leaves the database exactly as it was.
 Re-seeding keeps what partners deleted or edited through the API (the rule is
-api.store.sqlite.writes.write_curated's).
+api.store.sqlite.writes.write_curated's). A database an earlier release wrote is first
+upgraded in place, as `python -m api migrate` does, and the seed says so.
 """
 
 import argparse
@@ -23,7 +24,8 @@ from sqlite_utils import Database
 from api.config import database_path
 from api.store.sqlite.audit import AuditEntry, append_audit, command_author
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
-from api.store.sqlite.layout import OutdatedLayout, gather_statistics, open_for_writing
+from api.store.sqlite.layout import OutdatedLayout, gather_statistics
+from api.store.sqlite.migrations import open_migrated
 from api.store.sqlite.writes import CopyInvalid, CuratedLoad, write_curated
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
@@ -319,10 +321,16 @@ def _write(
     if recovered:
         print(f"seed: recovered {path}: {recovered}")
     try:
-        db = open_for_writing(path)
+        db, migration = open_migrated(path)
     except OutdatedLayout as error:
         print(f"seed: {error}", file=sys.stderr)
         return None
+    except sqlite3.DatabaseError as error:
+        print(f"seed: upgrading {path} failed, the database is unchanged: {error}", file=sys.stderr)
+        return None
+    # Upgrading a file an earlier release wrote is said (a new file is not).
+    if migration.upgraded:
+        print(f"seed: {migration.described()}", flush=True)
     try:
         if bulk:
             _leave_wal_if_alone(db)
