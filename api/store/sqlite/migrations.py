@@ -202,18 +202,22 @@ class Migration:
             lines.append(f"  created {', '.join(self.created)}")
         if any(step.rerender for step, _ in self.applied):
             lines.append(
-                f"  {self.rerendered} events re-rendered (new ETags; /changes lists them "
+                f"  {_events(self.rerendered)} rendered anew (new ETags; /changes lists them "
                 "after every token issued before)"
             )
         if self.unrenderable:
             shown = ", ".join(self.unrenderable[:10])
             more = " ..." if len(self.unrenderable) > 10 else ""
             lines.append(
-                f"  {len(self.unrenderable)} events left as they were, as their stored "
-                f"document no longer loads (correct or delete them through the API): "
+                f"  {_events(len(self.unrenderable))} left as they were, as their stored "
+                f"documents no longer load (correct or delete them through the API): "
                 f"{shown}{more}"
             )
         return "\n".join(lines)
+
+
+def _events(count: int) -> str:
+    return "1 event" if count == 1 else f"{count:,} events"
 
 
 def open_migrated(
