@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from flask import g, has_app_context
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api import search
-from api.db import EARTH_RADIUS_KM
+from api.store.sqlite.connections import EARTH_RADIUS_KM
 from api.store.sqlite.layout import WEAPON_BITS, placeholders
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp
 from schemas.gazetteer import admin1_named, spellings_of_place
@@ -423,9 +422,9 @@ def _most_recent(conn: sqlite3.Connection, query: search.Fts5Query) -> str:
     """The row_id of the SEARCH_TOTALS_CAP most recent events a search keeps, as a
     JSON array, read once per request: finding them builds the list of every match
     (the cost of the cap), which each statement of the totals would repeat."""
-    found: dict[search.Fts5Query, str] = (
-        g.setdefault("most_recent_matches", {}) if has_app_context() else {}
-    )
+    # Kept for the read the connection serves now (ReadConnection.memo); a plain
+    # connection keeps none.
+    found: dict[Any, Any] = getattr(conn, "memo", {})
     if query not in found:
         keeps, params = _searched(query)
         (found[query],) = conn.execute(

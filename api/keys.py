@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlite_utils
 
 from api.store.sqlite.audit import command_author
-from api.store.sqlite.keys import StoredKey, insert_key, live_key, mark_key_revoked
+from api.store.sqlite.keys import StoredKey, insert_key, mark_key_revoked
 
 # read: GET only; write: also create events, and change or delete those the key
 # created; admin: also change or delete any event, the curators' included.
@@ -56,13 +56,14 @@ def well_formed(key: str) -> tuple[str, str] | None:
     return None if match is None else (match[1], match[2])
 
 
-def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
-    """The live key this is, or None for a malformed, unknown, wrong or revoked one."""
+def verify_key(live_key: Callable[[str], StoredKey | None], key: str) -> ApiKey | None:
+    """The live key this is (looked up by `live_key`, a store's), or None for a
+    malformed, unknown, wrong or revoked one."""
     parts = well_formed(key)
     if parts is None:
         return None
     key_id, secret = parts
-    stored = live_key(conn, key_id)
+    stored = live_key(key_id)
     if stored is None or not hmac.compare_digest(_hash(stored.salt, secret), stored.hash):
         return None
     return ApiKey(stored.id, stored.name, stored.scope)

@@ -12,7 +12,8 @@ import orjson
 
 from api import filters, stats
 from api.filters import LOCATIONS, Scope
-from api.pagination import decode_cursor, decode_page_cursor, items_within_bound
+from api.store import Change, FeedPosition, StoredEvent
+from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
 from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
@@ -158,17 +159,6 @@ def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
     return page.sort_values[index], page.ids[index]
 
 
-class Change(NamedTuple):
-    """One entry of the change feed: an event at its latest write (with its document,
-    `created` when that write created it) or a deletion (no document)."""
-
-    seq: int
-    id: str
-    changed_at: str
-    created: bool | None
-    body: bytes | None
-
-
 def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Change], bool]:
     """Up to `limit` changes after sequence number `after`, in order and as many as
     fit MAX_PAGE_BYTES: every event at its latest write (with its document) and every
@@ -183,16 +173,6 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Chan
     ).fetchall()
     served = items_within_bound(len(row[4] or b"") for row in rows[:limit])
     return [Change(*row) for row in rows[:served]], served < len(rows)
-
-
-class FeedPosition(NamedTuple):
-    """Where the change feed stands: the id of the database's change history, the
-    highest sequence number up to which tokens without a history id are trusted,
-    and the highest sequence number taken (0 for none)."""
-
-    history: str
-    old_tokens_until: int
-    highest_seq: int
 
 
 # Read in one statement, so that the three values belong to one snapshot.
@@ -220,13 +200,6 @@ def tombstone(conn: sqlite3.Connection, event_id: str) -> str | None:
         "SELECT deleted_at FROM event_tombstones WHERE id = ?", [event_id]
     ).fetchone()
     return None if row is None else str(row[0])
-
-
-class StoredEvent(NamedTuple):
-    """An event's stored JSON document and its SHA-1 digest (the ETag)."""
-
-    body: str
-    digest: bytes
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from api import filters
 from api.filters import Scope
-from api.problems import invalid_parameter, invalid_parameters
+from api.store import InvalidParameters
 from api.store.sqlite.rollups import (
     ALL_CATEGORIES,
     ALL_TIME,
@@ -352,8 +352,8 @@ def series(
             f"of {len(groups):,} groups), more than the {max_rows:,} one answer gives: "
             "narrow date_from and date_to, choose a longer interval, or page through the JSON."
         )
-        raise invalid_parameters(
-            [{"name": name, "in": "query", "reason": reason} for name in ("date_from", "date_to")]
+        raise InvalidParameters(
+            [{"name": name, "reason": reason} for name in ("date_from", "date_to")]
         )
     page = _page(groups, first, last, interval, after, limit)
     rows: list[tuple[Group, Period, Totals]] = []
@@ -446,7 +446,9 @@ def _period_after(key: str, interval: str) -> datetime.date | None:
         else:
             start = datetime.date.fromisoformat(key)
     except ValueError:
-        raise invalid_parameter("cursor", "Not a cursor issued by this API.") from None
+        raise InvalidParameters(
+            [{"name": "cursor", "reason": "Not a cursor issued by this API."}]
+        ) from None
     return _shifted(period_of(start, interval).end, 1)
 
 

@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from api import create_app, filters, stats  # noqa: E402
 from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
-from api.db import connect_read_only  # noqa: E402
 from api.filters import EventListArgs, StatsArgs  # noqa: E402
-from api.pagination import decode_cursor, encode_cursor  # noqa: E402
 from api.query import EventPages  # noqa: E402
+from api.store.cursors import decode_cursor, encode_cursor  # noqa: E402
+from api.store.sqlite.connections import connect_read_only  # noqa: E402
 from api.store.sqlite.layout import open_for_writing, outdated_objects  # noqa: E402
 from tests.server import slow_clients  # noqa: E402
 

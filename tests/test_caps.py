@@ -23,10 +23,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app, filters
-from api.db import connect_read_only
 from api.keys import create_key
 from api.params import MAX_JSON_DEPTH
 from api.search import parse, to_fts5
+from api.store.sqlite.connections import connect_read_only
 from api.store.sqlite.layout import open_for_writing
 from tests.server import Server, serving
 

@@ -7,17 +7,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from api.store import Author
 from schemas.fields import TIMESTAMP_FORMAT
-
-
-class Author(NamedTuple):
-    """Who makes a change, as the audit log names them: an API key, with the request's
-    id and client address; or a command run on the server (see command_author)."""
-
-    key_id: str | None
-    key_name: str | None
-    request_id: str | None
-    client_address: str | None
 
 
 def command_author() -> Author:

@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import sqlite_utils
 
-from api.store.sqlite.audit import AuditEntry, Author, append_audit, stamp
+from api.store import Author
+from api.store.sqlite.audit import AuditEntry, append_audit, stamp
 
 
 class StoredKey(NamedTuple):

@@ -15,8 +15,9 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
+from api.store import Author, loadable
 from api.store.sqlite import rollups
-from api.store.sqlite.audit import AuditEntry, Author, append_audit
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.layout import (
     EVENTS_WITH_DOCUMENTS,
     INDEXES,
@@ -559,14 +560,6 @@ def _moved_shared_records(conn: sqlite3.Connection, rows: EventRows) -> _SharedC
             if [source[column] for column in _SOURCE_COLUMNS[1:]] != values[:-2]:
                 moved.sources.add(record_id)
     return moved
-
-
-def loadable(document: str) -> dict[str, Any]:
-    """A stored document as EventSchema loads it: without its output-only fields."""
-    event = orjson.loads(document)
-    for output_only in ("acled", "updated_at"):
-        event.pop(output_only)
-    return event
 
 
 _SCHEMA = EventSchema()
