@@ -36,42 +36,44 @@ BATCH_SIZE = 2000
 # The writer itself reads these (next_seq), so a bulk load keeps them.
 _WRITE_PATH_INDEXES = {"events_seq", "event_tombstones_seq"}
 
-# The connections inside a bulk_load: insert_rows leaves their rollups to its end.
-_bulk_loading: set[int] = set()
+
+class BulkLoad:
+    """A bulk load in progress (bulk_load): the writes given it (insert_rows' `bulk`)
+    leave the rollups and the copies of shared records to its end, where `moved`
+    holds the places and sources they changed so far."""
+
+    def __init__(self) -> None:
+        self.moved = _SharedChanges()
 
 
 @contextmanager
-def bulk_load(db: sqlite_utils.Database) -> Iterator[None]:
+def bulk_load(db: sqlite_utils.Database) -> Iterator[BulkLoad]:
     """For a bulk load: drop the secondary indexes the writer does not read, and
     leave the rollups alone, then build both once the rows are in. Sorting a million
     keys once is several times cheaper than a million random index inserts, and one
     GROUP BY over the events cheaper than a million rollup updates. Run inside the
-    load's transaction, so a failure keeps the indexes and rollups as they were."""
+    load's transaction, so a failure keeps the indexes and rollups as they were.
+    Give the BulkLoad it yields to every insert_rows of the load."""
     for name in INDEXES.keys() - _WRITE_PATH_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
     # The default 2 MB page cache, measured against 256 MiB, which made the index and
     # rollup builds of 100,000 ACLED rows 20-28% cheaper but a 1M-event synthetic load
     # slower (163.2 s against 146.8 s, back to back).
-    _bulk_loading.add(id(db.conn))
+    load = BulkLoad()
+    yield load
+    # The copies of the places and sources the load changed, found with one scan of
+    # the events and written before the indexes are back (see insert_rows).
+    if load.moved.places or load.moved.sources:
+        _rerender_copies(db, load.moved, bulk=load)
+    # The sorts that build indexes and rollups may use every core: the load's
+    # workers are done by now (measured at 1M events: 31.5 s -> 26.9 s).
+    (threads,) = db.execute("PRAGMA threads").fetchone()
+    db.execute(f"PRAGMA threads = {os.cpu_count() or 1}")
     try:
-        yield
-        # The copies of the places and sources the load changed, found with one scan
-        # of the events and written before the indexes are back (see insert_rows).
-        moved = _moved_in_bulk.pop(id(db.conn), None)
-        if moved is not None:
-            _rerender_copies(db, moved)
-        # The sorts that build indexes and rollups may use every core: the load's
-        # workers are done by now (measured at 1M events: 31.5 s -> 26.9 s).
-        (threads,) = db.execute("PRAGMA threads").fetchone()
-        db.execute(f"PRAGMA threads = {os.cpu_count() or 1}")
-        try:
-            create_indexes(db)
-            rollups.rebuild(db.conn)
-        finally:
-            db.execute(f"PRAGMA threads = {int(threads)}")
+        create_indexes(db)
+        rollups.rebuild(db.conn)
     finally:
-        _bulk_loading.discard(id(db.conn))
-        _moved_in_bulk.pop(id(db.conn), None)
+        db.execute(f"PRAGMA threads = {int(threads)}")
 
 
 class EventRow(NamedTuple):
@@ -407,14 +409,21 @@ def _own_content(document: str) -> dict[str, Any]:
     return content
 
 
-def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: bool = True) -> int:
+def insert_rows(
+    db: sqlite_utils.Database,
+    rows: EventRows,
+    *,
+    keep_rollups: bool = True,
+    bulk: BulkLoad | None = None,
+) -> int:
     """Write one batch of event rows, replacing the events' previous rows and skipping
     events whose content has not changed. Returns the number of events written.
 
     The rollups are kept current unless `keep_rollups` is false: then the caller
-    subtracts and adds the events' contributions around the write (or a bulk load
-    rebuilds them). A place or source the rows change is changed for every event
-    that copies it (_rerender_copies)."""
+    subtracts and adds the events' contributions around the write; or the write is
+    part of a `bulk` load, which rebuilds them at its end. A place or source the
+    rows change is changed for every event that copies it (_rerender_copies): at
+    once, or at the end of the bulk load."""
     conn = db.conn
     ids = [row.id for row in rows.events]
     # What each event is now: its content digest and the sequence number it was created at.
@@ -438,7 +447,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: boo
         ids = [row.id for row in rows.events]
     marks = placeholders(ids)
     # The rollups lose what the stored versions contributed and gain the new ones.
-    maintain_rollups = keep_rollups and id(conn) not in _bulk_loading
+    maintain_rollups = keep_rollups and bulk is None
     ids_json = orjson.dumps(ids).decode()
     replaced = bool(stored.keys() & changed)
     if maintain_rollups and replaced:
@@ -510,8 +519,8 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: boo
         # Every other event copying a changed place or source is written again; in a
         # bulk load, once at its end (bulk_load): finding them without the indexes
         # the load dropped is a scan of the events.
-        if id(conn) in _bulk_loading:
-            _moved_in_bulk.setdefault(id(conn), _SharedChanges()).update(moved)
+        if bulk is not None:
+            bulk.moved.update(moved)
         else:
             _rerender_copies(db, moved, written=set(ids))
     return len(ids)
@@ -530,9 +539,6 @@ class _SharedChanges:
         self.sources |= other.sources
         self.at = max(self.at, other.at)
 
-
-# Per connection inside a bulk_load, the places and sources its writes changed so far.
-_moved_in_bulk: dict[int, _SharedChanges] = {}
 
 _STORED_SHARED = (
     f"SELECT 'locations', {', '.join(_LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
@@ -584,7 +590,10 @@ class CopyInvalid(Exception):
 
 
 def _rerender_copies(
-    db: sqlite_utils.Database, moved: _SharedChanges, written: Collection[str] = ()
+    db: sqlite_utils.Database,
+    moved: _SharedChanges,
+    written: Collection[str] = (),
+    bulk: BulkLoad | None = None,
 ) -> None:
     """Write again every event that copies a place or source of `moved` (but those
     just `written`, which copy them as they are now), with its place and source as
@@ -624,7 +633,7 @@ def _rerender_copies(
     # set-based, and fold only what did not cancel out: a copy's admin1 and country
     # move it, its place's name or point, or a source's title, do not (a bulk load
     # rebuilds the rollups at its end).
-    keep_rollups = id(conn) not in _bulk_loading
+    keep_rollups = bulk is None
     if keep_rollups:
         rollups.subtract(conn, ids)
     for start in range(0, len(copies), BATCH_SIZE):
