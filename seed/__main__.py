@@ -330,7 +330,7 @@ def _write(
             has_statistics = db["sqlite_stat1"].exists()
             result = write(db)
             # Table statistics let the query planner choose between walking the
-            # sort index and collecting a filter's matches (see api/query.py).
+            # sort index and collecting a filter's matches (see api/store/sqlite/query.py).
             if not has_statistics or changed_much(result):
                 gather_statistics(db)
         return result

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 if TYPE_CHECKING:
-    from api.search import Search
     from api.stats import Group, Series, Totals
+    from api.store.search import Search
 
 # What reads return.
 

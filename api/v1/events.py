@@ -8,7 +8,6 @@ from flask import Response
 
 from api import exports
 from api.db import store
-from api.filters import EventListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, paging_refused
@@ -21,6 +20,7 @@ from api.render import (
     ndjson_lines,
     projected,
 )
+from api.store.filters import EventListArgs
 from schemas.event import EventSchema
 from schemas.query import NoArgs
 from schemas.responses import EventFeatureCollectionSchema, EventPageSchema

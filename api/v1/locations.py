@@ -5,12 +5,12 @@ from typing import Any
 from flask import Response
 
 from api.db import store
-from api.filters import LocationListArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format
 from api.problems import Problem
 from api.render import event_feature, json_response, render
+from api.store.filters import LocationListArgs
 from schemas.query import NoArgs
 from schemas.responses import (
     LocationFeatureCollectionSchema,

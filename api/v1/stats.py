@@ -11,11 +11,11 @@ from flask import Response
 
 from api import stats
 from api.db import store
-from api.filters import StatsArgs
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, refuse_paging
 from api.store.cursors import decode_cursor
+from api.store.filters import StatsArgs
 from api.store.sqlite.rollups import ALL_CATEGORIES
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from api import filters, query, search, stats
+from api import stats
 from api.store import (
     Answer,
     Author,
@@ -41,8 +41,9 @@ from api.store import (
     TooCostly,
     Unavailable,
     Writer,
+    search,
 )
-from api.store.sqlite import keys, partners
+from api.store.sqlite import keys, partners, query
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -50,6 +51,7 @@ from api.store.sqlite.connections import (
     identity,
     wal_path,
 )
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import (
     MissingDatabase,
     OutdatedLayout,
@@ -231,7 +233,7 @@ class SQLiteStore(Store):
 
     def search_capped(self, q: search.Search) -> bool:
         with self.translated({"q": q}):
-            return filters.search_capped(self.reader(), q)
+            return SQLITE.search_capped(self.reader(), q)
 
     def locations(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
         with self.translated(args):

@@ -18,10 +18,10 @@ from marshmallow import ValidationError
 from api.store import Author, loadable
 from api.store.sqlite import rollups
 from api.store.sqlite.audit import AuditEntry, append_audit
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import (
     EVENTS_WITH_DOCUMENTS,
     INDEXES,
-    WEAPON_BITS,
     create_indexes,
     next_seq,
     placeholders,
@@ -29,6 +29,7 @@ from api.store.sqlite.layout import (
 from schemas.csv import csv_line
 from schemas.event import EventSchema, event_document
 from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
+from schemas.vocabulary import WEAPON_BITS
 
 # Events per batch of rows written at once, by the seed and the synthetic generator.
 BATCH_SIZE = 2000
@@ -152,28 +153,16 @@ class EventRows:
 _EVENT_ID = 0
 
 
-def _upsert(table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()) -> str:
-    """An INSERT of one row that updates the row with the same `key` instead, except
-    for the columns in `keep`."""
-    updates = ", ".join(
-        f"{column} = excluded.{column}" for column in columns if column not in (key, *keep)
-    )
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(columns)}) "
-        f"ON CONFLICT({key}) DO UPDATE SET {updates}"
-    )
-
-
 # first_seq is the sequence number an event was created at: an update keeps it.
 _EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
-_UPSERT_EVENT = _upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
+_UPSERT_EVENT = SQLITE.upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
 _LOCATION_COLUMNS = (
     "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
 )  # fmt: skip
-_UPSERT_LOCATION = _upsert("locations", _LOCATION_COLUMNS, "id")
+_UPSERT_LOCATION = SQLITE.upsert("locations", _LOCATION_COLUMNS, "id")
 _SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
-_UPSERT_SOURCE = _upsert("sources", _SOURCE_COLUMNS, "id")
-_UPSERT_ACTOR = _upsert("actors", ("name", "kind"), "name")
+_UPSERT_SOURCE = SQLITE.upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_ACTOR = SQLITE.upsert("actors", ("name", "kind"), "name")
 _MUNITION_COLUMNS = (
     "category",
     "model",

@@ -1,5 +1,5 @@
 """The query layer: the SQL of every read. Filters come from the one registry in
-api/filters.py; sort and group names map to SQL expressions through allow-lists;
+api/store/filters.py; sort and group names map to SQL expressions through allow-lists;
 nothing from the request is ever spliced into SQL text.
 """
 
@@ -10,10 +10,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api import filters, stats
-from api.filters import LOCATIONS, Scope
-from api.store import Change, FeedPosition, StoredEvent
+from api import stats
+from api.store import Change, FeedPosition, StoredEvent, filters
 from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
+from api.store.filters import LOCATIONS, Scope
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
@@ -85,7 +86,7 @@ class EventPages:
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.condition, self.params = filters.where(
-            Scope.events(conn, paged=True), _EVENT_FILTERS, args
+            Scope.events(SQLITE, conn, paged=True), _EVENT_FILTERS, args
         )
 
     def sql(
@@ -229,7 +230,7 @@ def list_locations(
     """One page of places (by id) with their event counts, and the key to continue
     after. With a filter of events (a type, dates, a weapon...), the places with a
     matching event, each with how many: a map's aggregation of a filtered view."""
-    condition, params = filters.where(Scope.locations(conn), _LOCATION_FILTERS, args)
+    condition, params = filters.where(Scope.locations(SQLITE, conn), _LOCATION_FILTERS, args)
     if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
         return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
     counts = stats.events_by_place(
