@@ -21,7 +21,8 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store.sqlite.audit import AuditEntry, append_audit, command_author
+from api.store import command_author
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics, open_for_writing
 from api.store.sqlite.writes import CopyInvalid, CuratedLoad, write_curated

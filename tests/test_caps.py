@@ -23,13 +23,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
-from api.keys import create_key
 from api.params import MAX_JSON_DEPTH
 from api.store import filters
 from api.store.search import parse
 from api.store.sqlite import dialect
 from api.store.sqlite.connections import connect_read_only
 from api.store.sqlite.dialect import SQLITE, to_fts5
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.server import Server, serving
 

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
-from api.keys import create_key
 from api.store import filters
 from api.store.search import (
     MAX_LENGTH,
@@ -28,6 +27,7 @@ from api.store.search import (
     parse,
 )
 from api.store.sqlite.dialect import Fts5Query, to_fts5
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.test_events_filters import ALL, FRANCE, KHARKIV_OBLAST, SL_BUILDUP, STORM_SHADOW, ids
 

@@ -20,6 +20,7 @@ taken at the start of each write transaction. docs/design.md, "The single writer
 import abc
 import datetime
 import hashlib
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -80,6 +81,32 @@ class Author(NamedTuple):
     key_name: str | None
     request_id: str | None
     client_address: str | None
+
+
+def command_author() -> Author:
+    """A command run on the server (seed, import, keys, restore): no key and no
+    address; its entries share one random run id in place of a request id."""
+    return Author(None, None, f"run-{secrets.token_hex(12)}", None)
+
+
+class StoredKey(NamedTuple):
+    """An API key as stored: never the key, only a salted hash of its secret."""
+
+    id: str
+    name: str
+    scope: str
+    salt: bytes
+    hash: bytes
+
+
+class KeyListing(NamedTuple):
+    """What `python -m api keys list` shows of a key."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: str
+    revoked_at: str | None
 
 
 class IdempotentRequest(NamedTuple):
@@ -336,7 +363,7 @@ class Store(abc.ABC):
         """What the dataset holds: events, their date range, sources, last change."""
 
     @abc.abstractmethod
-    def live_key(self, key_id: str) -> Any:
+    def live_key(self, key_id: str) -> StoredKey | None:
         """An API key that is not revoked, or None."""
 
     @abc.abstractmethod

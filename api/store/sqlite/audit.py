@@ -1,7 +1,6 @@
 """The audit log: who changed what, through the API or a command."""
 
 import datetime
-import secrets
 import sqlite3
 from typing import Any, NamedTuple
 
@@ -9,12 +8,6 @@ import orjson
 
 from api.store import Author
 from schemas.fields import TIMESTAMP_FORMAT
-
-
-def command_author() -> Author:
-    """A command run on the server (seed, import, keys, restore): no key and no
-    address; its entries share one random run id in place of a request id."""
-    return Author(None, None, f"run-{secrets.token_hex(12)}", None)
 
 
 class AuditEntry(NamedTuple):

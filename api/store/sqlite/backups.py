@@ -14,7 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
 
-from api.store.sqlite.audit import AuditEntry, append_audit, command_author
+from api.store import command_author
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.layout import (
     MissingDatabase,
     layout_differences,

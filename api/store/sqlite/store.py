@@ -37,6 +37,7 @@ from api.store import (
     NoSuchEvent,
     Store,
     StoredEvent,
+    StoredKey,
     StoreError,
     TooCostly,
     Unavailable,
@@ -265,7 +266,7 @@ class SQLiteStore(Store):
             "regions": regions,
         }
 
-    def live_key(self, key_id: str) -> keys.StoredKey | None:
+    def live_key(self, key_id: str) -> StoredKey | None:
         with self.translated():
             return keys.live_key(self.reader(), key_id)
 
