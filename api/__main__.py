@@ -12,9 +12,8 @@ from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
+from api.store import DatabaseSummary, NotRestorable
 from api.store.sqlite.backups import (
-    DatabaseSummary,
-    NotRestorable,
     back_up,
     private_files,
     recover,

@@ -133,6 +133,13 @@ class Answer(NamedTuple):
     body: bytes
 
 
+class DatabaseSummary(NamedTuple):
+    """What a backup or restore copied: its events and the highest change seq."""
+
+    events: int
+    highest_seq: int
+
+
 # The errors. Each says what went wrong in `detail` (a sentence for a person) and,
 # where a program needs it, in fields of its own.
 
@@ -237,6 +244,10 @@ class NotTheOwner(Conflict):
     def __init__(self, event_id: str, owner: str | None) -> None:
         super().__init__(event_id)
         self.event_id, self.owner = event_id, owner
+
+
+class NotRestorable(StoreError):
+    """A file given to restore is not a Salvo database this version can serve."""
 
 
 # The interface.
@@ -376,6 +387,34 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def writer(self, trace: Callable[[str], None] | None = None) -> AbstractContextManager[Writer]:
         """One write transaction. `trace`, if given, sees every statement (tests)."""
+
+    # Operators (python -m api): keys, backups, restores, recovery.
+
+    @abc.abstractmethod
+    def create_key(self, name: str, scope: str) -> str:
+        """A new API key, audited as a command's; the key itself is not kept."""
+
+    @abc.abstractmethod
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a live key, audited; False if there is none with this id."""
+
+    @abc.abstractmethod
+    def key_listings(self) -> list[KeyListing]:
+        """Every key, live or revoked, oldest first."""
+
+    @abc.abstractmethod
+    def back_up(self, target: str, *, replace: bool = False) -> DatabaseSummary:
+        """A consistent copy of the whole store at target, while it serves."""
+
+    @abc.abstractmethod
+    def restore(self, source: str) -> DatabaseSummary:
+        """Replace the store's content with a backup's, keeping the audit log; a new
+        change history begins (mirrors resync). NotRestorable if it is not one."""
+
+    @abc.abstractmethod
+    def recover(self) -> str | None:
+        """Finish or undo what an interrupted operator's write left; a sentence
+        saying what was done, None if nothing was needed."""
 
 
 def open_store(database: str, *, budget_s: float = 1.0) -> Store:

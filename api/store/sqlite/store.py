@@ -29,11 +29,13 @@ from api.store import (
     Busy,
     Change,
     Damaged,
+    DatabaseSummary,
     EventDeleted,
     EventPages,
     FeedPosition,
     Full,
     IdempotentRequest,
+    KeyListing,
     NoSuchEvent,
     Store,
     StoredEvent,
@@ -44,7 +46,7 @@ from api.store import (
     Writer,
     search,
 )
-from api.store.sqlite import keys, partners, query
+from api.store.sqlite import backups, keys, partners, query
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -297,7 +299,7 @@ class SQLiteStore(Store):
     # Writers.
 
     @contextmanager
-    def writer(self, trace: Callable[[str], None] | None = None) -> Iterator[Writer]:
+    def writer(self, trace: Callable[[str], None] | None = None) -> Iterator["_SQLiteWriter"]:
         """A write transaction (BEGIN IMMEDIATE) on this thread's write connection:
         committed when the block ends, rolled back if it raises. Unavailable if the
         file is missing or its layout is not this version's (neither is ever created
@@ -444,6 +446,31 @@ class SQLiteStore(Store):
             "the -wal or -shm of a database in use."
         )
 
+    # Operators.
+
+    def create_key(self, name: str, scope: str) -> str:
+        with self.writer() as writer:
+            return keys.create_key(writer.db, name, scope)
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.writer() as writer:
+            return keys.revoke_key(writer.db, key_id)
+
+    def key_listings(self) -> list[KeyListing]:
+        with self.translated():
+            return keys.key_listings(self.reader())
+
+    def back_up(self, target: str, *, replace: bool = False) -> DatabaseSummary:
+        return backups.back_up(self.path, target, replace=replace)
+
+    def restore(self, source: str) -> DatabaseSummary:
+        # The connections held read the file the restore replaces.
+        self.close()
+        return backups.restore(source, self.path)
+
+    def recover(self) -> str | None:
+        return backups.recover(self.path)
+
 
 def _damaged(detail: str) -> Damaged:
     return Damaged(
@@ -477,13 +504,13 @@ class _SQLiteWriter(Writer):
     """The writes of one transaction on the write connection `db`."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        self._db = db
+        self.db = db
 
     def event(self, event_id: str) -> StoredEvent:
-        return _stored_event(self._db.conn, event_id)
+        return _stored_event(self.db.conn, event_id)
 
     def check_owner(self, event_id: str, key_id: str, admin: bool) -> None:
-        partners.check_owner(self._db.conn, event_id, key_id, admin)
+        partners.check_owner(self.db.conn, event_id, key_id, admin)
 
     def create_events(
         self,
@@ -492,10 +519,10 @@ class _SQLiteWriter(Writer):
         at: Any,
         idempotent: IdempotentRequest | None,
     ) -> tuple[Answer, bool]:
-        return partners.create_events(self._db, events, author, at, idempotent)
+        return partners.create_events(self.db, events, author, at, idempotent)
 
     def update_event(self, event: dict[str, Any], before: str, author: Author, at: Any) -> str:
-        return partners.update_event(self._db, event, before, author, at)
+        return partners.update_event(self.db, event, before, author, at)
 
     def delete_event(self, event_id: str, before: str, author: Author, at: Any) -> None:
-        partners.delete_event(self._db, event_id, before, author, at)
+        partners.delete_event(self.db, event_id, before, author, at)
