@@ -12,17 +12,16 @@ import sys
 from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
-from api.keys import SCOPES, create_key, revoke_key
+from api.keys import SCOPES
+from api.store import DatabaseSummary, NotRestorable
 from api.store.sqlite.backups import (
-    DatabaseSummary,
-    NotRestorable,
     back_up,
     private_files,
     recover,
     restore,
     terminate_as_interrupt,
 )
-from api.store.sqlite.keys import key_listings
+from api.store.sqlite.keys import create_key, key_listings, revoke_key
 from api.store.sqlite.layout import (
     SCHEMA_VERSION,
     MissingDatabase,

@@ -9,7 +9,7 @@ and a flood of bogus keys meets the anonymous limit."""
 
 from flask import g, request
 
-from api.db import get_db
+from api.db import store
 from api.keys import WRITE_SCOPES, ApiKey, verify_key, well_formed
 from api.problems import Problem
 
@@ -37,7 +37,7 @@ def identify_caller() -> None:
         )
         return
     token = token.strip()
-    key = verify_key(get_db(), token) if well_formed(token) else None
+    key = verify_key(store().live_key, token) if well_formed(token) else None
     if key is None:
         g.key_refused = Problem(
             401,

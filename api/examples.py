@@ -143,7 +143,7 @@ def record(db_path: str) -> dict[str, list[dict[str, Any]]]:
     it a fresh copy of the seed), and return them with what it answered, by operation."""
     # Imported here: the app imports this module for its plugin.
     from api import create_app
-    from api.keys import create_key
+    from api.store.sqlite.keys import create_key
     from api.store.sqlite.layout import open_for_writing
 
     writable = open_for_writing(db_path)

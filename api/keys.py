@@ -6,18 +6,14 @@ for secrets of that entropy (no one guesses them), and keeps verification cheap 
 every request. Revocation takes effect at once: nothing is cached.
 """
 
-import datetime
 import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlite_utils
-
-from api.store.sqlite.audit import command_author
-from api.store.sqlite.keys import StoredKey, insert_key, live_key, mark_key_revoked
+from api.store import StoredKey
 
 # read: GET only; write: also create events, and change or delete those the key
 # created; admin: also change or delete any event, the curators' included.
@@ -33,20 +29,13 @@ class ApiKey:
     scope: str
 
 
-def create_key(db: sqlite_utils.Database, name: str, scope: str) -> str:
-    """Store a new key's hash and return the key itself, which is not kept. Keys are
-    made on the server only (`python -m api keys`): audited as a command's."""
+def new_key(name: str, scope: str) -> tuple[StoredKey, str]:
+    """A new key: what the store keeps of it (its hash), and the key itself, which
+    is shown once and not kept."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
-    stored = StoredKey(key_id, name, scope, salt, _hash(salt, secret))
-    insert_key(db, stored, _now(), command_author())
-    return f"salvo_{key_id}_{secret}"
-
-
-def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
-    """Revoke a key by its id, audited as a command's; False if there is no such live key."""
-    return mark_key_revoked(db, key_id, _now(), command_author())
+    return StoredKey(key_id, name, scope, salt, _hash(salt, secret)), f"salvo_{key_id}_{secret}"
 
 
 def well_formed(key: str) -> tuple[str, str] | None:
@@ -56,13 +45,14 @@ def well_formed(key: str) -> tuple[str, str] | None:
     return None if match is None else (match[1], match[2])
 
 
-def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
-    """The live key this is, or None for a malformed, unknown, wrong or revoked one."""
+def verify_key(live_key: Callable[[str], StoredKey | None], key: str) -> ApiKey | None:
+    """The live key this is (looked up by `live_key`, a store's), or None for a
+    malformed, unknown, wrong or revoked one."""
     parts = well_formed(key)
     if parts is None:
         return None
     key_id, secret = parts
-    stored = live_key(conn, key_id)
+    stored = live_key(key_id)
     if stored is None or not hmac.compare_digest(_hash(stored.salt, secret), stored.hash):
         return None
     return ApiKey(stored.id, stored.name, stored.scope)
@@ -70,7 +60,3 @@ def verify_key(conn: sqlite3.Connection, key: str) -> ApiKey | None:
 
 def _hash(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode()).digest()
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

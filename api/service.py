@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Response, render_template, request
 
-from api.db import get_db, readiness
+from api.db import readiness, store
 from api.openapi import Blueprint, read_operation
 from api.problems import API_VERSIONS
 from api.render import json_response, render
@@ -43,20 +43,6 @@ V1_RESOURCES = (
 )
 
 
-# What the explorer's summary says the data holds, from the all-time rollup (a few rows
-# a place, api/store/sqlite/rollups.py) and the indexes on events' date and updated_at: no endpoint
-# answers "when did anything last change" in one call, since the change feed is read
-# oldest first.
-_SUMMARY = """SELECT
-    (SELECT coalesce(sum(events), 0) FROM stats_totals WHERE category = ''),
-    (SELECT min(date) FROM events),
-    (SELECT max(date) FROM events),
-    (SELECT count(*) FROM sources),
-    (SELECT max(changed) FROM (SELECT max(updated_at) AS changed FROM events
-                               UNION ALL SELECT max(deleted_at) FROM event_tombstones))"""
-# The regions the place filter offers: those with events (the rollup keeps a row per
-# place, type and weapon set).
-_REGIONS = "SELECT DISTINCT admin1 FROM stats_totals WHERE admin1 != '' ORDER BY admin1"
 # The explorer's page loads only its own files and calls only its own origin; Leaflet
 # and uPlot style elements through the CSSOM, which style-src does not restrict.
 EXPLORER_CSP = (
@@ -66,21 +52,18 @@ EXPLORER_CSP = (
 
 
 def _explorer_page(links: dict[str, str]) -> str:
-    conn = get_db()
-    events, first, last, sources, changed = conn.execute(_SUMMARY).fetchone()
+    # What the data holds (the store reads it from the all-time rollup and the
+    # indexes on events' date and updated_at): no endpoint answers "when did anything
+    # last change" in one call, since the change feed is read oldest first.
+    summary = store().summary()
+    regions = summary.pop("regions")
     return render_template(
         "landing.html",
         description=DESCRIPTION,
         links=links,
         versions=API_VERSIONS,
-        summary={
-            "events": events,
-            "first": first,
-            "last": last,
-            "sources": sources,
-            "changed": changed,
-        },
-        regions=[row[0] for row in conn.execute(_REGIONS)],
+        summary=summary,
+        regions=regions,
         event_types=EVENT_TYPES,
         weapons=MUNITION_CATEGORIES,
     )

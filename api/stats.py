@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from api import filters
-from api.filters import Scope
-from api.problems import invalid_parameter, invalid_parameters
+from api.store import InvalidParameters, filters
+from api.store.filters import Scope
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.rollups import (
     ALL_CATEGORIES,
     ALL_TIME,
@@ -116,7 +116,9 @@ def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[
     ]
     if not places:
         return args
-    condition, params = filters.where(Scope(conn, "t", "t.location_id", paged=False), places, args)
+    condition, params = filters.where(
+        Scope(SQLITE, conn, "t", "t.location_id", paged=False), places, args
+    )
     left_out = conn.execute(
         f"SELECT 1 FROM (SELECT DISTINCT location_id FROM stats_totals) t WHERE NOT ({condition}) "
         "LIMIT 1",
@@ -185,7 +187,9 @@ def _conditions(
     """The WHERE clause of one part: its filters, the date precisions kept, and the
     groups of a page of small multiples."""
     part_args = {name: value for name, value in part.args.items() if value is not None}
-    condition, params = filters.where(Scope.events(conn, paged=False), _EVENT_FILTERS, part_args)
+    condition, params = filters.where(
+        Scope.events(SQLITE, conn, paged=False), _EVENT_FILTERS, part_args
+    )
     kept: list[tuple[str, list[Any]]] = []
     if precisions is not None:
         kept.append(("e.date_precision", list(precisions)))
@@ -352,8 +356,8 @@ def series(
             f"of {len(groups):,} groups), more than the {max_rows:,} one answer gives: "
             "narrow date_from and date_to, choose a longer interval, or page through the JSON."
         )
-        raise invalid_parameters(
-            [{"name": name, "in": "query", "reason": reason} for name in ("date_from", "date_to")]
+        raise InvalidParameters(
+            [{"name": name, "reason": reason} for name in ("date_from", "date_to")]
         )
     page = _page(groups, first, last, interval, after, limit)
     rows: list[tuple[Group, Period, Totals]] = []
@@ -446,7 +450,9 @@ def _period_after(key: str, interval: str) -> datetime.date | None:
         else:
             start = datetime.date.fromisoformat(key)
     except ValueError:
-        raise invalid_parameter("cursor", "Not a cursor issued by this API.") from None
+        raise InvalidParameters(
+            [{"name": "cursor", "reason": "Not a cursor issued by this API."}]
+        ) from None
     return _shifted(period_of(start, interval).end, 1)
 
 

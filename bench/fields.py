@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api import create_app  # noqa: E402
-from api.db import connect_read_only  # noqa: E402
 from api.render import projected  # noqa: E402
+from api.store.sqlite.connections import connect_read_only  # noqa: E402
 from bench.run import ensure_database, median_ms  # noqa: E402
 
 PAGE = "/api/v1/events?limit=1000"

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 from webargs.flaskparser import FlaskParser  # noqa: E402
 
 from api import create_app  # noqa: E402
-from api.filters import EventListArgs  # noqa: E402
 from api.params import RequestParser  # noqa: E402
+from api.store.filters import EventListArgs  # noqa: E402
 from bench.run import QUERIES  # noqa: E402
 
 CASES = {**QUERIES, "first_page": "limit=100"}

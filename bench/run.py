@@ -34,13 +34,14 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api import create_app, filters, stats  # noqa: E402
+from api import create_app, stats  # noqa: E402
 from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
-from api.db import connect_read_only  # noqa: E402
-from api.filters import EventListArgs, StatsArgs  # noqa: E402
-from api.pagination import decode_cursor, encode_cursor  # noqa: E402
-from api.query import EventPages  # noqa: E402
+from api.store import filters  # noqa: E402
+from api.store.cursors import decode_cursor, encode_cursor  # noqa: E402
+from api.store.filters import EventListArgs, StatsArgs  # noqa: E402
+from api.store.sqlite.connections import connect_read_only  # noqa: E402
 from api.store.sqlite.layout import open_for_writing, outdated_objects  # noqa: E402
+from api.store.sqlite.query import EventPages  # noqa: E402
 from tests.server import slow_clients  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -669,7 +670,7 @@ STATS_CASES = {
     "near (Kharkiv)": ("near=49.9935,36.2304&radius_km=30", 5, None),
     "actor=france": ("actor=france", 5, None),
     # A common term (12% of the events) and its complement: each sums the search's
-    # 5,000 most recent matches (api/filters.py, SEARCH_TOTALS_CAP).
+    # 5,000 most recent matches (api/store/filters.py, SEARCH_TOTALS_CAP).
     "q=kharkiv": ("q=kharkiv", 5, None),
     "q=kharkiv by month": ("interval=month&q=kharkiv", 5, None),
     "q=-kharkiv": ("q=-kharkiv", 5, None),
@@ -735,7 +736,7 @@ def stats_against_the_scan(
 
 @contextlib.contextmanager
 def every_match() -> Iterator[None]:
-    """Searches' totals without their cap (api/filters.py, SEARCH_TOTALS_CAP)."""
+    """Searches' totals without their cap (api/store/filters.py, SEARCH_TOTALS_CAP)."""
     cap = filters.SEARCH_TOTALS_CAP
     filters.SEARCH_TOTALS_CAP = 10**12  # more events than any database holds
     try:

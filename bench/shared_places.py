@@ -65,8 +65,10 @@ def timed(db: Database, label: str, events: list[dict[str, Any]], bulk: bool = F
     db.execute("BEGIN")
     try:
         if bulk:
-            with bulk_load(db):
-                insert_rows(db, event_rows(events, datetime.datetime.now(datetime.UTC)))
+            with bulk_load(db) as loading:
+                insert_rows(
+                    db, event_rows(events, datetime.datetime.now(datetime.UTC)), bulk=loading
+                )
         else:
             write_events(db, events)
         seconds = time.perf_counter() - started

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.keys import create_key  # noqa: E402
 from api.store.sqlite import rollups  # noqa: E402
+from api.store.sqlite.keys import create_key  # noqa: E402
 from api.store.sqlite.layout import open_for_writing  # noqa: E402
 from tests.server import serving  # noqa: E402
 

@@ -252,6 +252,10 @@ MUNITION_CATEGORIES: dict[str, str] = {
     "in another entry of the same event.",
 }
 
+# Bit i of an event's weapons set is set when the event has a munition entry of
+# the i-th category, so the weapon filter is a cheap test on the row being scanned.
+WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES)}
+
 ACTOR_ROLES: dict[str, str] = {
     "initiator": "Carried out the action (ACLED actor1).",
     "target": "Was attacked or acted upon (ACLED actor2).",

@@ -22,7 +22,8 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store.sqlite.audit import AuditEntry, append_audit, command_author
+from api.store import command_author
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
 from api.store.sqlite.migrations import open_migrated
@@ -338,7 +339,7 @@ def _write(
             has_statistics = db["sqlite_stat1"].exists()
             result = write(db)
             # Table statistics let the query planner choose between walking the
-            # sort index and collecting a filter's matches (see api/query.py).
+            # sort index and collecting a filter's matches (see api/store/sqlite/query.py).
             if not has_statistics or changed_much(result):
                 gather_statistics(db)
         return result

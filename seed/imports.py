@@ -35,6 +35,7 @@ from api.store.sqlite import writes
 from api.store.sqlite.layout import next_seq, placeholders
 from api.store.sqlite.writes import (
     BATCH_SIZE,
+    BulkLoad,
     EventRows,
     bulk_load,
     event_rows,
@@ -1413,7 +1414,8 @@ def import_rows(
             batches = bulk.enter_context(_events_together(db, id_index, len(header), batches))
         # Bulk from the first row to write, in a small database; else once many are.
         bulk_after = 0 if _fewer_events_than(db, BULK_AFTER_ROWS) else BULK_AFTER_ROWS
-        indexes_dropped = False
+        # The bulk load, once the rows to write are many (bulk_after).
+        loading: BulkLoad | None = None
         mapped = _mapped(layout_name, label, header, unknown(), changed_at, reading, workers)
         for batch in mapped:
             lines, sorted_out = in_flight.popleft()
@@ -1431,15 +1433,14 @@ def import_rows(
             result.warning_count += len(batch.warnings)
             result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
             to_write = result.new + result.updated + len(batch.rows.events)
-            if batch.rows.events and to_write > bulk_after and not indexes_dropped:
-                bulk.enter_context(bulk_load(db))
-                indexes_dropped = True
+            if batch.rows.events and to_write > bulk_after and loading is None:
+                loading = bulk.enter_context(bulk_load(db))
             if batch.lines:
                 # Known events exist; only the mapped ones' ids need looking up.
                 mapped_ids = [i for i in batch.lines if i not in sorted_out.known]
                 existing = len(batch.lines) - len(mapped_ids)
                 existing += len(taken_ids(db.conn, mapped_ids)) if mapped_ids else 0
-                written = insert_rows(db, batch.rows)
+                written = insert_rows(db, batch.rows, bulk=loading)
                 new = len(batch.lines) - existing
                 result.new += new
                 result.updated += written - new

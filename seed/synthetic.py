@@ -263,7 +263,7 @@ def load(db: Database, count: int, seed: int, until: datetime.date, workers: int
     Worker processes do the generating and rendering; this process does all the
     writing, in the caller's transaction."""
     batches = ((start, count, seed, until) for start in range(0, count, BATCH_SIZE))
-    with bulk_load(db):
+    with bulk_load(db) as loading:
         for rows in in_order(batch_rows, batches, workers):
-            insert_rows(db, rows)
+            insert_rows(db, rows, bulk=loading)
     return count

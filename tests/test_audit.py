@@ -12,7 +12,7 @@ import pytest
 
 from api import create_app
 from api.__main__ import main as api_main
-from api.keys import create_key, revoke_key
+from api.store.sqlite.keys import create_key, revoke_key
 from api.store.sqlite.layout import open_for_writing
 from seed.__main__ import main as seed_main
 from tests.test_seed import data_dir, revise_notes  # noqa: F401 (a fixture)

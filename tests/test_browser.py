@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.server import ROOT, Server, serving
 

@@ -22,11 +22,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import create_app, filters
-from api.db import connect_read_only
-from api.keys import create_key
+from api import create_app
 from api.params import MAX_JSON_DEPTH
-from api.search import parse, to_fts5
+from api.store import filters
+from api.store.search import parse
+from api.store.sqlite import dialect
+from api.store.sqlite.connections import connect_read_only
+from api.store.sqlite.dialect import SQLITE, to_fts5
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.server import Server, serving
 
@@ -433,11 +436,11 @@ def test_a_prefix_search_collects_its_matches_once(
     synthetic_db: Path, monkeypatch: pytest.MonkeyPatch, q: str, form: str
 ) -> None:
     # Every q here is common at this bound, in 20,000 synthetic events.
-    monkeypatch.setattr(filters, "FTS_COMMON_TERM_MATCHES", 100)
+    monkeypatch.setattr(dialect, "FTS_COMMON_TERM_MATCHES", 100)
     conn = connect_read_only(str(synthetic_db))
     try:
         sql, params = filters.where(
-            filters.Scope.events(conn, paged=True),
+            filters.Scope.events(SQLITE, conn, paged=True),
             filters.filters_of(filters.EVENTS),
             {"q": parse(q)},
         )

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import missing_required_header, positive_data_acceptance
 
 from api import create_app
-from api.keys import create_key
 from api.problems import IDEMPOTENCY_KEY_REUSED
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.server import serving
 

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.pagination import encode_cursor
+from api.store.cursors import encode_cursor
 from schemas.vocabulary import EVENT_TYPES
 
 PROBLEM = "application/problem+json"

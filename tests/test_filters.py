@@ -1,4 +1,4 @@
-"""The one declaration per filter (api/filters.py): every parameter of a filtered
+"""The one declaration per filter (api/store/filters.py): every parameter of a filtered
 endpoint is a declared filter or one of its paging/sorting/grouping parameters,
 and every declared filter narrows what each of its resources answers."""
 
@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from marshmallow import ValidationError, validates, validates_schema
 
-from api.filters import (
+from api.store.filters import (
     EVENTS,
     REGISTRY,
     EventListArgs,

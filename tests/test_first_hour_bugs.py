@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
-from api.filters import NEAR
 from api.params import READ_ONLY
+from api.store.filters import NEAR
 from tests.server import ROOT
 from tests.test_writes import KHARKIV, Partner
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.server import ROOT, Server, serving
 

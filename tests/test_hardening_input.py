@@ -14,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from schemas.event import MAX_ACTORS, MAX_NOTES
 from schemas.query import MAX_PAGE_BYTES

@@ -11,7 +11,7 @@ from backports import zstd
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.db import connect_read_only
+from api.store.sqlite.connections import connect_read_only
 from api.store.sqlite.layout import open_for_writing
 from api.store.sqlite.writes import write_events
 from schemas.event import EventSchema

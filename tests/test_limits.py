@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from api import create_app
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 
 

@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.__main__ import _unservable
-from api.keys import create_key
 from api.store.sqlite import migrations
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import (
     SCHEMA_VERSION,
     NewerSchema,

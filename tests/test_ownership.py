@@ -12,8 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.keys import create_key
 from api.problems import NOT_THE_OWNER
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import (
     _EARLIER_LAYOUTS,
     OutdatedLayout,

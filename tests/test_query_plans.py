@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from api.db import connect_read_only
-from api.filters import EventListArgs
-from api.query import FEED_POSITION, EventPages
+from api.store.filters import EventListArgs
+from api.store.sqlite.connections import connect_read_only
+from api.store.sqlite.query import FEED_POSITION, EventPages
 from schemas.query import EVENT_SORTS, CommaSeparatedList
 
 FILTERS = {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from api.filters import EventListArgs, LocationListArgs, StatsArgs
+from api.store.filters import EventListArgs, LocationListArgs, StatsArgs
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BASE = "http://127.0.0.1:8000"

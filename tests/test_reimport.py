@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from seed import imports
 from tests.test_acled_layouts import MONADIC

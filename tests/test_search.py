@@ -1,4 +1,4 @@
-"""`q`: Salvo's search grammar (api/search.py), its FTS5 compiler, and what the API
+"""`q`: Salvo's search grammar (api/store/search.py), its FTS5 compiler, and what the API
 answers for it, against the seeded article data, an event written through the API
 and any text hypothesis makes up."""
 
@@ -15,19 +15,19 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import create_app, filters
-from api.keys import create_key
-from api.search import (
+from api import create_app
+from api.store import filters
+from api.store.search import (
     MAX_LENGTH,
     MAX_TERMS,
     AnyOf,
-    Fts5Query,
     Phrase,
     Search,
     SearchTooLarge,
     parse,
-    to_fts5,
 )
+from api.store.sqlite.dialect import Fts5Query, to_fts5
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
 from tests.test_events_filters import ALL, FRANCE, KHARKIV_OBLAST, SL_BUILDUP, STORM_SHADOW, ids
 

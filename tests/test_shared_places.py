@@ -169,8 +169,8 @@ def test_a_change_to_a_shared_record_reaches_every_copy(
                 if writer == "write_events":
                     write_events(db, fresh, now)
                 else:
-                    with bulk_load(db):
-                        insert_rows(db, event_rows(fresh, now))
+                    with bulk_load(db) as loading:
+                        insert_rows(db, event_rows(fresh, now), bulk=loading)
 
             documents = events(client)
             name = "location" if table == "locations" else "source"

@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
-from api.keys import create_key
 from api.store.sqlite import writes
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import HIGHEST_SEQ, open_for_writing
 from schemas.event import EventSchema
 

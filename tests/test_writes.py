@@ -13,7 +13,7 @@ import pytest
 
 from api import create_app
 from api.__main__ import main as api_main
-from api.keys import create_key
+from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import MissingDatabase, open_existing_for_writing, open_for_writing
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"

@@ -3,13 +3,14 @@
 from typing import Any
 
 import orjson
-from flask import Response, current_app
+from flask import Response
 
-from api import query
-from api.db import get_db
+from api.db import store
 from api.openapi import Blueprint, read_operation
-from api.pagination import decode_cursor, encode_cursor, page_response
-from api.problems import Problem, invalid_parameter
+from api.pagination import page_response
+from api.problems import invalid_parameter
+from api.store import Change, FeedPosition, InvalidParameters
+from api.store.cursors import decode_cursor, encode_cursor
 from schemas.query import ChangesArgs
 from schemas.responses import ChangePageSchema
 
@@ -58,10 +59,9 @@ def list_changes(args: dict[str, Any]) -> Response:
     `links.next` until it is null, and keep `meta.since` for the next sync: changes
     made while you page come after it, so none is ever missed.
     """
-    conn = get_db()
-    position = query.feed_position(conn, current_app.config["DATABASE"])
+    position = store().feed_position()
     after = _since(args["since"], position) if "since" in args else 0
-    rows, more = query.changes(conn, after, args["limit"])
+    rows, more = store().changes(after, args["limit"])
     items = [
         orjson.dumps(
             {
@@ -84,19 +84,19 @@ def list_changes(args: dict[str, Any]) -> Response:
     return response
 
 
-def _kind(change: query.Change) -> str:
+def _kind(change: Change) -> str:
     if change.body is None:
         return "deleted"
     return "created" if change.created else "updated"
 
 
-def _since(token: str, position: query.FeedPosition) -> int:
+def _since(token: str, position: FeedPosition) -> int:
     """The seq a `since` token carries, if this database issued the token in its
     current history; a 400 naming `since` otherwise, so that a mirror resyncs
     instead of silently skipping changes."""
     try:
         history, after = decode_cursor(token, TOKEN, (str, int), param="since")
-    except Problem:
+    except InvalidParameters:
         # Tokens issued before change histories carry the seq alone (this second
         # decoding refuses what is no token at all).
         (after,) = decode_cursor(token, TOKEN, (int,), param="since")

@@ -9,17 +9,17 @@ ETag, so that two partners editing one event never silently overwrite each other
 
 import datetime
 import hashlib
-import sqlite3
+from contextlib import AbstractContextManager
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.datastructures import Headers
 
 from api.auth import require_write_key
 from api.caching import validators
-from api.db import write_transaction
+from api.db import store
 from api.keys import ApiKey
 from api.openapi import (
     IDEMPOTENCY_KEY,
@@ -30,19 +30,15 @@ from api.openapi import (
 )
 from api.params import json_body
 from api.problems import (
-    ID_TAKEN,
-    IDEMPOTENCY_KEY_REUSED,
     NOT_THE_OWNER,
     PRECONDITION_FAILED,
     PROBLEM_CONTENT_TYPE,
-    SHARED_RECORD_CONFLICT,
     Problem,
     invalid_body,
     invalid_parameter,
 )
 from api.request_ids import request_id
-from api.store.sqlite import audit, partners, writes
-from api.v1.events import stored_event
+from api.store import Author, IdempotentRequest, Writer, content_digest, loadable
 from schemas.event import EventSchema
 from schemas.fields import WholeMatch, flatten_messages
 from schemas.responses import EventBatchSchema, EventListSchema, EventPatchSchema, ProblemSchema
@@ -114,9 +110,9 @@ def create_events(batch: dict[str, Any]) -> Response:
     idempotent = (
         None
         if idempotency_key is None
-        else partners.IdempotentRequest(
+        else IdempotentRequest(
             idempotency_key,
-            partners.content_digest(json_body()),
+            content_digest(json_body()),
             hashlib.sha256(request.get_data()).digest(),
         )
     )
@@ -126,31 +122,12 @@ def create_events(batch: dict[str, Any]) -> Response:
     headers = Headers()
     if len(events) == 1:
         headers["Location"] = f"/api/v1/events/{events[0]['id']}"
-    try:
-        with write_transaction() as db:
-            answer, replayed = partners.create_events(
-                db, events, _author(key), datetime.datetime.now(datetime.UTC), idempotent
-            )
-    except partners.IdsTaken as error:
-        raise Problem(
-            409,
-            f"These ids exist already or twice in the batch: {', '.join(error.ids)}. "
-            "Change an existing event with PATCH.",
-            type=ID_TAKEN,
-            title="Conflict",
-            members={"conflicting_ids": error.ids},
-        ) from None
-    except partners.SharedRecordsDiffer as error:
-        raise _shared_conflict(error) from None
-    except partners.IdempotencyKeyReused as error:
-        raise Problem(
-            422,
-            "This Idempotency-Key was used with another request body; use a new key for a "
-            "new request.",
-            type=IDEMPOTENCY_KEY_REUSED,
-            title="Idempotency key reused",
-            members={"idempotency_key": error.key},
-        ) from None
+    # A conflict (ids taken, a shared record that differs, a reused key) leaves as
+    # the store's error, which api/db.py answers with its problem.
+    with _writer() as writer:
+        answer, replayed = writer.create_events(
+            events, _author(key), datetime.datetime.now(datetime.UTC), idempotent
+        )
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(
@@ -197,9 +174,9 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
     key = require_write_key()
     # The patch as sent, to merge (the parser loaded it only to check its fields).
     raw_patch = json_body()
-    with write_transaction() as db:
-        before = _current(db.conn, event_id, key)
-        merged = _merge_patch(writes.loadable(before), raw_patch)
+    with _writer() as writer:
+        before = _current(writer, event_id, key)
+        merged = _merge_patch(loadable(before), raw_patch)
         if merged.get("id") != event_id:
             raise invalid_body(
                 [{"name": "id", "in": "body", "reason": "An event's id cannot change."}]
@@ -213,12 +190,9 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
                     for n, r in flatten_messages(error.messages)
                 ]
             ) from None
-        try:
-            after = partners.update_event(
-                db, event, before, _author(key), datetime.datetime.now(datetime.UTC)
-            )
-        except partners.SharedRecordsDiffer as error:
-            raise _shared_conflict(error) from None
+        after = writer.update_event(
+            event, before, _author(key), datetime.datetime.now(datetime.UTC)
+        )
     response = Response(after.encode(), content_type="application/json")
     response.set_etag(hashlib.sha1(after.encode(), usedforsecurity=False).hexdigest())
     return response
@@ -234,31 +208,22 @@ def delete_event(event_id: str) -> Response:
     410. Needs `If-Match` with the event's current ETag.
     """
     key = require_write_key()
-    with write_transaction() as db:
-        before = _current(db.conn, event_id, key)
-        partners.delete_event(
-            db, event_id, before, _author(key), datetime.datetime.now(datetime.UTC)
-        )
+    with _writer() as writer:
+        before = _current(writer, event_id, key)
+        writer.delete_event(event_id, before, _author(key), datetime.datetime.now(datetime.UTC))
     return Response(status=204)
 
 
-def _author(key: ApiKey) -> audit.Author:
-    return audit.Author(key.id, key.name, request_id(), request.remote_addr)
+def _author(key: ApiKey) -> Author:
+    return Author(key.id, key.name, request_id(), request.remote_addr)
 
 
-def _shared_conflict(error: partners.SharedRecordsDiffer) -> Problem:
-    return Problem(
-        409,
-        "Places and sources are shared by id, and this would change one for every event "
-        f"that names it: {error}. Send them as stored (GET /api/v1/locations/{{id}} or "
-        "/api/v1/sources/{id}), or give a different place or source a new id.",
-        type=SHARED_RECORD_CONFLICT,
-        title="Conflict",
-        members={"conflicting_records": error.records},
-    )
+def _writer() -> AbstractContextManager[Writer]:
+    """The store's write transaction; the app's WRITE_TRACE, if set, sees its SQL (tests)."""
+    return store().writer(current_app.config.get("WRITE_TRACE"))
 
 
-def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
+def _current(writer: Writer, event_id: str, key: ApiKey) -> str:
     """The event's stored document, after checking that the key may change it and
     If-Match against its ETag."""
     # A request without its required header is refused whatever the event's state
@@ -269,19 +234,8 @@ def _current(conn: sqlite3.Connection, event_id: str, key: ApiKey) -> str:
             "Send If-Match with the event's ETag (from GET /api/v1/events/{id}), so that a "
             "change made since you read it is not overwritten.",
         )
-    body, digest = stored_event(conn, event_id)
-    try:
-        partners.check_owner(conn, event_id, key.id, admin=key.scope == "admin")
-    except partners.NotTheOwner as error:
-        # The other key's id and name stay private: they are another partner's.
-        owner = "is curated" if error.owner is None else "was created with another API key"
-        raise Problem(
-            403,
-            f"The event {event_id!r} {owner}: a write key may change only the events it "
-            "created. Ask the operator (an admin key) to change it.",
-            type=NOT_THE_OWNER,
-            title="Not the owner",
-        ) from None
+    body, digest = writer.event(event_id)
+    writer.check_owner(event_id, key.id, admin=key.scope == "admin")
     # Whatever encoding the client read the event in, its ETag names this version.
     if not any(request.if_match.contains(tag) for tag in validators(digest.hex())):
         raise Problem(

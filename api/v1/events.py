@@ -1,19 +1,17 @@
 """GET /api/v1/events and /api/v1/events/{id}."""
 
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 
-from api import exports, query, stats
-from api.db import connect_read_only, get_db
-from api.filters import EventListArgs
+from api import exports
+from api.db import store
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, paging_refused
-from api.problems import EVENT_DELETED, Problem, invalid_parameters
+from api.problems import invalid_parameters
 from api.render import (
     acled_csv_lines,
     csv_lines,
@@ -22,6 +20,7 @@ from api.render import (
     ndjson_lines,
     projected,
 )
+from api.store.filters import EventListArgs
 from schemas.event import EventSchema
 from schemas.query import NoArgs
 from schemas.responses import EventFeatureCollectionSchema, EventPageSchema
@@ -71,15 +70,14 @@ def list_events(args: dict[str, Any]) -> Response:
         response = _export(args, chosen)
     else:
         geojson = chosen == "geojson"
-        conn = get_db()
-        pages = query.EventPages(conn, args, coordinates=geojson)
+        pages = store().event_pages(args, coordinates=geojson)
         page, next_key, prev_key = pages.page(args.get("cursor"), args["limit"])
         documents = _narrowed(args, page.documents)
         if geojson:
             items = list(map(event_feature, page.ids, page.longitudes, page.latitudes, documents))
         else:
             items = list(documents)
-        total, exact = stats.event_total(conn, args)
+        total, exact = store().event_total(args)
         meta = {
             "limit": args["limit"],
             "sort": args["sort"],
@@ -128,32 +126,11 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
     if refused:
         raise invalid_parameters(refused)
     slot = exports.take_slot()
-    # The stream reads through a connection of its own, closed with the response
-    # (when the last line is sent or the client goes away); the thread's shared one
-    # stays free.
     try:
-        conn = connect_read_only(current_app.config["DATABASE"])
+        documents, close = store().event_stream(args, csv=chosen == "csv")
     except BaseException:
         slot.give_back()
         raise
-    try:
-        conn.start_budget()
-        pages = query.EventPages(conn, args, csv=chosen == "csv")
-    except BaseException:
-        conn.close()
-        slot.give_back()
-        raise
-
-    def documents() -> Iterator[Any]:
-        # Each page's statement has the query budget of its own: a stream runs as
-        # long as it has events, one bounded statement at a time.
-        each_page = pages.all()
-        while True:
-            conn.start_budget()
-            page = next(each_page, None)
-            if page is None:
-                return
-            yield from page.documents
 
     def lines() -> Any:
         # A fault after the first bytes cannot change the status any more: the error
@@ -161,16 +138,16 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
         # every HTTP client reports as an incomplete body (README, "Errors").
         try:
             if chosen == "csv":
-                yield from csv_lines(documents())
+                yield from csv_lines(documents)
             elif chosen == "acled-csv":
-                yield from acled_csv_lines(documents())
+                yield from acled_csv_lines(documents)
             else:
-                yield from ndjson_lines(_narrowed(args, documents()))
+                yield from ndjson_lines(_narrowed(args, documents))
         finally:
             finished()
 
     def finished() -> None:
-        conn.close()
+        close()
         slot.give_back()
 
     # Both CSV exports are text/csv; ACLED's is chosen by name only.
@@ -194,25 +171,7 @@ def _export(args: dict[str, Any], chosen: str) -> Response:
 )
 def get_event(args: dict[str, Any], event_id: str) -> Response:
     """Get one event"""
-    body, digest = stored_event(get_db(), event_id)
+    body, digest = store().event(event_id)
     response = json_response(body.encode())
     response.set_etag(digest.hex())
     return response
-
-
-def stored_event(conn: sqlite3.Connection, event_id: str) -> query.StoredEvent:
-    """An event's stored document and its digest (the ETag); a 410 problem if it was
-    deleted, a 404 if it never existed. Reads and writes share it."""
-    stored = query.get_event(conn, event_id)
-    if stored is None:
-        deleted_at = query.tombstone(conn, event_id)
-        if deleted_at is not None:
-            raise Problem(
-                410,
-                f"Event {event_id!r} was deleted at {deleted_at}.",
-                type=EVENT_DELETED,
-                title="Gone",
-                members={"event_id": event_id, "deleted_at": deleted_at},
-            )
-        raise Problem(404, f"No event has id {event_id!r}.")
-    return stored

@@ -4,14 +4,13 @@ from typing import Any
 
 from flask import Response
 
-from api import filters, query
-from api.db import get_db
-from api.filters import LocationListArgs
+from api.db import store
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format
 from api.problems import Problem
 from api.render import event_feature, json_response, render
+from api.store.filters import LocationListArgs
 from schemas.query import NoArgs
 from schemas.responses import (
     LocationFeatureCollectionSchema,
@@ -47,7 +46,7 @@ def list_locations(args: dict[str, Any]) -> Response:
     Points.
     """
     chosen = chosen_format(args, MEDIA_TYPES)
-    rows, next_key = query.list_locations(get_db(), args)
+    rows, next_key = store().locations(args)
     items = [render(row, _LOCATION) for row in rows]
     geojson = chosen == "geojson"
     if geojson:
@@ -57,7 +56,7 @@ def list_locations(args: dict[str, Any]) -> Response:
         ]
     meta: dict[str, Any] = {"limit": args["limit"]}
     if "q" in args:
-        meta["search_capped"] = filters.search_capped(get_db(), args["q"])
+        meta["search_capped"] = store().search_capped(args["q"])
     response = page_response(items, next_key, "id", meta, geojson=geojson)
     if "format" not in args:
         response.headers["Vary"] = "Accept"
@@ -74,7 +73,7 @@ def list_locations(args: dict[str, Any]) -> Response:
 )
 def get_location(args: dict[str, Any], location_id: str) -> Response:
     """Get one place with its event count"""
-    row = query.get_location(get_db(), location_id)
+    row = store().location(location_id)
     if row is None:
         raise Problem(404, f"No location has id {location_id!r}.")
     return json_response(render(row, _LOCATION))

@@ -4,8 +4,7 @@ from typing import Any
 
 from flask import Response
 
-from api import query
-from api.db import get_db
+from api.db import store
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.problems import Problem
@@ -30,7 +29,7 @@ _SOURCE = SourceWithCountSchema()
 )
 def list_sources(args: dict[str, Any]) -> Response:
     """List sources with their event counts, ordered by id"""
-    rows, next_key = query.list_sources(get_db(), args)
+    rows, next_key = store().sources(args)
     return page_response(
         [render(row, _SOURCE) for row in rows], next_key, "id", {"limit": args["limit"]}
     )
@@ -46,7 +45,7 @@ def list_sources(args: dict[str, Any]) -> Response:
 )
 def get_source(args: dict[str, Any], source_id: str) -> Response:
     """Get one source with its event count"""
-    row = query.get_source(get_db(), source_id)
+    row = store().source(source_id)
     if row is None:
         raise Problem(404, f"No source has id {source_id!r}.")
     return json_response(render(row, _SOURCE))

@@ -9,12 +9,13 @@ from typing import Any, NamedTuple
 import orjson
 from flask import Response
 
-from api import filters, stats
-from api.db import get_db
-from api.filters import StatsArgs
+from api import stats
+from api.db import store
 from api.openapi import Blueprint, read_operation
-from api.pagination import decode_cursor, page_response
+from api.pagination import page_response
 from api.params import chosen_format, refuse_paging
+from api.store.cursors import decode_cursor
+from api.store.filters import StatsArgs
 from api.store.sqlite.rollups import ALL_CATEGORIES
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema
@@ -72,7 +73,7 @@ def event_stats(args: dict[str, Any]) -> Response:
             "periods": answer.periods,
         }
         if "q" in args:
-            meta["search_capped"] = filters.search_capped(get_db(), args["q"])
+            meta["search_capped"] = store().search_capped(args["q"])
         response = page_response(
             [orjson.dumps(row) for row in answer.rows],
             answer.next_key,
@@ -97,14 +98,13 @@ class _Rows(NamedTuple):
 
 
 def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
-    conn = get_db()
     limit = sys.maxsize if whole else args["limit"]
     interval, group_by = args.get("interval"), args.get("group_by")
     if interval is None:
         after = _position(args, (str,))
         rows = [
             {"key": key, "precision": None, "start": None, "end": None, **stats.render_totals(t)}
-            for key, t in stats.grouped(conn, args)
+            for key, t in store().stats_grouped(args)
         ]
         # Groups are few: the page is cut from all of them, after the cursor's key
         # in their order (a null group first), even if that group has gone since.
@@ -122,7 +122,7 @@ def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
         after = None if position is None else (None, position[0])
     else:
         after = _position(args, (str, str))  # (group, period)
-    series = stats.series(conn, args, after, limit, max_rows=CSV_MAX_ROWS if whole else None)
+    series = store().stats_series(args, after, limit, CSV_MAX_ROWS if whole else None)
     periods = None
     if series.first is not None and series.last is not None:
         periods = {

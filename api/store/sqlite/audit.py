@@ -1,29 +1,13 @@
 """The audit log: who changed what, through the API or a command."""
 
 import datetime
-import secrets
 import sqlite3
 from typing import Any, NamedTuple
 
 import orjson
 
+from api.store import Author
 from schemas.fields import TIMESTAMP_FORMAT
-
-
-class Author(NamedTuple):
-    """Who makes a change, as the audit log names them: an API key, with the request's
-    id and client address; or a command run on the server (see command_author)."""
-
-    key_id: str | None
-    key_name: str | None
-    request_id: str | None
-    client_address: str | None
-
-
-def command_author() -> Author:
-    """A command run on the server (seed, import, keys, restore): no key and no
-    address; its entries share one random run id in place of a request id."""
-    return Author(None, None, f"run-{secrets.token_hex(12)}", None)
 
 
 class AuditEntry(NamedTuple):

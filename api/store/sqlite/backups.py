@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 
-from api.store.sqlite.audit import AuditEntry, append_audit, command_author
+from api.store import DatabaseSummary, NotRestorable, command_author
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.layout import (
     MissingDatabase,
     layout_differences,
@@ -57,17 +58,6 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class DatabaseSummary(NamedTuple):
-    """What a backup or restore copied: its events and the highest change seq."""
-
-    events: int
-    highest_seq: int
-
-
-class NotRestorable(Exception):
-    """A file given to restore is not a Salvo database of this version's layout."""
 
 
 def back_up(source: str, target: str, *, replace: bool = False) -> DatabaseSummary:

@@ -1,32 +1,14 @@
-"""API keys: api/keys.py makes and checks them; these statements store them."""
+"""API keys: api/keys.py makes and checks them; these statements store them, audited
+as a command's (keys are made on the server only, `python -m api keys`)."""
 
 import datetime
 import sqlite3
-from typing import NamedTuple
 
 import sqlite_utils
 
-from api.store.sqlite.audit import AuditEntry, Author, append_audit, stamp
-
-
-class StoredKey(NamedTuple):
-    """An API key's row: never the key, only a salted hash of its secret."""
-
-    id: str
-    name: str
-    scope: str
-    salt: bytes
-    hash: bytes
-
-
-class KeyListing(NamedTuple):
-    """What `python -m api keys list` shows of a key."""
-
-    id: str
-    name: str
-    scope: str
-    created_at: str
-    revoked_at: str | None
+from api.keys import new_key
+from api.store import Author, KeyListing, StoredKey, command_author
+from api.store.sqlite.audit import AuditEntry, append_audit, stamp
 
 
 def insert_key(
@@ -76,3 +58,19 @@ def key_listings(conn: sqlite3.Connection) -> list[KeyListing]:
             "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY created_at"
         )
     ]
+
+
+def create_key(db: sqlite_utils.Database, name: str, scope: str) -> str:
+    """Store a new key's hash and return the key itself, which is not kept."""
+    stored, key = new_key(name, scope)
+    insert_key(db, stored, _now(), command_author())
+    return key
+
+
+def revoke_key(db: sqlite_utils.Database, key_id: str) -> bool:
+    """Revoke a key by its id; False if there is no such live key."""
+    return mark_key_revoked(db, key_id, _now(), command_author())
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

@@ -14,11 +14,6 @@ from typing import Any
 import sqlite_utils
 
 from api.store.sqlite import rollups
-from schemas.vocabulary import MUNITION_CATEGORIES
-
-# Bit i of events.weapons is set when the event has a munition entry of the i-th
-# category, so the weapon filter is a cheap test on the row being scanned.
-WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES)}
 
 # Every statement that reads an event with its stored document joins them so.
 EVENTS_WITH_DOCUMENTS = "events e JOIN event_documents d ON d.row_id = e.row_id"
@@ -589,7 +584,7 @@ def create_indexes(db: sqlite_utils.Database) -> None:
 
 
 def gather_statistics(db: sqlite_utils.Database) -> None:
-    """ANALYZE the tables whose statistics the query planner weighs (api/query.py): not
+    """ANALYZE the tables whose statistics the query planner weighs (query.py): not
     event_documents, only ever read by row id, whose row count alone takes a scan of
     its every page (1,000,000 events: 1.65 of ANALYZE's 4.1 s)."""
     for (table,) in db.execute(

@@ -37,6 +37,7 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
+from api.store import loadable
 from api.store.sqlite import rollups
 from api.store.sqlite.layout import (
     _EARLIER_LAYOUTS,
@@ -62,7 +63,6 @@ from api.store.sqlite.writes import (
     _stored_records,
     event_rows,
     insert_rows,
-    loadable,
 )
 from schemas.event import EventSchema
 

@@ -1,25 +1,23 @@
 """Writes through the API: each is audited, and a POST's answer is kept for replay."""
 
 import datetime
-import hashlib
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
 import sqlite_utils
 
-from api.store.sqlite.audit import AuditEntry, Author, append_audit, stamp
+from api.store import (
+    Answer,
+    Author,
+    IdempotencyKeyReused,
+    IdempotentRequest,
+    IdsTaken,
+    NotTheOwner,
+    SharedRecordsDiffer,
+)
+from api.store.sqlite.audit import AuditEntry, append_audit, stamp
 from api.store.sqlite.layout import placeholders
 from api.store.sqlite.writes import delete_events, event_documents, taken_ids, write_events
-
-
-class NotTheOwner(Exception):
-    """A write key tried to change an event that another key created, or a curated
-    one (owner None)."""
-
-    def __init__(self, event_id: str, owner: str | None) -> None:
-        super().__init__(event_id)
-        self.event_id, self.owner = event_id, owner
 
 
 def check_owner(conn: sqlite3.Connection, event_id: str, key_id: str, admin: bool) -> None:
@@ -48,51 +46,6 @@ IDEMPOTENCY_KEEP = datetime.timedelta(hours=24)
 # may add, so that the table holds about a day of keyed POSTs, and a backlog (the
 # answers kept forever before answers expired) drains as partners write.
 IDEMPOTENCY_PURGE_BATCH = 10
-
-
-class IdempotentRequest(NamedTuple):
-    """A POST sent with an Idempotency-Key: the key, the content_digest of its
-    parsed body, and the SHA-256 of its bytes as sent (`body_digest`), which answers
-    kept before content digests matched (see _replayed_answer)."""
-
-    key: str
-    content_digest: bytes
-    body_digest: bytes
-
-
-def content_digest(body: Any) -> bytes:
-    """The SHA-256 of a parsed JSON body written canonically (orjson, keys sorted at
-    every depth, no whitespace): the same JSON with its keys in another order or
-    other whitespace has the same digest, and any other content another."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
-
-
-class Answer(NamedTuple):
-    """The answer to a POST, kept whole so that a retry replays the very bytes."""
-
-    status: int
-    body: bytes
-
-
-class IdsTaken(Exception):
-    """A POST named ids that exist (or existed) already, or one id twice."""
-
-    def __init__(self, ids: list[str]) -> None:
-        super().__init__(", ".join(ids))
-        self.ids = ids
-
-
-class SharedRecordsDiffer(Exception):
-    """A write describes a place or source that exists (or comes twice in the
-    batch) with other values: places and sources are shared by id, so writing it
-    would change every event that names it. `records` says the same for programs:
-    per conflict, the record (`location`, `source`), its id, the fields that differ
-    and what they differ from (`stored`, or `batch` for another event of the write)."""
-
-    def __init__(self, differences: list[str], records: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(differences))
-        self.differences = differences
-        self.records = records
 
 
 _SHARED = {
@@ -155,14 +108,6 @@ def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
     if table == "locations":
         return dict(event["location"])
     return {**event["source"], "published": event["source"]["published"].isoformat()}
-
-
-class IdempotencyKeyReused(Exception):
-    """An Idempotency-Key came back with another request body than its first."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
 
 
 def create_events(

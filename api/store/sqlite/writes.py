@@ -15,12 +15,13 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
+from api.store import Author, loadable
 from api.store.sqlite import rollups
-from api.store.sqlite.audit import AuditEntry, Author, append_audit
+from api.store.sqlite.audit import AuditEntry, append_audit
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import (
     EVENTS_WITH_DOCUMENTS,
     INDEXES,
-    WEAPON_BITS,
     create_indexes,
     next_seq,
     placeholders,
@@ -28,6 +29,7 @@ from api.store.sqlite.layout import (
 from schemas.csv import csv_line
 from schemas.event import EventSchema, event_document
 from schemas.fields import TIMESTAMP_FORMAT, flatten_messages
+from schemas.vocabulary import WEAPON_BITS
 
 # Events per batch of rows written at once, by the seed and the synthetic generator.
 BATCH_SIZE = 2000
@@ -35,42 +37,44 @@ BATCH_SIZE = 2000
 # The writer itself reads these (next_seq), so a bulk load keeps them.
 _WRITE_PATH_INDEXES = {"events_seq", "event_tombstones_seq"}
 
-# The connections inside a bulk_load: insert_rows leaves their rollups to its end.
-_bulk_loading: set[int] = set()
+
+class BulkLoad:
+    """A bulk load in progress (bulk_load): the writes given it (insert_rows' `bulk`)
+    leave the rollups and the copies of shared records to its end, where `moved`
+    holds the places and sources they changed so far."""
+
+    def __init__(self) -> None:
+        self.moved = _SharedChanges()
 
 
 @contextmanager
-def bulk_load(db: sqlite_utils.Database) -> Iterator[None]:
+def bulk_load(db: sqlite_utils.Database) -> Iterator[BulkLoad]:
     """For a bulk load: drop the secondary indexes the writer does not read, and
     leave the rollups alone, then build both once the rows are in. Sorting a million
     keys once is several times cheaper than a million random index inserts, and one
     GROUP BY over the events cheaper than a million rollup updates. Run inside the
-    load's transaction, so a failure keeps the indexes and rollups as they were."""
+    load's transaction, so a failure keeps the indexes and rollups as they were.
+    Give the BulkLoad it yields to every insert_rows of the load."""
     for name in INDEXES.keys() - _WRITE_PATH_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
     # The default 2 MB page cache, measured against 256 MiB, which made the index and
     # rollup builds of 100,000 ACLED rows 20-28% cheaper but a 1M-event synthetic load
     # slower (163.2 s against 146.8 s, back to back).
-    _bulk_loading.add(id(db.conn))
+    load = BulkLoad()
+    yield load
+    # The copies of the places and sources the load changed, found with one scan of
+    # the events and written before the indexes are back (see insert_rows).
+    if load.moved.places or load.moved.sources:
+        _rerender_copies(db, load.moved, bulk=load)
+    # The sorts that build indexes and rollups may use every core: the load's
+    # workers are done by now (measured at 1M events: 31.5 s -> 26.9 s).
+    (threads,) = db.execute("PRAGMA threads").fetchone()
+    db.execute(f"PRAGMA threads = {os.cpu_count() or 1}")
     try:
-        yield
-        # The copies of the places and sources the load changed, found with one scan
-        # of the events and written before the indexes are back (see insert_rows).
-        moved = _moved_in_bulk.pop(id(db.conn), None)
-        if moved is not None:
-            _rerender_copies(db, moved)
-        # The sorts that build indexes and rollups may use every core: the load's
-        # workers are done by now (measured at 1M events: 31.5 s -> 26.9 s).
-        (threads,) = db.execute("PRAGMA threads").fetchone()
-        db.execute(f"PRAGMA threads = {os.cpu_count() or 1}")
-        try:
-            create_indexes(db)
-            rollups.rebuild(db.conn)
-        finally:
-            db.execute(f"PRAGMA threads = {int(threads)}")
+        create_indexes(db)
+        rollups.rebuild(db.conn)
     finally:
-        _bulk_loading.discard(id(db.conn))
-        _moved_in_bulk.pop(id(db.conn), None)
+        db.execute(f"PRAGMA threads = {int(threads)}")
 
 
 class EventRow(NamedTuple):
@@ -149,28 +153,16 @@ class EventRows:
 _EVENT_ID = 0
 
 
-def _upsert(table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()) -> str:
-    """An INSERT of one row that updates the row with the same `key` instead, except
-    for the columns in `keep`."""
-    updates = ", ".join(
-        f"{column} = excluded.{column}" for column in columns if column not in (key, *keep)
-    )
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(columns)}) "
-        f"ON CONFLICT({key}) DO UPDATE SET {updates}"
-    )
-
-
 # first_seq is the sequence number an event was created at: an update keeps it.
 _EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
-_UPSERT_EVENT = _upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
+_UPSERT_EVENT = SQLITE.upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
 _LOCATION_COLUMNS = (
     "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
 )  # fmt: skip
-_UPSERT_LOCATION = _upsert("locations", _LOCATION_COLUMNS, "id")
+_UPSERT_LOCATION = SQLITE.upsert("locations", _LOCATION_COLUMNS, "id")
 _SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
-_UPSERT_SOURCE = _upsert("sources", _SOURCE_COLUMNS, "id")
-_UPSERT_ACTOR = _upsert("actors", ("name", "kind"), "name")
+_UPSERT_SOURCE = SQLITE.upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_ACTOR = SQLITE.upsert("actors", ("name", "kind"), "name")
 _MUNITION_COLUMNS = (
     "category",
     "model",
@@ -406,14 +398,21 @@ def _own_content(document: str) -> dict[str, Any]:
     return content
 
 
-def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: bool = True) -> int:
+def insert_rows(
+    db: sqlite_utils.Database,
+    rows: EventRows,
+    *,
+    keep_rollups: bool = True,
+    bulk: BulkLoad | None = None,
+) -> int:
     """Write one batch of event rows, replacing the events' previous rows and skipping
     events whose content has not changed. Returns the number of events written.
 
     The rollups are kept current unless `keep_rollups` is false: then the caller
-    subtracts and adds the events' contributions around the write (or a bulk load
-    rebuilds them). A place or source the rows change is changed for every event
-    that copies it (_rerender_copies)."""
+    subtracts and adds the events' contributions around the write; or the write is
+    part of a `bulk` load, which rebuilds them at its end. A place or source the
+    rows change is changed for every event that copies it (_rerender_copies): at
+    once, or at the end of the bulk load."""
     conn = db.conn
     ids = [row.id for row in rows.events]
     # What each event is now: its content digest and the sequence number it was created at.
@@ -437,7 +436,7 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: boo
         ids = [row.id for row in rows.events]
     marks = placeholders(ids)
     # The rollups lose what the stored versions contributed and gain the new ones.
-    maintain_rollups = keep_rollups and id(conn) not in _bulk_loading
+    maintain_rollups = keep_rollups and bulk is None
     ids_json = orjson.dumps(ids).decode()
     replaced = bool(stored.keys() & changed)
     if maintain_rollups and replaced:
@@ -509,8 +508,8 @@ def insert_rows(db: sqlite_utils.Database, rows: EventRows, *, keep_rollups: boo
         # Every other event copying a changed place or source is written again; in a
         # bulk load, once at its end (bulk_load): finding them without the indexes
         # the load dropped is a scan of the events.
-        if id(conn) in _bulk_loading:
-            _moved_in_bulk.setdefault(id(conn), _SharedChanges()).update(moved)
+        if bulk is not None:
+            bulk.moved.update(moved)
         else:
             _rerender_copies(db, moved, written=set(ids))
     return len(ids)
@@ -529,9 +528,6 @@ class _SharedChanges:
         self.sources |= other.sources
         self.at = max(self.at, other.at)
 
-
-# Per connection inside a bulk_load, the places and sources its writes changed so far.
-_moved_in_bulk: dict[int, _SharedChanges] = {}
 
 _STORED_SHARED = (
     f"SELECT 'locations', {', '.join(_LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
@@ -561,14 +557,6 @@ def _moved_shared_records(conn: sqlite3.Connection, rows: EventRows) -> _SharedC
     return moved
 
 
-def loadable(document: str) -> dict[str, Any]:
-    """A stored document as EventSchema loads it: without its output-only fields."""
-    event = orjson.loads(document)
-    for output_only in ("acled", "updated_at"):
-        event.pop(output_only)
-    return event
-
-
 _SCHEMA = EventSchema()
 
 
@@ -591,7 +579,10 @@ class CopyInvalid(Exception):
 
 
 def _rerender_copies(
-    db: sqlite_utils.Database, moved: _SharedChanges, written: Collection[str] = ()
+    db: sqlite_utils.Database,
+    moved: _SharedChanges,
+    written: Collection[str] = (),
+    bulk: BulkLoad | None = None,
 ) -> None:
     """Write again every event that copies a place or source of `moved` (but those
     just `written`, which copy them as they are now), with its place and source as
@@ -631,7 +622,7 @@ def _rerender_copies(
     # set-based, and fold only what did not cancel out: a copy's admin1 and country
     # move it, its place's name or point, or a source's title, do not (a bulk load
     # rebuilds the rollups at its end).
-    keep_rollups = id(conn) not in _bulk_loading
+    keep_rollups = bulk is None
     if keep_rollups:
         rollups.subtract(conn, ids)
     for start in range(0, len(copies), BATCH_SIZE):

@@ -6,22 +6,20 @@ the seed data (tests/test_filters.py proves each one does).
 After Datasette's filters.py: a new filter is one `@declare(...)` here, and
 /events, its exports, /stats and /locations take it from this registry, so a
 parameter cannot be accepted without its clause. Clauses are parameterised SQL;
-nothing from the request is spliced into SQL text.
+nothing from the request is spliced into SQL text. What SQL differs between engines
+(case-insensitive names, search, boxes and radii) each clause asks of the scope's
+dialect (api/store/dialect.py), so a filter is one declaration for every engine.
 """
 
 import datetime
-import math
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from flask import g, has_app_context
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from api import search
-from api.db import EARTH_RADIUS_KM
-from api.store.sqlite.layout import WEAPON_BITS, placeholders
+from api.store import search
+from api.store.dialect import Clause, Dialect
 from schemas.fields import MAX_COUNT, TIMESTAMP_FORMAT, Timestamp
 from schemas.gazetteer import admin1_named, spellings_of_place
 from schemas.query import (
@@ -35,9 +33,13 @@ from schemas.query import (
     country_field,
     name_field,
 )
-from schemas.vocabulary import EVENT_TYPES, LOCATION_PRECISIONS, MUNITION_CATEGORIES, describe
-
-Clause = tuple[str, list[Any]]
+from schemas.vocabulary import (
+    EVENT_TYPES,
+    LOCATION_PRECISIONS,
+    MUNITION_CATEGORIES,
+    WEAPON_BITS,
+    describe,
+)
 
 EVENTS = "events"
 LOCATIONS = "locations"
@@ -57,23 +59,25 @@ NEAR = (
 class Scope:
     """What a clause is built for.
 
-    `table` is the alias of the rows filtered (`e` for events, `l` for places) and
-    `place` the column holding their place id; `conn` lets a filter look at the data
-    to choose its form; `paged` says the query reads one ordered page, where testing
+    `dialect` is the engine's SQL for what differs (api/store/dialect.py); `conn`
+    lets a filter look at the data to choose its form; `table` is the alias of the
+    rows filtered (`e` for events, `l` for places) and `place` the column holding
+    their place id; `paged` says the query reads one ordered page, where testing
     rows one by one along the sort index beats collecting every match."""
 
-    conn: sqlite3.Connection
+    dialect: Dialect
+    conn: Any
     table: str
     place: str
     paged: bool
 
     @classmethod
-    def events(cls, conn: sqlite3.Connection, paged: bool) -> "Scope":
-        return cls(conn, "e", "e.location_id", paged)
+    def events(cls, dialect: Dialect, conn: Any, paged: bool) -> "Scope":
+        return cls(dialect, conn, "e", "e.location_id", paged)
 
     @classmethod
-    def locations(cls, conn: sqlite3.Connection) -> "Scope":
-        return cls(conn, "l", "l.id", paged=True)
+    def locations(cls, dialect: Dialect, conn: Any) -> "Scope":
+        return cls(dialect, conn, "l", "l.id", paged=True)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,9 @@ def _needs(dependent: str, required: str, why: str) -> Callable[[dict[str, Any]]
     ),
 )
 def _event_type(scope: Scope, event_type: list[str]) -> Clause:
-    return f"{scope.table}.event_type IN ({placeholders(event_type)})", list(event_type)
+    return f"{scope.table}.event_type IN ({scope.dialect.placeholders(event_type)})", list(
+        event_type
+    )
 
 
 @declare(
@@ -184,7 +190,8 @@ def _country(scope: Scope, country: str) -> Clause:
 def _admin1(scope: Scope, admin1: str) -> Clause:
     # Imports store a known region by the gazetteer's name: the query is read so too.
     region = admin1_named(admin1)
-    return f"{scope.table}.admin1 = ? COLLATE NOCASE", [admin1 if region is None else region.name]
+    condition = scope.dialect.text_equal(f"{scope.table}.admin1")
+    return condition, [admin1 if region is None else region.name]
 
 
 @declare(
@@ -204,7 +211,7 @@ def _precision(scope: Scope, precision: list[str]) -> Clause:
     # By place, so that the rollups keyed by place answer it for /stats.
     return (
         f"{scope.place} IN (SELECT id FROM locations WHERE precision IN "
-        f"({placeholders(precision)}))",
+        f"({scope.dialect.placeholders(precision)}))",
         list(precision),
     )
 
@@ -222,7 +229,7 @@ def _location(scope: Scope, location: str) -> Clause:
     names = spellings_of_place(location)
     return (
         f"{scope.place} IN (SELECT id FROM locations "
-        f"WHERE name COLLATE NOCASE IN ({placeholders(names)}))",
+        f"WHERE {scope.dialect.text_in('name', len(names))})",
         list(names),
     )
 
@@ -234,7 +241,7 @@ def _location(scope: Scope, location: str) -> Clause:
     bbox=bbox_field(),
 )
 def _bbox(scope: Scope, bbox: tuple[float, float, float, float]) -> Clause:
-    places, params = _places_in_box(bbox)
+    places, params = scope.dialect.places_in_box(bbox)
     return f"{scope.place} IN ({places})", params
 
 
@@ -254,7 +261,7 @@ def _bbox(scope: Scope, bbox: tuple[float, float, float, float]) -> Clause:
     ),
 )
 def _near(scope: Scope, near: tuple[float, float], radius_km: float = DEFAULT_RADIUS_KM) -> Clause:
-    places, params = _places_near(*near, radius_km)
+    places, params = scope.dialect.places_near(*near, radius_km)
     return f"{scope.place} IN ({places})", params
 
 
@@ -326,12 +333,6 @@ def _updated_since(scope: Scope, updated_since: datetime.datetime) -> Clause:
     return "e.updated_at >= ?", [updated_since.strftime(TIMESTAMP_FORMAT)]
 
 
-# A page filtered by a common term fills after testing a few rows along the
-# sort index; one filtered by a rare term is faster to collect and sort.
-# Counting matches up to this bound (a few ms at 1M events) decides which.
-FTS_COMMON_TERM_MATCHES = 20_000
-
-
 # /stats sums every event its filters keep, and a search cannot be rolled up: the
 # 120,000 events (12%) matching `kharkiv` at 1M events took 9-11x a full scan of
 # the events table to sum. So a search's totals have a budget, as search engines
@@ -346,7 +347,7 @@ SEARCH_TOTALS_CAP = 5_000
 
 
 class SearchText(fields.String):
-    """Text in Salvo's search grammar (api/search.py), loaded as the search it asks for."""
+    """Text in Salvo's search grammar (api/store/search.py), loaded as the search it asks for."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -376,115 +377,7 @@ class SearchText(fields.String):
     ),
 )
 def _q(scope: Scope, q: search.Search) -> Clause:
-    query = search.to_fts5(q)
-    if query is None:
-        return "0", []  # no word to search for: no event has it
-    keeps, params = _searched(query)
-    if not scope.paged:
-        if search_capped(scope.conn, q):
-            return "e.row_id IN (SELECT value FROM json_each(?))", [_most_recent(scope.conn, query)]
-        return keeps, params
-    if query.negated:
-        return keeps, params
-    # A prefix term (word*) is expanded to every indexed word it begins at each
-    # evaluation, so probing row by row repeats that: at 100,000 events `a*` took
-    # 4.2 s a page probed and 0.08 s collected once (8 OR'd one-letter prefixes,
-    # 6.9 s against 0.19 s).
-    if _fts5_matches(scope.conn, query, FTS_COMMON_TERM_MATCHES) and not q.has_prefix:
-        return (
-            "EXISTS (SELECT 1 FROM events_fts f WHERE f.rowid = e.row_id AND events_fts MATCH ?)",
-            params,
-        )
-    return keeps, params
-
-
-def search_capped(conn: sqlite3.Connection, q: search.Search) -> bool:
-    """Whether a search matches more events than its totals sum (SEARCH_TOTALS_CAP)."""
-    query = search.to_fts5(q)
-    if query is None:
-        return False
-    if not query.negated:
-        return _fts5_matches(conn, query, SEARCH_TOTALS_CAP + 1)
-    keeps, params = _searched(query)
-    (kept,) = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {keeps} LIMIT ?)",
-        [*params, SEARCH_TOTALS_CAP + 1],
-    ).fetchone()
-    return bool(kept > SEARCH_TOTALS_CAP)
-
-
-def _searched(query: search.Fts5Query) -> Clause:
-    """The condition on events `e` that keeps those a compiled search finds."""
-    matching = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
-    return f"e.row_id {'NOT IN' if query.negated else 'IN'} ({matching})", [query.expression]
-
-
-def _most_recent(conn: sqlite3.Connection, query: search.Fts5Query) -> str:
-    """The row_id of the SEARCH_TOTALS_CAP most recent events a search keeps, as a
-    JSON array, read once per request: finding them builds the list of every match
-    (the cost of the cap), which each statement of the totals would repeat."""
-    found: dict[search.Fts5Query, str] = (
-        g.setdefault("most_recent_matches", {}) if has_app_context() else {}
-    )
-    if query not in found:
-        keeps, params = _searched(query)
-        (found[query],) = conn.execute(
-            "SELECT json_group_array(row_id) FROM (SELECT e.row_id FROM events e "
-            f"INDEXED BY events_date WHERE {keeps} ORDER BY e.date DESC, e.id DESC LIMIT ?)",
-            [*params, SEARCH_TOTALS_CAP],
-        ).fetchone()
-    return found[query]
-
-
-def _fts5_matches(conn: sqlite3.Connection, query: search.Fts5Query, at_least: int) -> bool:
-    """Whether FTS5 finds at least this many rows for a query (counted up to it)."""
-    (matches,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)",
-        [query.expression, at_least],
-    ).fetchone()
-    return bool(matches >= at_least)
-
-
-def _places_in_box(bbox: tuple[float, float, float, float]) -> Clause:
-    """SQL selecting locations.id inside a box, through the R*Tree of places."""
-    min_lon, min_lat, max_lon, max_lat = bbox
-    select = (
-        "SELECT l.id FROM locations_rtree r JOIN locations l ON l.row_id = r.id "
-        "WHERE r.min_lat >= ? AND r.max_lat <= ? AND r.min_lon >= ? AND r.max_lon <= ?"
-    )
-    if min_lon <= max_lon:
-        return select, [min_lat, max_lat, min_lon, max_lon]
-    # RFC 7946 section 5.2: a box whose west edge is east of its east edge crosses
-    # the antimeridian; it is the union of the boxes on either side.
-    return (
-        f"{select} UNION ALL {select}",
-        [min_lat, max_lat, min_lon, 180.0, min_lat, max_lat, -180.0, max_lon],
-    )
-
-
-def _places_near(lat: float, lon: float, radius_km: float) -> Clause:
-    """SQL selecting locations.id within radius_km of a point: the R*Tree narrows to
-    the circle's bounding box, the great-circle distance decides."""
-    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
-    min_lat, max_lat = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    cos_lat = min(math.cos(math.radians(lat - dlat)), math.cos(math.radians(lat + dlat)))
-    if max_lat == 90.0 or min_lat == -90.0 or cos_lat <= 0 or dlat / cos_lat >= 180:
-        box = (-180.0, min_lat, 180.0, max_lat)
-    else:
-        dlon = dlat / cos_lat
-        west, east = lon - dlon, lon + dlon
-        box = (
-            west + 360 if west < -180 else west,
-            min_lat,
-            east - 360 if east > 180 else east,
-            max_lat,
-        )
-    candidates, params = _places_in_box(box)
-    return (
-        f"SELECT id FROM locations WHERE id IN ({candidates}) "
-        "AND distance_km(latitude, longitude, ?, ?) <= ?",
-        [*params, lat, lon, radius_km],
-    )
+    return scope.dialect.search(scope, q)
 
 
 def filters_of(resource: str) -> tuple[Filter, ...]:
@@ -547,5 +440,5 @@ def _hooks(schema: type[QuerySchema]) -> dict[str, Any]:
 EventListArgs = filtered_args("EventListArgs", EVENTS, EventPagingArgs)
 StatsArgs = filtered_args("StatsArgs", EVENTS, StatsQueryArgs)
 # /locations takes every filter of /stats: those of places select places, the others
-# the events counted at each (api/query.py, list_locations).
+# the events counted at each (api/store/sqlite/query.py, list_locations).
 LocationListArgs = filtered_args("LocationListArgs", EVENTS, LocationPagingArgs)

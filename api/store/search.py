@@ -1,6 +1,6 @@
 """Salvo's search grammar: what `q` means, parsed into a small tree that a full-text
-engine's query is compiled from (`to_fts5` for SQLite FTS5 today; a PostgreSQL
-tsquery compiler would read the same tree).
+engine's query is compiled from (SQLite's FTS5 query by `to_fts5` in
+api/store/sqlite/dialect.py; a PostgreSQL tsquery compiler would read the same tree).
 
 The grammar, which the README documents ("Search") and Salvo owns:
 
@@ -168,40 +168,3 @@ def _operators(tokens: list[_Token]) -> list[_Token]:
 def _term(token: _Token | None) -> bool:
     """Whether a token is a term an operator can take: a phrase, not excluded."""
     return token is not None and token.phrase is not None and not token.excluded
-
-
-# FTS5: every word is written inside double quotes (a quote doubled), which FTS5
-# reads as a string whatever it holds; the operators between them are Salvo's.
-
-
-@dataclass(frozen=True)
-class Fts5Query:
-    """An FTS5 MATCH expression, and whether the search is the events it does NOT
-    match (a search of exclusions only)."""
-
-    expression: str
-    negated: bool = False
-
-
-def to_fts5(search: Search) -> Fts5Query | None:
-    """The FTS5 query of a search; None for a search that finds no event."""
-    required = " AND ".join(_fts5_term(term) for term in search.required)
-    excluded = " OR ".join(_fts5_phrase(phrase) for phrase in search.excluded)
-    if required and excluded:
-        return Fts5Query(f"({required}) NOT ({excluded})")
-    if required:
-        return Fts5Query(required)
-    if excluded:
-        return Fts5Query(excluded, negated=True)
-    return None
-
-
-def _fts5_term(term: Term) -> str:
-    if isinstance(term, AnyOf):
-        return "(" + " OR ".join(_fts5_phrase(phrase) for phrase in term.phrases) + ")"
-    return _fts5_phrase(term)
-
-
-def _fts5_phrase(phrase: Phrase) -> str:
-    quoted = '"' + " ".join(phrase.words).replace('"', '""') + '"'
-    return quoted + " *" if phrase.prefix else quoted

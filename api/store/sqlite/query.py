@@ -1,5 +1,5 @@
 """The query layer: the SQL of every read. Filters come from the one registry in
-api/filters.py; sort and group names map to SQL expressions through allow-lists;
+api/store/filters.py; sort and group names map to SQL expressions through allow-lists;
 nothing from the request is ever spliced into SQL text.
 """
 
@@ -10,9 +10,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api import filters, stats
-from api.filters import LOCATIONS, Scope
-from api.pagination import decode_cursor, decode_page_cursor, items_within_bound
+from api import stats
+from api.store import Change, FeedPosition, StoredEvent, filters
+from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
+from api.store.filters import LOCATIONS, Scope
+from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
@@ -84,7 +86,7 @@ class EventPages:
         self.sort = args["sort"]
         self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
         self.condition, self.params = filters.where(
-            Scope.events(conn, paged=True), _EVENT_FILTERS, args
+            Scope.events(SQLITE, conn, paged=True), _EVENT_FILTERS, args
         )
 
     def sql(
@@ -158,17 +160,6 @@ def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
     return page.sort_values[index], page.ids[index]
 
 
-class Change(NamedTuple):
-    """One entry of the change feed: an event at its latest write (with its document,
-    `created` when that write created it) or a deletion (no document)."""
-
-    seq: int
-    id: str
-    changed_at: str
-    created: bool | None
-    body: bytes | None
-
-
 def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Change], bool]:
     """Up to `limit` changes after sequence number `after`, in order and as many as
     fit MAX_PAGE_BYTES: every event at its latest write (with its document) and every
@@ -183,16 +174,6 @@ def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Chan
     ).fetchall()
     served = items_within_bound(len(row[4] or b"") for row in rows[:limit])
     return [Change(*row) for row in rows[:served]], served < len(rows)
-
-
-class FeedPosition(NamedTuple):
-    """Where the change feed stands: the id of the database's change history, the
-    highest sequence number up to which tokens without a history id are trusted,
-    and the highest sequence number taken (0 for none)."""
-
-    history: str
-    old_tokens_until: int
-    highest_seq: int
 
 
 # Read in one statement, so that the three values belong to one snapshot.
@@ -222,13 +203,6 @@ def tombstone(conn: sqlite3.Connection, event_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-class StoredEvent(NamedTuple):
-    """An event's stored JSON document and its SHA-1 digest (the ETag)."""
-
-    body: str
-    digest: bytes
-
-
 def get_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent | None:
     """The stored document of one event, or None."""
     row = conn.execute(
@@ -256,7 +230,7 @@ def list_locations(
     """One page of places (by id) with their event counts, and the key to continue
     after. With a filter of events (a type, dates, a weapon...), the places with a
     matching event, each with how many: a map's aggregation of a filtered view."""
-    condition, params = filters.where(Scope.locations(conn), _LOCATION_FILTERS, args)
+    condition, params = filters.where(Scope.locations(SQLITE, conn), _LOCATION_FILTERS, args)
     if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
         return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
     counts = stats.events_by_place(

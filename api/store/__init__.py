@@ -1,0 +1,430 @@
+"""The store: the one interface through which the web layer, the seed and the tools
+reach Salvo's data, and the errors it raises.
+
+This file is the whole contract. `Store` lists what a reader, a writer and an
+operator can do; an engine implements it in a folder of its own (SQLite, the
+embedded default: api/store/sqlite/). Nothing here or there imports Flask: the web
+layer (api/) parses requests, calls a store, and maps its errors to problems in
+one place (api/db.py), so the seed's import workers and the command-line tools
+start without the web stack.
+
+The single writer. A store runs one write transaction at a time, and every write
+takes the next numbers of one change sequence (`seq`): values are unique (a unique
+index says so) and become visible in seq order, so that a mirror that saves the
+highest seq it has seen (the /changes token) never misses a change. SQLite holds
+this by its one write lock (BEGIN IMMEDIATE) and seq = highest + 1 read inside the
+transaction; an engine with concurrent writers must serialise them on one counter
+taken at the start of each write transaction. docs/design.md, "The single writer".
+"""
+
+import abc
+import datetime
+import hashlib
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+
+if TYPE_CHECKING:
+    from api.stats import Group, Series, Totals
+    from api.store.search import Search
+
+# What reads return.
+
+
+class StoredEvent(NamedTuple):
+    """An event's stored JSON document and its SHA-1 digest (the ETag)."""
+
+    body: str
+    digest: bytes
+
+
+def loadable(document: str) -> dict[str, Any]:
+    """A stored document as EventSchema loads it: without its output-only fields."""
+    event = orjson.loads(document)
+    for output_only in ("acled", "updated_at"):
+        event.pop(output_only)
+    return event
+
+
+class Change(NamedTuple):
+    """One entry of the change feed: an event at its latest write (with its document,
+    `created` when that write created it) or a deletion (no document)."""
+
+    seq: int
+    id: str
+    changed_at: str
+    created: bool | None
+    body: bytes | None
+
+
+class FeedPosition(NamedTuple):
+    """Where the change feed stands: the id of the database's change history, the
+    highest sequence number up to which tokens without a history id are trusted,
+    and the highest sequence number taken (0 for none)."""
+
+    history: str
+    old_tokens_until: int
+    highest_seq: int
+
+
+# What writes take and give.
+
+
+class Author(NamedTuple):
+    """Who makes a change, as the audit log names them: an API key, with the request's
+    id and client address; or a command run on the server (no key, no address)."""
+
+    key_id: str | None
+    key_name: str | None
+    request_id: str | None
+    client_address: str | None
+
+
+def command_author() -> Author:
+    """A command run on the server (seed, import, keys, restore): no key and no
+    address; its entries share one random run id in place of a request id."""
+    return Author(None, None, f"run-{secrets.token_hex(12)}", None)
+
+
+class StoredKey(NamedTuple):
+    """An API key as stored: never the key, only a salted hash of its secret."""
+
+    id: str
+    name: str
+    scope: str
+    salt: bytes
+    hash: bytes
+
+
+class KeyListing(NamedTuple):
+    """What `python -m api keys list` shows of a key."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: str
+    revoked_at: str | None
+
+
+class IdempotentRequest(NamedTuple):
+    """A POST sent with an Idempotency-Key: the key, the content digest of its
+    parsed body, and the SHA-256 of its bytes as sent (`body_digest`), which answers
+    kept before content digests matched."""
+
+    key: str
+    content_digest: bytes
+    body_digest: bytes
+
+
+def content_digest(body: Any) -> bytes:
+    """The SHA-256 of a parsed JSON body written canonically (orjson, keys sorted at
+    every depth, no whitespace): the same JSON with its keys in another order or
+    other whitespace has the same digest, and any other content another."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+class Answer(NamedTuple):
+    """The answer to a POST, kept whole so that a retry replays the very bytes."""
+
+    status: int
+    body: bytes
+
+
+class DatabaseSummary(NamedTuple):
+    """What a backup or restore copied: its events and the highest change seq."""
+
+    events: int
+    highest_seq: int
+
+
+# The errors. Each says what went wrong in `detail` (a sentence for a person) and,
+# where a program needs it, in fields of its own.
+
+
+class StoreError(Exception):
+    """Something the store could not do."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Busy(StoreError):
+    """Another writer holds the store; nothing was written. Retry after a moment."""
+
+    retry_after_s = 1
+
+
+class Full(StoreError):
+    """The store's disk is full; nothing was written."""
+
+
+class Damaged(StoreError):
+    """The store's data is damaged; the instance is not ready until it reads cleanly."""
+
+
+class Unavailable(StoreError):
+    """The store cannot serve: missing, of another layout, or failing."""
+
+
+class TooCostly(StoreError):
+    """A read needs more than the query budget and was stopped. `parameter` names the
+    request parameter to narrow when one alone made it costly (a search), else None."""
+
+    def __init__(self, detail: str, budget_s: float, parameter: str | None = None) -> None:
+        super().__init__(detail)
+        self.budget_s, self.parameter = budget_s, parameter
+
+
+class InvalidParameters(StoreError):
+    """Parameters the store cannot answer for as given (a foreign cursor, a series
+    longer than one answer): per parameter, its `name` and the `reason`."""
+
+    def __init__(self, invalid: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['name']}: {p['reason']}" for p in invalid))
+        self.invalid = invalid
+
+
+class NoSuchEvent(StoreError):
+    """No event ever had this id."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"No event has id {event_id!r}.")
+        self.event_id = event_id
+
+
+class EventDeleted(StoreError):
+    """The event was deleted (a tombstone says when)."""
+
+    def __init__(self, event_id: str, deleted_at: str) -> None:
+        super().__init__(f"Event {event_id!r} was deleted at {deleted_at}.")
+        self.event_id, self.deleted_at = event_id, deleted_at
+
+
+class Conflict(StoreError):
+    """A write that would contradict what is stored; nothing was written."""
+
+
+class IdsTaken(Conflict):
+    """A POST named ids that exist (or existed) already, or one id twice."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
+
+
+class SharedRecordsDiffer(Conflict):
+    """A write describes a place or source that exists (or comes twice in the
+    batch) with other values: places and sources are shared by id, so writing it
+    would change every event that names it. `records` says the same for programs:
+    per conflict, the record (`location`, `source`), its id, the fields that differ
+    and what they differ from (`stored`, or `batch` for another event of the write)."""
+
+    def __init__(self, differences: list[str], records: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(differences))
+        self.differences = differences
+        self.records = records
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key came back with another request body than its first."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class NotTheOwner(Conflict):
+    """A write key tried to change an event that another key created, or a curated
+    one (owner None)."""
+
+    def __init__(self, event_id: str, owner: str | None) -> None:
+        super().__init__(event_id)
+        self.event_id, self.owner = event_id, owner
+
+
+class NotRestorable(StoreError):
+    """A file given to restore is not a Salvo database this version can serve."""
+
+
+# The interface.
+
+
+class EventPages(abc.ABC):
+    """The events matching a query, in its sort order, a keyset page at a time."""
+
+    @abc.abstractmethod
+    def page(self, cursor: str | None, limit: int) -> Any:
+        """One page (its events as columns, and the keys before and after it)."""
+
+
+class Writer(abc.ABC):
+    """The operations of one write transaction: committed when the `Store.writer()`
+    block ends, rolled back (nothing written) if it raises."""
+
+    @abc.abstractmethod
+    def event(self, event_id: str) -> StoredEvent:
+        """The event as stored now; NoSuchEvent or EventDeleted if there is none."""
+
+    @abc.abstractmethod
+    def check_owner(self, event_id: str, key_id: str, admin: bool) -> None:
+        """NotTheOwner unless this key may change the event."""
+
+    @abc.abstractmethod
+    def create_events(
+        self,
+        events: list[dict[str, Any]],
+        author: Author,
+        at: datetime.datetime,
+        idempotent: IdempotentRequest | None,
+    ) -> tuple[Answer, bool]:
+        """Write new events (all or none): the 201 answer, and whether it is a replay
+        of an earlier answer to the same idempotent request. IdsTaken,
+        SharedRecordsDiffer, IdempotencyKeyReused."""
+
+    @abc.abstractmethod
+    def update_event(
+        self, event: dict[str, Any], before: str, author: Author, at: datetime.datetime
+    ) -> str:
+        """Replace an event (validated, merged) and return its new stored document."""
+
+    @abc.abstractmethod
+    def delete_event(
+        self, event_id: str, before: str, author: Author, at: datetime.datetime
+    ) -> None:
+        """Delete an event, leaving a tombstone in the change feed."""
+
+
+class Store(abc.ABC):
+    """Salvo's data on one engine. Reads never hold a transaction between
+    statements (each sees every write committed before it) and stop at the query
+    budget (TooCostly); writes go through `writer()`, one at a time."""
+
+    # Readers.
+
+    @abc.abstractmethod
+    def event_pages(
+        self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
+    ) -> EventPages:
+        """The events matching the /events arguments, read a page at a time."""
+
+    @abc.abstractmethod
+    def event_stream(
+        self, args: dict[str, Any], *, csv: bool
+    ) -> tuple[Iterator[Any], Callable[[], None]]:
+        """Every event matching the arguments (stored documents, or CSV lines), read
+        through a connection of its own a bounded page at a time, and the function
+        that closes it (call it when the stream ends or is abandoned)."""
+
+    @abc.abstractmethod
+    def event_total(self, args: dict[str, Any]) -> tuple[int, bool]:
+        """How many events match, and whether that count is exact (else a bound)."""
+
+    @abc.abstractmethod
+    def event(self, event_id: str) -> StoredEvent:
+        """One event; NoSuchEvent or EventDeleted."""
+
+    @abc.abstractmethod
+    def changes(self, after: int, limit: int) -> tuple[list[Change], bool]:
+        """The changes after a seq, in seq order, and whether more follow."""
+
+    @abc.abstractmethod
+    def feed_position(self) -> FeedPosition:
+        """Where the change feed stands."""
+
+    @abc.abstractmethod
+    def stats_grouped(self, args: dict[str, Any]) -> "list[tuple[Group, Totals]]":
+        """/stats totals per group (or one total)."""
+
+    @abc.abstractmethod
+    def stats_series(
+        self,
+        args: dict[str, Any],
+        after: tuple[str | None, str] | None,
+        limit: int,
+        max_rows: int | None,
+    ) -> "Series":
+        """/stats totals per period (and group), a page of periods at a time."""
+
+    @abc.abstractmethod
+    def search_capped(self, q: "Search") -> bool:
+        """Whether a search matches more events than its totals sum (a documented cap)."""
+
+    @abc.abstractmethod
+    def locations(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        """A page of places (with their event counts) and the key after it."""
+
+    @abc.abstractmethod
+    def location(self, location_id: str) -> dict[str, Any] | None:
+        """One place, or None."""
+
+    @abc.abstractmethod
+    def sources(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        """A page of sources and the key after it."""
+
+    @abc.abstractmethod
+    def source(self, source_id: str) -> dict[str, Any] | None:
+        """One source, or None."""
+
+    @abc.abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """What the dataset holds: events, their date range, sources, last change."""
+
+    @abc.abstractmethod
+    def live_key(self, key_id: str) -> StoredKey | None:
+        """An API key that is not revoked, or None."""
+
+    @abc.abstractmethod
+    def readiness(self) -> dict[str, str]:
+        """What /readyz reports when the store can serve; Unavailable or Damaged
+        naming what is wrong otherwise."""
+
+    # Writers.
+
+    @abc.abstractmethod
+    def writer(self, trace: Callable[[str], None] | None = None) -> AbstractContextManager[Writer]:
+        """One write transaction. `trace`, if given, sees every statement (tests)."""
+
+    # Operators (python -m api): keys, backups, restores, recovery.
+
+    @abc.abstractmethod
+    def create_key(self, name: str, scope: str) -> str:
+        """A new API key, audited as a command's; the key itself is not kept."""
+
+    @abc.abstractmethod
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a live key, audited; False if there is none with this id."""
+
+    @abc.abstractmethod
+    def key_listings(self) -> list[KeyListing]:
+        """Every key, live or revoked, oldest first."""
+
+    @abc.abstractmethod
+    def back_up(self, target: str, *, replace: bool = False) -> DatabaseSummary:
+        """A consistent copy of the whole store at target, while it serves."""
+
+    @abc.abstractmethod
+    def restore(self, source: str) -> DatabaseSummary:
+        """Replace the store's content with a backup's, keeping the audit log; a new
+        change history begins (mirrors resync). NotRestorable if it is not one."""
+
+    @abc.abstractmethod
+    def recover(self) -> str | None:
+        """Finish or undo what an interrupted operator's write left; a sentence
+        saying what was done, None if nothing was needed."""
+
+
+def open_store(database: str, *, budget_s: float = 1.0) -> Store:
+    """The store a database setting names: a path or `sqlite:///path` is SQLite."""
+    from api.store.sqlite.store import SQLiteStore
+
+    path = database.removeprefix("sqlite:///")
+    if "://" in path:
+        raise Unavailable(
+            f"Salvo cannot open {database.split('://')[0]}:// databases; give a file path "
+            "or sqlite:///path."
+        )
+    return SQLiteStore(path, budget_s=budget_s)
