@@ -61,10 +61,13 @@ clean:
 
 # The benchmark of issue 4: builds var/bench.db (1,000,000 synthetic events) once,
 # then loads Salvo, the floor app and Datasette in turn with wrk (bench/run.py).
+# Then issue 21's: the predecessor release (3cbda1a) against this checkout in-process, every
+# page case, /stats shape and a one-event POST, in alternating rounds (bench/before_after.py).
 # Then issue 13's: `python -m seed import` of a 1,000,000-row ACLED file (bench/imports.py).
 bench: $(VENV)/.dev .venv-bench/bin/datasette
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || { echo "bench needs wrk (apt-get install wrk)"; exit 2; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/before_after.py
 	$(BIN)/python bench/imports.py
 
 # 60 s of mixed reads, writes, PATCH races and exports on var/soak.db (100,000 events,

@@ -1,0 +1,435 @@
+"""Before and after (issue 21, item 7): the predecessor release against this checkout,
+in one run, in-process through the Flask test client: every /events page case of
+bench/run.py's case_urls and every /stats shape of its STATS_CASES on the
+1,000,000-event database, and a one-event POST /api/v1/events with a write key on a
+small curated database. Targets: pages and stats within 5% (after / before <= 1.05),
+the POST within 10% (<= 1.10).
+
+    .venv/bin/python bench/before_after.py [--base 3cbda1a] [--db var/bench.db] [--rounds 5]
+
+"Before" is --base, checked out with `git worktree add --detach` into a temporary
+directory that is removed at the end (also on an error, Ctrl-C or SIGTERM). "After"
+is the checkout this script runs from, as its files are (uncommitted changes
+included). Each side is measured in a subprocess of its own checkout (cwd and
+PYTHONPATH set to it), with its own bench/run.py (case_urls, STATS_CASES,
+_in_process_client, median_ms), api and seed; the subprocess prints its medians as
+JSON, which this process reads.
+
+Rounds alternate base, head, base, head... so that both warm the same caches; each
+round measures every case (a median of up to 21 calls, fewer for slow /stats shapes,
+never under 5) and 41 POSTs, and the figure of a case is the median over the rounds
+of each round's median. A missed target prints MISSED; the exit status is non-zero
+only on errors, as bench/run.py's.
+
+Databases. Each side reads its own copy of --db (built by bench/run.py's
+ensure_database if missing): var/<db>-base.db and var/<db>-head.db beside it, about
+3.4 GB each for the 1,000,000-event file (so --db and its copies take ~10 GB), made
+once by copying and reused while --db is unchanged (its size and mtime are kept in
+<copy>.source). A side may refuse a file another version made (its own
+`python -m api keys list` checks the layout, and a page must answer 200); then its
+own tooling prepares its copy: the head's `python -m api migrate` if that command
+exists, else `python -m api init`; the base's seed rebuilds it (`python -m seed
+synthetic` with ensure_database's parameters and --db's number of events, which
+takes minutes for 1,000,000). The POST's databases are made in the
+temporary directory by each side's `python -m seed --db <tmp>/post-<side>.db`, each
+with a write key from that side's `python -m api keys create`; every POST sends a new
+event id.
+
+The machine's load average is printed at the start and the end: other work on its
+shared cores moves these figures.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SIDES = ("base", "head")
+EVENTS = 1_000_000  # ensure_database's default size, as `make bench` builds var/bench.db
+PAGE_BOUND = 1.05  # pages and /stats shapes: after / before
+POST_BOUND = 1.10  # the one-event POST
+POSTS = 41  # timed POSTs per round and side, after one to warm up
+CASE_BUDGET_MS = 600  # per case and round: slow /stats shapes get fewer calls
+MIN_REPEAT, MAX_REPEAT = 5, 21
+POST_CASE = "POST one event"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--base", default="3cbda1a", help="the release before (default 3cbda1a)")
+    parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench.db")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per side (default 5)")
+    # The subprocesses' entry points, in a side's checkout (not for use by hand).
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(json.loads(args.measure))))
+        return 0
+    if args.probe:
+        print(json.dumps(probe(args.probe)))
+        return 0
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    print(f"before_after: load average at the start {_load()}")
+    try:
+        figures, names = run(args)
+    except KeyboardInterrupt:
+        print("before_after: interrupted; the base's worktree is removed", file=sys.stderr)
+        return 130
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        print(f"before_after: {error}", file=sys.stderr)
+        return 1
+    print_table(figures, names)
+    print(
+        f"\nbefore_after: load average at the end {_load()}; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _load() -> str:
+    return " ".join(f"{n:.2f}" for n in os.getloadavg()) + f" ({os.cpu_count()} cores)"
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[float]]], list[str]]:
+    """Each side's round medians by case, and the cases in the order measured."""
+    sys.path.insert(0, str(ROOT))  # bench.run, for ensure_database and UNTIL
+    source = args.db.resolve()
+    if not source.exists():
+        from bench.run import ensure_database
+
+        ensure_database(source, EVENTS)
+    base_commit = _git("rev-parse", "--verify", f"{args.base}^{{commit}}")
+    head_commit = _git("rev-parse", "HEAD")
+    dirty = " plus uncommitted changes" if _git("status", "--porcelain", "--", ".") else ""
+    print(f"before_after: before {base_commit[:10]} ({args.base}), after {ROOT}")
+    print(f"before_after: after is {head_commit[:10]}{dirty}")
+
+    with (
+        tempfile.TemporaryDirectory(prefix="salvo-before-after-") as tmp,
+        worktree(base_commit, Path(tmp) / "base") as base_checkout,
+    ):
+        checkouts = {"base": base_checkout, "head": ROOT}
+        copies = {
+            side: prepare_copy(side, checkouts[side], source, _copy_path(source, side))
+            for side in SIDES
+        }
+        keys = {side: post_database(side, checkouts[side], Path(tmp)) for side in SIDES}
+        figures: dict[str, dict[str, list[float]]] = {side: {} for side in SIDES}
+        queries: dict[str, dict[str, str]] = {}
+        names: list[str] = []
+        for round_no in range(args.rounds):
+            for side in SIDES:
+                spec = {
+                    "side": side,
+                    "round": round_no,
+                    "db": str(copies[side]),
+                    "post_db": str(Path(tmp) / f"post-{side}.db"),
+                    "key": keys[side],
+                }
+                began = time.monotonic()
+                result = _side_json(checkouts[side], ["--measure", json.dumps(spec)], timeout=900)
+                print(
+                    f"before_after: round {round_no + 1}/{args.rounds} {side}: "
+                    f"{time.monotonic() - began:.0f} s, load {os.getloadavg()[0]:.2f}"
+                )
+                for name, ms in result["medians"].items():
+                    figures[side].setdefault(name, []).append(ms)
+                    if name not in names:
+                        names.append(name)
+                queries[side] = result["queries"]
+        for name in sorted(set(queries["base"]) | set(queries["head"])):
+            before, after = queries["base"].get(name), queries["head"].get(name)
+            if before != after:
+                print(f"before_after: note: {name} is {before!r} before and {after!r} after")
+    return figures, names
+
+
+def _copy_path(source: Path, side: str) -> Path:
+    return source.with_name(f"{source.stem}-{side}{source.suffix}")
+
+
+@contextlib.contextmanager
+def worktree(commit: str, path: Path) -> Iterator[Path]:
+    """The commit checked out, detached, at path for the block; removed afterwards."""
+    _git("worktree", "add", "--detach", "--quiet", str(path), commit)
+    try:
+        yield path
+    finally:
+        removed = subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if removed.returncode != 0:
+            shutil.rmtree(path, ignore_errors=True)
+            subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _env(checkout: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(checkout), "SALVO_RATE_LIMITS": "off"}
+
+
+def _side(checkout: Path, args: list[str], timeout: float = 600) -> str:
+    """`python ARGS` in the side's checkout, with its code first on the path: stdout."""
+    completed = subprocess.run(
+        [sys.executable, *args],
+        cwd=checkout,
+        env=_env(checkout),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"`python {' '.join(args)[:200]}` in {checkout} failed "
+            f"({completed.returncode}):\n{completed.stderr.strip()[-3000:]}"
+        )
+    return completed.stdout
+
+
+def _side_json(checkout: Path, args: list[str], timeout: float = 600) -> Any:
+    """This script run in the side's checkout (its entry points --measure, --probe),
+    which prints one JSON document."""
+    return json.loads(_side(checkout, [str(Path(__file__).resolve()), *args], timeout))
+
+
+def prepare_copy(side: str, checkout: Path, source: Path, copy: Path) -> Path:
+    """The side's own copy of source, made once and reused while source is unchanged;
+    prepared by the side's own tooling if the side refuses a plain copy."""
+    stamp = copy.with_name(copy.name + ".source")
+    status = source.stat()
+    made_from = f"{source} {status.st_size} {status.st_mtime_ns}\n"
+    if copy.exists() and stamp.exists() and stamp.read_text() == made_from:
+        refused = refusal(checkout, copy)
+        if refused is None:
+            print(f"before_after: {side} reads {copy} (made before)")
+            return copy
+        print(f"before_after: {side} refuses {copy}, made before: {refused}; making it again")
+    _remove_database(copy)
+    stamp.unlink(missing_ok=True)
+    print(f"before_after: copying {source} to {copy}")
+    copy_database(source, copy)
+    refused = refusal(checkout, copy)
+    if refused is not None:
+        print(f"before_after: {side} refuses a copy of {source}: {refused}")
+        if side == "head":
+            tool = "migrate" if "migrate" in _side(checkout, ["-m", "api", "--help"]) else "init"
+            print(f"before_after: head: python -m api --db {copy} {tool}")
+            print(_side(checkout, ["-m", "api", "--db", str(copy), tool], timeout=3600).strip())
+        else:
+            # The base's own seed builds it anew, as ensure_database would have.
+            from bench.run import UNTIL
+
+            _remove_database(copy)
+            events = _event_count(source)
+            command = ["-m", "seed", "--db", str(copy), "synthetic", "--events", str(events)]
+            command += ["--seed", "1", "--until", UNTIL]
+            print(f"before_after: base: python {' '.join(command)} (this takes minutes)")
+            _side(checkout, command, timeout=7200)
+        refused = refusal(checkout, copy)
+        if refused is not None:
+            raise RuntimeError(f"{side} refuses {copy} even after its own tooling: {refused}")
+    stamp.write_text(made_from)
+    return copy
+
+
+def _event_count(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
+    finally:
+        conn.close()
+    return int(count)
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A copy of a database that no one writes to: the file (cp --reflink=auto) if its
+    write-ahead log is empty, else SQLite's backup of what the log holds too."""
+    wal = source.with_name(source.name + "-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        subprocess.run(["cp", "--reflink=auto", str(source), str(target)], check=True)
+        return
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    writer = sqlite3.connect(target)
+    try:
+        reader.backup(writer)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def refusal(checkout: Path, db: Path) -> str | None:
+    """Why the side's code refuses the database (its own layout check, `python -m api
+    keys list`, and a page in-process), or None if it serves it."""
+    try:
+        _side(checkout, ["-m", "api", "--db", str(db), "keys", "list"])
+    except RuntimeError as error:
+        return str(error).splitlines()[-1]
+    answer = _side_json(checkout, ["--probe", str(db)])
+    return None if answer["ok"] else answer["detail"]
+
+
+def post_database(side: str, checkout: Path, tmp: Path) -> str:
+    """A curated database seeded by the side's own seed, and a write key for it."""
+    path = tmp / f"post-{side}.db"
+    _side(checkout, ["-m", "seed", "--db", str(path)])
+    command = ["-m", "api", "--db", str(path), "keys", "create", "--name", "bench", "--scope"]
+    return _side(checkout, [*command, "write"]).strip().splitlines()[-1]
+
+
+# What runs in a side's checkout: its own bench.run, api and examples.
+
+
+def _own_code_first() -> None:
+    """Drop this script's folder from the path (Python put it first) and check that
+    api comes from the checkout named by PYTHONPATH."""
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
+    import api
+
+    checkout = Path(os.environ["PYTHONPATH"]).resolve()
+    if not Path(api.__file__).resolve().is_relative_to(checkout):
+        raise RuntimeError(f"api is imported from {api.__file__}, not from {checkout}")
+
+
+def probe(db: str) -> dict[str, Any]:
+    _own_code_first()
+    from api import create_app
+
+    try:
+        client = create_app({"DATABASE": db, "RATE_LIMITS_ENABLED": False}).test_client()
+        response = client.get("/api/v1/events?limit=1")
+    except Exception as error:  # any refusal is reported, not raised
+        return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+    if response.status_code != 200:
+        return {"ok": False, "detail": f"{response.status_code} {response.get_data(True)[:300]}"}
+    return {"ok": True, "detail": ""}
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """One round of one side: the median in ms of each case, and the query strings."""
+    _own_code_first()
+    from bench import run
+
+    db = Path(spec["db"])
+    median_ms, get = run._in_process_client(db)
+    medians: dict[str, float] = {}
+    queries: dict[str, str] = {}
+    for name, query in run.case_urls(db).items():
+        if name.startswith("stats"):
+            continue  # stats_month is STATS_CASES' interval=month
+        queries[f"page {name}"] = query
+        medians[f"page {name}"] = _timed(median_ms, get(f"/api/v1/events?{query}"))
+    for name, (query, _, _) in run.STATS_CASES.items():
+        queries[f"stats {name}"] = query
+        medians[f"stats {name}"] = _timed(median_ms, get(f"/api/v1/stats?{query}"))
+    medians[POST_CASE] = _post_median(spec)
+    return {"medians": medians, "queries": queries}
+
+
+def _timed(median_ms: Callable[..., float], call: Callable[[], Any]) -> float:
+    """median_ms of the call, with as many repeats as fit CASE_BUDGET_MS (5 to 21)."""
+    started = time.perf_counter()
+    call()
+    once = (time.perf_counter() - started) * 1000
+    repeat = max(MIN_REPEAT, min(MAX_REPEAT, int(CASE_BUDGET_MS / max(once, 0.001))))
+    return float(median_ms(call, repeat=repeat))
+
+
+def _post_median(spec: dict[str, Any]) -> float:
+    """The median of POSTS one-event creates, each a new id, after one to warm up."""
+    from api import create_app
+
+    client = create_app({"DATABASE": spec["post_db"], "RATE_LIMITS_ENABLED": False}).test_client()
+    headers = {"Authorization": f"Bearer {spec['key']}"}
+    example = json.loads(Path("examples/new-events.json").read_text())["events"][0]
+    times = []
+    for n in range(POSTS + 1):
+        event = {**example, "id": f"bench-before-after-{spec['side']}-{spec['round']}-{n}"}
+        started = time.perf_counter()
+        response = client.post("/api/v1/events", json={"events": [event]}, headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 201:
+            raise RuntimeError(f"POST answered {response.status_code}: {response.get_data(True)}")
+        if n:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def print_table(figures: dict[str, dict[str, list[float]]], names: list[str]) -> None:
+    """Per case: the median of the round medians before and after, their ratio and the
+    verdict; `spread` is (max - min) / median of a side's round medians, the noise."""
+    print(
+        f"\n{'case':<46}{'before ms':>11}{'after ms':>11}{'after/before':>14}  "
+        f"{'verdict':<22}{'spread before/after':>20}"
+    )
+    missed, spreads = [], []
+    for name in names:
+        before, after = figures["base"].get(name), figures["head"].get(name)
+        if not before or not after:
+            print(f"{name:<46}  measured on one side only: {'after' if after else 'before'}")
+            continue
+        bound = POST_BOUND if name == POST_CASE else PAGE_BOUND
+        b, a = statistics.median(before), statistics.median(after)
+        ratio = a / b
+        if ratio > bound:
+            missed.append(name)
+        spreads += [_spread(before), _spread(after)]
+        verdict = f"{'ok' if ratio <= bound else 'MISSED'} (<= {bound:.2f})"
+        print(
+            f"{name:<46}{b:>11.2f}{a:>11.2f}{ratio:>14.3f}  {verdict:<22}"
+            f"{_spread(before):>12.0%} /{_spread(after):>4.0%}"
+        )
+    if missed and len(figures["base"][names[0]]) > 1:
+        # The bounds are 5% and 10%: when the rounds of one side differ by more, a
+        # miss may be the machine's other work rather than the code.
+        print(
+            f"\n{len(missed)} of {len(names)} cases over their bound; the rounds' median "
+            f"spread is {statistics.median(spreads):.0%}. Where a case's spread is wider "
+            "than its margin, rerun before reading the miss as the code's."
+        )
+
+
+def _spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
