@@ -13,25 +13,20 @@ from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
-from api.store import DatabaseSummary, NotRestorable
+from api.store import DatabaseSummary, NotRestorable, StoreError, open_store
 from api.store.sqlite.backups import (
-    back_up,
     private_files,
     recover,
-    restore,
     terminate_as_interrupt,
 )
-from api.store.sqlite.keys import create_key, key_listings, revoke_key
 from api.store.sqlite.layout import (
     SCHEMA_VERSION,
     MissingDatabase,
     NewerSchema,
     OutdatedLayout,
     init_database,
-    open_existing_for_writing,
     schema_version,
 )
-from api.store.sqlite.migrations import open_migrated
 
 # The access log's line, as api.edge writes it; bench/run.py gives it to Granian for the
 # floor app, so that both pay for the same log.
@@ -195,13 +190,13 @@ def _migrate(path: str) -> int:
             file=sys.stderr,
         )
         return 1
-    recovered = recover(path)
+    store = open_store(path)
+    recovered = store.recover()
     if recovered:
         print(f"api: recovered {path}: {recovered}")
     try:
         with terminate_as_interrupt():
-            db, migration = open_migrated(path)
-        db.close()
+            described = store.migrate()
     except KeyboardInterrupt:
         print(f"api: interrupted; {path} is as it was", file=sys.stderr)
         return 130
@@ -211,14 +206,14 @@ def _migrate(path: str) -> int:
     except sqlite3.Error as error:
         print(f"api: migrating failed, {path} is unchanged: {error}", file=sys.stderr)
         return 1
-    print(f"api: {migration.described()}")
+    print(f"api: {described}")
     return 0
 
 
 def _backup(path: str, target: str, force: bool) -> int:
     try:
         with terminate_as_interrupt():
-            copied = back_up(path, target, replace=force)
+            copied = open_store(path).back_up(target, replace=force)
     except KeyboardInterrupt:
         print(f"api: interrupted; {target} is as it was, no partial copy left", file=sys.stderr)
         return 130
@@ -240,7 +235,7 @@ def _backup(path: str, target: str, force: bool) -> int:
 def _restore(file: str, path: str) -> int:
     try:
         with terminate_as_interrupt():
-            restored = restore(file, path)
+            restored = open_store(path).restore(file)
     except KeyboardInterrupt:
         # The copy into the database is one transaction: it happened whole or not at all.
         print(
@@ -264,32 +259,23 @@ def _described(summary: DatabaseSummary) -> str:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    path = args.db or database_path()
-    try:
-        db = open_existing_for_writing(path)
-    except MissingDatabase:
-        print(
-            f"api: there is no database at {path}; create it with `python -m seed` or "
-            "`python -m api init`",
-            file=sys.stderr,
-        )
-        return 1
-    except OutdatedLayout as error:
-        print(f"api: {error}", file=sys.stderr)
-        return 1
+    store = open_store(args.db or database_path())
     try:
         if args.action == "create":
-            print(create_key(db, args.name, args.scope))
+            print(store.create_key(args.name, args.scope))
         elif args.action == "list":
-            for key in key_listings(db.conn):
+            for key in store.key_listings():
                 print(
                     "\t".join((key.id, key.name, key.scope, key.created_at, key.revoked_at or ""))
                 )
-        elif not revoke_key(db, args.key_id):
+        elif not store.revoke_key(args.key_id):
             print(f"api: no live key has id {args.key_id!r}", file=sys.stderr)
             return 1
+    except StoreError as error:
+        print(f"api: {error}", file=sys.stderr)
+        return 1
     finally:
-        db.close()
+        store.close()
     return 0
 
 

@@ -15,7 +15,8 @@ PYTHONPATH set to it), with its own bench/run.py (case_urls, STATS_CASES,
 _in_process_client, median_ms), api and seed; the subprocess prints its medians as
 JSON, which this process reads.
 
-Rounds alternate base, head, base, head... so that both warm the same caches; each
+Rounds alternate base, head, head, base... (ABBA: a load rising or falling through
+the run counts against both sides alike) so that both warm the same caches; each
 round measures every case (a median of up to 21 calls, fewer for slow /stats shapes,
 never under 5) and 41 POSTs, and the figure of a case is the median over the rounds
 of each round's median. A missed target prints MISSED; the exit status is non-zero
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[float]]], li
         queries: dict[str, dict[str, str]] = {}
         names: list[str] = []
         for round_no in range(args.rounds):
-            for side in SIDES:
+            for side in SIDES if round_no % 2 == 0 else SIDES[::-1]:
                 spec = {
                     "side": side,
                     "round": round_no,

@@ -37,11 +37,7 @@ class Server:
 
     def workers(self) -> list[int]:
         """The PIDs of Granian's worker processes: the children of its main process."""
-        return [
-            int(child)
-            for task in Path(f"/proc/{self.process.pid}/task").iterdir()
-            for child in (task / "children").read_text().split()
-        ]
+        return children(self.process.pid)
 
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit status."""
@@ -115,3 +111,23 @@ def serving(db: Path, log: Path, *args: str, env: dict[str, str] | None = None) 
         yield server
     finally:
         server.stop()
+
+
+def children(pid: int) -> list[int]:
+    """The processes pid started (Linux /proc): those of each of its threads, skipping
+    a thread that ends while they are read."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and every process descending from it, parents first."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending += children(current)
+    return found

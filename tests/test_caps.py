@@ -31,7 +31,7 @@ from api.store.sqlite.connections import connect_read_only
 from api.store.sqlite.dialect import SQLITE, to_fts5
 from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
-from tests.server import Server, serving
+from tests.server import Server, process_tree, serving
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
@@ -327,13 +327,10 @@ def _response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 def _worker_rss_kb(server: Server) -> int:
     """Resident memory of the Granian process tree, in kB (Linux /proc)."""
-    total, pending = 0, [server.process.pid]
-    while pending:
-        pid = pending.pop()
+    total = 0
+    for pid in process_tree(server.process.pid):
         status = Path(f"/proc/{pid}/status").read_text()
         total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            pending += [int(child) for child in (task / "children").read_text().split()]
     return total
 
 

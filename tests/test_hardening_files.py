@@ -12,23 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from tests.server import ROOT, Server, serving
+from tests.server import ROOT, Server, process_tree, serving
 from tests.test_faults import Client, assert_problem, ids_in, writable
 
 # Client threads writing at once, as partners do: the server's threads each hold a
 # write connection of their own.
 WRITERS = 4
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and every process descending from it (Linux /proc), parents first."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").iterdir():
-            pending += [int(child) for child in (task / "children").read_text().split()]
-    return found
 
 
 def kill_9(server: Server) -> None:

@@ -236,11 +236,16 @@ def test_restore_refuses_what_is_not_a_salvo_database_of_this_layout(tmp_path: P
             f"{tmp_path / 'missing.db'} cannot be opened: unable to open database file",
         ),
         (text, f"{text} is not a SQLite database (file is not a database)"),
-        (other, f"{other} was made by another version of Salvo (events differ)"),
+        (
+            other,
+            f"{other} was made by another version of Salvo (events differ); if an earlier "
+            "release made it, upgrade a copy of it with `python -m api --db COPY migrate`, and "
+            "restore the copy",
+        ),
         (
             older,
             f"{older} lacks change_history; add them to a copy of it with "
-            "`python -m api --db COPY init`, and restore the copy",
+            "`python -m api --db COPY migrate`, and restore the copy",
         ),
     ]:
         result = command("api", "--db", str(db), "restore", str(file), check=False)

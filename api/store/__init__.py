@@ -260,6 +260,11 @@ class EventPages(abc.ABC):
     def page(self, cursor: str | None, limit: int) -> Any:
         """One page (its events as columns, and the keys before and after it)."""
 
+    @abc.abstractmethod
+    def total(self) -> tuple[int, bool]:
+        """How many events match, and whether that count is exact (else a bound). Read
+        within the same query budget as the pages: one request, one budget."""
+
 
 class Writer(abc.ABC):
     """The operations of one write transaction: committed when the `Store.writer()`
@@ -303,6 +308,10 @@ class Store(abc.ABC):
     statements (each sees every write committed before it) and stop at the query
     budget (TooCostly); writes go through `writer()`, one at a time."""
 
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every connection the store holds; it opens new ones if used again."""
+
     # Readers.
 
     @abc.abstractmethod
@@ -318,10 +327,6 @@ class Store(abc.ABC):
         """Every event matching the arguments (stored documents, or CSV lines), read
         through a connection of its own a bounded page at a time, and the function
         that closes it (call it when the stream ends or is abandoned)."""
-
-    @abc.abstractmethod
-    def event_total(self, args: dict[str, Any]) -> tuple[int, bool]:
-        """How many events match, and whether that count is exact (else a bound)."""
 
     @abc.abstractmethod
     def event(self, event_id: str) -> StoredEvent:
@@ -410,6 +415,13 @@ class Store(abc.ABC):
     def restore(self, source: str) -> DatabaseSummary:
         """Replace the store's content with a backup's, keeping the audit log; a new
         change history begins (mirrors resync). NotRestorable if it is not one."""
+
+    @abc.abstractmethod
+    def migrate(self) -> str:
+        """Upgrade the store to this release's schema in place, all or nothing,
+        keeping every event, partner write, tombstone, key, audit entry, idempotent
+        answer and the change feed; what was done, as `python -m api migrate` says it.
+        Unavailable (naming why) for a store of a later release or another layout."""
 
     @abc.abstractmethod
     def recover(self) -> str | None:

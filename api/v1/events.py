@@ -77,7 +77,7 @@ def list_events(args: dict[str, Any]) -> Response:
             items = list(map(event_feature, page.ids, page.longitudes, page.latitudes, documents))
         else:
             items = list(documents)
-        total, exact = store().event_total(args)
+        total, exact = pages.total()
         meta = {
             "limit": args["limit"],
             "sort": args["sort"],

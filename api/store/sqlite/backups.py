@@ -17,11 +17,13 @@ from typing import Any
 from api.store import DatabaseSummary, NotRestorable, command_author
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.layout import (
+    SCHEMA_VERSION,
     MissingDatabase,
     layout_differences,
     new_history_id,
     next_seq,
     placeholders,
+    schema_version,
 )
 
 # A staging file is named .salvo-<pid>-<random>.db after the process making it, so
@@ -107,15 +109,28 @@ def restore(source: str, target: str) -> DatabaseSummary:
     except sqlite3.DatabaseError as error:
         raise NotRestorable(f"{source} is not a SQLite database ({error})") from error
     try:
+        version = schema_version(reader)
+        if version is not None and version > SCHEMA_VERSION:
+            raise NotRestorable(
+                f"{source} is at schema version {version}, newer than this Salvo's "
+                f"{SCHEMA_VERSION}: restore it with the release that made it, or a later one"
+            )
         missing, differing = layout_differences(reader)
         if differing:
+            earlier = (
+                "; if an earlier release made it, upgrade a copy of it with `python -m api "
+                "--db COPY migrate`, and restore the copy"
+                if version is not None and version < SCHEMA_VERSION
+                else ""
+            )
             raise NotRestorable(
-                f"{source} was made by another version of Salvo ({', '.join(differing)} differ)"
+                f"{source} was made by another version of Salvo ({', '.join(differing)} "
+                f"differ){earlier}"
             )
         if missing:
             raise NotRestorable(
                 f"{source} lacks {', '.join(missing)}; add them to a copy of it with "
-                "`python -m api --db COPY init`, and restore the copy"
+                "`python -m api --db COPY migrate`, and restore the copy"
             )
     except BaseException:
         reader.close()

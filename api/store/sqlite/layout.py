@@ -5,7 +5,6 @@ that bring a file of an earlier version to this one are in migrations.py."""
 import functools
 import secrets
 import sqlite3
-import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from api.store import Unavailable
 from api.store.sqlite import rollups
 
 # Every statement that reads an event with its stored document joins them so.
@@ -35,7 +35,7 @@ WRITE_LOCK_WAIT_MS = 1500
 SCHEMA_VERSION = 1
 
 
-class OutdatedLayout(Exception):
+class OutdatedLayout(Unavailable):
     """The database's tables and indexes are not this version's: some are missing, or
     differ because another version of Salvo made them, or the file records another
     schema version (`advice` says which, and what to run)."""
@@ -53,6 +53,8 @@ class OutdatedLayout(Exception):
             advice = f"lacks {', '.join(missing)}; run `python -m api init` to add them"
         self.advice = advice
         super().__init__(f"{path} {advice}")
+        # What a client is told (the file's path is the server's business).
+        self.detail = f"The events database {advice}."
 
 
 class OlderSchema(OutdatedLayout):
@@ -105,7 +107,7 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
     return 0 if salvo else None
 
 
-class MissingDatabase(Exception):
+class MissingDatabase(Unavailable):
     """There is no database file where one was expected; the API never creates one."""
 
 
@@ -134,17 +136,12 @@ def init_database(path: str) -> list[str]:
     return migration.created
 
 
-# Paths whose layout this process found current: open_existing_for_writing checks a file once,
-# not on every request. Replacing the file under a running server needs a restart.
-_verified_layouts: set[str] = set()
-_verifying = threading.Lock()
-
-
 def open_existing_for_writing(
-    path: str, trace: Callable[[str], None] | None = None
+    path: str, trace: Callable[[str], None] | None = None, *, verify_layout: bool = True
 ) -> sqlite_utils.Database:
     """A write connection to the existing database at path, whose layout is this
-    version's (checked on the process's first connection to it). Opened with
+    version's (checked unless `verify_layout` is false: a store checks its file once,
+    on its first write connection, not on every request). Opened with
     mode=rw, so that a missing file raises MissingDatabase instead of being created
     empty; a layout that is not current raises OutdatedLayout (OlderSchema or
     NewerSchema for a file that records another schema version). `trace`, if given,
@@ -157,13 +154,11 @@ def open_existing_for_writing(
     conn.set_trace_callback(trace)
     db = sqlite_utils.Database(conn)
     try:
-        with _verifying:
-            if path not in _verified_layouts:
-                check_version(path, schema_version(conn))
-                missing, differing = _compare_layout(conn)
-                if missing or differing:
-                    raise OutdatedLayout(path, missing, differing)
-                _verified_layouts.add(path)
+        if verify_layout:
+            check_version(path, schema_version(conn))
+            missing, differing = _compare_layout(conn)
+            if missing or differing:
+                raise OutdatedLayout(path, missing, differing)
         _configure(db)
     except BaseException:
         db.close()

@@ -46,7 +46,7 @@ from api.store import (
     Writer,
     search,
 )
-from api.store.sqlite import backups, keys, partners, query
+from api.store.sqlite import backups, keys, migrations, partners, query
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -57,10 +57,11 @@ from api.store.sqlite.connections import (
 from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import (
     MissingDatabase,
-    OutdatedLayout,
+    check_version,
     immediate_transaction,
     layout_differences,
     open_existing_for_writing,
+    schema_version,
 )
 
 
@@ -105,6 +106,10 @@ class SQLiteStore(Store):
         # Bumped when the file is seen damaged or reads cleanly again: every thread
         # then opens new connections, whose page caches hold no page read before.
         self._generation = 0
+        # The file's schema version and layout were found this release's, on the first
+        # write connection: they are not checked again on every write (replacing the
+        # file under a running server needs a restart).
+        self._layout_verified = False
 
     def close(self) -> None:
         """Close every connection this store opened, in any thread."""
@@ -163,8 +168,6 @@ class SQLiteStore(Store):
             yield
         except sqlite3.Error as error:
             raise self.store_error(error, args) from error
-        except OutdatedLayout as error:
-            raise Unavailable(f"The events database {error.advice}.") from error
 
     # Readers.
 
@@ -203,10 +206,6 @@ class SQLiteStore(Store):
                     yield from page.documents
 
         return documents(), conn.close
-
-    def event_total(self, args: dict[str, Any]) -> tuple[int, bool]:
-        with self.translated(args):
-            return stats.event_total(self.reader(), args)
 
     def event(self, event_id: str) -> StoredEvent:
         with self.translated():
@@ -285,12 +284,15 @@ class SQLiteStore(Store):
                 if writer is not None:
                     self._keep_what_the_removed_wal_holds(writer)
                 raise self._wal_removed_error()
+            # A file of another schema version says which way to go (OlderSchema:
+            # migrate; NewerSchema: a later release's), through translated().
+            check_version(self.path, schema_version(conn))
             missing, differing = layout_differences(conn)
             if missing or differing:
                 raise Unavailable(
                     "The events database's layout is not this version's "
                     f"({', '.join(missing + differing)} missing or different): run "
-                    "`python -m api init`, or seed a new file."
+                    "`python -m api migrate`."
                 )
             if self._damaged:
                 self._check_repaired()
@@ -346,10 +348,15 @@ class SQLiteStore(Store):
                     self._forget(db)
 
     def _connect_writer(self, trace: Callable[[str], None] | None) -> sqlite_utils.Database:
+        with self._opening:
+            verify = not self._layout_verified
         try:
-            return open_existing_for_writing(self.path, trace)
+            db = open_existing_for_writing(self.path, trace, verify_layout=verify)
         except MissingDatabase as error:
             raise self._missing() from error
+        with self._opening:
+            self._layout_verified = True
+        return db
 
     # Faults.
 
@@ -458,7 +465,9 @@ class SQLiteStore(Store):
 
     def key_listings(self) -> list[KeyListing]:
         with self.translated():
-            return keys.key_listings(self.reader())
+            conn = self.reader()
+            check_version(self.path, schema_version(conn))
+            return keys.key_listings(conn)
 
     def back_up(self, target: str, *, replace: bool = False) -> DatabaseSummary:
         return backups.back_up(self.path, target, replace=replace)
@@ -467,6 +476,11 @@ class SQLiteStore(Store):
         # The connections held read the file the restore replaces.
         self.close()
         return backups.restore(source, self.path)
+
+    def migrate(self) -> str:
+        db, migration = migrations.open_migrated(self.path)
+        db.close()
+        return migration.described()
 
     def recover(self) -> str | None:
         return backups.recover(self.path)
@@ -498,6 +512,10 @@ class _Pages(EventPages):
     def page(self, cursor: str | None, limit: int) -> query.Page:
         with self._store.translated(self._args):
             return self._pages.page(cursor, limit)
+
+    def total(self) -> tuple[int, bool]:
+        with self._store.translated(self._args):
+            return stats.event_total(self._pages.conn, self._args)
 
 
 class _SQLiteWriter(Writer):
