@@ -6,8 +6,10 @@ gaps included, and the events coded coarser than its interval beside it.
 
 import calendar
 import datetime
+import itertools
+import operator
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,7 +334,12 @@ def series(
     args = without_every_place(conn, args)
     drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
     beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
-    coarser = _periods_of(conn, args, beside) if after is None else []
+    coarser = []
+    if after is None:
+        coarser = sorted(
+            _periods_of(conn, args, beside).values(),
+            key=lambda row: (_group_order(row[0]), row[1].start, row[1].key),
+        )
     first, last = args.get("date_from"), args.get("date_to")
     if first is None or last is None:
         span = _span(conn, args, drawn)
@@ -368,8 +375,9 @@ def series(
             # rows of event_type by week).
             read[_PAGE_GROUPS] = list(dict.fromkeys(group for group, _ in page))
         found = _periods_of(conn, read, drawn, interval)
-        by_key = {(group, period.key): totals for group, period, totals in found}
-        rows = [(group, period, by_key.get((group, period.key), {})) for group, period in page]
+        for group, period in page:
+            row = found.get((group, period.key))
+            rows.append((group, period, {} if row is None else row[2]))
     remaining = 0
     if page:
         group, period = page[-1]
@@ -416,14 +424,31 @@ def _page(
             else:
                 resume = following
     page: list[tuple[Group, Period]] = []
+    # A group's whole series, the same periods for every group: built once (up to a
+    # page of them), not once per group.
+    whole: list[Period] | None = None
     for group in groups[start:]:
-        for period in _periods(max(first, resume), last, interval):
+        if resume > first:
+            periods: Iterable[Period] = _cut(_periods(resume, last, interval), first, last)
+        else:
+            if whole is None:
+                whole = list(
+                    itertools.islice(_cut(_periods(first, last, interval), first, last), limit)
+                )
+            periods = whole
+        for period in periods:
             if len(page) == limit:
                 return page
-            period.start, period.end = max(period.start, first), min(period.end, last)
             page.append((group, period))
         resume = first
     return page
+
+
+def _cut(periods: Iterable[Period], first: datetime.date, last: datetime.date) -> Iterator[Period]:
+    """Periods with their days cut to first..last."""
+    for period in periods:
+        period.start, period.end = max(period.start, first), min(period.end, last)
+        yield period
 
 
 def _group_order(group: Group) -> tuple[bool, str]:
@@ -483,12 +508,12 @@ def _periods_of(
     args: dict[str, Any],
     precisions: tuple[str, ...],
     interval: str | None = None,
-) -> list[tuple[Group, Period, Totals]]:
+) -> dict[tuple[Group, str], tuple[Group, Period, Totals]]:
     """Totals per group (None without group_by) and period over the events of these
     precisions: the interval's periods, or each event's own (for the coarser ones,
-    keyed by their dates), in order of group, then period."""
+    keyed by their dates), by group and the period's key."""
     if not precisions:
-        return []
+        return {}
     merged: dict[tuple[Group, str], tuple[Group, Period, Totals]] = {}
     # Coarser events are keyed by their own date, which month rollups keep for month-
     # and year-precise events (dated the first of their month or year): beside a
@@ -501,15 +526,21 @@ def _periods_of(
     # precision as well, an admin1 series by month had three times the rows to sum.
     by_precision = interval is None
     found_by_key = totals(conn, keyed, precisions=precisions, by_precision=by_precision)
+    # The period of each date and precision, worked out once for every group.
+    periods: dict[tuple[str, str], Period] = {}
     for (date, precision, *grouping), found in found_by_key.items():
         group = grouping[0] or None if grouping else None
-        # A day, a month (2024-05) or a year (2024), read as its first day.
-        day = datetime.date.fromisoformat((date + "-01-01")[:10])
-        period = period_of(day, interval or precision)
-        _add(merged.setdefault((group, period.key), (group, period, {}))[2], found)
-    return sorted(
-        merged.values(), key=lambda item: (_group_order(item[0]), item[1].start, item[1].key)
-    )
+        period = periods.get((date, precision))
+        if period is None:
+            # A day, a month (2024-05) or a year (2024), read as its first day.
+            day = datetime.date.fromisoformat((date + "-01-01")[:10])
+            period = periods[date, precision] = period_of(day, interval or precision)
+        into = merged.get((group, period.key))
+        if into is None:
+            merged[group, period.key] = (group, period, found)
+        else:
+            _add(into[2], found)
+    return merged
 
 
 def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bool]:
@@ -553,12 +584,14 @@ def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group,
 def render_totals(found: Totals) -> dict[str, Any]:
     """The events, casualty and munition figures of one row, as the API gives them."""
     events = found.get("", _ZEROS)
+    # Every category, in order, with no entries unless the row has some.
+    munitions = dict(_NO_MUNITIONS)
+    for category, sums in found.items():
+        if category in munitions:
+            munitions[category] = _munitions(sums)
     return {
         "events": events[_EVENTS],
-        "munitions": {
-            category: _munitions(found[category]) if category in found else _NO_ENTRIES
-            for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)
-        },
+        "munitions": munitions,
         "killed": _casualties(events, _KILLED),
         "injured": _casualties(events, _INJURED),
     }
@@ -567,14 +600,16 @@ def render_totals(found: Totals) -> dict[str, Any]:
 _EVENTS = _EVENT_COLUMN["events"]
 _CASUALTY_PARTS = ("best", "low", "high", "reporting", "no_high", "lower_bounds", "inexact")
 _KILLED, _INJURED = (
-    tuple(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS)
+    operator.itemgetter(*(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS))
     for kind in ("killed", "injured")
 )
 _UNKNOWN = {"best": None, "low": None, "high": None, "qualifier": None, "events_reporting": 0}
 
 
-def _casualties(sums: tuple[int, ...], columns: tuple[int, ...]) -> dict[str, Any]:
-    best, low, high, reporting, no_high, lower_bounds, inexact = (sums[i] for i in columns)
+def _casualties(
+    sums: tuple[int, ...], columns: Callable[[tuple[int, ...]], tuple[int, ...]]
+) -> dict[str, Any]:
+    best, low, high, reporting, no_high, lower_bounds, inexact = columns(sums)
     if not reporting:
         return _UNKNOWN
     if lower_bounds:
@@ -602,6 +637,7 @@ _NO_ENTRIES = {
     "hit": None,
     "events": 0,
 }
+_NO_MUNITIONS = {category: _NO_ENTRIES for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)}
 
 
 def _munitions(sums: tuple[int, ...]) -> dict[str, Any]:
