@@ -160,25 +160,32 @@ def _is_month_end(day: datetime.date) -> bool:
 Totals = dict[str, tuple[int, ...]]
 
 
-# interval -> the SQL of the period an event's date falls in, over the alias `e`:
-# the day, the Monday of its ISO week, the month or the year. Summing per period in
-# SQL returns a row per period, not per day.
+# interval -> the SQL of the first day of the period an event's date falls in, over
+# the alias `e`: the day, the Monday of its ISO week, the first of its month or year.
+# Summing per period in SQL returns a row per period, not per day.
 _PERIOD_KEYS = {
     "day": "e.date",
     "week": monday_of("e.date"),
-    "month": "substr(e.date, 1, 7)",
-    "year": "substr(e.date, 1, 4)",
+    "month": "substr(e.date, 1, 8) || '01'",
+    "year": "substr(e.date, 1, 5) || '01-01'",
 }
+# A rollup keeping dates as weeks or months keeps each as that first day already: its
+# date is the key, with no SQL per row (the Monday of a week cost a third of event_type
+# by week's read).
+_PERIOD_GRAINS = {"week": WEEK, "month": MONTH}
 
 
-def _keys(args: dict[str, Any], by_precision: bool = True) -> list[str]:
-    """The key expressions a request's totals are grouped by (see totals); without
-    `by_precision`, the precision is '' in every key."""
+def _keys(args: dict[str, Any], by_precision: bool = True, source: Source = RAW) -> list[str]:
+    """The key expressions a request's totals are grouped by (see totals), over the
+    events or a rollup; without `by_precision`, the precision is '' in every key."""
     interval, group_by = args.get("interval"), args.get("group_by")
     groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
-    if interval is not None:
-        return [_PERIOD_KEYS[interval], "e.date_precision" if by_precision else "''", *groups]
-    return groups
+    if interval is None:
+        return groups
+    period = _PERIOD_KEYS[interval]
+    if source.rollup is not None and source.rollup.grain == _PERIOD_GRAINS.get(interval):
+        period = "e.date"
+    return [period, "e.date_precision" if by_precision else "''", *groups]
 
 
 def _conditions(
@@ -211,9 +218,10 @@ def statements(
     """The SQL (and parameters) behind a request's totals: one statement per part of
     its plan, or with `raw` one over the events (which tests compare them with);
     only events of these date precisions, if given."""
-    keys = _keys(args, by_precision)
     return [
-        part.source.statement(keys, *_conditions(conn, part, precisions))
+        part.source.statement(
+            _keys(args, by_precision, part.source), *_conditions(conn, part, precisions)
+        )
         for part in ([Part(RAW, args)] if raw else plan(conn, args))
     ]
 
@@ -226,7 +234,8 @@ def totals(
     by_precision: bool = True,
 ) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (period, precision) with an interval
-    (a day, the Monday of a week, a month or a year), (period, precision, group)
+    (its first day: a day, the Monday of a week, the first of a month or a year),
+    (period, precision, group)
     with both, () with neither. Without `by_precision`, the events of every
     precision in a period are summed together, with '' for their precision."""
     found: dict[tuple[Any, ...], Totals] = {}
@@ -532,8 +541,7 @@ def _periods_of(
         group = grouping[0] or None if grouping else None
         period = periods.get((date, precision))
         if period is None:
-            # A day, a month (2024-05) or a year (2024), read as its first day.
-            day = datetime.date.fromisoformat((date + "-01-01")[:10])
+            day = datetime.date.fromisoformat(date)
             period = periods[date, precision] = period_of(day, interval or precision)
         into = merged.get((group, period.key))
         if into is None:
