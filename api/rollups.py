@@ -407,6 +407,13 @@ class Source:
         where = f"WHERE {condition}" if condition else ""
         return f"SELECT min(e.date), max(e.date) FROM {table} {where}", params
 
+    def distinct(self, key: str, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """The values of `key` (an expression over the alias `e`) in the rows
+        `condition` keeps, each once, with nothing summed."""
+        table = f"{self.rollup.table} e" if self.rollup is not None else "events e"
+        where = f"WHERE {condition}" if condition else ""
+        return f"SELECT DISTINCT {key} FROM {table} {where}", params
+
 
 WIDTH = max(len(EVENT_SUMS), len(MUNITION_SUMS))
 

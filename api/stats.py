@@ -351,7 +351,9 @@ def series(
         )
     first, last = args.get("date_from"), args.get("date_to")
     if first is None or last is None:
-        span = _span(conn, args, drawn)
+        # Every event is in some group: the span of all of them, from a rollup that
+        # need not keep the groups.
+        span = _span(conn, {**args, "group_by": None}, drawn)
         if span is None:
             return Series([], coarser, None, None, 0, 0, None)
         first = first or period_of(span[0], interval).start
@@ -359,9 +361,7 @@ def series(
     count = _count(first, last, interval)
     groups: list[Group] = [None]
     if args.get("group_by") is not None:
-        # The groups with matching events, in the series or beside it.
-        matching = totals(conn, {**args, "interval": None})
-        groups = sorted((key or None for (key,) in matching), key=_group_order)
+        groups = _groups(conn, args)
     if max_rows is not None and count * len(groups) > max_rows:
         reason = (
             f"This series has {count * len(groups):,} rows ({count:,} {interval} periods "
@@ -510,6 +510,18 @@ def _span(
         datetime.date.fromisoformat(min(low for low, _ in known)),
         datetime.date.fromisoformat(max(high for _, high in known)),
     )
+
+
+def _groups(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Group]:
+    """The groups with matching events, in the series or beside it, in order: their
+    keys alone, with nothing summed."""
+    found: set[str] = set()
+    for part in plan(conn, {**args, "interval": None}):
+        sql, params = part.source.distinct(
+            _GROUP_KEYS[args["group_by"]], *_conditions(conn, part, None)
+        )
+        found.update(key for (key,) in conn.execute(sql, params))
+    return sorted((key or None for key in found), key=_group_order)
 
 
 def _periods_of(
