@@ -21,6 +21,7 @@ from api.rollups import (
     ALL_TIME,
     DAY,
     DIMENSIONS,
+    DRAWN,
     EVENT_SUMS,
     MONTH,
     MUNITION_SUMS,
@@ -70,11 +71,15 @@ class Part:
     args: dict[str, Any]
 
 
-def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
+def plan(
+    conn: sqlite3.Connection, args: dict[str, Any], drawn: tuple[str, ...] | None = None
+) -> list[Part]:
     """Where a request's totals are read from: the smallest rollup that keeps the
     dimensions its filters and grouping read, as finely dated as it needs, or the
     events. A month rollup answers whole months; the days at either end of a range
-    that cuts a month come from a day rollup."""
+    that cuts a month come from a day rollup. `drawn`: the date precisions the read
+    keeps and sums together, as a series does, which a series rollup of that grain
+    holds (api/rollups.py)."""
     given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     if any(f.rollup is None for f in given):
         return [Part(RAW, args)]
@@ -83,15 +88,15 @@ def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
-    days = _smallest(needed, DAY)
+    days = _smallest(needed, DAY, drawn)
     if args.get("interval") == "week" and _whole_weeks(args.get("date_from"), args.get("date_to")):
-        return [Part(_smallest(needed, WEEK), args)]
+        return [Part(_smallest(needed, WEEK, drawn), args)]
     if args.get("interval") in ("day", "week"):
         return [Part(days, args)]
     date_from, date_to = args.get("date_from"), args.get("date_to")
     if date_from is None and date_to is None:
-        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME), args)]
-    months = _smallest(needed, MONTH)
+        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME, drawn), args)]
+    months = _smallest(needed, MONTH, drawn)
     # The whole months of the range: from the first that starts in it to the last
     # that ends in it (none before the first date or after the last there is).
     first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
@@ -131,9 +136,12 @@ def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[
     }
 
 
-def _smallest(dimensions: set[str], grain: int) -> Source:
-    """The first rollup keeping these dimensions with dates it can sum into `grain`."""
+def _smallest(dimensions: set[str], grain: int, drawn: tuple[str, ...] | None) -> Source:
+    """The first rollup keeping these dimensions with dates it can sum into `grain`
+    (a series rollup only for the precisions it holds, summed together)."""
     for rollup in ROLLUPS:
+        if rollup.series and set(drawn or ()) != set(DRAWN[rollup.grain]):
+            continue
         if dimensions <= set(rollup.dimensions) and serves(rollup.grain, grain):
             return Source(rollup)
     return RAW
@@ -196,7 +204,8 @@ def _conditions(
     part_args = {name: value for name, value in part.args.items() if value is not None}
     condition, params = filters.where(Scope.events(conn, paged=False), _EVENT_FILTERS, part_args)
     kept: list[tuple[str, list[Any]]] = []
-    if precisions is not None:
+    # A series rollup holds the precisions asked for alone (see plan).
+    if precisions is not None and not (part.source.rollup and part.source.rollup.series):
         kept.append(("e.date_precision", list(precisions)))
     if _PAGE_GROUPS in part_args:
         groups = ["" if group is None else group for group in part_args[_PAGE_GROUPS]]
@@ -218,11 +227,12 @@ def statements(
     """The SQL (and parameters) behind a request's totals: one statement per part of
     its plan, or with `raw` one over the events (which tests compare them with);
     only events of these date precisions, if given."""
+    drawn = None if by_precision else precisions
     return [
         part.source.statement(
             _keys(args, by_precision, part.source), *_conditions(conn, part, precisions)
         )
-        for part in ([Part(RAW, args)] if raw else plan(conn, args))
+        for part in ([Part(RAW, args)] if raw else plan(conn, args, drawn))
     ]
 
 
@@ -501,7 +511,7 @@ def _span(
     """The first and last date of the matching events of these precisions."""
     dates = [
         conn.execute(*part.source.span(*_conditions(conn, part, precisions))).fetchone()
-        for part in plan(conn, args)
+        for part in plan(conn, args, precisions)
     ]
     known = [(low, high) for low, high in dates if low is not None]
     if not known:
