@@ -57,7 +57,9 @@ REQUESTS: list[dict[str, Any]] = [
     },
     {"date_from": D(2022, 3, 10), "date_to": D(2022, 5, 20), "group_by": "admin1"},
     {"date_from": D(2022, 3, 1), "date_to": D(2022, 4, 30), "interval": "month"},
-    # Small multiples by region, and a region's series with days at the range's start.
+    # Small multiples by type and by region, and a region's series with days at the
+    # range's start.
+    {"group_by": "event_type", "interval": "week"},
     {"group_by": "admin1", "interval": "month"},
     {"admin1": "Kharkiv Oblast", "interval": "month", "date_from": D(2022, 3, 10)},
     {"date_from": D(2022, 4, 2), "date_to": D(2022, 4, 20), "weapon": ["drone"]},
