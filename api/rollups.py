@@ -221,13 +221,13 @@ ROLLUPS = (
     Rollup("stats_months", MONTH, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_days", DAY, ()),
     Rollup("stats_totals", ALL_TIME, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
-    # Series per group (small multiples) keyed by the period and the group alone:
+    # Series per group (small multiples), keyed by the period and the group alone:
     # read as they are, where stats_weeks_types' and stats_months_regions' rows
     # were summed.
     Rollup("stats_series_weeks_types", WEEK, (_TYPE,), series=True),
+    Rollup("stats_series_months_admin1", MONTH, (_REGION,), series=True),
     # Weekly series by type, country or weapon: a fifth of stats_days_types' rows.
     Rollup("stats_weeks_types", WEEK, (_TYPE, _COUNTRY, _WEAPONS)),
-    Rollup("stats_series_months_admin1", MONTH, (_REGION,), series=True),
     Rollup("stats_days_types", DAY, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_months_regions", MONTH, (_COUNTRY, _REGION, _WEAPONS)),
     Rollup("stats_months_admin1", MONTH, (_TYPE, _COUNTRY, _REGION, _WEAPONS)),

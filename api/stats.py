@@ -178,8 +178,8 @@ _PERIOD_KEYS = {
     "year": "substr(e.date, 1, 5) || '01-01'",
 }
 # A rollup keeping dates as weeks or months keeps each as that first day already: its
-# date is the key, with no SQL per row (the Monday of a week cost a third of event_type
-# by week's read).
+# date is the key, with no SQL per row (the Monday of each row's week was about a
+# quarter of event_type by week's read).
 _PERIOD_GRAINS = {"week": WEEK, "month": MONTH}
 
 
@@ -245,9 +245,9 @@ def totals(
 ) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (period, precision) with an interval
     (its first day: a day, the Monday of a week, the first of a month or a year),
-    (period, precision, group)
-    with both, () with neither. Without `by_precision`, the events of every
-    precision in a period are summed together, with '' for their precision."""
+    (period, precision, group) with both, () with neither. Without `by_precision`,
+    the events of every precision in a period are summed together, with '' for
+    their precision."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions, by_precision):
