@@ -183,9 +183,15 @@ _PERIOD_KEYS = {
 _PERIOD_GRAINS = {"week": WEEK, "month": MONTH}
 
 
-def _keys(args: dict[str, Any], by_precision: bool = True, source: Source = RAW) -> list[str]:
+def _keys(
+    args: dict[str, Any],
+    by_precision: bool = True,
+    source: Source = RAW,
+    precisions: tuple[str, ...] | None = None,
+) -> list[str]:
     """The key expressions a request's totals are grouped by (see totals), over the
-    events or a rollup; without `by_precision`, the precision is '' in every key."""
+    events or a rollup; without `by_precision`, the precision is '' in every key,
+    unless only one precision is kept."""
     interval, group_by = args.get("interval"), args.get("group_by")
     groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
     if interval is None:
@@ -193,7 +199,11 @@ def _keys(args: dict[str, Any], by_precision: bool = True, source: Source = RAW)
     period = _PERIOD_KEYS[interval]
     if source.rollup is not None and source.rollup.grain == _PERIOD_GRAINS.get(interval):
         period = "e.date"
-    return [period, "e.date_precision" if by_precision else "''", *groups]
+    # Summing one precision's events is keying them by it, which a rollup keyed by
+    # date and precision answers as it is (a daily series over stats_days: 14 -> 8 ms).
+    one = precisions is not None and len(precisions) == 1
+    keyed = by_precision or (one and not (source.rollup is not None and source.rollup.series))
+    return [period, "e.date_precision" if keyed else "''", *groups]
 
 
 def _conditions(
@@ -230,7 +240,8 @@ def statements(
     drawn = None if by_precision else precisions
     return [
         part.source.statement(
-            _keys(args, by_precision, part.source), *_conditions(conn, part, precisions)
+            _keys(args, by_precision, part.source, precisions),
+            *_conditions(conn, part, precisions),
         )
         for part in ([Part(RAW, args)] if raw else plan(conn, args, drawn))
     ]
@@ -247,7 +258,7 @@ def totals(
     (its first day: a day, the Monday of a week, the first of a month or a year),
     (period, precision, group) with both, () with neither. Without `by_precision`,
     the events of every precision in a period are summed together, with '' for
-    their precision."""
+    their precision (or the one precision kept, if only one is)."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions, by_precision):
