@@ -6,8 +6,10 @@ gaps included, and the events coded coarser than its interval beside it.
 
 import calendar
 import datetime
+import itertools
+import operator
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from api.store.sqlite.rollups import (
     ALL_TIME,
     DAY,
     DIMENSIONS,
+    DRAWN,
     EVENT_SUMS,
     MONTH,
     MUNITION_SUMS,
@@ -68,11 +71,15 @@ class Part:
     args: dict[str, Any]
 
 
-def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
+def plan(
+    conn: sqlite3.Connection, args: dict[str, Any], drawn: tuple[str, ...] | None = None
+) -> list[Part]:
     """Where a request's totals are read from: the smallest rollup that keeps the
     dimensions its filters and grouping read, as finely dated as it needs, or the
     events. A month rollup answers whole months; the days at either end of a range
-    that cuts a month come from a day rollup."""
+    that cuts a month come from a day rollup. `drawn`: the date precisions the read
+    keeps and sums together, as a series does, which a series rollup of that grain
+    holds (api/store/sqlite/rollups.py)."""
     given = [f for f in _EVENT_FILTERS if any(name in args for name in f.params)]
     if any(f.rollup is None for f in given):
         return [Part(RAW, args)]
@@ -81,15 +88,15 @@ def plan(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Part]:
     needed = {f.rollup for f in given if f.rollup is not None and f.rollup != "date"}
     if args.get("group_by") is not None:
         needed.add(_GROUP_DIMENSIONS[args["group_by"]])
-    days = _smallest(needed, DAY)
+    days = _smallest(needed, DAY, drawn)
     if args.get("interval") == "week" and _whole_weeks(args.get("date_from"), args.get("date_to")):
-        return [Part(_smallest(needed, WEEK), args)]
+        return [Part(_smallest(needed, WEEK, drawn), args)]
     if args.get("interval") in ("day", "week"):
         return [Part(days, args)]
     date_from, date_to = args.get("date_from"), args.get("date_to")
     if date_from is None and date_to is None:
-        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME), args)]
-    months = _smallest(needed, MONTH)
+        return [Part(_smallest(needed, MONTH if args.get("interval") else ALL_TIME, drawn), args)]
+    months = _smallest(needed, MONTH, drawn)
     # The whole months of the range: from the first that starts in it to the last
     # that ends in it (none before the first date or after the last there is).
     first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
@@ -131,9 +138,12 @@ def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[
     }
 
 
-def _smallest(dimensions: set[str], grain: int) -> Source:
-    """The first rollup keeping these dimensions with dates it can sum into `grain`."""
+def _smallest(dimensions: set[str], grain: int, drawn: tuple[str, ...] | None) -> Source:
+    """The first rollup keeping these dimensions with dates it can sum into `grain`
+    (a series rollup only for the precisions it holds, summed together)."""
     for rollup in ROLLUPS:
+        if rollup.series and set(drawn or ()) != set(DRAWN[rollup.grain]):
+            continue
         if dimensions <= set(rollup.dimensions) and serves(rollup.grain, grain):
             return Source(rollup)
     return RAW
@@ -160,25 +170,42 @@ def _is_month_end(day: datetime.date) -> bool:
 Totals = dict[str, tuple[int, ...]]
 
 
-# interval -> the SQL of the period an event's date falls in, over the alias `e`:
-# the day, the Monday of its ISO week, the month or the year. Summing per period in
-# SQL returns a row per period, not per day.
+# interval -> the SQL of the first day of the period an event's date falls in, over
+# the alias `e`: the day, the Monday of its ISO week, the first of its month or year.
+# Summing per period in SQL returns a row per period, not per day.
 _PERIOD_KEYS = {
     "day": "e.date",
     "week": monday_of("e.date"),
-    "month": "substr(e.date, 1, 7)",
-    "year": "substr(e.date, 1, 4)",
+    "month": "substr(e.date, 1, 8) || '01'",
+    "year": "substr(e.date, 1, 5) || '01-01'",
 }
+# A rollup keeping dates as weeks or months keeps each as that first day already: its
+# date is the key, with no SQL per row (the Monday of each row's week was about a
+# quarter of event_type by week's read).
+_PERIOD_GRAINS = {"week": WEEK, "month": MONTH}
 
 
-def _keys(args: dict[str, Any], by_precision: bool = True) -> list[str]:
-    """The key expressions a request's totals are grouped by (see totals); without
-    `by_precision`, the precision is '' in every key."""
+def _keys(
+    args: dict[str, Any],
+    by_precision: bool = True,
+    source: Source = RAW,
+    precisions: tuple[str, ...] | None = None,
+) -> list[str]:
+    """The key expressions a request's totals are grouped by (see totals), over the
+    events or a rollup; without `by_precision`, the precision is '' in every key,
+    unless only one precision is kept."""
     interval, group_by = args.get("interval"), args.get("group_by")
     groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
-    if interval is not None:
-        return [_PERIOD_KEYS[interval], "e.date_precision" if by_precision else "''", *groups]
-    return groups
+    if interval is None:
+        return groups
+    period = _PERIOD_KEYS[interval]
+    if source.rollup is not None and source.rollup.grain == _PERIOD_GRAINS.get(interval):
+        period = "e.date"
+    # Summing one precision's events is keying them by it, which a rollup keyed by
+    # date and precision answers as it is (a daily series over stats_days: 14 -> 8 ms).
+    one = precisions is not None and len(precisions) == 1
+    keyed = by_precision or (one and not (source.rollup is not None and source.rollup.series))
+    return [period, "e.date_precision" if keyed else "''", *groups]
 
 
 def _conditions(
@@ -191,7 +218,8 @@ def _conditions(
         Scope.events(SQLITE, conn, paged=False), _EVENT_FILTERS, part_args
     )
     kept: list[tuple[str, list[Any]]] = []
-    if precisions is not None:
+    # A series rollup holds the precisions asked for alone (see plan).
+    if precisions is not None and not (part.source.rollup and part.source.rollup.series):
         kept.append(("e.date_precision", list(precisions)))
     if _PAGE_GROUPS in part_args:
         groups = ["" if group is None else group for group in part_args[_PAGE_GROUPS]]
@@ -213,10 +241,13 @@ def statements(
     """The SQL (and parameters) behind a request's totals: one statement per part of
     its plan, or with `raw` one over the events (which tests compare them with);
     only events of these date precisions, if given."""
-    keys = _keys(args, by_precision)
+    drawn = None if by_precision else precisions
     return [
-        part.source.statement(keys, *_conditions(conn, part, precisions))
-        for part in ([Part(RAW, args)] if raw else plan(conn, args))
+        part.source.statement(
+            _keys(args, by_precision, part.source, precisions),
+            *_conditions(conn, part, precisions),
+        )
+        for part in ([Part(RAW, args)] if raw else plan(conn, args, drawn))
     ]
 
 
@@ -228,9 +259,10 @@ def totals(
     by_precision: bool = True,
 ) -> dict[tuple[Any, ...], Totals]:
     """Totals per key: (group,) with group_by, (period, precision) with an interval
-    (a day, the Monday of a week, a month or a year), (period, precision, group)
-    with both, () with neither. Without `by_precision`, the events of every
-    precision in a period are summed together, with '' for their precision."""
+    (its first day: a day, the Monday of a week, the first of a month or a year),
+    (period, precision, group) with both, () with neither. Without `by_precision`,
+    the events of every precision in a period are summed together, with '' for
+    their precision (or the one precision kept, if only one is)."""
     found: dict[tuple[Any, ...], Totals] = {}
     width = len(_keys(args))
     for sql, params in statements(conn, args, raw, precisions, by_precision):
@@ -336,10 +368,17 @@ def series(
     args = without_every_place(conn, args)
     drawn = tuple(p for p in _FINENESS if _FINENESS[p] <= _FINENESS[interval])
     beside = tuple(p for p in _FINENESS if _FINENESS[p] > _FINENESS[interval])
-    coarser = _periods_of(conn, args, beside) if after is None else []
+    coarser = []
+    if after is None:
+        coarser = sorted(
+            _periods_of(conn, args, beside).values(),
+            key=lambda row: (_group_order(row[0]), row[1].start, row[1].key),
+        )
     first, last = args.get("date_from"), args.get("date_to")
     if first is None or last is None:
-        span = _span(conn, args, drawn)
+        # Every event is in some group: the span of all of them, from a rollup that
+        # need not keep the groups.
+        span = _span(conn, {**args, "group_by": None}, drawn)
         if span is None:
             return Series([], coarser, None, None, 0, 0, None)
         first = first or period_of(span[0], interval).start
@@ -347,9 +386,7 @@ def series(
     count = _count(first, last, interval)
     groups: list[Group] = [None]
     if args.get("group_by") is not None:
-        # The groups with matching events, in the series or beside it.
-        matching = totals(conn, {**args, "interval": None})
-        groups = sorted((key or None for (key,) in matching), key=_group_order)
+        groups = _groups(conn, args)
     if max_rows is not None and count * len(groups) > max_rows:
         reason = (
             f"This series has {count * len(groups):,} rows ({count:,} {interval} periods "
@@ -372,8 +409,9 @@ def series(
             # rows of event_type by week).
             read[_PAGE_GROUPS] = list(dict.fromkeys(group for group, _ in page))
         found = _periods_of(conn, read, drawn, interval)
-        by_key = {(group, period.key): totals for group, period, totals in found}
-        rows = [(group, period, by_key.get((group, period.key), {})) for group, period in page]
+        for group, period in page:
+            row = found.get((group, period.key))
+            rows.append((group, period, {} if row is None else row[2]))
     remaining = 0
     if page:
         group, period = page[-1]
@@ -420,14 +458,31 @@ def _page(
             else:
                 resume = following
     page: list[tuple[Group, Period]] = []
+    # A group's whole series, the same periods for every group: built once (up to a
+    # page of them), not once per group.
+    whole: list[Period] | None = None
     for group in groups[start:]:
-        for period in _periods(max(first, resume), last, interval):
+        if resume > first:
+            periods: Iterable[Period] = _cut(_periods(resume, last, interval), first, last)
+        else:
+            if whole is None:
+                whole = list(
+                    itertools.islice(_cut(_periods(first, last, interval), first, last), limit)
+                )
+            periods = whole
+        for period in periods:
             if len(page) == limit:
                 return page
-            period.start, period.end = max(period.start, first), min(period.end, last)
             page.append((group, period))
         resume = first
     return page
+
+
+def _cut(periods: Iterable[Period], first: datetime.date, last: datetime.date) -> Iterator[Period]:
+    """Periods with their days cut to first..last."""
+    for period in periods:
+        period.start, period.end = max(period.start, first), min(period.end, last)
+        yield period
 
 
 def _group_order(group: Group) -> tuple[bool, str]:
@@ -473,7 +528,7 @@ def _span(
     """The first and last date of the matching events of these precisions."""
     dates = [
         conn.execute(*part.source.span(*_conditions(conn, part, precisions))).fetchone()
-        for part in plan(conn, args)
+        for part in plan(conn, args, precisions)
     ]
     known = [(low, high) for low, high in dates if low is not None]
     if not known:
@@ -484,17 +539,29 @@ def _span(
     )
 
 
+def _groups(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Group]:
+    """The groups with matching events, in the series or beside it, in order: their
+    keys alone, with nothing summed."""
+    found: set[str] = set()
+    for part in plan(conn, {**args, "interval": None}):
+        sql, params = part.source.distinct(
+            _GROUP_KEYS[args["group_by"]], *_conditions(conn, part, None)
+        )
+        found.update(key for (key,) in conn.execute(sql, params))
+    return sorted((key or None for key in found), key=_group_order)
+
+
 def _periods_of(
     conn: sqlite3.Connection,
     args: dict[str, Any],
     precisions: tuple[str, ...],
     interval: str | None = None,
-) -> list[tuple[Group, Period, Totals]]:
+) -> dict[tuple[Group, str], tuple[Group, Period, Totals]]:
     """Totals per group (None without group_by) and period over the events of these
     precisions: the interval's periods, or each event's own (for the coarser ones,
-    keyed by their dates), in order of group, then period."""
+    keyed by their dates), by group and the period's key."""
     if not precisions:
-        return []
+        return {}
     merged: dict[tuple[Group, str], tuple[Group, Period, Totals]] = {}
     # Coarser events are keyed by their own date, which month rollups keep for month-
     # and year-precise events (dated the first of their month or year): beside a
@@ -507,15 +574,20 @@ def _periods_of(
     # precision as well, an admin1 series by month had three times the rows to sum.
     by_precision = interval is None
     found_by_key = totals(conn, keyed, precisions=precisions, by_precision=by_precision)
+    # The period of each date and precision, worked out once for every group.
+    periods: dict[tuple[str, str], Period] = {}
     for (date, precision, *grouping), found in found_by_key.items():
         group = grouping[0] or None if grouping else None
-        # A day, a month (2024-05) or a year (2024), read as its first day.
-        day = datetime.date.fromisoformat((date + "-01-01")[:10])
-        period = period_of(day, interval or precision)
-        _add(merged.setdefault((group, period.key), (group, period, {}))[2], found)
-    return sorted(
-        merged.values(), key=lambda item: (_group_order(item[0]), item[1].start, item[1].key)
-    )
+        period = periods.get((date, precision))
+        if period is None:
+            day = datetime.date.fromisoformat(date)
+            period = periods[date, precision] = period_of(day, interval or precision)
+        into = merged.get((group, period.key))
+        if into is None:
+            merged[group, period.key] = (group, period, found)
+        else:
+            _add(into[2], found)
+    return merged
 
 
 def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bool]:
@@ -559,12 +631,14 @@ def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group,
 def render_totals(found: Totals) -> dict[str, Any]:
     """The events, casualty and munition figures of one row, as the API gives them."""
     events = found.get("", _ZEROS)
+    # Every category, in order, with no entries unless the row has some.
+    munitions = dict(_NO_MUNITIONS)
+    for category, sums in found.items():
+        if category in munitions:
+            munitions[category] = _munitions(sums)
     return {
         "events": events[_EVENTS],
-        "munitions": {
-            category: _munitions(found[category]) if category in found else _NO_ENTRIES
-            for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)
-        },
+        "munitions": munitions,
         "killed": _casualties(events, _KILLED),
         "injured": _casualties(events, _INJURED),
     }
@@ -573,14 +647,16 @@ def render_totals(found: Totals) -> dict[str, Any]:
 _EVENTS = _EVENT_COLUMN["events"]
 _CASUALTY_PARTS = ("best", "low", "high", "reporting", "no_high", "lower_bounds", "inexact")
 _KILLED, _INJURED = (
-    tuple(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS)
+    operator.itemgetter(*(_EVENT_COLUMN[f"{kind}_{part}"] for part in _CASUALTY_PARTS))
     for kind in ("killed", "injured")
 )
 _UNKNOWN = {"best": None, "low": None, "high": None, "qualifier": None, "events_reporting": 0}
 
 
-def _casualties(sums: tuple[int, ...], columns: tuple[int, ...]) -> dict[str, Any]:
-    best, low, high, reporting, no_high, lower_bounds, inexact = (sums[i] for i in columns)
+def _casualties(
+    sums: tuple[int, ...], columns: Callable[[tuple[int, ...]], tuple[int, ...]]
+) -> dict[str, Any]:
+    best, low, high, reporting, no_high, lower_bounds, inexact = columns(sums)
     if not reporting:
         return _UNKNOWN
     if lower_bounds:
@@ -608,6 +684,7 @@ _NO_ENTRIES = {
     "hit": None,
     "events": 0,
 }
+_NO_MUNITIONS = {category: _NO_ENTRIES for category in (*MUNITION_CATEGORIES, ALL_CATEGORIES)}
 
 
 def _munitions(sums: tuple[int, ...]) -> dict[str, Any]:

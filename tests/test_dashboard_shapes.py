@@ -12,9 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
+from api import create_app, stats
 from api.store.sqlite import rollups
 from api.store.sqlite.layout import init_database
+from api.store.sqlite.rollups import RAW
 from schemas.vocabulary import MUNITION_CATEGORIES
 
 FIGURES = ("launched", "intercepted", "launched_with_outcome", "intercepted_with_outcome",
@@ -219,6 +220,37 @@ def test_a_grouped_series_csv_names_the_group(client: FlaskClient) -> None:
     assert lines[-1].startswith("2024-05,Kharkiv Oblast,month,2024-05-01,2024-05-31,9,")
     plain = client.get("/api/v1/stats?interval=month&format=csv").get_data(as_text=True)
     assert plain.startswith("key,precision,")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # Read as they are from the series rollups: whole weeks, whole months.
+        "group_by=event_type&interval=week",
+        "group_by=event_type&interval=week&date_from=2024-01-01&date_to=2024-03-31",
+        "group_by=admin1&interval=month",
+        "interval=month&admin1=Kharkiv%20Oblast",
+        # Days at either end, a second page, and a yearly series (not theirs).
+        "group_by=admin1&interval=month&date_from=2024-01-10&date_to=2024-08-20",
+        "group_by=event_type&interval=week&date_from=2024-01-03",
+        "group_by=admin1&interval=month&limit=40",
+        "group_by=admin1&interval=year",
+    ],
+)
+def test_small_multiples_from_the_rollups_are_those_from_the_events(
+    synthetic: FlaskClient, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    url = f"/api/v1/stats?{query}"
+    rolled_up = [get(synthetic, url)]
+    if rolled_up[0]["links"]["next"]:
+        rolled_up.append(get(synthetic, rolled_up[0]["links"]["next"]))
+    # Every statement of the answer (the span, the groups, the page, coarser) summed
+    # from the events instead.
+    monkeypatch.setattr(stats, "plan", lambda conn, args, drawn=None: [stats.Part(RAW, args)])
+    raw = [get(synthetic, url)]
+    if raw[0]["links"]["next"]:
+        raw.append(get(synthetic, raw[0]["links"]["next"]))
+    assert rolled_up == raw
 
 
 def test_a_grouped_series_cursor_is_not_a_plain_one(client: FlaskClient) -> None:

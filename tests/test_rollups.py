@@ -59,6 +59,11 @@ REQUESTS: list[dict[str, Any]] = [
     },
     {"date_from": D(2022, 3, 10), "date_to": D(2022, 5, 20), "group_by": "admin1"},
     {"date_from": D(2022, 3, 1), "date_to": D(2022, 4, 30), "interval": "month"},
+    # Small multiples by type and by region, and a region's series with days at the
+    # range's start.
+    {"group_by": "event_type", "interval": "week"},
+    {"group_by": "admin1", "interval": "month"},
+    {"admin1": "Kharkiv Oblast", "interval": "month", "date_from": D(2022, 3, 10)},
     {"date_from": D(2022, 4, 2), "date_to": D(2022, 4, 20), "weapon": ["drone"]},
     {"date_to": D(2022, 5, 15), "country": "UA", "event_type": ["drone_strike", "armed_clash"]},
     {"bbox": (35.0, 48.0, 38.0, 51.0), "interval": "month"},
@@ -66,6 +71,24 @@ REQUESTS: list[dict[str, Any]] = [
     {"location": "Kharkiv", "date_from": D(2022, 3, 20)},
     {"actor": "russia", "group_by": "event_type"},
 ]
+
+# interval -> the date precisions a series of it draws, summed together in each
+# period: what a series reads (api/stats.py), from a series rollup where one holds them.
+DRAWN = {
+    "day": ("day",),
+    "week": ("day", "week"),
+    "month": ("day", "week", "month"),
+    "year": ("day", "week", "month", "year"),
+}
+
+
+def series_reads(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keyword arguments of stats.totals for each way a request's totals are
+    read: by precision, and as a series draws them."""
+    if "interval" not in args:
+        return [{}]
+    return [{}, {"precisions": DRAWN[args["interval"]], "by_precision": False}]
+
 
 OPERATIONS = st.lists(
     st.tuples(st.sampled_from(["write", "edit", "delete"]), st.integers(0, 2**32)),
@@ -96,7 +119,9 @@ def test_rollups_equal_the_raw_aggregate(operations: list[tuple[str, int]]) -> N
                     now = datetime.datetime.now(datetime.UTC)
                     delete_events(db, rng.sample(ids, min(8, len(ids))), now)
         for args in REQUESTS:
-            assert stats.totals(db.conn, args) == stats.totals(db.conn, args, raw=True), args
+            for read in series_reads(args):
+                rolled_up = stats.totals(db.conn, args, **read)
+                assert rolled_up == stats.totals(db.conn, args, raw=True, **read), (args, read)
         # The event counts of /locations and /sources.
         for table, column in (("stats_totals", "location_id"), ("stats_sources", "source_id")):
             counted = f"SELECT {column}, sum(events) FROM {table} WHERE category = '' GROUP BY 1"
@@ -114,7 +139,8 @@ def test_every_rollup_is_read_by_some_request(seeded_db: Path) -> None:
     read = {
         part.source.rollup.table if part.source.rollup else "events"
         for args in REQUESTS
-        for part in stats.plan(conn, args)
+        for series in series_reads(args)
+        for part in stats.plan(conn, args, series.get("precisions"))
     }
     # stats_sources holds /sources' event counts only.
     assert read == {*(rollup.table for rollup in rollups.ROLLUPS), "events"} - {"stats_sources"}

@@ -122,6 +122,11 @@ def serves(finer: int, grain: int) -> bool:
     return finer in (DAY, grain) or grain == ALL_TIME
 
 
+# The date precisions a series of each grain draws: events dated as finely as its
+# periods or more (the others go beside it).
+DRAWN = {DAY: ("day",), WEEK: ("day", "week"), MONTH: ("day", "week", "month")}
+
+
 def _dated(grain: int, date: str) -> str:
     """The SQL of the date a rollup of this grain keys an event's `date` by."""
     if grain == MONTH:
@@ -140,11 +145,14 @@ def monday_of(date: str) -> str:
 @dataclass(frozen=True)
 class Rollup:
     """One maintained aggregate: its table, how finely it keeps dates, and the
-    dimensions it keeps beside them."""
+    dimensions it keeps beside them. A `series` rollup keeps only the events a
+    series of its grain draws (DRAWN), their precisions summed together: one row
+    per period, group and category, which a series reads as it is."""
 
     table: str
     grain: int
     dimensions: tuple[str, ...]
+    series: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -152,7 +160,9 @@ class Rollup:
         place, as every request that reads it filters on places: their rows are then
         contiguous ranges rather than lookups through an index (a whole country's
         places by month: 1.1 s through the index)."""
-        dated = ("date", "date_precision") if self.grain != ALL_TIME else ()
+        dated: tuple[str, ...] = ()
+        if self.grain != ALL_TIME:
+            dated = ("date",) if self.series else ("date", "date_precision")
         rest = tuple(d for d in self.dimensions if d != "location_id")
         leading = ("location_id",) if "location_id" in self.dimensions else ()
         return (*leading, *dated, *rest, "category")
@@ -175,6 +185,14 @@ class Rollup:
                 f"ON {self.table} (admin1 COLLATE NOCASE{dated})"
             )
 
+    @property
+    def kept(self) -> str:
+        """The SQL condition on an event (or a row of the changes or of a finer
+        rollup, all of which name the date precision alike) that this rollup counts."""
+        if not self.series:
+            return "true"
+        return f"date_precision IN ({', '.join(repr(p) for p in DRAWN[self.grain])})"
+
     def fold(self, source: str = CHANGES) -> str:
         """The statement adding the rows of `source` (the recorded changes, or a
         rollup keeping this one's dimensions and more, as finely) to this rollup."""
@@ -184,8 +202,8 @@ class Rollup:
         groups = ", ".join(str(i + 1) for i in range(len(keys)))
         return (
             f"INSERT INTO {self.table} ({', '.join([*self.keys, *SUMS])}) "
-            f"SELECT {', '.join(keys)}, {sums} FROM {source} WHERE true GROUP BY {groups} "
-            f"ON CONFLICT DO UPDATE SET {updates}"
+            f"SELECT {', '.join(keys)}, {sums} FROM {source} WHERE {self.kept} "
+            f"GROUP BY {groups} ON CONFLICT DO UPDATE SET {updates}"
         )
 
 
@@ -203,6 +221,11 @@ ROLLUPS = (
     Rollup("stats_months", MONTH, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_days", DAY, ()),
     Rollup("stats_totals", ALL_TIME, (_TYPE, _COUNTRY, _REGION, _PLACE, _WEAPONS)),
+    # Series per group (small multiples), keyed by the period and the group alone:
+    # read as they are, where stats_weeks_types' and stats_months_regions' rows
+    # were summed.
+    Rollup("stats_series_weeks_types", WEEK, (_TYPE,), series=True),
+    Rollup("stats_series_months_admin1", MONTH, (_REGION,), series=True),
     # Weekly series by type, country or weapon: a fifth of stats_days_types' rows.
     Rollup("stats_weeks_types", WEEK, (_TYPE, _COUNTRY, _WEAPONS)),
     Rollup("stats_days_types", DAY, (_TYPE, _COUNTRY, _WEAPONS)),
@@ -248,6 +271,8 @@ def _record(sign: int, selection: str, into: Rollup | None = None) -> str:
     # of walking events_location_date, which reads the table at random and sorts its
     # keys anyway (1,000,000 events: 5.0-5.8 s against 7.6-7.8 s).
     every_event = "events e NOT INDEXED" if selection == _EVERY_EVENT else "events e"
+    if into is not None and into.series:
+        selection = f"({selection}) AND {into.kept}"
     events = select(EVENT_SUMS, "''", every_event)
     munitions = select(MUNITION_SUMS, "m.category", _MUNITIONS)
     every = select(MUNITION_SUMS, f"'{ALL_CATEGORIES}'", _MUNITIONS)
@@ -339,6 +364,7 @@ def _finer(rollup: Rollup) -> Rollup | None:
     for other in ROLLUPS:
         if (
             other is not rollup
+            and not other.series  # its rows have no precision to keep or leave out
             and set(rollup.dimensions) <= set(other.dimensions)
             and serves(other.grain, rollup.grain)
             and (set(rollup.dimensions), rollup.grain) != (set(other.dimensions), other.grain)
@@ -364,10 +390,10 @@ class Source:
         groups = ", ".join(str(i + 1) for i in range(len(keys) + 1))
         where = f"WHERE {condition}" if condition else "WHERE true"
 
-        # A rollup keyed by exactly these keys has one row per key and category
-        # already: its rows are read as they are, without summing.
-        exact = self.rollup is not None and sorted(keys) == sorted(
-            f"e.{key}" for key in self.rollup.keys[:-1]
+        # A rollup keyed by exactly these keys (constants aside) has one row per key
+        # and category already: its rows are read as they are, without summing.
+        exact = self.rollup is not None and sorted(k for k in keys if k != "''") == sorted(
+            DIMENSIONS[key] for key in self.rollup.keys[:-1]
         )
         grouping = "" if exact else f" GROUP BY {groups}"
 
@@ -406,6 +432,13 @@ class Source:
         table = f"{self.rollup.table} e" if self.rollup is not None else "events e"
         where = f"WHERE {condition}" if condition else ""
         return f"SELECT min(e.date), max(e.date) FROM {table} {where}", params
+
+    def distinct(self, key: str, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """The values of `key` (an expression over the alias `e`) in the rows
+        `condition` keeps, each once, with nothing summed."""
+        table = f"{self.rollup.table} e" if self.rollup is not None else "events e"
+        where = f"WHERE {condition}" if condition else ""
+        return f"SELECT DISTINCT {key} FROM {table} {where}", params
 
 
 WIDTH = max(len(EVENT_SUMS), len(MUNITION_SUMS))
