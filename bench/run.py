@@ -34,11 +34,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api import create_app, stats  # noqa: E402
+from api import create_app  # noqa: E402
 from api.__main__ import ACCESS_LOG_FORMAT  # noqa: E402
 from api.store import filters  # noqa: E402
 from api.store.cursors import decode_cursor, encode_cursor  # noqa: E402
 from api.store.filters import EventListArgs, StatsArgs  # noqa: E402
+from api.store.sqlite import stats  # noqa: E402
 from api.store.sqlite.connections import connect_read_only  # noqa: E402
 from api.store.sqlite.layout import open_for_writing, outdated_objects  # noqa: E402
 from api.store.sqlite.query import EventPages  # noqa: E402

@@ -252,6 +252,11 @@ MUNITION_CATEGORIES: dict[str, str] = {
     "in another entry of the same event.",
 }
 
+# The category of /stats' totals of every munition entry whatever its category: an
+# event with entries of two categories counts once in its `events`, which no sum of
+# the categories' figures can.
+ALL_CATEGORIES = "all"
+
 # Bit i of an event's weapons set is set when the event has a munition entry of
 # the i-th category, so the weapon filter is a cheap test on the row being scanned.
 WEAPON_BITS = {category: 1 << i for i, category in enumerate(MUNITION_CATEGORIES)}

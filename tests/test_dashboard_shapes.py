@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app, stats
-from api.store.sqlite import rollups
+from api import create_app
+from api.store.sqlite import rollups, stats
 from api.store.sqlite.layout import init_database
 from api.store.sqlite.rollups import RAW
 from schemas.vocabulary import MUNITION_CATEGORIES

@@ -12,8 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import stats
-from api.store.sqlite import rollups
+from api.store.sqlite import rollups, stats
 from api.store.sqlite.layout import open_for_writing
 from api.store.sqlite.writes import delete_events, write_events
 from seed.synthetic import generate_batch

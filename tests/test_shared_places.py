@@ -21,8 +21,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import stats
-from api.store.sqlite import rollups
+from api.store.sqlite import rollups, stats
 from api.store.sqlite.layout import open_for_writing
 from api.store.sqlite.writes import bulk_load, event_rows, insert_rows, write_events
 from schemas.gazetteer import admin1_named

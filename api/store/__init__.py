@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from api.store.series import Group, Series
+
 if TYPE_CHECKING:
-    from api.stats import Group, Series, Totals
     from api.store.search import Search
 
 # What reads return.
@@ -341,8 +342,8 @@ class Store(abc.ABC):
         """Where the change feed stands."""
 
     @abc.abstractmethod
-    def stats_grouped(self, args: dict[str, Any]) -> "list[tuple[Group, Totals]]":
-        """/stats totals per group (or one total)."""
+    def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
+        """/stats totals per group (or one total), as the API gives them."""
 
     @abc.abstractmethod
     def stats_series(
@@ -351,8 +352,9 @@ class Store(abc.ABC):
         after: tuple[str | None, str] | None,
         limit: int,
         max_rows: int | None,
-    ) -> "Series":
-        """/stats totals per period (and group), a page of periods at a time."""
+    ) -> Series[dict[str, Any]]:
+        """/stats totals per period (and group), a page of periods at a time, as the
+        API gives them."""
 
     @abc.abstractmethod
     def search_capped(self, q: "Search") -> bool:

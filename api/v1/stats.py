@@ -9,17 +9,16 @@ from typing import Any, NamedTuple
 import orjson
 from flask import Response
 
-from api import stats
 from api.db import store
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.params import chosen_format, refuse_paging
 from api.store.cursors import decode_cursor
 from api.store.filters import StatsArgs
-from api.store.sqlite.rollups import ALL_CATEGORIES
+from api.store.series import Group, Period
 from schemas.csv import text_cell
 from schemas.responses import StatsSchema
-from schemas.vocabulary import MUNITION_CATEGORIES
+from schemas.vocabulary import ALL_CATEGORIES, MUNITION_CATEGORIES
 
 blp = Blueprint(
     "stats",
@@ -103,8 +102,8 @@ def _rows(args: dict[str, Any], whole: bool = False) -> _Rows:
     if interval is None:
         after = _position(args, (str,))
         rows = [
-            {"key": key, "precision": None, "start": None, "end": None, **stats.render_totals(t)}
-            for key, t in store().stats_grouped(args)
+            {"key": key, "precision": None, "start": None, "end": None, **totals}
+            for key, totals in store().stats_grouped(args)
         ]
         # Groups are few: the page is cut from all of them, after the cursor's key
         # in their order (a null group first), even if that group has gone since.
@@ -151,7 +150,7 @@ def _position(args: dict[str, Any], types: tuple[type, ...]) -> tuple[Any, ...] 
 
 
 def _period_row(
-    group: stats.Group, period: stats.Period, found: stats.Totals, grouped: bool
+    group: Group, period: Period, totals: dict[str, Any], grouped: bool
 ) -> dict[str, Any]:
     return {
         "key": period.key,
@@ -160,7 +159,7 @@ def _period_row(
         "precision": period.precision,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
-        **stats.render_totals(found),
+        **totals,
     }
 
 

@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api import stats
 from api.store import Change, FeedPosition, StoredEvent, filters
 from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
 from api.store.filters import LOCATIONS, Scope
+from api.store.sqlite import stats
 from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS, HIGHEST_SEQ, OutdatedLayout
 

@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.vocabulary import ALL_CATEGORIES
+
 _CASUALTIES = ("killed", "injured")
 
 
@@ -81,10 +83,6 @@ MUNITION_SUMS: dict[str, str] = {
 
 SUMS = tuple(dict.fromkeys([*EVENT_SUMS, *MUNITION_SUMS]))
 
-# The category of the rows summing every munition entry whatever its category:
-# their `events` counts an event with entries of two categories once, which no sum
-# of the categories' rows can.
-ALL_CATEGORIES = "all"
 
 # Munition entries with their event's columns, which the keys and filters read.
 _MUNITIONS = "munitions m JOIN events e ON e.id = m.event_id"

@@ -11,6 +11,7 @@ Every SQLite error leaves as one of the store's errors (api/store/__init__.py).
 """
 
 import contextlib
+import dataclasses
 import math
 import sqlite3
 import threading
@@ -22,7 +23,6 @@ from typing import Any
 
 import sqlite_utils
 
-from api import stats
 from api.store import (
     Answer,
     Author,
@@ -46,7 +46,8 @@ from api.store import (
     Writer,
     search,
 )
-from api.store.sqlite import backups, keys, migrations, partners, query
+from api.store.series import Group, Series
+from api.store.sqlite import backups, keys, migrations, partners, query, stats
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -219,9 +220,10 @@ class SQLiteStore(Store):
         with self.translated():
             return query.feed_position(self.reader(), self.path)
 
-    def stats_grouped(self, args: dict[str, Any]) -> list[tuple[stats.Group, stats.Totals]]:
+    def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
         with self.translated(args):
-            return stats.grouped(self.reader(), args)
+            found = stats.grouped(self.reader(), args)
+        return [(group, stats.render_totals(totals)) for group, totals in found]
 
     def stats_series(
         self,
@@ -229,9 +231,15 @@ class SQLiteStore(Store):
         after: tuple[str | None, str] | None,
         limit: int,
         max_rows: int | None,
-    ) -> stats.Series:
+    ) -> Series[dict[str, Any]]:
         with self.translated(args):
-            return stats.series(self.reader(), args, after, limit, max_rows=max_rows)
+            found = stats.series(self.reader(), args, after, limit, max_rows=max_rows)
+        render = stats.render_totals
+        return dataclasses.replace(
+            found,
+            rows=[(group, period, render(totals)) for group, period, totals in found.rows],
+            coarser=[(group, period, render(totals)) for group, period, totals in found.coarser],
+        )
 
     def search_capped(self, q: search.Search) -> bool:
         with self.translated({"q": q}):

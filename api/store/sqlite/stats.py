@@ -15,9 +15,9 @@ from typing import Any
 
 from api.store import InvalidParameters, filters
 from api.store.filters import Scope
+from api.store.series import Group, Period, Series, period_of, shifted
 from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.rollups import (
-    ALL_CATEGORIES,
     ALL_TIME,
     DAY,
     DIMENSIONS,
@@ -33,7 +33,7 @@ from api.store.sqlite.rollups import (
     monday_of,
     serves,
 )
-from schemas.vocabulary import DATE_PRECISIONS, MUNITION_CATEGORIES
+from schemas.vocabulary import ALL_CATEGORIES, DATE_PRECISIONS, MUNITION_CATEGORIES
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 # group_by -> the dimension it groups on (api/store/sqlite/rollups.py), whose SQL over the alias
@@ -102,7 +102,7 @@ def plan(
     first = date_from if date_from is None or date_from.day == 1 else _next_month(date_from)
     last = date_to
     if date_to is not None and not _is_month_end(date_to):
-        last = _shifted(date_to.replace(day=1), -1)
+        last = shifted(date_to.replace(day=1), -1)
     whole = (date_from is None or first is not None) and (date_to is None or last is not None)
     if not whole or (first is not None and last is not None and first > last):
         return [Part(days, args)]
@@ -158,7 +158,7 @@ def _whole_weeks(date_from: datetime.date | None, date_to: datetime.date | None)
 
 
 def _next_month(day: datetime.date) -> datetime.date | None:
-    later = _shifted(day.replace(day=28), 4)
+    later = shifted(day.replace(day=28), 4)
     return None if later is None else later.replace(day=1)
 
 
@@ -282,72 +282,12 @@ def _add_sums(into: Totals, category: str, sums: tuple[int, ...]) -> None:
     into[category] = sums if earlier is None else tuple(map(sum, zip(earlier, sums, strict=True)))
 
 
-@dataclass
-class Period:
-    """A row of a series or beside it: the period's name, its precision, and the days
-    of it the totals cover."""
-
-    key: str
-    precision: str
-    start: datetime.date
-    end: datetime.date
-
-
-def period_of(day: datetime.date, precision: str) -> Period:
-    """The period of one precision that holds a day."""
-    if precision == "day":
-        return Period(day.isoformat(), "day", day, day)
-    if precision == "week":
-        year, week, weekday = day.isocalendar()
-        start = day - datetime.timedelta(days=weekday - 1)
-        # The last week of 9999 ends past the last date Python has.
-        end = _shifted(start, 6) or datetime.date.max
-        return Period(f"{year}-W{week:02d}", "week", start, end)
-    if precision == "month":
-        start = day.replace(day=1)
-        end = day.replace(day=calendar.monthrange(day.year, day.month)[1])
-        return Period(day.strftime("%Y-%m"), "month", start, end)
-    return Period(str(day.year), "year", day.replace(month=1, day=1), day.replace(month=12, day=31))
-
-
 def _periods(first: datetime.date, last: datetime.date, interval: str) -> Iterator[Period]:
     day: datetime.date | None = first
     while day is not None and day <= last:
         period = period_of(day, interval)
         yield period
-        day = _shifted(period.end, 1)
-
-
-def _shifted(day: datetime.date, days: int) -> datetime.date | None:
-    """The day `days` after `day`; None past the first or last date there is (a
-    date filter takes any ISO date)."""
-    try:
-        return day + datetime.timedelta(days=days)
-    except OverflowError:
-        return None
-
-
-# A group of a grouped series (an event type, a country, a region; None for places
-# with no region), or None throughout a series without group_by.
-Group = str | None
-
-
-@dataclass
-class Series:
-    """One page of a time series (of each group, with group_by): its rows in order,
-    gaps included, the periods coded coarser than the interval (over the whole
-    series, on the first page only), the days the series covers and its number of
-    periods (None and 0 when nothing matched and no range was given), how many rows
-    follow this page, and the position of the page's last row (its group and
-    period's key) when another page follows."""
-
-    rows: list[tuple[Group, Period, Totals]]
-    coarser: list[tuple[Group, Period, Totals]]
-    first: datetime.date | None
-    last: datetime.date | None
-    count: int
-    remaining: int
-    next_key: tuple[Group, str] | None
+        day = shifted(period.end, 1)
 
 
 def series(
@@ -356,7 +296,7 @@ def series(
     after: tuple[Group, str] | None,
     limit: int,
     max_rows: int | None = None,
-) -> Series:
+) -> Series[Totals]:
     """The page of the series after the row `after` (None for the first page), of at
     most `limit` rows. With group_by, every group with matching events has the whole
     series, groups in key order (small multiples). Only the page's days are read: a
@@ -415,7 +355,7 @@ def series(
     remaining = 0
     if page:
         group, period = page[-1]
-        following = _shifted(period.end, 1)
+        following = shifted(period.end, 1)
         if following is not None and following <= last:
             remaining = _count(following, last, interval)
         remaining += count * (len(groups) - groups.index(group) - 1)
@@ -508,7 +448,7 @@ def _period_after(key: str, interval: str) -> datetime.date | None:
         raise InvalidParameters(
             [{"name": "cursor", "reason": "Not a cursor issued by this API."}]
         ) from None
-    return _shifted(period_of(start, interval).end, 1)
+    return shifted(period_of(start, interval).end, 1)
 
 
 def _count(first: datetime.date, last: datetime.date, interval: str) -> int:
