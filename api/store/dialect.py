@@ -53,6 +53,12 @@ class Dialect(abc.ABC):
     def search_capped(self, conn: Any, q: "Search") -> bool:
         """Whether a search finds more events than a total sums (SEARCH_TOTALS_CAP)."""
 
+    @abc.abstractmethod
+    def period_start(self, interval: str, date: str) -> str:
+        """The SQL of the first day (an ISO date) of the period of `interval` (day,
+        week: the Monday of its ISO week, month, year) that the ISO date `date` (SQL
+        of a date column) falls in: /stats' period keys and the rollups' dates."""
+
     def upsert(
         self, table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()
     ) -> str:

@@ -32,6 +32,16 @@ class SQLiteDialect(Dialect):
     def search_capped(self, conn: Any, q: Search) -> bool:
         return _search_capped(conn, q)
 
+    def period_start(self, interval: str, date: str) -> str:
+        if interval == "week":
+            # SQLite before 3.46 has no ISO week format: back to the week's Monday.
+            return f"date({date}, printf('-%d days', (strftime('%w', {date}) + 6) % 7))"
+        if interval == "month":
+            return f"substr({date}, 1, 8) || '01'"
+        if interval == "year":
+            return f"substr({date}, 1, 5) || '01-01'"
+        return date
+
 
 SQLITE = SQLiteDialect()
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from api.store.sqlite.dialect import SQLITE
 from schemas.vocabulary import ALL_CATEGORIES
 
 _CASUALTIES = ("killed", "injured")
@@ -128,16 +129,10 @@ DRAWN = {DAY: ("day",), WEEK: ("day", "week"), MONTH: ("day", "week", "month")}
 def _dated(grain: int, date: str) -> str:
     """The SQL of the date a rollup of this grain keys an event's `date` by."""
     if grain == MONTH:
-        return f"substr({date}, 1, 8) || '01'"
+        return SQLITE.period_start("month", date)
     if grain == WEEK:
-        return monday_of(date)
+        return SQLITE.period_start("week", date)
     return date
-
-
-def monday_of(date: str) -> str:
-    """The SQL of the Monday of the ISO week of `date` (SQLite before 3.46 has no ISO
-    week format)."""
-    return f"date({date}, printf('-%d days', (strftime('%w', {date}) + 6) % 7))"
 
 
 @dataclass(frozen=True)

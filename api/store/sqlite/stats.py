@@ -30,7 +30,6 @@ from api.store.sqlite.rollups import (
     WEEK,
     WIDTH,
     Source,
-    monday_of,
     serves,
 )
 from schemas.vocabulary import ALL_CATEGORIES, DATE_PRECISIONS, MUNITION_CATEGORIES
@@ -174,10 +173,8 @@ Totals = dict[str, tuple[int, ...]]
 # the alias `e`: the day, the Monday of its ISO week, the first of its month or year.
 # Summing per period in SQL returns a row per period, not per day.
 _PERIOD_KEYS = {
-    "day": "e.date",
-    "week": monday_of("e.date"),
-    "month": "substr(e.date, 1, 8) || '01'",
-    "year": "substr(e.date, 1, 5) || '01-01'",
+    interval: SQLITE.period_start(interval, "e.date")
+    for interval in ("day", "week", "month", "year")
 }
 # A rollup keeping dates as weeks or months keeps each as that first day already: its
 # date is the key, with no SQL per row (the Monday of each row's week was about a
