@@ -93,7 +93,7 @@ def test_migrate_lays_out_every_table_column_and_index_of_sqlites_layout(
     assert set(migration.created) == set(layout.expected_objects())
     columns = _columns(conn)
     for table, sqlite_columns in _sqlite_tables().items():
-        added = {"locations": ["coordinates"], "event_documents": ["search"]}.get(table, [])
+        added = {"locations": ["coordinates"]}.get(table, [])
         assert columns[table] == [*sqlite_columns, *added], table
     present = layout.present_objects(conn)
     assert _sqlite_indexes() <= {name for name, kind in present.items() if kind == "index"}
@@ -108,7 +108,8 @@ def test_migrate_lays_out_every_table_column_and_index_of_sqlites_layout(
     )
     assert "USING gist (coordinates)" in definitions["locations_coordinates"]
     assert "USING gist (((coordinates)::geometry))" in definitions["locations_box"]
-    assert "USING gin (search)" in definitions["event_documents_search"]
+    assert "USING gin (words)" in definitions["event_search_words"]
+    assert columns["event_search"] == ["row_id", "words"]
     assert "lower(admin1)" in definitions["events_admin1_date"]
     for unique in ("events_seq", "event_tombstones_seq", "idx_events_id", "idx_locations_id"):
         assert definitions[unique].startswith("CREATE UNIQUE INDEX"), unique

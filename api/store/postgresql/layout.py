@@ -18,9 +18,12 @@ What differs from SQLite, and why:
   `geography(Point, 4326)` generated from them (so no writer can let the two
   disagree), with a GiST index for radii (ST_DWithin) and one on its geometry for
   boxes, where SQLite has an R*Tree.
-- **Search** is `event_documents.search`, a `tsvector` of the notes and the place
-  (name and region) with a GIN index, where SQLite has the FTS5 table events_fts;
-  dialect.search_document builds it the way FTS5 tokenises.
+- **Search** is the table `event_search`: per event a `tsvector` of its notes and
+  its place (name and region), with a GIN index, where SQLite has the FTS5 table
+  events_fts; dialect.search_document builds it the way FTS5 tokenises. A table of
+  its own, as events_fts is, rather than a column of event_documents: a phrase is
+  rechecked against the stored tsvector (GIN keeps no positions), and an exclusion
+  scans them all, which should read narrow rows, not the rendered documents.
 - **Integers** are `bigint` where SQLite's 64-bit INTEGER may grow (row ids, seq,
   sums of the rollups), `integer` for counts bounded by the schemas (MAX_COUNT is
   ten million) and the weapons bitmask; row ids are identity columns.
@@ -90,15 +93,17 @@ TABLES: dict[str, str] = {
         seq bigint NOT NULL,
         first_seq bigint NOT NULL,
         updated_at {TEXT} NOT NULL""",
-    # `search` is what SQLite's events_fts holds: the notes and the place, as
-    # dialect.search_document writes it.
     "event_documents": f"""
         row_id bigint PRIMARY KEY REFERENCES events (row_id),
         body {TEXT} NOT NULL,
         digest bytea NOT NULL,
         content_digest bytea NOT NULL,
-        csv {TEXT} NOT NULL,
-        search tsvector NOT NULL""",
+        csv {TEXT} NOT NULL""",
+    # What SQLite's events_fts holds: the words of the notes and the place, as
+    # dialect.search_document writes them.
+    "event_search": """
+        row_id bigint PRIMARY KEY REFERENCES events (row_id),
+        words tsvector NOT NULL""",
     "actors": f"""
         name {TEXT} PRIMARY KEY,
         kind {TEXT} NOT NULL""",
@@ -231,7 +236,7 @@ INDEXES: dict[str, str] = {
     "locations_coordinates": "locations USING gist (coordinates)",
     "locations_box": "locations USING gist ((coordinates::geometry))",
     # Search: the @@ of a tsquery.
-    "event_documents_search": "event_documents USING gin (search)",
+    "event_search_words": "event_search USING gin (words)",
 }
 for _rollup in ROLLUPS:
     # Rows whose events all went: found without a scan, and deleted.
