@@ -148,12 +148,24 @@ def stop_server_in(directory: Path) -> None:
 def _wait_gone(pid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             return
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise RuntimeError(f"PostgreSQL (PID {pid}) did not stop within {timeout} s")
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs: not gone, and not a zombie (the postmaster's parent,
+    pg_ctl, has exited, and whoever inherits it may take a while to reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _skip_without_postgres() -> None:
