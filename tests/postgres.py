@@ -84,9 +84,11 @@ def _run(argv: list[str], log: Path) -> None:
 def start_server() -> PostgresServer:
     """initdb into a new temporary directory and start the cluster on a free port."""
     started = time.monotonic()
-    # Under /tmp itself, not pytest's basetemp: its parent is root's and mode 0700,
-    # which the postgres user could not pass.
-    directory = Path(tempfile.mkdtemp(prefix="salvo-postgres-"))
+    # Under /tmp itself when root, not pytest's basetemp (or a TMPDIR) whose parent is
+    # root's and mode 0700, which the postgres user could not pass.
+    directory = Path(
+        tempfile.mkdtemp(prefix="salvo-postgres-", dir="/tmp" if os.geteuid() == 0 else None)
+    )
     try:
         password = secrets.token_hex(16)
         (directory / "password").write_text(password + "\n")

@@ -345,6 +345,17 @@ def test_writers_take_unique_seqs_from_the_counter_and_commit_them_in_seq_order(
     assert conn.execute("SELECT highest_seq FROM change_counter").fetchone() == (expected,)
 
 
+def _until_a_backend_waits_for_a_lock(conn: psycopg.Connection[Any]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # pg_locks, not pg_stat_activity, which a transaction sees as it first read it.
+        waiting = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+        if waiting and waiting[0]:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no writer came to wait for the counter's row")
+
+
 def _second_writer(url: str, isolation: psycopg.IsolationLevel) -> Any:
     """What a second writer's lock_changes gives (the numbers past the first writer's
     highest, or the error it raises) when it waits for a first writer that takes two
@@ -364,7 +375,7 @@ def _second_writer(url: str, isolation: psycopg.IsolationLevel) -> Any:
 
         waiting = threading.Thread(target=second)
         waiting.start()
-        time.sleep(0.3)
+        _until_a_backend_waits_for_a_lock(first)
         assert not got  # still waiting for the counter's row
         layout.advance_changes(first, highest + 2)
         first.commit()
