@@ -496,3 +496,28 @@ def test_literals_and_identifiers_come_through_unchanged_and_parameters_bind(
         assert cursor.description is not None
         assert cursor.description[0].name == identifier
     assert row == (literal, value, literal + "?%s")
+
+
+# Around year ends, leap days and ISO weeks that start in the previous year.
+PERIOD_DATES = [
+    "2020-02-29", "2020-12-31", "2021-01-01", "2021-01-03", "2021-01-04", "2022-01-02",
+    "2024-05-26", "2024-05-27", "2024-12-30", "2026-12-04",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("interval", ["day", "week", "month", "year"])
+def test_period_starts_are_the_same_days_as_on_sqlite(
+    sqlite: sqlite3.Connection, pg: psycopg.Connection[Any], interval: str
+) -> None:
+    # The date as a parameter wherever the period's SQL reads it.
+    on_sqlite, on_postgresql = [], []
+    for day in PERIOD_DATES:
+        sql = f"SELECT {SQLITE.period_start(interval, '?')}"
+        on_sqlite.append(sqlite.execute(sql, [day] * sql.count("?")).fetchone()[0])
+        sql = f"SELECT {POSTGRESQL.period_start(interval, 'CAST(? AS text)')}"
+        row = execute(pg, sql, [day] * sql.count("?")).fetchone()
+        on_postgresql.append(None if row is None else row[0])
+    assert on_postgresql == on_sqlite
+    if interval == "week":
+        mondays = ["2020-02-24", "2020-12-28", "2020-12-28", "2020-12-28", "2021-01-04"]
+        assert on_sqlite[:5] == mondays

@@ -73,6 +73,16 @@ class PostgreSQLDialect(Dialect):
     def search_capped(self, conn: Any, q: Search) -> bool:
         return _search_capped(conn, q)
 
+    def period_start(self, interval: str, date: str) -> str:
+        if interval == "week":
+            # date_trunc's week is the ISO week, which starts on Monday.
+            return f"to_char(date_trunc('week', CAST({date} AS date)), 'YYYY-MM-DD')"
+        if interval == "month":
+            return f"substr({date}, 1, 8) || '01'"
+        if interval == "year":
+            return f"substr({date}, 1, 5) || '01-01'"
+        return date
+
 
 POSTGRESQL = PostgreSQLDialect()
 
