@@ -35,7 +35,9 @@ from dataclasses import dataclass, replace
 MAX_LENGTH = 200
 MAX_TERMS = 16
 
-_WORD = re.compile(r"[^\W_]+")
+# A word: a run of letters and digits, as FTS5's tokenizer reads one (an engine that
+# indexes words itself splits them so too).
+WORD = re.compile(r"[^\W_]+")
 # A token: a quoted phrase (open to the end if unclosed; a * after its closing quote
 # makes it a prefix) or a run of anything but spaces and quotes; a leading `-` marks
 # an exclusion.
@@ -99,11 +101,11 @@ def _tokens(text: str) -> list[_Token]:
             tokens.append(_Token(None, bare))
             continue
         if bare is None:
-            words, prefix = _WORD.findall(match["phrase"]), bool(match["star"])
+            words, prefix = WORD.findall(match["phrase"]), bool(match["star"])
         else:
             # A * makes a prefix after a letter or digit: `kharkiv!*` is the word.
-            words = _WORD.findall(bare)
-            prefix = bare.endswith("*") and _WORD.fullmatch(bare.rstrip("*")[-1:]) is not None
+            words = WORD.findall(bare)
+            prefix = bare.endswith("*") and WORD.fullmatch(bare.rstrip("*")[-1:]) is not None
         if words:
             tokens.append(_Token(Phrase(tuple(words), prefix), excluded=excluded))
     return tokens

@@ -48,7 +48,7 @@ import psycopg
 from api.store import filters
 from api.store.dialect import Clause, Dialect
 from api.store.filters import Scope
-from api.store.search import _WORD, AnyOf, Phrase, Search, Term
+from api.store.search import WORD, AnyOf, Phrase, Search, Term
 
 # A parameter with the case of its ASCII letters folded (NOCASE's folding).
 _FOLDED = 'lower(CAST(? AS text) COLLATE "C")'
@@ -201,7 +201,7 @@ def words(text: str) -> list[str]:
     """The words of a text as search.py's grammar finds them (runs of letters and
     digits), with FTS5's diacritic marks taken out first, each folded as FTS5's
     unicode61 tokeniser folds it (fold)."""
-    return [fold(word) for word in _WORD.findall(_FTS5_DIACRITICS.sub("", text))]
+    return [fold(word) for word in WORD.findall(_FTS5_DIACRITICS.sub("", text))]
 
 
 def fold(word: str) -> str:
