@@ -13,7 +13,14 @@ from pathlib import Path
 
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
-from api.store import DatabaseSummary, NotRestorable, StoreError, open_store
+from api.store import (
+    DatabaseSummary,
+    NotRestorable,
+    StoreError,
+    Unavailable,
+    database_file,
+    open_store,
+)
 from api.store.sqlite.backups import (
     private_files,
     recover,
@@ -79,25 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id", help="the id shown by `keys list`")
     args = parser.parse_args(argv)
+    try:
+        path = database_file(args.db or database_path())
+    except Unavailable as error:
+        print(f"api: {error}", file=sys.stderr)
+        return 2
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, path)
     with private_files():
         if args.command == "init":
-            return _init(args.db or database_path())
+            return _init(path)
         if args.command == "migrate":
-            return _migrate(args.db or database_path())
+            return _migrate(path)
         if args.command == "backup":
-            return _backup(args.db or database_path(), args.path, args.force)
+            return _backup(path, args.path, args.force)
         if args.command == "restore":
-            return _restore(args.file, args.db or database_path())
-        return _keys(args)
+            return _restore(args.file, path)
+        return _keys(path, args)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, path: str) -> int:
     """Replace this process with Granian serving api:create_app, so that signals reach
     Granian directly: on SIGTERM or Ctrl-C it stops accepting connections and lets
     the requests in flight finish."""
-    refusal = _unservable(args.db or database_path())
+    refusal = _unservable(path)
     if refusal:
         print(f"api: {refusal}", file=sys.stderr)
         return 1
@@ -258,8 +270,8 @@ def _described(summary: DatabaseSummary) -> str:
     return f"{summary.events} events, highest change seq {summary.highest_seq}"
 
 
-def _keys(args: argparse.Namespace) -> int:
-    store = open_store(args.db or database_path())
+def _keys(path: str, args: argparse.Namespace) -> int:
+    store = open_store(path)
     try:
         if args.action == "create":
             print(store.create_key(args.name, args.scope))

@@ -22,7 +22,7 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store import command_author
+from api.store import Unavailable, command_author, database_file
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         "rows take precedence over Salvo's model table (docs/imports.md)",
     )
     args = parser.parse_args(argv)
-    path = args.db or database_path()
+    try:
+        path = database_file(args.db or database_path())
+    except Unavailable as error:
+        print(f"seed: {error}", file=sys.stderr)
+        return 2
     with private_files():
         if args.command == "synthetic":
             return _load_synthetic(path, args)

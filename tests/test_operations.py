@@ -393,3 +393,25 @@ def test_sigterm_rolls_a_bulk_load_back_and_restores_the_wal(tmp_path: Path, wor
     assert len(event_ids(db)) == 17
     # Nothing is left to recover.
     assert "recovered" not in command("seed", "--db", str(db)).stdout
+
+
+def test_a_database_setting_names_a_file_or_sqlite_url_and_nothing_else(tmp_path: Path) -> None:
+    """`sqlite:///path` is the file at path; another scheme (a PostgreSQL URL before
+    that store exists) is refused by every command, and no file is made after it."""
+    created = command("api", "--db", f"sqlite:///{tmp_path / 'salvo.db'}", "init")
+    assert (tmp_path / "salvo.db").exists(), created.stdout
+    url = "postgresql://salvo@127.0.0.1/salvo"
+    refusal = "postgresql:// databases yet; give a file path or sqlite:///path.\n"
+    for argv in (
+        ["seed", "--db", url],
+        ["api", "--db", url, "init"],
+        ["api", "--db", url, "serve"],
+    ):
+        result = command(*argv, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(f"Salvo cannot open {refusal}"), result.stderr
+    assert not (ROOT / "postgresql:").exists()
+    client = create_app({"DATABASE": url}).test_client()
+    answer = client.get("/api/v1/events")
+    assert answer.status_code == 503
+    assert answer.get_json()["detail"] == f"Salvo cannot open {refusal.strip()}"

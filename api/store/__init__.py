@@ -431,14 +431,20 @@ class Store(abc.ABC):
         saying what was done, None if nothing was needed."""
 
 
+def database_file(database: str) -> str:
+    """The SQLite file a database setting ($SALVO_DATABASE, --db) names: a path, or
+    `sqlite:///path`. Unavailable for any other scheme, never a file named after it."""
+    path = database.removeprefix("sqlite:///")
+    if "://" in path:
+        raise Unavailable(
+            f"Salvo cannot open {database.split('://')[0]}:// databases yet; give a file "
+            "path or sqlite:///path."
+        )
+    return path
+
+
 def open_store(database: str, *, budget_s: float = 1.0) -> Store:
     """The store a database setting names: a path or `sqlite:///path` is SQLite."""
     from api.store.sqlite.store import SQLiteStore
 
-    path = database.removeprefix("sqlite:///")
-    if "://" in path:
-        raise Unavailable(
-            f"Salvo cannot open {database.split('://')[0]}:// databases; give a file path "
-            "or sqlite:///path."
-        )
-    return SQLiteStore(path, budget_s=budget_s)
+    return SQLiteStore(database_file(database), budget_s=budget_s)
