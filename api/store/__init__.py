@@ -1,5 +1,7 @@
-"""The store: the one interface through which the web layer, the seed and the tools
-reach Salvo's data, and the errors it raises.
+"""The store: the one interface through which the web layer and the operator's tools
+reach Salvo's data, and the errors it raises. (The seed's loaders, which bulk-load
+an engine its own way, write through that engine's modules: docs/design.md,
+"Layers".)
 
 This file is the whole contract. `Store` lists what a reader, a writer and an
 operator can do; an engine implements it in a folder of its own (SQLite, the
