@@ -432,7 +432,12 @@ class Store(abc.ABC):
 
 
 def open_store(database: str, *, budget_s: float = 1.0) -> Store:
-    """The store a database setting names: a path or `sqlite:///path` is SQLite."""
+    """The store a database setting names: a path or `sqlite:///path` is SQLite, a
+    `postgresql://` (or `postgres://`) URL is PostgreSQL."""
+    if database.startswith(("postgresql://", "postgres://")):
+        from api.store.postgresql.store import PostgresStore
+
+        return PostgresStore(database, budget_s=budget_s)
     from api.store.sqlite.store import SQLiteStore
 
     path = database.removeprefix("sqlite:///")
