@@ -20,7 +20,7 @@ from psycopg import errors
 from werkzeug.test import TestResponse
 
 from api import create_app
-from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store
+from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store, search
 from api.store.postgresql.layout import HIGHEST_SEQ
 from api.store.postgresql.store import PostgresStore
 from tests.postgres import fresh_postgres_url, postgres_server
@@ -268,6 +268,10 @@ def test_the_write_and_read_contract_over_http(
     assert api.get(f"/api/v1/locations/{place}").get_json()["event_count"] == 4
     (source,) = api.get("/api/v1/sources").get_json()["data"]
     assert source["event_count"] == 4
+    summary = migrated.summary()
+    assert (summary["events"], summary["first"], summary["last"]) == (4, "2024-06-02", "2024-06-05")
+    assert summary["regions"] == [template["location"]["admin1"]]
+    assert migrated.search_capped(search.parse("kharkiv")) is False
 
 
 def _retried(send: Callable[[], TestResponse]) -> TestResponse:
