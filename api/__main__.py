@@ -6,6 +6,7 @@ copy the database out, or back in, while it serves (see docs/operations.md)."""
 
 import argparse
 import os
+import re
 import shlex
 import sqlite3
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from api.config import database_path, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
 from api.store import (
+    POSTGRESQL_SCHEMES,
     DatabaseSummary,
     NotRestorable,
     StoreError,
@@ -45,7 +47,10 @@ ACCESS_LOG_FORMAT = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
-    parser.add_argument("--db", help="SQLite file (default: $SALVO_DATABASE, else var/salvo.db)")
+    parser.add_argument(
+        "--db",
+        help="SQLite file or postgresql:// URL (default: $SALVO_DATABASE, else var/salvo.db)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API with Granian (stop with Ctrl-C)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -86,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id", help="the id shown by `keys list`")
     args = parser.parse_args(argv)
-    try:
-        path = database_file(args.db or database_path())
-    except Unavailable as error:
-        print(f"api: {error}", file=sys.stderr)
-        return 2
+    path = args.db or database_path()
+    if path.startswith(POSTGRESQL_SCHEMES):
+        if args.command in ("init", "backup", "restore"):
+            print(
+                f"api: {args.command} works on SQLite files; on PostgreSQL, `migrate` "
+                "creates the layout, and pg_dump and pg_restore back it up and restore it",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        try:
+            path = database_file(path)
+        except Unavailable as error:
+            print(f"api: {error}", file=sys.stderr)
+            return 2
     if args.command == "serve":
         return _serve(args, path)
     with private_files():
@@ -195,6 +210,8 @@ def _init(path: str) -> int:
 
 
 def _migrate(path: str) -> int:
+    if path.startswith(POSTGRESQL_SCHEMES):
+        return _migrate_postgresql(path)
     if not Path(path).exists():
         print(
             f"api: there is no database at {path}; create one with `python -m seed` or "
@@ -263,6 +280,19 @@ def _restore(file: str, path: str) -> int:
         f"api: restored {file} into {path}: {_described(restored)}; a new change history "
         "begins, so partners resync (their tokens from before are refused)"
     )
+    return 0
+
+
+def _migrate_postgresql(url: str) -> int:
+    """Create or upgrade a PostgreSQL database's layout (one transaction: a failure
+    leaves it as it was). Messages name it without its password."""
+    shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1@", url)
+    try:
+        described = open_store(url).migrate()
+    except StoreError as error:
+        print(f"api: not migrated, {shown} is unchanged: {error.detail}", file=sys.stderr)
+        return 1
+    print(f"api: {described}")
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store import Unavailable, command_author, database_file
+from api.store import POSTGRESQL_SCHEMES, Unavailable, command_author, database_file
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
@@ -116,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         "rows take precedence over Salvo's model table (docs/imports.md)",
     )
     args = parser.parse_args(argv)
+    database = args.db or database_path()
+    if database.startswith(POSTGRESQL_SCHEMES):
+        print(
+            "seed: the seed writes SQLite files only yet (issue 22); give --db a file",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        path = database_file(args.db or database_path())
+        path = database_file(database)
     except Unavailable as error:
         print(f"seed: {error}", file=sys.stderr)
         return 2

@@ -433,20 +433,29 @@ class Store(abc.ABC):
         saying what was done, None if nothing was needed."""
 
 
+# The schemes of a PostgreSQL database setting.
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
 def database_file(database: str) -> str:
     """The SQLite file a database setting ($SALVO_DATABASE, --db) names: a path, or
     `sqlite:///path`. Unavailable for any other scheme, never a file named after it."""
     path = database.removeprefix("sqlite:///")
     if "://" in path:
         raise Unavailable(
-            f"Salvo cannot open {database.split('://')[0]}:// databases yet; give a file "
-            "path or sqlite:///path."
+            f"Salvo cannot open {database.split('://')[0]}:// databases; give a file path, "
+            "sqlite:///path or a postgresql:// URL."
         )
     return path
 
 
 def open_store(database: str, *, budget_s: float = 1.0) -> Store:
-    """The store a database setting names: a path or `sqlite:///path` is SQLite."""
+    """The store a database setting names: a path or `sqlite:///path` is SQLite, a
+    `postgresql://` (or `postgres://`) URL is PostgreSQL."""
+    if database.startswith(POSTGRESQL_SCHEMES):
+        from api.store.postgresql.store import PostgresStore
+
+        return PostgresStore(database, budget_s=budget_s)
     from api.store.sqlite.store import SQLiteStore
 
     return SQLiteStore(database_file(database), budget_s=budget_s)

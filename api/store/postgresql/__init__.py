@@ -1,6 +1,14 @@
-"""The PostgreSQL + PostGIS store (issue 22): so far its foundation, on which the
-PostgresStore's readers and writers are to be built; nothing serves requests from it
-yet, and `SALVO_DATABASE` does not select it.
+"""The PostgreSQL + PostGIS store (issue 22), selected by a `postgresql://`
+`SALVO_DATABASE` (api/store/__init__.py, open_store). /stats, bulk loads, the seed,
+backups and restores are not on it yet (docs/design.md, "PostgreSQL").
+
+- store.py: PostgresStore, the Store interface on a psycopg_pool pool: reads in
+  autocommit under `statement_timeout`, writes in one transaction that locks the
+  change counter first, every SQLSTATE mapped to the store's errors.
+- writes.py: the statements of a write transaction (events, documents, search rows,
+  rollups, tombstones, audit, owners, idempotent answers), from SQLite's
+  engine-neutral rendering (api/store/sqlite/writes.py, event_rows).
+- rollups.py: the rollups' recording and folding statements as PostgreSQL takes them.
 
 - layout.py: the same tables as SQLite's layout (api/store/sqlite/layout.py), as
   PostgreSQL lays them out: places as PostGIS points (`geography(Point, 4326)`, GiST),

@@ -1,0 +1,459 @@
+"""The statements of a PostgreSQL write transaction (PostgresStore.writer): events
+written, replaced and deleted through the API, with their audit entries, owners and
+idempotent answers, and API keys. The rows come from SQLite's engine-neutral
+rendering (api/store/sqlite/writes.py's event_rows: pure Python over validated
+events, no connection), so a document, its digests (the ETag) and its CSV line are
+byte for byte what SQLite's store writes.
+
+Every statement runs after the transaction locked the change counter
+(layout.lock_changes), so writers run these one at a time, and `Changes` numbers
+what they write from the counter's value.
+"""
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+
+from api.store import (
+    Answer,
+    Author,
+    IdempotencyKeyReused,
+    IdempotentRequest,
+    IdsTaken,
+    NotTheOwner,
+    SharedRecordsDiffer,
+    StoredEvent,
+)
+from api.store.postgresql import rollups
+from api.store.postgresql.dialect import POSTGRESQL, search_document, to_pyformat
+from api.store.sqlite.rollups import CHANGES
+from api.store.sqlite.writes import EventRow, EventRows, event_rows
+from schemas.fields import TIMESTAMP_FORMAT
+
+EVENTS_WITH_DOCUMENTS = "events e JOIN event_documents d ON d.row_id = e.row_id"
+
+# How long an idempotent answer is replayed, and how many expired ones a POST
+# deletes: SQLite's (api/store/sqlite/partners.py) values, restated.
+IDEMPOTENCY_KEEP = datetime.timedelta(hours=24)
+IDEMPOTENCY_PURGE_BATCH = 10
+
+
+def run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    """Execute a statement written with `?` parameters."""
+    return conn.execute(to_pyformat(sql), list(params))
+
+
+def run_many(conn: psycopg.Connection[Any], sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(to_pyformat(sql), rows)
+
+
+def stamp(at: datetime.datetime) -> str:
+    return at.strftime(TIMESTAMP_FORMAT)
+
+
+@dataclass
+class Changes:
+    """The change numbers of one write transaction: `highest` is the counter's value
+    when the transaction locked it, then the last number taken."""
+
+    highest: int
+    taken: int = 0
+
+    def take(self, count: int) -> int:
+        """The first of `count` new numbers."""
+        first = self.highest + 1
+        self.highest += count
+        self.taken += count
+        return first
+
+
+# Statements.
+
+_EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
+_UPSERT_EVENT = POSTGRESQL.upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
+_LOCATION_COLUMNS = (
+    "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
+)  # fmt: skip
+_UPSERT_LOCATION = POSTGRESQL.upsert("locations", _LOCATION_COLUMNS, "id")
+_SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
+_UPSERT_SOURCE = POSTGRESQL.upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_ACTOR = POSTGRESQL.upsert("actors", ("name", "kind"), "name")
+_UPSERT_DOCUMENT = POSTGRESQL.upsert(
+    "event_documents", ("row_id", "body", "digest", "content_digest", "csv"), "row_id"
+)
+_UPSERT_SEARCH = (
+    "INSERT INTO event_search (row_id, words) VALUES (?, CAST(? AS tsvector)) "
+    "ON CONFLICT (row_id) DO UPDATE SET words = excluded.words"
+)
+_UPSERT_TOMBSTONE = POSTGRESQL.upsert("event_tombstones", ("id", "seq", "deleted_at", "body"), "id")
+_SHARED = {
+    "locations": _LOCATION_COLUMNS[1:],
+    "sources": _SOURCE_COLUMNS[1:],
+}
+
+
+def stored_event(conn: psycopg.Connection[Any], event_id: str) -> StoredEvent | None:
+    row = run(
+        conn, f"SELECT d.body, d.digest FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id = ?", [event_id]
+    ).fetchone()
+    return None if row is None else StoredEvent(row[0], bytes(row[1]))
+
+
+def tombstone(conn: psycopg.Connection[Any], event_id: str) -> str | None:
+    row = run(conn, "SELECT deleted_at FROM event_tombstones WHERE id = ?", [event_id]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def event_documents(conn: psycopg.Connection[Any], ids: Sequence[str]) -> dict[str, str]:
+    return dict(
+        run(conn, f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id = ANY(?)", [ids])
+    )
+
+
+def check_owner(conn: psycopg.Connection[Any], event_id: str, key_id: str, admin: bool) -> None:
+    if admin:
+        return
+    row = run(conn, "SELECT key_id FROM event_owners WHERE event_id = ?", [event_id]).fetchone()
+    owner = None if row is None else str(row[0])
+    if owner != key_id:
+        raise NotTheOwner(event_id, owner)
+
+
+def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
+    if table == "locations":
+        return dict(event["location"])
+    return {**event["source"], "published": event["source"]["published"].isoformat()}
+
+
+def check_shared_records(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
+    """SharedRecordsDiffer if the events describe a stored place or source, or one
+    another's, with other values (api/store/sqlite/partners.py's rule and words)."""
+    differences: list[str] = []
+    records: list[dict[str, Any]] = []
+    for table, columns in _SHARED.items():
+        sent: dict[str, dict[str, Any]] = {}
+        for event in events:
+            record = _shared_record(event, table)
+            first = sent.setdefault(record["id"], record)
+            differing = [column for column in columns if first[column] != record[column]]
+            if differing:
+                differences.append(
+                    f"{table[:-1]} {record['id']!r} comes twice with other {', '.join(differing)}"
+                )
+                records.append(
+                    {"record": table[:-1], "id": record["id"], "fields": differing,
+                     "against": "batch"}
+                )  # fmt: skip
+        stored = run(
+            conn,
+            f"SELECT id, {', '.join(columns)} FROM {table} WHERE id = ANY(?) ORDER BY id",
+            [list(sent)],
+        ).fetchall()
+        for record_id, *values in stored:
+            changed = [
+                (column, value)
+                for column, value in zip(columns, values, strict=True)
+                if sent[record_id][column] != value
+            ]
+            if changed:
+                as_stored = ", ".join(f"{column} {value!r}" for column, value in changed)
+                differences.append(f"{table[:-1]} {record_id!r} is stored with {as_stored}")
+                records.append(
+                    {"record": table[:-1], "id": record_id,
+                     "fields": [column for column, _ in changed], "against": "stored"}
+                )  # fmt: skip
+    if differences:
+        raise SharedRecordsDiffer(differences, records)
+
+
+def taken_ids(conn: psycopg.Connection[Any], ids: Sequence[str]) -> list[str]:
+    return [
+        event_id
+        for (event_id,) in run(
+            conn,
+            "SELECT id FROM events WHERE id = ANY(?) UNION SELECT id FROM event_tombstones "
+            "WHERE id = ANY(?)",
+            [list(ids), list(ids)],
+        )
+    ]
+
+
+def fold_rollups(conn: psycopg.Connection[Any], removed: bool) -> None:
+    """Fold the recorded changes into every rollup, in ROLLUPS' order and each in key
+    order; rows left with no event go when something was subtracted."""
+    for table, statement in rollups.FOLDS:
+        run(conn, statement)
+        if removed:
+            run(conn, f"DELETE FROM {table} WHERE events = 0")
+    run(conn, f"DELETE FROM {CHANGES}")
+
+
+def write_events(
+    conn: psycopg.Connection[Any],
+    changes: Changes,
+    events: list[dict[str, Any]],
+    changed_at: datetime.datetime,
+) -> int:
+    """Upsert validated events with their places, sources, actors, munitions,
+    reporters, documents and search rows, replacing what each had before, and keep
+    the rollups current; an event whose content is unchanged is left as it is.
+    Each event written takes the next change number. Returns how many were written.
+
+    The places and sources the events describe are those stored (the callers check
+    it first: check_shared_records), so no other event's copy of them changes; the
+    re-rendering of copies that SQLite's insert_rows does for the seed is not here."""
+    rows: EventRows = event_rows(events, changed_at)
+    ids = [row.id for row in rows.events]
+    stored = {
+        event_id: (bytes(content_digest), first_seq)
+        for event_id, content_digest, first_seq in run(
+            conn,
+            f"SELECT e.id, d.content_digest, e.first_seq FROM {EVENTS_WITH_DOCUMENTS} "
+            "WHERE e.id = ANY(?)",
+            [ids],
+        )
+    }
+    changed = {
+        row.event_id
+        for row in rows.documents
+        if row.event_id not in stored or stored[row.event_id][0] != row.content_digest
+    }
+    if not changed:
+        return 0
+    if len(changed) < len(ids):
+        rows = rows.only(changed)
+        ids = [row.id for row in rows.events]
+    replacing = [event_id for event_id in ids if event_id in stored]
+    if replacing:
+        run(conn, rollups.SUBTRACT, [replacing] * 3)
+    seq = changes.take(len(ids))
+    events_rows = [
+        (*row, seq + offset, stored[row.id][1] if row.id in stored else seq + offset)
+        for offset, row in enumerate(rows.events)
+    ]
+    # Shared records and actors in key order, as every writer writes them.
+    run_many(
+        conn,
+        _UPSERT_LOCATION,
+        [[rows.locations[i][c] for c in _LOCATION_COLUMNS] for i in sorted(rows.locations)],
+    )
+    run_many(
+        conn,
+        _UPSERT_SOURCE,
+        [[rows.sources[i][c] for c in _SOURCE_COLUMNS] for i in sorted(rows.sources)],
+    )
+    run_many(conn, _UPSERT_ACTOR, sorted(rows.actors.items()))
+    run_many(conn, _UPSERT_EVENT, events_rows)
+    run(conn, "DELETE FROM event_tombstones WHERE id = ANY(?)", [ids])
+    if replacing:
+        for table in ("event_actors", "munitions", "reporters"):
+            run(conn, f"DELETE FROM {table} WHERE event_id = ANY(?)", [replacing])
+    run_many(conn, "INSERT INTO event_actors VALUES (?, ?, ?, ?)", rows.event_actors)
+    run_many(conn, "INSERT INTO munitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.munitions)
+    run_many(conn, "INSERT INTO reporters VALUES (?, ?, ?, ?, ?)", rows.reporters)
+    row_ids = dict(run(conn, "SELECT id, row_id FROM events WHERE id = ANY(?)", [ids]))
+    run_many(
+        conn,
+        _UPSERT_DOCUMENT,
+        [
+            (row_ids[row.event_id], row.body, row.digest, row.content_digest, row.csv)
+            for row in rows.documents
+        ],
+    )
+    run_many(
+        conn,
+        _UPSERT_SEARCH,
+        [(row_ids[row.event_id], search_document(row.notes, row.place)) for row in rows.documents],
+    )
+    run(conn, rollups.ADD, [ids] * 3)
+    fold_rollups(conn, removed=bool(replacing))
+    return len(ids)
+
+
+def delete_events(
+    conn: psycopg.Connection[Any], changes: Changes, ids: Sequence[str], at: datetime.datetime
+) -> int:
+    """Replace events by tombstones keeping their last document, each taking the
+    next change number (in id order); unknown ids are ignored."""
+    found = run(
+        conn,
+        f"SELECT e.row_id, e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id = ANY(?) "
+        "ORDER BY e.id",
+        [list(ids)],
+    ).fetchall()
+    if not found:
+        return 0
+    seq = changes.take(len(found))
+    run_many(
+        conn,
+        _UPSERT_TOMBSTONE,
+        [(event_id, seq + i, stamp(at), body) for i, (_, event_id, body) in enumerate(found)],
+    )
+    row_ids = [row_id for row_id, _, _ in found]
+    event_ids = [event_id for _, event_id, _ in found]
+    run(conn, rollups.SUBTRACT, [event_ids] * 3)
+    fold_rollups(conn, removed=True)
+    for table in ("event_actors", "munitions", "reporters"):
+        run(conn, f"DELETE FROM {table} WHERE event_id = ANY(?)", [event_ids])
+    for table in ("event_search", "event_documents"):
+        run(conn, f"DELETE FROM {table} WHERE row_id = ANY(?)", [row_ids])
+    run(conn, "DELETE FROM events WHERE row_id = ANY(?)", [row_ids])
+    return len(found)
+
+
+# Audit.
+
+
+def append_audit(
+    conn: psycopg.Connection[Any],
+    author: Author,
+    at: datetime.datetime,
+    entries: Sequence[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+) -> None:
+    """One audit_log row per (action, event id, before, after, detail)."""
+    run_many(
+        conn,
+        "INSERT INTO audit_log (at, key_id, key_name, action, event_id, before, after, "
+        "request_id, client_address, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                stamp(at),
+                author.key_id,
+                author.key_name,
+                action,
+                event_id,
+                before,
+                after,
+                author.request_id,
+                author.client_address,
+                None if detail is None else orjson.dumps(detail).decode(),
+            )
+            for action, event_id, before, after, detail in entries
+        ],
+    )
+
+
+# Partners' writes.
+
+
+def create_events(
+    conn: psycopg.Connection[Any],
+    changes: Changes,
+    events: list[dict[str, Any]],
+    author: Author,
+    at: datetime.datetime,
+    request: IdempotentRequest | None,
+) -> tuple[Answer, bool]:
+    """partners.create_events on PostgreSQL. The idempotency key's row is inserted
+    before anything else is written (a placeholder answer, filled in at the end):
+    of two first requests with one key, the second finds the first's row, and waits
+    for its transaction (a unique key's insert waits for the one in flight) even
+    where writers did not queue on the counter already."""
+    purge_idempotent_requests(conn, at)
+    if request is not None:
+        replayed = _claim_idempotency_key(conn, author, request, at)
+        if replayed is not None:
+            return replayed, True
+    ids = [event["id"] for event in events]
+    twice = {event_id for event_id in ids if ids.count(event_id) > 1}
+    taken = set(taken_ids(conn, ids)) | twice
+    if taken:
+        raise IdsTaken(sorted(taken))
+    check_shared_records(conn, events)
+    write_events(conn, changes, events, at)
+    documents = event_documents(conn, ids)
+    run_many(
+        conn,
+        "INSERT INTO event_owners (event_id, key_id) VALUES (?, ?)",
+        [(event_id, author.key_id) for event_id in ids],
+    )
+    append_audit(conn, author, at, [("create", i, None, documents[i], None) for i in ids])
+    answer = Answer(201, b'{"data":[' + b",".join(documents[i].encode() for i in ids) + b"]}")
+    if request is not None:
+        run(
+            conn,
+            "UPDATE idempotent_requests SET status = ?, body = ? "
+            "WHERE key_id = ? AND idempotency_key = ?",
+            [answer.status, answer.body, author.key_id, request.key],
+        )
+    return answer, False
+
+
+def _claim_idempotency_key(
+    conn: psycopg.Connection[Any], author: Author, request: IdempotentRequest, at: datetime.datetime
+) -> Answer | None:
+    """Insert the key's row (status 0 until the answer is known) and return None; or
+    the answer kept for it, if given less than IDEMPOTENCY_KEEP ago (an expired one
+    is replaced). IdempotencyKeyReused if the key came with another body."""
+    claim = (
+        "INSERT INTO idempotent_requests "
+        "(key_id, idempotency_key, request_digest, status, body, created_at) "
+        "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (key_id, idempotency_key) DO NOTHING"
+    )
+    params = [author.key_id, request.key, request.content_digest, b"", stamp(at)]
+    if run(conn, claim, params).rowcount == 1:
+        return None
+    row = run(
+        conn,
+        "SELECT request_digest, status, body, created_at FROM idempotent_requests "
+        "WHERE key_id = ? AND idempotency_key = ?",
+        [author.key_id, request.key],
+    ).fetchone()
+    assert row is not None, "a row that conflicted is there (writers hold the counter)"
+    digest, status, body, created_at = row
+    if created_at < stamp(at - IDEMPOTENCY_KEEP):
+        run(
+            conn,
+            "DELETE FROM idempotent_requests WHERE key_id = ? AND idempotency_key = ?",
+            [author.key_id, request.key],
+        )
+        run(conn, claim, params)
+        return None
+    if bytes(digest) not in (request.content_digest, request.body_digest):
+        raise IdempotencyKeyReused(request.key)
+    return Answer(int(status), bytes(body))
+
+
+def purge_idempotent_requests(conn: psycopg.Connection[Any], at: datetime.datetime) -> int:
+    return run(
+        conn,
+        "DELETE FROM idempotent_requests WHERE (key_id, idempotency_key) IN (SELECT key_id, "
+        "idempotency_key FROM idempotent_requests WHERE created_at < ? ORDER BY created_at "
+        "LIMIT ?)",
+        [stamp(at - IDEMPOTENCY_KEEP), IDEMPOTENCY_PURGE_BATCH],
+    ).rowcount
+
+
+def update_event(
+    conn: psycopg.Connection[Any],
+    changes: Changes,
+    event: dict[str, Any],
+    before: str,
+    author: Author,
+    at: datetime.datetime,
+) -> str:
+    check_shared_records(conn, [event])
+    if not write_events(conn, changes, [event], at):
+        return before
+    after = event_documents(conn, [event["id"]])[event["id"]]
+    append_audit(conn, author, at, [("update", event["id"], before, after, None)])
+    return after
+
+
+def delete_event(
+    conn: psycopg.Connection[Any],
+    changes: Changes,
+    event_id: str,
+    before: str,
+    author: Author,
+    at: datetime.datetime,
+) -> None:
+    delete_events(conn, changes, [event_id], at)
+    run(conn, "DELETE FROM event_owners WHERE event_id = ?", [event_id])
+    append_audit(conn, author, at, [("delete", event_id, before, None, None)])
