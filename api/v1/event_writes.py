@@ -1,9 +1,9 @@
 """POST, PATCH and DELETE /api/v1/events: partners contribute events with a write key.
 
-Every write runs in one `BEGIN IMMEDIATE` transaction (so two writers queue on
-SQLite's lock instead of failing half-way), validates through the same
-EventSchema as the seed, and is audited by the store (api/store/sqlite/partners.py),
-which holds every write statement. PATCH and DELETE need `If-Match` with the event's
+Every write runs in one of the store's write transactions (`store().writer()`: one
+writer at a time, so two queue instead of failing half-way; docs/design.md, "The
+single writer"), validates through the same EventSchema as the seed, and is audited
+by the store, which holds every write statement. PATCH and DELETE need `If-Match` with the event's
 ETag, so that two partners editing one event never silently overwrite each other.
 """
 
