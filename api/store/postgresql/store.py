@@ -11,6 +11,7 @@ it and records the last before its commit (advance_changes). Every PostgreSQL er
 leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
 """
 
+import dataclasses
 import datetime
 import threading
 from collections.abc import Callable, Iterator
@@ -51,9 +52,10 @@ from api.store import (
 from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
-from api.store.postgresql.dialect import POSTGRESQL, to_pyformat
+from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
 from api.store.postgresql.writes import EVENTS_WITH_DOCUMENTS, Changes, run
 from api.store.series import Group, Series
+from api.store.sqlite import stats
 from api.store.sqlite.query import EventColumns, Page
 
 # How long a request waits for a connection from the pool before the store is
@@ -102,13 +104,6 @@ _FEED_POSITION = (
 def _where(conditions: list[str]) -> str:
     conditions = [c for c in conditions if c]
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
-
-
-# /stats is not ported yet (issue 22): a clear 503, never a 500.
-_NO_STATS_YET = (
-    "/stats is not served from PostgreSQL yet (issue 22); the other endpoints are. Serve "
-    "/stats from a SQLite copy meanwhile."
-)
 
 
 class PostgresStore(Store):
@@ -275,7 +270,9 @@ class PostgresStore(Store):
         return FeedPosition(str(row[0]), int(row[1]), int(row[2]))
 
     def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
-        raise Unavailable(_NO_STATS_YET)
+        with self.reading(args) as conn:
+            found = stats.grouped(Reading(conn), args)
+        return [(group, stats.render_totals(totals)) for group, totals in found]
 
     def stats_series(
         self,
@@ -284,7 +281,14 @@ class PostgresStore(Store):
         limit: int,
         max_rows: int | None,
     ) -> Series[dict[str, Any]]:
-        raise Unavailable(_NO_STATS_YET)
+        with self.reading(args) as conn:
+            found = stats.series(Reading(conn), args, after, limit, max_rows=max_rows)
+        render = stats.render_totals
+        return dataclasses.replace(
+            found,
+            rows=[(group, period, render(totals)) for group, period, totals in found.rows],
+            coarser=[(group, period, render(totals)) for group, period, totals in found.coarser],
+        )
 
     def search_capped(self, q: search.Search) -> bool:
         with self.reading({"q": q}) as conn:
