@@ -82,7 +82,6 @@ _SUMMARY = """SELECT
     (SELECT count(*) FROM sources),
     (SELECT max(changed) FROM (SELECT max(updated_at) AS changed FROM events
                                UNION ALL SELECT max(deleted_at) FROM event_tombstones) AS c)"""
-_ALL_EVENTS = "SELECT coalesce(sum(events), 0)::bigint FROM stats_totals WHERE category = ''"
 _REGIONS = "SELECT DISTINCT admin1 FROM stats_totals WHERE admin1 != '' ORDER BY admin1"
 _LOCATION_COLUMNS = (
     "l.row_id, l.id, l.name, l.admin1, l.country, l.country_code, l.latitude, l.longitude, "
@@ -302,19 +301,9 @@ class PostgresStore(Store):
             if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
                 return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
             # With a filter of events: the places with a matching event, each with
-            # how many (counted over the events: the rollups' planner is SQLite's).
+            # how many, from the smallest rollup keeping places and the filters.
             event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
-            where, values = filters.where(
-                Scope.events(POSTGRESQL, conn, paged=False), _EVENT_FILTERS, event_args
-            )
-            counts = dict(
-                run(
-                    conn,
-                    f"SELECT e.location_id, count(*) FROM events e {_where([where])} "
-                    "GROUP BY e.location_id",
-                    values,
-                )
-            )
+            counts = stats.events_by_place(Reading(conn), event_args)
             rows, next_key = _page_by_id(
                 conn,
                 f"SELECT {_LOCATION_COLUMNS} FROM locations l",
@@ -604,21 +593,10 @@ class _Pages(EventPages):
             return self._query.page(conn, cursor, limit)
 
     def total(self) -> tuple[int, bool]:
-        """Without a filter, the all-time rollup's sum (a few rows a place); with
-        filters, counted over the events (exact; a search's total is cut at
-        SEARCH_TOTALS_CAP as on SQLite), where SQLite sums the smallest rollup that
-        keeps them: the rollups' planner (api/store/sqlite/stats.py) is written for
-        SQLite's dialect, and porting it is the next slice."""
+        """As on SQLite (stats.event_total): summed from the smallest rollup keeping
+        the filters a rollup keeps, an upper bound when others are given."""
         with self._store.reading(self._args) as conn:
-            condition, params = filters.where(
-                Scope.events(POSTGRESQL, conn, paged=False), _EVENT_FILTERS, self._args
-            )
-            counted = f"SELECT count(*) FROM events e {_where([condition])}"
-            if not condition:
-                counted = _ALL_EVENTS
-            row = run(conn, counted, params)
-            (count,) = row.fetchone() or (0,)
-        return int(count), True
+            return stats.event_total(Reading(conn), self._args)
 
 
 class _PostgresWriter(Writer):
