@@ -2,6 +2,10 @@
 filters and groups on, or from the events where none does (api/store/sqlite/rollups.py), and
 shaped for charts: one row per group, or a time series with one row per period,
 gaps included, and the events coded coarser than its interval beside it.
+
+Engine-neutral despite its folder: the SQL is built with the connection's dialect
+(dialect_of) and run through its `execute`, which takes `?` statements (a SQLite
+connection, or PostgreSQL's dialect.Reading).
 """
 
 import calendar
