@@ -468,17 +468,54 @@ def _same_writes(api: FlaskClient, key: str, template: dict[str, Any]) -> None:
     assert deleted.status_code == 204
 
 
+def _both_after_the_same_writes(
+    migrated: PostgresStore, url: str, template: dict[str, Any], path: str, more: bool = False
+) -> tuple[FlaskClient, FlaskClient]:
+    """A SQLite database and the PostgreSQL one, each after the same writes
+    through the API (`more`: and _more_writes'): their apps' clients."""
+    from api.__main__ import main
+
+    assert main(["--db", path, "init"]) == 0
+    sqlite_store = open_store(path)
+    try:
+        on_sqlite, on_postgresql = _app(path), _app(url)
+        _same_writes(on_sqlite, sqlite_store.create_key("Newsroom", "write"), template)
+        _same_writes(on_postgresql, migrated.create_key("Newsroom", "write"), template)
+        if more:
+            _more_writes(on_sqlite, sqlite_store.create_key("Desk", "write"), template)
+            _more_writes(on_postgresql, migrated.create_key("Desk", "write"), template)
+    finally:
+        sqlite_store.close()
+    return on_sqlite, on_postgresql
+
+
+def _more_writes(api: FlaskClient, key: str, template: dict[str, Any]) -> None:
+    """Events coded by week and by month (beside a finer series), and interceptions
+    (the rate's sums), of another type."""
+    drones = [{"category": "drone", "model": None, "launched": 10, "intercepted": 7}]
+    events = [
+        {**template, "id": "ua-2024-06-03-week", "date": "2024-06-03", "date_precision": "week"},
+        {
+            **template,
+            "id": "ua-2024-07-01-month",
+            "date": "2024-07-01",
+            "date_precision": "month",
+            "event_type": "drone_strike",
+            "munitions": drones,
+        },
+        {**template, "id": "ua-2024-06-20-drones", "date": "2024-06-20", "munitions": drones},
+    ]
+    answer = _post(api, key, *events)
+    assert answer.status_code == 201, answer.get_json()
+
+
 def test_the_rollups_equal_sqlites_after_the_same_writes(
     migrated: PostgresStore, fresh_postgres_url: str, template: dict[str, Any], tmp_path: Any
 ) -> None:
-    from api.__main__ import main
     from api.store.sqlite.rollups import TABLES
 
     path = str(tmp_path / "salvo.db")
-    assert main(["--db", path, "init"]) == 0
-    sqlite_store = open_store(path)
-    _same_writes(_app(path), sqlite_store.create_key("Newsroom", "write"), template)
-    _same_writes(_app(fresh_postgres_url), migrated.create_key("Newsroom", "write"), template)
+    _both_after_the_same_writes(migrated, fresh_postgres_url, template, path)
     sqlite_conn = sqlite3.connect(path)
     with psycopg.connect(fresh_postgres_url) as conn:
         for table in TABLES:
@@ -489,14 +526,78 @@ def test_the_rollups_equal_sqlites_after_the_same_writes(
             assert on_postgresql == on_sqlite, table
             assert table == "stats_changes" or on_sqlite, f"{table} has rows"
     sqlite_conn.close()
-    sqlite_store.close()
 
 
-def test_stats_is_a_clear_503_until_it_is_ported(migrated: PostgresStore) -> None:
-    """/stats is not served from PostgreSQL yet: a problem saying so, never a 500."""
-    client = _app(migrated.url)
-    for query in ("", "?interval=month", "?group_by=admin1"):
-        answer = client.get(f"/api/v1/stats{query}")
-        assert answer.status_code == 503, answer.get_data()
-        assert answer.get_json()["type"].endswith("/problems/database-unavailable")
-        assert "not served from PostgreSQL yet" in answer.get_json()["detail"]
+def _stats_requests(template: dict[str, Any]) -> list[str]:
+    place = template["location"]
+    near = f"{place['latitude']},{place['longitude']}"
+    west, south = place["longitude"] - 1, place["latitude"] - 1
+    bbox = f"{west},{south},{west + 2},{south + 2}"
+    month = (
+        f"interval=month&event_type={template['event_type']}&weapon=missile&country=UA"
+        "&date_from=2024-05-15&date_to=2024-07-20"
+    )
+    return [
+        "",
+        "group_by=event_type",
+        "group_by=admin1",
+        "group_by=country",
+        *(f"interval={interval}" for interval in ("day", "week", "month", "year")),
+        "interval=week&group_by=event_type",
+        "interval=month&group_by=admin1",
+        "interval=day&group_by=country&limit=7",
+        month,
+        "interval=week&date_from=2024-05-27&date_to=2024-07-21",
+        "date_from=2024-05-31&date_to=2024-07-15&group_by=event_type",
+        f"bbox={bbox}",
+        f"bbox={bbox}&interval=month",
+        f"near={near}&radius_km=30",
+        f"near={near}&radius_km=30&group_by=admin1&interval=week",
+        "q=missiles",
+        "q=missile*&interval=month",
+        "q=kharkiv -drone&group_by=admin1&interval=week",
+        "q=-drone&group_by=event_type",
+        "q=nothingmatchesthis",
+        "min_injured=1&interval=year",
+        "event_type=air_strike",
+    ]
+
+
+def test_stats_answers_as_on_sqlite_after_the_same_writes(
+    migrated: PostgresStore, fresh_postgres_url: str, template: dict[str, Any], tmp_path: Any
+) -> None:
+    """/stats on PostgreSQL: the same planner over the same rollups (and over the
+    events, for what no rollup keeps) gives the JSON SQLite gives, as do the
+    listings' totals and the places' event counts built on it."""
+    on_sqlite, on_postgresql = _both_after_the_same_writes(
+        migrated, fresh_postgres_url, template, str(tmp_path / "salvo.db"), more=True
+    )
+    for query in _stats_requests(template):
+        expected = on_sqlite.get(f"/api/v1/stats?{query}")
+        answered = on_postgresql.get(f"/api/v1/stats?{query}")
+        assert expected.status_code == 200, (query, expected.get_json())
+        assert answered.status_code == 200, (query, answered.get_json())
+        assert answered.get_json() == expected.get_json(), query
+    # The listings' totals and the places' counts under the same filters.
+    for query in _stats_requests(template):
+        kept = "&".join(
+            p for p in query.split("&") if p.split("=")[0] not in ("interval", "group_by", "limit")
+        )
+        for url, part in (
+            (f"/api/v1/events?{kept}&limit=2", "meta"),
+            (f"/api/v1/locations?{kept}", None),
+        ):
+            expected, answered = on_sqlite.get(url), on_postgresql.get(url)
+            assert (answered.status_code, expected.status_code) == (200, 200), url
+            if part is None:
+                assert answered.get_json() == expected.get_json(), url
+            else:
+                assert answered.get_json()[part] == expected.get_json()[part], url
+    # Something was summed: totals, casualties and munitions.
+    total = on_postgresql.get("/api/v1/stats").get_json()
+    assert total["data"][0]["events"] == 7, total
+    assert total["data"][0]["munitions"]["drone"]["interception_rate"] == 0.7, total
+    daily = on_postgresql.get("/api/v1/stats?interval=day").get_json()
+    assert len(daily["coarser"]) == 2, daily["coarser"]
+    found = on_postgresql.get("/api/v1/stats?q=missiles").get_json()
+    assert found["data"][0]["events"] > 0, found

@@ -59,6 +59,16 @@ class Dialect(abc.ABC):
         week: the Monday of its ISO week, month, year) that the ISO date `date` (SQL
         of a date column) falls in: /stats' period keys and the rollups' dates."""
 
+    @abc.abstractmethod
+    def count_true(self, condition: str) -> str:
+        """An aggregate of how many rows of a group the condition is true for (a
+        NULL condition counts as false), 0 for none."""
+
+    @abc.abstractmethod
+    def integer_sum(self, expression: str) -> str:
+        """The sum of an integer expression over a group, as an integer: what a
+        caller adds up in Python and renders as JSON (NULL over no rows)."""
+
     def upsert(
         self, table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()
     ) -> str:

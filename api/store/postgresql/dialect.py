@@ -73,6 +73,15 @@ class PostgreSQLDialect(Dialect):
     def search_capped(self, conn: Any, q: Search) -> bool:
         return _search_capped(conn, q)
 
+    def count_true(self, condition: str) -> str:
+        # A boolean has no sum; count(*) counts the rows where it is true.
+        return f"count(*) FILTER (WHERE {condition})"
+
+    def integer_sum(self, expression: str) -> str:
+        # sum() of a bigint is numeric (psycopg's Decimal): cast back, as a rollup's
+        # column is a bigint and its sums stay within one.
+        return f"CAST(sum({expression}) AS bigint)"
+
     def period_start(self, interval: str, date: str) -> str:
         if interval == "week":
             # date_trunc's week is the ISO week, which starts on Monday.
@@ -140,10 +149,29 @@ def _starts_word(sql: str, i: int) -> bool:
 
 
 def execute(
-    conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()
+    conn: "psycopg.Connection[Any] | Reading", sql: str, params: Sequence[Any] = ()
 ) -> psycopg.Cursor[Any]:
     """Execute a statement written with `?` parameters (to_pyformat)."""
+    if isinstance(conn, Reading):
+        conn = conn.conn
     return conn.execute(to_pyformat(sql), list(params))
+
+
+class Reading:
+    """A connection for one read of the shared SQL that runs statements on a
+    connection-like object (the /stats planner, api/store/sqlite/stats.py): its
+    `execute` takes `?` statements, it names its dialect, and it keeps the memo
+    of a search's most recent matches for the read (_most_recent), as SQLite's
+    ReadConnection does. The dialect's own functions take it or a bare connection."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.memo: dict[Any, Any] = {}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return execute(self.conn, sql, params)
 
 
 # Places.

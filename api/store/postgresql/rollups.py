@@ -26,31 +26,12 @@ from api.store.sqlite.rollups import (
     SUMS,
     WEEK,
     Rollup,
+    event_sums,
 )
 from schemas.vocabulary import ALL_CATEGORIES
 
-_CASUALTIES = ("killed", "injured")
-
-
-def _casualty_sums(kind: str) -> dict[str, str]:
-    """SQLite's _casualty_sums with every sum of a boolean as a filtered count."""
-    return {
-        f"{kind}_best": f"coalesce(sum(e.{kind}_best), 0)",
-        f"{kind}_low": f"coalesce(sum(e.{kind}_low), 0)",
-        f"{kind}_high": f"coalesce(sum(e.{kind}_high), 0)",
-        f"{kind}_reporting": f"count(e.{kind}_best)",
-        f"{kind}_no_high": (
-            f"count(*) FILTER (WHERE e.{kind}_best IS NOT NULL AND e.{kind}_high IS NULL)"
-        ),
-        f"{kind}_lower_bounds": f"count(*) FILTER (WHERE e.{kind}_qualifier = 'at_least')",
-        f"{kind}_inexact": f"count(*) FILTER (WHERE e.{kind}_qualifier != 'exact')",
-    }
-
-
-EVENT_SUMS: dict[str, str] = {
-    "events": "count(*)",
-    **{name: sql for kind in _CASUALTIES for name, sql in _casualty_sums(kind).items()},
-}
+# SQLite's event totals with every sum of a boolean as a filtered count.
+EVENT_SUMS = event_sums(POSTGRESQL)
 
 _MUNITIONS = "munitions m JOIN events e ON e.id = m.event_id"
 _IDS = "e.id = ANY(?)"

@@ -11,6 +11,7 @@ it and records the last before its commit (advance_changes). Every PostgreSQL er
 leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
 """
 
+import dataclasses
 import datetime
 import threading
 from collections.abc import Callable, Iterator
@@ -51,9 +52,10 @@ from api.store import (
 from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
-from api.store.postgresql.dialect import POSTGRESQL, to_pyformat
+from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
 from api.store.postgresql.writes import EVENTS_WITH_DOCUMENTS, Changes, run
 from api.store.series import Group, Series
+from api.store.sqlite import stats
 from api.store.sqlite.query import EventColumns, Page
 
 # How long a request waits for a connection from the pool before the store is
@@ -80,7 +82,6 @@ _SUMMARY = """SELECT
     (SELECT count(*) FROM sources),
     (SELECT max(changed) FROM (SELECT max(updated_at) AS changed FROM events
                                UNION ALL SELECT max(deleted_at) FROM event_tombstones) AS c)"""
-_ALL_EVENTS = "SELECT coalesce(sum(events), 0)::bigint FROM stats_totals WHERE category = ''"
 _REGIONS = "SELECT DISTINCT admin1 FROM stats_totals WHERE admin1 != '' ORDER BY admin1"
 _LOCATION_COLUMNS = (
     "l.row_id, l.id, l.name, l.admin1, l.country, l.country_code, l.latitude, l.longitude, "
@@ -102,13 +103,6 @@ _FEED_POSITION = (
 def _where(conditions: list[str]) -> str:
     conditions = [c for c in conditions if c]
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
-
-
-# /stats is not ported yet (issue 22): a clear 503, never a 500.
-_NO_STATS_YET = (
-    "/stats is not served from PostgreSQL yet (issue 22); the other endpoints are. Serve "
-    "/stats from a SQLite copy meanwhile."
-)
 
 
 class PostgresStore(Store):
@@ -275,7 +269,9 @@ class PostgresStore(Store):
         return FeedPosition(str(row[0]), int(row[1]), int(row[2]))
 
     def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
-        raise Unavailable(_NO_STATS_YET)
+        with self.reading(args) as conn:
+            found = stats.grouped(Reading(conn), args)
+        return [(group, stats.render_totals(totals)) for group, totals in found]
 
     def stats_series(
         self,
@@ -284,7 +280,14 @@ class PostgresStore(Store):
         limit: int,
         max_rows: int | None,
     ) -> Series[dict[str, Any]]:
-        raise Unavailable(_NO_STATS_YET)
+        with self.reading(args) as conn:
+            found = stats.series(Reading(conn), args, after, limit, max_rows=max_rows)
+        render = stats.render_totals
+        return dataclasses.replace(
+            found,
+            rows=[(group, period, render(totals)) for group, period, totals in found.rows],
+            coarser=[(group, period, render(totals)) for group, period, totals in found.coarser],
+        )
 
     def search_capped(self, q: search.Search) -> bool:
         with self.reading({"q": q}) as conn:
@@ -298,19 +301,9 @@ class PostgresStore(Store):
             if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
                 return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
             # With a filter of events: the places with a matching event, each with
-            # how many (counted over the events: the rollups' planner is SQLite's).
+            # how many, from the smallest rollup keeping places and the filters.
             event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
-            where, values = filters.where(
-                Scope.events(POSTGRESQL, conn, paged=False), _EVENT_FILTERS, event_args
-            )
-            counts = dict(
-                run(
-                    conn,
-                    f"SELECT e.location_id, count(*) FROM events e {_where([where])} "
-                    "GROUP BY e.location_id",
-                    values,
-                )
-            )
+            counts = stats.events_by_place(Reading(conn), event_args)
             rows, next_key = _page_by_id(
                 conn,
                 f"SELECT {_LOCATION_COLUMNS} FROM locations l",
@@ -600,21 +593,10 @@ class _Pages(EventPages):
             return self._query.page(conn, cursor, limit)
 
     def total(self) -> tuple[int, bool]:
-        """Without a filter, the all-time rollup's sum (a few rows a place); with
-        filters, counted over the events (exact; a search's total is cut at
-        SEARCH_TOTALS_CAP as on SQLite), where SQLite sums the smallest rollup that
-        keeps them: the rollups' planner (api/store/sqlite/stats.py) is written for
-        SQLite's dialect, and porting it is the next slice."""
+        """As on SQLite (stats.event_total): summed from the smallest rollup keeping
+        the filters a rollup keeps, an upper bound when others are given."""
         with self._store.reading(self._args) as conn:
-            condition, params = filters.where(
-                Scope.events(POSTGRESQL, conn, paged=False), _EVENT_FILTERS, self._args
-            )
-            counted = f"SELECT count(*) FROM events e {_where([condition])}"
-            if not condition:
-                counted = _ALL_EVENTS
-            row = run(conn, counted, params)
-            (count,) = row.fetchone() or (0,)
-        return int(count), True
+            return stats.event_total(Reading(conn), self._args)
 
 
 class _PostgresWriter(Writer):

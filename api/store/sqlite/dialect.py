@@ -32,6 +32,13 @@ class SQLiteDialect(Dialect):
     def search_capped(self, conn: Any, q: Search) -> bool:
         return _search_capped(conn, q)
 
+    def count_true(self, condition: str) -> str:
+        # A comparison is 1 or 0 (NULL for a NULL operand, which sum() skips).
+        return f"coalesce(sum({condition}), 0)"
+
+    def integer_sum(self, expression: str) -> str:
+        return f"sum({expression})"
+
     def period_start(self, interval: str, date: str) -> str:
         if interval == "week":
             # SQLite before 3.46 has no ISO week format: back to the week's Monday.

@@ -2,18 +2,22 @@
 filters and groups on, or from the events where none does (api/store/sqlite/rollups.py), and
 shaped for charts: one row per group, or a time series with one row per period,
 gaps included, and the events coded coarser than its interval beside it.
+
+Engine-neutral despite its folder: the SQL is built with the connection's dialect
+(dialect_of) and run through its `execute`, which takes `?` statements (a SQLite
+connection, or PostgreSQL's dialect.Reading).
 """
 
 import calendar
 import datetime
 import itertools
 import operator
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from api.store import InvalidParameters, filters
+from api.store.dialect import Dialect
 from api.store.filters import Scope
 from api.store.series import Group, Period, Series, period_of, shifted
 from api.store.sqlite.dialect import SQLITE
@@ -35,6 +39,17 @@ from api.store.sqlite.rollups import (
 from schemas.vocabulary import ALL_CATEGORIES, DATE_PRECISIONS, MUNITION_CATEGORIES
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
+
+
+def dialect_of(conn: Any) -> Dialect:
+    """The dialect of the connection the totals are read on: a connection of
+    another engine names its own (`dialect`), whose execute takes statements with
+    `?` parameters as this module writes them (PostgreSQL's dialect.Reading); a
+    SQLite connection is SQLite's."""
+    dialect: Dialect = getattr(conn, "dialect", SQLITE)
+    return dialect
+
+
 # group_by -> the dimension it groups on (api/store/sqlite/rollups.py), whose SQL over the alias
 # `e` reads a rollup and the events alike.
 # Grouping by place (`location_id`) is /locations' event counts of a filtered view,
@@ -70,9 +85,7 @@ class Part:
     args: dict[str, Any]
 
 
-def plan(
-    conn: sqlite3.Connection, args: dict[str, Any], drawn: tuple[str, ...] | None = None
-) -> list[Part]:
+def plan(conn: Any, args: dict[str, Any], drawn: tuple[str, ...] | None = None) -> list[Part]:
     """Where a request's totals are read from: the smallest rollup that keeps the
     dimensions its filters and grouping read, as finely dated as it needs, or the
     events. A month rollup answers whole months; the days at either end of a range
@@ -113,7 +126,7 @@ def plan(
     return parts
 
 
-def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[str, Any]:
+def without_every_place(conn: Any, args: dict[str, Any]) -> dict[str, Any]:
     """The arguments without their place filters when those keep every place that
     has events: a map's view of the whole country gives the same totals as no place
     filter, without summing every place's rows (0.28 s by place, a few ms without)."""
@@ -123,7 +136,7 @@ def without_every_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[
     if not places:
         return args
     condition, params = filters.where(
-        Scope(SQLITE, conn, "t", "t.location_id", paged=False), places, args
+        Scope(dialect_of(conn), conn, "t", "t.location_id", paged=False), places, args
     )
     left_out = conn.execute(
         f"SELECT 1 FROM (SELECT DISTINCT location_id FROM stats_totals) t WHERE NOT ({condition}) "
@@ -172,10 +185,10 @@ Totals = dict[str, tuple[int, ...]]
 # interval -> the SQL of the first day of the period an event's date falls in, over
 # the alias `e`: the day, the Monday of its ISO week, the first of its month or year.
 # Summing per period in SQL returns a row per period, not per day.
-_PERIOD_KEYS = {
-    interval: SQLITE.period_start(interval, "e.date")
-    for interval in ("day", "week", "month", "year")
-}
+def _period_key(dialect: Dialect, interval: str) -> str:
+    return dialect.period_start(interval, "e.date")
+
+
 # A rollup keeping dates as weeks or months keeps each as that first day already: its
 # date is the key, with no SQL per row (the Monday of each row's week was about a
 # quarter of event_type by week's read).
@@ -187,6 +200,7 @@ def _keys(
     by_precision: bool = True,
     source: Source = RAW,
     precisions: tuple[str, ...] | None = None,
+    dialect: Dialect = SQLITE,
 ) -> list[str]:
     """The key expressions a request's totals are grouped by (see totals), over the
     events or a rollup; without `by_precision`, the precision is '' in every key,
@@ -195,7 +209,7 @@ def _keys(
     groups = [] if group_by is None else [_GROUP_KEYS[group_by]]
     if interval is None:
         return groups
-    period = _PERIOD_KEYS[interval]
+    period = _period_key(dialect, interval)
     if source.rollup is not None and source.rollup.grain == _PERIOD_GRAINS.get(interval):
         period = "e.date"
     # Summing one precision's events is keying them by it, which a rollup keyed by
@@ -205,14 +219,12 @@ def _keys(
     return [period, "e.date_precision" if keyed else "''", *groups]
 
 
-def _conditions(
-    conn: sqlite3.Connection, part: Part, precisions: tuple[str, ...] | None
-) -> tuple[str, list[Any]]:
+def _conditions(conn: Any, part: Part, precisions: tuple[str, ...] | None) -> tuple[str, list[Any]]:
     """The WHERE clause of one part: its filters, the date precisions kept, and the
     groups of a page of small multiples."""
     part_args = {name: value for name, value in part.args.items() if value is not None}
     condition, params = filters.where(
-        Scope.events(SQLITE, conn, paged=False), _EVENT_FILTERS, part_args
+        Scope.events(dialect_of(conn), conn, paged=False), _EVENT_FILTERS, part_args
     )
     kept: list[tuple[str, list[Any]]] = []
     # A series rollup holds the precisions asked for alone (see plan).
@@ -229,7 +241,7 @@ def _conditions(
 
 
 def statements(
-    conn: sqlite3.Connection,
+    conn: Any,
     args: dict[str, Any],
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
@@ -239,17 +251,19 @@ def statements(
     its plan, or with `raw` one over the events (which tests compare them with);
     only events of these date precisions, if given."""
     drawn = None if by_precision else precisions
+    dialect = dialect_of(conn)
     return [
         part.source.statement(
-            _keys(args, by_precision, part.source, precisions),
+            _keys(args, by_precision, part.source, precisions, dialect),
             *_conditions(conn, part, precisions),
+            dialect,
         )
         for part in ([Part(RAW, args)] if raw else plan(conn, args, drawn))
     ]
 
 
 def totals(
-    conn: sqlite3.Connection,
+    conn: Any,
     args: dict[str, Any],
     raw: bool = False,
     precisions: tuple[str, ...] | None = None,
@@ -288,7 +302,7 @@ def _periods(first: datetime.date, last: datetime.date, interval: str) -> Iterat
 
 
 def series(
-    conn: sqlite3.Connection,
+    conn: Any,
     args: dict[str, Any],
     after: tuple[Group, str] | None,
     limit: int,
@@ -460,7 +474,7 @@ def _count(first: datetime.date, last: datetime.date, interval: str) -> int:
 
 
 def _span(
-    conn: sqlite3.Connection, args: dict[str, Any], precisions: tuple[str, ...]
+    conn: Any, args: dict[str, Any], precisions: tuple[str, ...]
 ) -> tuple[datetime.date, datetime.date] | None:
     """The first and last date of the matching events of these precisions."""
     dates = [
@@ -476,7 +490,7 @@ def _span(
     )
 
 
-def _groups(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Group]:
+def _groups(conn: Any, args: dict[str, Any]) -> list[Group]:
     """The groups with matching events, in the series or beside it, in order: their
     keys alone, with nothing summed."""
     found: set[str] = set()
@@ -489,7 +503,7 @@ def _groups(conn: sqlite3.Connection, args: dict[str, Any]) -> list[Group]:
 
 
 def _periods_of(
-    conn: sqlite3.Connection,
+    conn: Any,
     args: dict[str, Any],
     precisions: tuple[str, ...],
     interval: str | None = None,
@@ -527,7 +541,7 @@ def _periods_of(
     return merged
 
 
-def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bool]:
+def event_total(conn: Any, args: dict[str, Any]) -> tuple[int, bool]:
     """How many events match a listing's filters, read from the rollups, and whether
     that is exact: filters no rollup keeps (actor, q, min_killed, min_injured,
     updated_since) are left out, which makes it an upper bound."""
@@ -541,19 +555,19 @@ def event_total(conn: sqlite3.Connection, args: dict[str, Any]) -> tuple[int, bo
     exact = all(f.rollup is not None for f in _EVENT_FILTERS if any(n in args for n in f.params))
     events = 0
     for part in plan(conn, kept):
-        sql, params = part.source.count(*_conditions(conn, part, None))
+        sql, params = part.source.count(*_conditions(conn, part, None), dialect_of(conn))
         events += conn.execute(sql, params).fetchone()[0]
     return events, exact
 
 
-def events_by_place(conn: sqlite3.Connection, args: dict[str, Any]) -> dict[str, int]:
+def events_by_place(conn: Any, args: dict[str, Any]) -> dict[str, int]:
     """How many of the events matching the filters are at each place (places with
     none left out), from the smallest rollup keeping places and the filters."""
     found = totals(conn, {**args, "group_by": _PLACE, "interval": None})
     return {place: by_category[""][_EVENTS] for (place,), by_category in found.items()}
 
 
-def grouped(conn: sqlite3.Connection, args: dict[str, Any]) -> list[tuple[Group, Totals]]:
+def grouped(conn: Any, args: dict[str, Any]) -> list[tuple[Group, Totals]]:
     """Totals per group in key order; the one overall total without group_by (also
     when nothing matched)."""
     found = totals(conn, args)
