@@ -10,7 +10,7 @@ text is ever spliced into SQL, so a placeholder is never inside a literal.
 
 import abc
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from api.store.filters import Scope
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 # A condition (or a SELECT of ids) and its parameters.
 Clause = tuple[str, list[Any]]
+
+
+class Executes(Protocol):
+    """A connection whose `execute` takes the shared SQL, `?` parameters and all:
+    SQLite's own, or another engine's adapter (PostgreSQL's dialect.Reading)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
 
 
 class Dialect(abc.ABC):

@@ -53,9 +53,11 @@ from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bo
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
 from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
-from api.store.postgresql.writes import EVENTS_WITH_DOCUMENTS, Changes, run
+from api.store.postgresql.writes import Changes, run
 from api.store.series import Group, Series
-from api.store.sqlite import stats
+from api.store.sqlite import partners, stats
+from api.store.sqlite.audit import stamp
+from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS
 from api.store.sqlite.query import EventColumns, Page
 
 # How long a request waits for a connection from the pool before the store is
@@ -408,7 +410,7 @@ class PostgresStore(Store):
                 conn,
                 "INSERT INTO api_keys (id, name, scope, salt, hash, created_at, revoked_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                [*stored, writes.stamp(now)],
+                [*stored, stamp(now)],
             )
             detail = {"key_id": stored.id, "name": stored.name, "scope": stored.scope}
             writes.append_audit(
@@ -422,7 +424,7 @@ class PostgresStore(Store):
             revoked = run(
                 conn,
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                [writes.stamp(now), key_id],
+                [stamp(now), key_id],
             ).rowcount
             if revoked != 1:
                 return False
@@ -609,7 +611,7 @@ class _PostgresWriter(Writer):
         return _stored_event(self.conn, event_id)
 
     def check_owner(self, event_id: str, key_id: str, admin: bool) -> None:
-        writes.check_owner(self.conn, event_id, key_id, admin)
+        partners.check_owner(Reading(self.conn), event_id, key_id, admin)
 
     def create_events(
         self,

@@ -24,22 +24,22 @@ from api.store import (
     IdempotencyKeyReused,
     IdempotentRequest,
     IdsTaken,
-    NotTheOwner,
-    SharedRecordsDiffer,
     StoredEvent,
 )
 from api.store.postgresql import rollups
-from api.store.postgresql.dialect import POSTGRESQL, search_document, to_pyformat
+from api.store.postgresql.dialect import POSTGRESQL, Reading, search_document, to_pyformat
+from api.store.sqlite import partners
+from api.store.sqlite.audit import stamp
+from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS
+from api.store.sqlite.partners import IDEMPOTENCY_KEEP, IDEMPOTENCY_PURGE_BATCH
 from api.store.sqlite.rollups import CHANGES
-from api.store.sqlite.writes import EventRow, EventRows, event_rows
-from schemas.fields import TIMESTAMP_FORMAT
-
-EVENTS_WITH_DOCUMENTS = "events e JOIN event_documents d ON d.row_id = e.row_id"
-
-# How long an idempotent answer is replayed, and how many expired ones a POST
-# deletes: SQLite's (api/store/sqlite/partners.py) values, restated.
-IDEMPOTENCY_KEEP = datetime.timedelta(hours=24)
-IDEMPOTENCY_PURGE_BATCH = 10
+from api.store.sqlite.writes import (
+    LOCATION_COLUMNS,
+    SOURCE_COLUMNS,
+    EventRow,
+    EventRows,
+    event_rows,
+)
 
 
 def run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
@@ -51,10 +51,6 @@ def run_many(conn: psycopg.Connection[Any], sql: str, rows: Sequence[Sequence[An
     if rows:
         with conn.cursor() as cursor:
             cursor.executemany(to_pyformat(sql), rows)
-
-
-def stamp(at: datetime.datetime) -> str:
-    return at.strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass
@@ -77,12 +73,8 @@ class Changes:
 
 _EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
 _UPSERT_EVENT = POSTGRESQL.upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
-_LOCATION_COLUMNS = (
-    "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
-)  # fmt: skip
-_UPSERT_LOCATION = POSTGRESQL.upsert("locations", _LOCATION_COLUMNS, "id")
-_SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
-_UPSERT_SOURCE = POSTGRESQL.upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_LOCATION = POSTGRESQL.upsert("locations", LOCATION_COLUMNS, "id")
+_UPSERT_SOURCE = POSTGRESQL.upsert("sources", SOURCE_COLUMNS, "id")
 _UPSERT_ACTOR = POSTGRESQL.upsert("actors", ("name", "kind"), "name")
 _UPSERT_DOCUMENT = POSTGRESQL.upsert(
     "event_documents", ("row_id", "body", "digest", "content_digest", "csv"), "row_id"
@@ -92,10 +84,6 @@ _UPSERT_SEARCH = (
     "ON CONFLICT (row_id) DO UPDATE SET words = excluded.words"
 )
 _UPSERT_TOMBSTONE = POSTGRESQL.upsert("event_tombstones", ("id", "seq", "deleted_at", "body"), "id")
-_SHARED = {
-    "locations": _LOCATION_COLUMNS[1:],
-    "sources": _SOURCE_COLUMNS[1:],
-}
 
 
 def stored_event(conn: psycopg.Connection[Any], event_id: str) -> StoredEvent | None:
@@ -114,62 +102,6 @@ def event_documents(conn: psycopg.Connection[Any], ids: Sequence[str]) -> dict[s
     return dict(
         run(conn, f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id = ANY(?)", [ids])
     )
-
-
-def check_owner(conn: psycopg.Connection[Any], event_id: str, key_id: str, admin: bool) -> None:
-    if admin:
-        return
-    row = run(conn, "SELECT key_id FROM event_owners WHERE event_id = ?", [event_id]).fetchone()
-    owner = None if row is None else str(row[0])
-    if owner != key_id:
-        raise NotTheOwner(event_id, owner)
-
-
-def _shared_record(event: dict[str, Any], table: str) -> dict[str, Any]:
-    if table == "locations":
-        return dict(event["location"])
-    return {**event["source"], "published": event["source"]["published"].isoformat()}
-
-
-def check_shared_records(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
-    """SharedRecordsDiffer if the events describe a stored place or source, or one
-    another's, with other values (api/store/sqlite/partners.py's rule and words)."""
-    differences: list[str] = []
-    records: list[dict[str, Any]] = []
-    for table, columns in _SHARED.items():
-        sent: dict[str, dict[str, Any]] = {}
-        for event in events:
-            record = _shared_record(event, table)
-            first = sent.setdefault(record["id"], record)
-            differing = [column for column in columns if first[column] != record[column]]
-            if differing:
-                differences.append(
-                    f"{table[:-1]} {record['id']!r} comes twice with other {', '.join(differing)}"
-                )
-                records.append(
-                    {"record": table[:-1], "id": record["id"], "fields": differing,
-                     "against": "batch"}
-                )  # fmt: skip
-        stored = run(
-            conn,
-            f"SELECT id, {', '.join(columns)} FROM {table} WHERE id = ANY(?) ORDER BY id",
-            [list(sent)],
-        ).fetchall()
-        for record_id, *values in stored:
-            changed = [
-                (column, value)
-                for column, value in zip(columns, values, strict=True)
-                if sent[record_id][column] != value
-            ]
-            if changed:
-                as_stored = ", ".join(f"{column} {value!r}" for column, value in changed)
-                differences.append(f"{table[:-1]} {record_id!r} is stored with {as_stored}")
-                records.append(
-                    {"record": table[:-1], "id": record_id,
-                     "fields": [column for column, _ in changed], "against": "stored"}
-                )  # fmt: skip
-    if differences:
-        raise SharedRecordsDiffer(differences, records)
 
 
 def taken_ids(conn: psycopg.Connection[Any], ids: Sequence[str]) -> list[str]:
@@ -241,12 +173,12 @@ def write_events(
     run_many(
         conn,
         _UPSERT_LOCATION,
-        [[rows.locations[i][c] for c in _LOCATION_COLUMNS] for i in sorted(rows.locations)],
+        [[rows.locations[i][c] for c in LOCATION_COLUMNS] for i in sorted(rows.locations)],
     )
     run_many(
         conn,
         _UPSERT_SOURCE,
-        [[rows.sources[i][c] for c in _SOURCE_COLUMNS] for i in sorted(rows.sources)],
+        [[rows.sources[i][c] for c in SOURCE_COLUMNS] for i in sorted(rows.sources)],
     )
     run_many(conn, _UPSERT_ACTOR, sorted(rows.actors.items()))
     run_many(conn, _UPSERT_EVENT, events_rows)
@@ -365,7 +297,7 @@ def create_events(
     taken = set(taken_ids(conn, ids)) | twice
     if taken:
         raise IdsTaken(sorted(taken))
-    check_shared_records(conn, events)
+    partners.check_shared_records(Reading(conn), events)
     write_events(conn, changes, events, at)
     documents = event_documents(conn, ids)
     run_many(
@@ -438,7 +370,7 @@ def update_event(
     author: Author,
     at: datetime.datetime,
 ) -> str:
-    check_shared_records(conn, [event])
+    partners.check_shared_records(Reading(conn), [event])
     if not write_events(conn, changes, [event], at):
         return before
     after = event_documents(conn, [event["id"]])[event["id"]]

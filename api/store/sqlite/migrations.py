@@ -57,9 +57,9 @@ from api.store.sqlite.layout import (
     schema_version,
 )
 from api.store.sqlite.writes import (
-    _LOCATION_COLUMNS,
-    _SOURCE_COLUMNS,
     BATCH_SIZE,
+    LOCATION_COLUMNS,
+    SOURCE_COLUMNS,
     _stored_records,
     event_rows,
     insert_rows,
@@ -366,8 +366,8 @@ def rerender_documents(
         stored = {
             name: _stored_records(conn, table, columns, column, ids)
             for name, table, columns, column in (
-                ("location", "locations", _LOCATION_COLUMNS, "location_id"),
-                ("source", "sources", _SOURCE_COLUMNS, "source_id"),
+                ("location", "locations", LOCATION_COLUMNS, "location_id"),
+                ("source", "sources", SOURCE_COLUMNS, "source_id"),
             )
         }
         events = []

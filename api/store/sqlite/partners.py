@@ -15,12 +15,13 @@ from api.store import (
     NotTheOwner,
     SharedRecordsDiffer,
 )
+from api.store.dialect import Executes
 from api.store.sqlite.audit import AuditEntry, append_audit, stamp
 from api.store.sqlite.layout import placeholders
 from api.store.sqlite.writes import delete_events, event_documents, taken_ids, write_events
 
 
-def check_owner(conn: sqlite3.Connection, event_id: str, key_id: str, admin: bool) -> None:
+def check_owner(conn: Executes, event_id: str, key_id: str, admin: bool) -> None:
     """Raise NotTheOwner unless the key with this id may change the event: an admin
     key may change any, a write key only those it created."""
     if admin:
@@ -30,7 +31,7 @@ def check_owner(conn: sqlite3.Connection, event_id: str, key_id: str, admin: boo
         raise NotTheOwner(event_id, owner)
 
 
-def event_owner(conn: sqlite3.Connection, event_id: str) -> str | None:
+def event_owner(conn: Executes, event_id: str) -> str | None:
     """The id of the API key that created the event, None for the curators' events
     (curated, imported, synthetic)."""
     row = conn.execute("SELECT key_id FROM event_owners WHERE event_id = ?", [event_id]).fetchone()
@@ -62,10 +63,11 @@ _SHARED = {
 }
 
 
-def check_shared_records(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+def check_shared_records(conn: Executes, events: list[dict[str, Any]]) -> None:
     """Raise SharedRecordsDiffer if these validated events describe a stored place or
     source, or one another's, with other values than it has. Partners' writes call
-    it; the curated seed, which owns its places and sources, may change them."""
+    it, on either engine (`conn`: Executes); the curated seed, which owns its places
+    and sources, may change them."""
     differences, records = [], []
     for table, columns in _SHARED.items():
         sent: dict[str, dict[str, Any]] = {}

@@ -156,12 +156,12 @@ _EVENT_ID = 0
 # first_seq is the sequence number an event was created at: an update keeps it.
 _EVENT_COLUMNS = (*EventRow._fields, "seq", "first_seq")
 _UPSERT_EVENT = SQLITE.upsert("events", _EVENT_COLUMNS, "id", keep=("first_seq",))
-_LOCATION_COLUMNS = (
+LOCATION_COLUMNS = (
     "id", "name", "admin1", "country", "country_code", "latitude", "longitude", "precision",
 )  # fmt: skip
-_UPSERT_LOCATION = SQLITE.upsert("locations", _LOCATION_COLUMNS, "id")
-_SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
-_UPSERT_SOURCE = SQLITE.upsert("sources", _SOURCE_COLUMNS, "id")
+_UPSERT_LOCATION = SQLITE.upsert("locations", LOCATION_COLUMNS, "id")
+SOURCE_COLUMNS = ("id", "title", "publisher", "url", "published", "reference")
+_UPSERT_SOURCE = SQLITE.upsert("sources", SOURCE_COLUMNS, "id")
 _UPSERT_ACTOR = SQLITE.upsert("actors", ("name", "kind"), "name")
 _MUNITION_COLUMNS = (
     "category",
@@ -452,11 +452,11 @@ def insert_rows(
     # as fast as sqlite-utils' per-value conversion at 1M events, and reads no schema.
     conn.executemany(
         _UPSERT_LOCATION,
-        [[place[column] for column in _LOCATION_COLUMNS] for place in rows.locations.values()],
+        [[place[column] for column in LOCATION_COLUMNS] for place in rows.locations.values()],
     )
     conn.executemany(
         _UPSERT_SOURCE,
-        [[source[column] for column in _SOURCE_COLUMNS] for source in rows.sources.values()],
+        [[source[column] for column in SOURCE_COLUMNS] for source in rows.sources.values()],
     )
     conn.executemany(_UPSERT_ACTOR, rows.actors.items())
     conn.executemany(_UPSERT_EVENT, events)
@@ -530,8 +530,8 @@ class _SharedChanges:
 
 
 _STORED_SHARED = (
-    f"SELECT 'locations', {', '.join(_LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
-    f"UNION ALL SELECT 'sources', {', '.join(_SOURCE_COLUMNS)}, NULL, NULL FROM sources "
+    f"SELECT 'locations', {', '.join(LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
+    f"UNION ALL SELECT 'sources', {', '.join(SOURCE_COLUMNS)}, NULL, NULL FROM sources "
     "WHERE id IN ({})"
 )
 
@@ -548,11 +548,11 @@ def _moved_shared_records(conn: sqlite3.Connection, rows: EventRows) -> _SharedC
     for table, record_id, *values in stored:
         if table == "locations":
             place = rows.locations[record_id]
-            if [place[column] for column in _LOCATION_COLUMNS[1:]] != values:
+            if [place[column] for column in LOCATION_COLUMNS[1:]] != values:
                 moved.places.add(record_id)
         else:
             source = rows.sources[record_id]
-            if [source[column] for column in _SOURCE_COLUMNS[1:]] != values[:-2]:
+            if [source[column] for column in SOURCE_COLUMNS[1:]] != values[:-2]:
                 moved.sources.add(record_id)
     return moved
 
@@ -613,8 +613,8 @@ def _rerender_copies(
     now = {
         name: _stored_records(conn, table, columns, column, ids)
         for name, table, columns, column in (
-            ("location", "locations", _LOCATION_COLUMNS, "location_id"),
-            ("source", "sources", _SOURCE_COLUMNS, "source_id"),
+            ("location", "locations", LOCATION_COLUMNS, "location_id"),
+            ("source", "sources", SOURCE_COLUMNS, "source_id"),
         )
     }
     changed_at = datetime.datetime.strptime(moved.at, TIMESTAMP_FORMAT).replace(tzinfo=datetime.UTC)
