@@ -9,7 +9,7 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store, s
 from api.store.postgresql.layout import HIGHEST_SEQ
 from api.store.postgresql.store import PostgresStore
 from tests.postgres import fresh_postgres_url, postgres_server
+from tests.test_single_writer import retried, write_rounds
 
 __all__ = ["fresh_postgres_url", "postgres_server"]
 
@@ -274,49 +275,10 @@ def test_the_write_and_read_contract_over_http(
     assert migrated.search_capped(search.parse("kharkiv")) is False
 
 
-def _retried(send: Callable[[], TestResponse]) -> TestResponse:
-    for _ in range(40):
-        response: TestResponse = send()
-        if response.status_code != 503:
-            return response
-        time.sleep(0.05)
-    raise AssertionError(f"still busy: {response.get_json()}")
-
-
 INSTANCES, THREADS, ROUNDS = 2, 3, 6
 CHANGES_PER_THREAD = ROUNDS * 2 + ROUNDS // 2
-
-
-def _write_rounds(api: FlaskClient, key: str, template: dict[str, Any], name: str) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
-    for round_ in range(ROUNDS):
-        event_id = f"ua-2024-06-01-{name}-{round_}"
-        event = {**template, "id": event_id, "notes": f"Written by {name}."}
-        created = _retried(lambda event=event: _post(api, key, event))  # type: ignore[misc]
-        assert created.status_code == 201, created.get_json()
-
-        def patch(event_id: str = event_id) -> TestResponse:
-            etag = api.get(f"/api/v1/events/{event_id}").headers["ETag"]
-            return api.patch(
-                f"/api/v1/events/{event_id}",
-                data=orjson.dumps({"notes": f"Corrected by {name}."}),
-                headers={
-                    **headers,
-                    "If-Match": etag,
-                    "Content-Type": "application/merge-patch+json",
-                },
-            )
-
-        assert _retried(patch).status_code == 200
-        if round_ % 2:
-
-            def delete(event_id: str = event_id) -> TestResponse:
-                etag = api.get(f"/api/v1/events/{event_id}").headers["ETag"]
-                return api.delete(
-                    f"/api/v1/events/{event_id}", headers={**headers, "If-Match": etag}
-                )
-
-            assert _retried(delete).status_code == 204
+# A writer waits up to 5 s for the change counter's lock, then is Busy (503).
+ATTEMPTS = 40
 
 
 def test_concurrent_writers_on_two_instances_and_a_mirror(
@@ -331,7 +293,7 @@ def test_concurrent_writers_on_two_instances_and_a_mirror(
 
     def run(api: FlaskClient, name: str) -> None:
         try:
-            _write_rounds(api, key, template, name)
+            write_rounds(api, key, template, name, ROUNDS, ATTEMPTS)
         except BaseException as error:
             failures.append(error)
 
@@ -403,7 +365,9 @@ def test_two_first_requests_with_one_idempotency_key_write_once(
 
     def send(api: FlaskClient) -> None:
         start.wait()
-        answers.append(_retried(lambda: _post(api, key, event, **{"Idempotency-Key": "once"})))
+        answers.append(
+            retried(lambda: _post(api, key, event, **{"Idempotency-Key": "once"}), ATTEMPTS)
+        )
 
     threads = [threading.Thread(target=send, args=(api,)) for api in instances]
     for thread in threads:

@@ -36,10 +36,10 @@ def _app(path: str) -> FlaskClient:
     return create_app({"DATABASE": path, "RATE_LIMITS_ENABLED": False}).test_client()
 
 
-def _retried(send: Callable[[], TestResponse]) -> TestResponse:
+def retried(send: Callable[[], TestResponse], attempts: int = 20) -> TestResponse:
     """A write sent again while the database is busy with another writer (503 with
-    Retry-After, after its 1.5 s wait for the lock), as a client retries it."""
-    for _ in range(20):
+    Retry-After, after its wait for the lock), as a client retries it."""
+    for _ in range(attempts):
         response: TestResponse = send()
         if response.status_code != 503:
             return response
@@ -47,17 +47,25 @@ def _retried(send: Callable[[], TestResponse]) -> TestResponse:
     raise AssertionError(f"still busy: {response.get_json()}")
 
 
-def _write_rounds(path: str, key: str, template: dict[str, Any], name: str) -> None:
-    api = _app(path)
+def write_rounds(
+    api: FlaskClient,
+    key: str,
+    template: dict[str, Any],
+    name: str,
+    rounds: int = ROUNDS,
+    attempts: int = 20,
+) -> None:
+    """`rounds` times: POST an event, PATCH it, and DELETE every other one, each
+    retried while the database is busy; 2 * rounds + rounds // 2 changes."""
     headers = {"Authorization": f"Bearer {key}"}
-    for round_ in range(ROUNDS):
+    for round_ in range(rounds):
         event_id = f"ua-2024-06-01-{name}-{round_}"
         event = {**template, "id": event_id, "notes": f"Written by {name}."}
 
         def post(event: dict[str, Any] = event) -> TestResponse:
             return api.post("/api/v1/events", json={"events": [event]}, headers=headers)
 
-        created = _retried(post)
+        created = retried(post, attempts)
         assert created.status_code == 201, created.get_json()
 
         def patch(event_id: str = event_id) -> TestResponse:
@@ -72,7 +80,7 @@ def _write_rounds(path: str, key: str, template: dict[str, Any], name: str) -> N
                 },
             )
 
-        assert _retried(patch).status_code == 200
+        assert retried(patch, attempts).status_code == 200
         if round_ % 2:
 
             def delete(event_id: str = event_id) -> TestResponse:
@@ -81,7 +89,7 @@ def _write_rounds(path: str, key: str, template: dict[str, Any], name: str) -> N
                     f"/api/v1/events/{event_id}", headers={**headers, "If-Match": etag}
                 )
 
-            assert _retried(delete).status_code == 204
+            assert retried(delete, attempts).status_code == 204
 
 
 def _writer_process(path: str, key: str, template: dict[str, Any], process: int) -> None:
@@ -90,7 +98,7 @@ def _writer_process(path: str, key: str, template: dict[str, Any], process: int)
 
     def run(thread: int) -> None:
         try:
-            _write_rounds(path, key, template, f"p{process}-t{thread}")
+            write_rounds(_app(path), key, template, f"p{process}-t{thread}")
         except BaseException as error:
             failures.append(error)
 
