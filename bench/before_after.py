@@ -5,22 +5,22 @@ bench/run.py's case_urls and every /stats shape of its STATS_CASES on the
 small curated database. Targets: pages and stats within 5% (after / before <= 1.05),
 the POST within 10% (<= 1.10).
 
-    .venv/bin/python bench/before_after.py [--base 3cbda1a] [--db var/bench.db] [--rounds 5]
+    .venv/bin/python bench/before_after.py [--base 3cbda1a] [--db var/bench.db] [--rounds 9]
 
 "Before" is --base, checked out with `git worktree add --detach` into a temporary
 directory that is removed at the end (also on an error, Ctrl-C or SIGTERM). "After"
 is the checkout this script runs from, as its files are (uncommitted changes
-included). Each side is measured in a subprocess of its own checkout (cwd and
+included). Each side is measured in a process of its own checkout (cwd and
 PYTHONPATH set to it), with its own bench/run.py (case_urls, STATS_CASES,
-_in_process_client, median_ms), api and seed; the subprocess prints its medians as
-JSON, which this process reads.
+_in_process_client, median_ms), api and seed, alive for the whole run (Side): this
+process sends it case names and reads back medians as JSON.
 
-Rounds alternate base, head, head, base... (ABBA: a load rising or falling through
-the run counts against both sides alike) so that both warm the same caches; each
-round measures every case (a median of up to 21 calls, fewer for slow /stats shapes,
-never under 5) and 41 POSTs, and the figure of a case is the median over the rounds
-of each round's median. A missed target prints MISSED; the exit status is non-zero
-only on errors, as bench/run.py's.
+A round measures every case on both sides, case by case, the sides taking turns to
+go first (ABBA by case and round, so that a load rising or falling counts against
+both alike and both warm the same caches): a case's median of up to 21 calls (fewer
+for slow /stats shapes, never under 5), or of 41 POSTs. The figure of a case is the
+median over the rounds of each round's median. A missed target prints MISSED; the
+exit status is non-zero only on errors, as bench/run.py's.
 
 Databases. Both sides read one copy of --db (built by bench/run.py's ensure_database
 if missing), var/<db>-head.db beside it, when the base's reads serve it (shared_copy
@@ -45,6 +45,7 @@ shared cores moves these figures.
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -76,13 +77,13 @@ def main() -> int:
     )
     parser.add_argument("--base", default="3cbda1a", help="the release before (default 3cbda1a)")
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench.db")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per side (default 5)")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds (default 9)")
     # The subprocesses' entry points, in a side's checkout (not for use by hand).
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(json.loads(args.measure))))
+        measure(json.loads(args.measure))
         return 0
     if args.probe:
         print(json.dumps(probe(args.probe)))
@@ -141,40 +142,85 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[float]]], li
             "base", base_checkout, source, _copy_path(source, "base")
         )
         keys = {side: post_database(side, checkouts[side], Path(tmp)) for side in SIDES}
-        figures: dict[str, dict[str, list[float]]] = {side: {} for side in SIDES}
-        queries: dict[str, dict[str, str]] = {}
-        answers: dict[str, dict[str, str]] = {}
-        names: list[str] = []
-        for round_no in range(args.rounds):
-            for side in SIDES if round_no % 2 == 0 else SIDES[::-1]:
-                spec = {
-                    "side": side,
-                    "round": round_no,
-                    "db": str(copies[side]),
-                    "post_db": str(Path(tmp) / f"post-{side}.db"),
-                    "key": keys[side],
-                }
+        specs = {
+            side: {
+                "side": side,
+                "db": str(copies[side]),
+                "post_db": str(Path(tmp) / f"post-{side}.db"),
+                "key": keys[side],
+            }
+            for side in SIDES
+        }
+        with contextlib.ExitStack() as stack:
+            sides = {
+                side: stack.enter_context(Side(checkouts[side], specs[side])) for side in SIDES
+            }
+            names = [*sides["head"].cases, POST_CASE]
+            figures: dict[str, dict[str, list[float]]] = {side: {} for side in SIDES}
+            for round_no in range(args.rounds):
                 began = time.monotonic()
-                result = _side_json(checkouts[side], ["--measure", json.dumps(spec)], timeout=900)
+                for number, name in enumerate(names):
+                    # ABBA by case and round: the sides take turns going first.
+                    order = SIDES if (round_no + number) % 2 == 0 else SIDES[::-1]
+                    for side in order:
+                        figures[side].setdefault(name, []).append(sides[side].median(name))
                 print(
-                    f"before_after: round {round_no + 1}/{args.rounds} {side}: "
+                    f"before_after: round {round_no + 1}/{args.rounds}: "
                     f"{time.monotonic() - began:.0f} s, load {os.getloadavg()[0]:.2f}"
                 )
-                for name, ms in result["medians"].items():
-                    figures[side].setdefault(name, []).append(ms)
-                    if name not in names:
-                        names.append(name)
-                queries[side] = result["queries"]
-                answers[side] = result["answers"]
-        for name in sorted(set(queries["base"]) | set(queries["head"])):
-            before, after = queries["base"].get(name), queries["head"].get(name)
-            if before != after:
-                print(f"before_after: note: {name} is {before!r} before and {after!r} after")
-            elif (
-                copies["base"] == copies["head"] and answers["base"][name] != answers["head"][name]
-            ):
-                print(f"before_after: note: {name} answers other bytes after than before")
+            for name in sides["head"].cases:
+                before, after = sides["base"].cases.get(name), sides["head"].cases[name]
+                if before is None or before["query"] != after["query"]:
+                    print(f"before_after: note: {name} is {before!r} before and {after!r} after")
+                elif copies["base"] == copies["head"] and before["answer"] != after["answer"]:
+                    print(f"before_after: note: {name} answers other bytes after than before")
     return figures, names
+
+
+class Side:
+    """One side's measuring process, alive for the whole run: this script's --measure
+    in the side's checkout, which prints its cases (query string, hash of the answer)
+    and then answers each case name sent on its stdin with that case's median in ms.
+    One process per side, asked case by case in turns, so that the sides' figures of
+    a case are taken seconds apart, not a round (tens of seconds) apart: a burst of
+    other work on the shared cores then lands on both sides alike."""
+
+    def __init__(self, checkout: Path, spec: dict[str, Any]) -> None:
+        self.checkout = checkout
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--measure", json.dumps(spec)],
+            cwd=checkout,
+            env=_env(checkout),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.cases: dict[str, dict[str, str]] = self._answer()
+
+    def median(self, name: str) -> float:
+        assert self.process.stdin is not None
+        self.process.stdin.write(name + "\n")
+        self.process.stdin.flush()
+        return float(self._answer())
+
+    def _answer(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the measuring process in {self.checkout} ended")
+        return json.loads(line)
+
+    def __enter__(self) -> "Side":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _copy_path(source: Path, side: str) -> Path:
@@ -371,18 +417,21 @@ def probe(db: str) -> dict[str, Any]:
     return {"ok": True, "detail": ""}
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """One round of one side: the median in ms of each case, its query string and a hash of its answer."""
+def measure(spec: dict[str, Any]) -> None:
+    """A side's measuring process (see Side): prints each case's query string and the
+    hash of its answer as one JSON line, then, for each case name read from stdin,
+    that case's median in ms."""
     _own_code_first()
     from api import create_app
     from bench import run
 
     db = Path(spec["db"])
     median_ms, get = run._in_process_client(db)
-    client = create_app({"DATABASE": str(db), "RATE_LIMITS_ENABLED": False}).test_client()
-    medians: dict[str, float] = {}
-    queries: dict[str, str] = {}
-    answers: dict[str, str] = {}
+    # The timed client's budget (run._in_process_client's): a slow /stats shape under
+    # load must not be hashed as a "too costly" answer on one side only.
+    client = create_app(
+        {"DATABASE": str(db), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
+    ).test_client()
     urls = {
         f"page {name}": f"/api/v1/events?{query}"
         for name, query in run.case_urls(db).items()
@@ -391,12 +440,19 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     urls |= {
         f"stats {name}": f"/api/v1/stats?{query}" for name, (query, _, _) in run.STATS_CASES.items()
     }
-    for name, url in urls.items():
-        queries[name] = url.partition("?")[2]
-        answers[name] = hashlib.sha256(client.get(url).get_data()).hexdigest()
-        medians[name] = _timed(median_ms, get(url))
-    medians[POST_CASE] = _post_median(spec)
-    return {"medians": medians, "queries": queries, "answers": answers}
+    cases = {
+        name: {
+            "query": url.partition("?")[2],
+            "answer": hashlib.sha256(client.get(url).get_data()).hexdigest(),
+        }
+        for name, url in urls.items()
+    }
+    print(json.dumps(cases), flush=True)
+    posts = _poster(spec)
+    for line in sys.stdin:
+        name = line.strip()
+        ms = posts() if name == POST_CASE else _timed(median_ms, get(urls[name]))
+        print(json.dumps(ms), flush=True)
 
 
 def _timed(median_ms: Callable[..., float], call: Callable[[], Any]) -> float:
@@ -408,24 +464,32 @@ def _timed(median_ms: Callable[..., float], call: Callable[[], Any]) -> float:
     return float(median_ms(call, repeat=repeat))
 
 
-def _post_median(spec: dict[str, Any]) -> float:
-    """The median of POSTS one-event creates, each a new id, after one to warm up."""
+def _poster(spec: dict[str, Any]) -> Callable[[], float]:
+    """A call that times POSTS one-event creates, each a new id, after one to warm up,
+    and returns their median in ms."""
     from api import create_app
 
     client = create_app({"DATABASE": spec["post_db"], "RATE_LIMITS_ENABLED": False}).test_client()
     headers = {"Authorization": f"Bearer {spec['key']}"}
     example = json.loads(Path("examples/new-events.json").read_text())["events"][0]
-    times = []
-    for n in range(POSTS + 1):
-        event = {**example, "id": f"bench-before-after-{spec['side']}-{spec['round']}-{n}"}
-        started = time.perf_counter()
-        response = client.post("/api/v1/events", json={"events": [event]}, headers=headers)
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 201:
-            raise RuntimeError(f"POST answered {response.status_code}: {response.get_data(True)}")
-        if n:
-            times.append(elapsed)
-    return statistics.median(times)
+    numbers = itertools.count()
+
+    def posts() -> float:
+        times = []
+        for n in range(POSTS + 1):
+            event = {**example, "id": f"bench-before-after-{spec['side']}-{next(numbers)}"}
+            started = time.perf_counter()
+            response = client.post("/api/v1/events", json={"events": [event]}, headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 201:
+                raise RuntimeError(
+                    f"POST answered {response.status_code}: {response.get_data(True)}"
+                )
+            if n:
+                times.append(elapsed)
+        return statistics.median(times)
+
+    return posts
 
 
 def print_table(figures: dict[str, dict[str, list[float]]], names: list[str]) -> None:
