@@ -76,6 +76,16 @@ class Dialect(abc.ABC):
         """The sum of an integer expression over a group, as an integer: what a
         caller adds up in Python and renders as JSON (NULL over no rows)."""
 
+    @abc.abstractmethod
+    def document_bytes(self, column: str) -> str:
+        """A stored JSON document (text) as its UTF-8 bytes, which responses embed as
+        they are: handed over by the engine, never encoded again in Python."""
+
+    @abc.abstractmethod
+    def tuples(self, conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a statement with `?` parameters as plain tuples, on a connection
+        of this engine (a page of events reads its columns by position)."""
+
     def upsert(
         self, table: str, columns: tuple[str, ...], key: str, keep: tuple[str, ...] = ()
     ) -> str:

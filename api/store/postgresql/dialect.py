@@ -64,6 +64,13 @@ class PostgreSQLDialect(Dialect):
     def places_in_box(self, bbox: tuple[float, float, float, float]) -> Clause:
         return _places_in_box(bbox)
 
+    def document_bytes(self, column: str) -> str:
+        return f"convert_to({column}, 'UTF8')"
+
+    def tuples(self, conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = execute(conn, sql, params).fetchall()
+        return rows
+
     def places_near(self, lat: float, lon: float, radius_km: float) -> Clause:
         return _places_near(lat, lon, radius_km)
 

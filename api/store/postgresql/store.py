@@ -49,16 +49,16 @@ from api.store import (
     filters,
     search,
 )
-from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
+from api.store.cursors import decode_cursor, items_within_bound
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
 from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
 from api.store.postgresql.writes import Changes, run
 from api.store.series import Group, Series
-from api.store.sqlite import partners, stats
+from api.store.sqlite import partners, query, stats
 from api.store.sqlite.audit import stamp
 from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS
-from api.store.sqlite.query import EventColumns, Page
+from api.store.sqlite.query import Page
 
 # How long a request waits for a connection from the pool before the store is
 # called unavailable, and for the change counter before a write is called busy.
@@ -70,12 +70,6 @@ POOL_SIZE = 10
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
 _EVENT_ONLY_FILTERS = tuple(f for f in _EVENT_FILTERS if LOCATIONS not in f.resources)
-
-EVENT_SORT_KEYS: dict[str, tuple[str, type]] = {
-    "date": ("e.date", str),
-    "killed": ("coalesce(e.killed_best, -1)", int),
-    "injured": ("coalesce(e.injured_best, -1)", int),
-}
 
 _SUMMARY = """SELECT
     (SELECT coalesce(sum(events), 0)::bigint FROM stats_totals WHERE category = ''),
@@ -210,7 +204,9 @@ class PostgresStore(Store):
         self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
     ) -> EventPages:
         with self.reading(args) as conn:
-            return _Pages(self, args, _EventQuery(conn, args, coordinates=coordinates, csv=csv))
+            # Built on a connection so that a bad filter is refused before any page.
+            pages = query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv)
+        return _Pages(self, args, pages)
 
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
@@ -221,7 +217,7 @@ class PostgresStore(Store):
             held = self.pool().connection()
             conn = held.__enter__()
             try:
-                query = _EventQuery(conn, args, csv=csv)
+                pages = query.EventPages(Reading(conn), args, csv=csv)
             except BaseException:
                 held.__exit__(None, None, None)
                 raise
@@ -235,7 +231,7 @@ class PostgresStore(Store):
 
         def documents() -> Iterator[Any]:
             with self.translated(args):
-                for page in query.all(conn):
+                for page in pages.all():
                     yield from page.documents
 
         return documents(), close
@@ -503,96 +499,15 @@ def _page_by_id(
     return page, ((page[-1]["id"],) if len(rows) > limit else None)
 
 
-class _EventQuery:
-    """query.EventPages' SQL on PostgreSQL: the filters turned into SQL once (a bad
-    search is reported before any page is read), then keyset pages of events read
-    on whichever connection is given. Documents are read as text and handed over as
-    UTF-8 bytes, as SQLite's `CAST(d.body AS BLOB)` hands them."""
-
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        args: dict[str, Any],
-        *,
-        csv: bool = False,
-        coordinates: bool = False,
-    ) -> None:
-        self.csv = csv
-        if csv:
-            self.columns = "d.csv"
-        else:
-            point = ", e.longitude, e.latitude" if coordinates else ""
-            self.columns = f"d.body, d.digest{point}"
-        self.sort = args["sort"]
-        self.expression, self.value_type = EVENT_SORT_KEYS[self.sort.lstrip("-")]
-        self.condition, self.params = filters.where(
-            Scope.events(POSTGRESQL, conn, paged=True), _EVENT_FILTERS, args
-        )
-
-    def rows(
-        self,
-        conn: psycopg.Connection[Any],
-        after: tuple[Any, ...] | None,
-        limit: int,
-        backwards: bool = False,
-    ) -> list[tuple[Any, ...]]:
-        descending = self.sort.startswith("-") != backwards
-        conditions, params = [self.condition], list(self.params)
-        if after is not None:
-            conditions.append(f"({self.expression}, e.id) {'<' if descending else '>'} (?, ?)")
-            params.extend(after)
-        direction = "DESC" if descending else "ASC"
-        sql = (
-            f"SELECT {self.expression} AS sort_value, e.id, {self.columns} "
-            f"FROM {EVENTS_WITH_DOCUMENTS} "
-            f"{_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?"
-        )
-        found = run(conn, sql, [*params, limit]).fetchall()
-        if self.csv:
-            return found
-        return [(row[0], row[1], row[2].encode(), bytes(row[3]), *row[4:]) for row in found]
-
-    def page(self, conn: psycopg.Connection[Any], cursor: str | None, limit: int) -> Page:
-        """query.EventPages.page, on PostgreSQL."""
-        if not cursor:
-            after, backwards = None, False
-        else:
-            after, backwards = decode_page_cursor(cursor, self.sort, (self.value_type, str))
-        rows = self.rows(conn, after, limit + 1, backwards)
-        if backwards:
-            served = items_within_bound(len(row[2]) for row in rows[:limit])
-            page = EventColumns.of(rows[:served][::-1])
-            later = _key(page, -1) if page.ids else None
-            return Page(page, later, _key(page, 0) if served < len(rows) else None)
-        served = items_within_bound(len(row[2]) for row in rows[:limit])
-        page = EventColumns.of(rows[:served])
-        later = _key(page, -1) if served < len(rows) else None
-        earlier = _key(page, 0) if after is not None and page.ids else None
-        return Page(page, later, earlier)
-
-    def all(self, conn: psycopg.Connection[Any], page_size: int = 1000) -> Iterator[EventColumns]:
-        after = None
-        while True:
-            page = EventColumns.of(self.rows(conn, after, page_size))
-            yield page
-            if len(page.ids) < page_size:
-                return
-            after = (page.sort_values[-1], page.ids[-1])
-
-
-def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
-    return page.sort_values[index], page.ids[index]
-
-
 class _Pages(EventPages):
     """The pages of one /events request, each read on a connection of the pool."""
 
-    def __init__(self, store: PostgresStore, args: dict[str, Any], query: _EventQuery) -> None:
-        self._store, self._args, self._query = store, args, query
+    def __init__(self, store: PostgresStore, args: dict[str, Any], pages: query.EventPages) -> None:
+        self._store, self._args, self._pages = store, args, pages
 
     def page(self, cursor: str | None, limit: int) -> Page:
         with self._store.reading(self._args) as conn:
-            return self._query.page(conn, cursor, limit)
+            return self._pages.on(Reading(conn)).page(cursor, limit)
 
     def total(self) -> tuple[int, bool]:
         """As on SQLite (stats.event_total): summed from the smallest rollup keeping
