@@ -49,7 +49,7 @@ from api.store import (
     filters,
     search,
 )
-from api.store.cursors import decode_cursor, items_within_bound
+from api.store.cursors import decode_cursor
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
 from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
@@ -57,7 +57,6 @@ from api.store.postgresql.writes import Changes, run
 from api.store.series import Group, Series
 from api.store.sqlite import partners, query, stats
 from api.store.sqlite.audit import stamp
-from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS
 from api.store.sqlite.query import Page
 
 # How long a request waits for a connection from the pool before the store is
@@ -242,20 +241,7 @@ class PostgresStore(Store):
 
     def changes(self, after: int, limit: int) -> tuple[list[Change], bool]:
         with self.reading() as conn:
-            rows = run(
-                conn,
-                "SELECT e.seq, e.id, e.updated_at, e.seq = e.first_seq, d.body "
-                f"FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
-                "UNION ALL SELECT seq, id, deleted_at, NULL, NULL FROM event_tombstones "
-                "WHERE seq > ? ORDER BY 1 LIMIT ?",
-                [after, after, limit + 1],
-            ).fetchall()
-        found = [
-            (seq, event_id, at, created, None if body is None else body.encode())
-            for seq, event_id, at, created, body in rows
-        ]
-        served = items_within_bound(len(row[4] or b"") for row in found[:limit])
-        return [Change(*row) for row in found[:served]], served < len(found)
+            return query.changes(Reading(conn), after, limit)
 
     def feed_position(self) -> FeedPosition:
         with self.reading() as conn:

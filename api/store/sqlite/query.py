@@ -167,18 +167,21 @@ def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
     return page.sort_values[index], page.ids[index]
 
 
-def changes(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Change], bool]:
+def changes(conn: Executes, after: int, limit: int) -> tuple[list[Change], bool]:
     """Up to `limit` changes after sequence number `after`, in order and as many as
     fit MAX_PAGE_BYTES: every event at its latest write (with its document) and every
-    tombstone; and whether more follow."""
-    rows = conn.execute(
+    tombstone; and whether more follow. `conn` is a SQLite connection or another
+    engine's (stats.dialect_of)."""
+    dialect = stats.dialect_of(conn)
+    rows = dialect.tuples(
+        conn,
         "SELECT e.seq, e.id, e.updated_at AS changed_at, e.seq = e.first_seq AS created, "
-        f"CAST(d.body AS BLOB) FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
+        f"{dialect.document_bytes('d.body')} FROM {EVENTS_WITH_DOCUMENTS} WHERE e.seq > ? "
         "UNION ALL "
         "SELECT seq, id, deleted_at, NULL, NULL FROM event_tombstones WHERE seq > ? "
         "ORDER BY 1 LIMIT ?",
         [after, after, limit + 1],
-    ).fetchall()
+    )
     served = items_within_bound(len(row[4] or b"") for row in rows[:limit])
     return [Change(*row) for row in rows[:served]], served < len(rows)
 
