@@ -354,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     # SIGTERM is handled as Ctrl-C is: the finally below stops everything by PID.
+    # SIGINT is set too, since a shell that starts us in the background ignores it.
     signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     cluster: Cluster | None = None
     try:
         print(f"cluster: starting {args.instances} instances...", file=sys.stderr, flush=True)

@@ -46,6 +46,9 @@ def start_redis(directory: Path) -> RedisServer:
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(directory)],
         stdout=subprocess.DEVNULL,
+        # Its own session: Ctrl-C in a terminal reaches the caller, which stops the
+        # server after the clients that use it (make cluster's instances).
+        start_new_session=True,
     )  # fmt: skip
     redis = RedisServer(process, port)
     try:
