@@ -27,8 +27,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -212,16 +212,6 @@ def start_cluster(
                     stop_server_in(postgres.directory)
                 shutil.rmtree(directory, ignore_errors=True)
         raise
-
-
-@contextmanager
-def running_cluster(**options: object) -> Iterator[Cluster]:
-    """start_cluster(**options), stopped on leaving the block."""
-    cluster = start_cluster(**options)  # type: ignore[arg-type]
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def haproxy_config(port: int, instances: list[Instance]) -> str:

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +74,14 @@ def post_event(base: str, key: str, event_id: str) -> Answer:
     return request("POST", f"{base}/api/v1/events", key, {"events": [event(event_id)]})
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """Two instances behind HAProxy, as `make cluster` starts them, with a low
-    anonymous rate limit."""
+@contextmanager
+def two_instances(environment: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """Two instances behind HAProxy, as `make cluster` starts them; afterwards no
+    process of theirs is left."""
     for reason in (postgres.missing(), missing()):
         if reason is not None:
             pytest.skip(f"{reason}; CI installs it")
-    started = start_cluster(
-        instances=2, environment={"SALVO_RATE_LIMIT_ANONYMOUS": f"{ANONYMOUS_LIMIT}/minute"}
-    )
+    started = start_cluster(instances=2, environment=environment)
     try:
         yield started
     finally:
@@ -92,14 +91,25 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def write_key(cluster: Cluster) -> str:
+def cluster() -> Iterator[Cluster]:
+    """The cluster the tests that kill nothing share, with a low anonymous rate limit."""
+    with two_instances({"SALVO_RATE_LIMIT_ANONYMOUS": f"{ANONYMOUS_LIMIT}/minute"}) as started:
+        yield started
+
+
+def make_write_key(database_url: str) -> str:
     """A write key, made as an operator makes one: `python -m api keys create`."""
     made = subprocess.run(
-        [sys.executable, "-m", "api", "--db", cluster.database_url, "keys", "create",
+        [sys.executable, "-m", "api", "--db", database_url, "keys", "create",
          "--name", "cluster test", "--scope", "write"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return made.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def write_key(cluster: Cluster) -> str:
+    return make_write_key(cluster.database_url)
 
 
 def test_a_write_through_one_instance_is_read_through_the_other(
@@ -148,7 +158,7 @@ def test_the_rate_limit_is_counted_once_across_instances(cluster: Cluster) -> No
     assert request("GET", f"{cluster.url}/api/v1/event-types").status == 429
 
 
-def test_killing_an_instance_loses_no_acknowledged_write(cluster: Cluster, write_key: str) -> None:
+def test_killing_an_instance_loses_no_acknowledged_write() -> None:
     """A writer posts through the balancer without pause; one instance is SIGKILLed
     mid-stream. Every 201 is readable afterwards, and requests through the balancer
     keep answering: at most ONE fails, the request (if any) that was in flight on the
@@ -157,6 +167,13 @@ def test_killing_an_instance_loses_no_acknowledged_write(cluster: Cluster, write
     apart) fails to connect, on loopback at once, and is redispatched to the other
     instance (retries + option redispatch): it never reached the dead one, so
     resending it is safe even for a POST."""
+    # A cluster of its own, so that the other tests keep both instances whatever
+    # the order they run in.
+    with two_instances() as cluster:
+        kill_one_under_writes(cluster, make_write_key(cluster.database_url))
+
+
+def kill_one_under_writes(cluster: Cluster, write_key: str) -> None:
     victim, survivor = cluster.instances
     acknowledged: list[str] = []
     failed: list[str] = []
