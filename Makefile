@@ -11,8 +11,10 @@ PORT ?= 8000
 # workers need SALVO_RATE_LIMIT_STORAGE=redis://...
 WORKERS ?= 1
 THREADS ?= 4
+# Salvo instances behind HAProxy in `make cluster`.
+INSTANCES ?= 2
 
-.PHONY: run seed test lint openapi codebook bench soak clean
+.PHONY: run seed test lint openapi codebook bench soak clean cluster
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -33,10 +35,19 @@ run: seed
 	@echo "Salvo on http://127.0.0.1:$(PORT)/ (docs: /api/v1/docs). Ctrl-C stops it."
 	$(BIN)/python -m api serve --port $(PORT) --workers $(WORKERS) --threads $(THREADS)
 
+# Many instances on one PostgreSQL database (ops/cluster.py): a throwaway PostgreSQL +
+# PostGIS cluster (or $$SALVO_DATABASE=postgresql://...), migrated; redis-server for the
+# shared rate-limit counters; INSTANCES Salvo instances; HAProxy balancing them on
+# http://127.0.0.1:$(CLUSTER_PORT)/ with /readyz checks. Ctrl-C stops it all by PID.
+CLUSTER_PORT ?= 8080
+cluster: $(VENV)/.runtime
+	@command -v haproxy >/dev/null || apt-get install -y -q haproxy || { echo "cluster needs haproxy (apt-get install haproxy)"; exit 2; }
+	$(BIN)/python -m ops.cluster --instances $(INSTANCES) --port $(CLUSTER_PORT)
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api schemas seed bench tests
+	$(BIN)/mypy api schemas seed bench ops tests
 
 test: lint
 	$(BIN)/pytest

@@ -2,8 +2,6 @@
 headers, and counters shared across processes through a real Redis server."""
 
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,8 @@ from flask import Flask
 from api import create_app
 from api.store.sqlite.keys import create_key
 from api.store.sqlite.layout import open_for_writing
+from ops.redis import missing as missing_redis
+from ops.redis import start_redis
 
 
 def limited_app(db: Path, **config: object) -> Flask:
@@ -79,32 +79,16 @@ def test_limits_can_be_switched_off(seeded_db: Path) -> None:
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server on 127.0.0.1 for the length of the test, stopped by PID."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    """A real redis-server on 127.0.0.1 for the length of the test, stopped by PID
+    (ops/redis.py: the same starter as `make cluster`'s)."""
+    reason = missing_redis()
+    if reason is not None:
+        pytest.skip(f"{reason}; CI installs it")
+    server = start_redis(tmp_path)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 def test_counters_in_redis_hold_across_processes(seeded_db: Path, redis_url: str) -> None:

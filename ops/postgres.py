@@ -1,0 +1,183 @@
+"""A throwaway PostgreSQL 15 + PostGIS cluster: made by initdb in a temporary
+directory, listening on 127.0.0.1 (a free port, password authentication) and on a Unix
+socket in that directory, stopped by its PID (pg_ctl stop -m fast), its directory
+removed. Used by the tests (tests/postgres.py) and by `make cluster` (ops/cluster.py).
+
+PostgreSQL refuses to run as root: run as root (CI, this machine), initdb and
+pg_ctl run as the `postgres` OS user (made by Debian's postgresql-common) through
+runuser, and the directory is handed to it.
+
+The cluster's default collation is ICU's en-US, as many managed servers have it, so
+that a statement which leans on the database's collation, rather than the layout's
+`COLLATE "C"`, sorts ids differently here and fails its test.
+"""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
+ROLE = "salvo"
+
+
+@dataclass
+class PostgresServer:
+    """A running throwaway cluster: where it lives, how to reach it, its PID."""
+
+    directory: Path
+    port: int
+    password: str
+    pid: int
+    seconds_to_start: float
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def admin(self, sql: str) -> None:
+        """Run one statement outside a transaction in the `postgres` database."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql)
+
+
+def missing() -> str | None:
+    """Why a throwaway cluster cannot be started here (what to install), or None."""
+    if not (BIN / "initdb").exists():
+        return (
+            f"PostgreSQL 15 is not installed ({BIN / 'initdb'} is missing: apt-get install "
+            "postgresql-15 postgresql-15-postgis-3)"
+        )
+    if not POSTGIS_CONTROL.exists():
+        return (
+            "PostGIS for PostgreSQL 15 is not installed (apt-get install postgresql-15-postgis-3)"
+        )
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "PostgreSQL refuses to run as root, and runuser is missing"
+    return None
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    """The command, run as the `postgres` OS user when we are root."""
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+def free_port() -> int:
+    """A port nothing listens on now on 127.0.0.1 (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run(argv: list[str], log: Path) -> None:
+    with log.open("ab") as out:
+        result = subprocess.run(
+            _as_server_user(argv), stdout=out, stderr=subprocess.STDOUT, check=False
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed ({result.returncode}):\n{log.read_text()}")
+
+
+def start_server() -> PostgresServer:
+    """initdb into a new temporary directory and start the cluster on a free port."""
+    started = time.monotonic()
+    # Under /tmp itself when root, not pytest's basetemp (or a TMPDIR) whose parent is
+    # root's and mode 0700, which the postgres user could not pass.
+    directory = Path(
+        tempfile.mkdtemp(prefix="salvo-postgres-", dir="/tmp" if os.geteuid() == 0 else None)
+    )
+    try:
+        password = secrets.token_hex(16)
+        (directory / "password").write_text(password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+            shutil.chown(directory / "password", "postgres", "postgres")
+        log = directory / "server.log"
+        log.touch()
+        if os.geteuid() == 0:
+            shutil.chown(log, "postgres", "postgres")
+        _run(
+            [str(BIN / "initdb"), "-D", str(directory / "data"), "-U", ROLE,
+             f"--pwfile={directory / 'password'}", "--auth-host=scram-sha-256",
+             "--auth-local=peer", "--encoding=UTF8", "--locale=C.UTF-8",
+             "--locale-provider=icu", "--icu-locale=en-US", "--no-sync"],
+            log,
+        )  # fmt: skip
+        port = free_port()
+        # Throwaway: durability across a crash of the server itself is not what it is
+        # for, so no fsync (a Salvo instance killed is not PostgreSQL killed: its
+        # commits stay).
+        settings = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} "
+            f"-c unix_socket_directories={directory} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        _run(
+            [str(BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(directory / "data"),
+             "-l", str(log), "-o", settings],
+            log,
+        )  # fmt: skip
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        return PostgresServer(directory, port, password, pid, time.monotonic() - started)
+    except BaseException:
+        stop_server_in(directory)
+        raise
+
+
+def stop_server_in(directory: Path) -> None:
+    """Stop the cluster in `directory` by the PID its postmaster.pid holds (pg_ctl
+    stop -m fast: running statements are cancelled, connections closed), wait for
+    that process to end (polled here: pg_ctl's own wait polls once a second), and
+    remove the directory."""
+    pid_file = directory / "data" / "postmaster.pid"
+    try:
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            subprocess.run(
+                _as_server_user(
+                    [str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(directory / "data")]
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+            wait_gone(pid)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_gone(pid: int, timeout: float = 30) -> None:
+    """Wait until the process `pid` has ended (or is a zombie), at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not running(pid):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"process {pid} did not stop within {timeout} s")
+
+
+def running(pid: int) -> bool:
+    """Whether the process runs: not gone, and not a zombie (the postmaster's parent,
+    pg_ctl, has exited, and whoever inherits it may take a while to reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"

@@ -1,0 +1,229 @@
+"""Many instances (issue 22, item 5): the cluster `make cluster` starts (ops/cluster.py,
+start_cluster: a throwaway PostgreSQL + PostGIS, Redis, two Salvo instances and HAProxy,
+all real processes on 127.0.0.1), and what it must keep:
+- a write through one instance is read through the other, and through the balancer,
+  with the same ETag;
+- the rate limit is one count across the instances (Redis);
+- killing an instance (SIGKILL) loses no acknowledged write, and the balancer routes
+  around it.
+
+Skipped, with a reason naming HAProxy or PostgreSQL, only where their binaries are
+missing; `.ci/run` installs them.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops import postgres
+from ops.cluster import CHECK_INTERVAL_MS, FALL, Cluster, missing, start_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = json.loads((ROOT / "examples" / "new-events.json").read_text())["events"][0]
+# Anonymous callers (the rate-limit test) get this few requests a minute; the writes
+# and reads of the other tests carry a key, whose limit stays the default 600.
+ANONYMOUS_LIMIT = 5
+
+
+class Answer:
+    """An HTTP answer: status, headers (names in lower case, as Granian sends them),
+    body (an error status is an answer too)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = {name.lower(): value for name, value in headers.items()}
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    method: str, url: str, key: str | None = None, body: Any = None, host: str | None = None
+) -> Answer:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if host is not None:
+        headers["Host"] = host
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    sent = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(sent, timeout=10) as answer:
+            return Answer(answer.status, dict(answer.headers.items()), answer.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers.items()), error.read())
+
+
+def event(event_id: str) -> dict[str, Any]:
+    return {**EXAMPLE, "id": event_id, "notes": f"Written through the cluster as {event_id}."}
+
+
+def post_event(base: str, key: str, event_id: str) -> Answer:
+    return request("POST", f"{base}/api/v1/events", key, {"events": [event(event_id)]})
+
+
+@contextmanager
+def two_instances(environment: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """Two instances behind HAProxy, as `make cluster` starts them; afterwards no
+    process of theirs is left."""
+    for reason in (postgres.missing(), missing()):
+        if reason is not None:
+            pytest.skip(f"{reason}; CI installs it")
+    started = start_cluster(instances=2, environment=environment)
+    try:
+        yield started
+    finally:
+        started.stop()
+    for instance in started.instances:
+        assert not postgres.running(instance.pid)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """The cluster the tests that kill nothing share, with a low anonymous rate limit."""
+    with two_instances({"SALVO_RATE_LIMIT_ANONYMOUS": f"{ANONYMOUS_LIMIT}/minute"}) as started:
+        yield started
+
+
+def make_write_key(database_url: str) -> str:
+    """A write key, made as an operator makes one: `python -m api keys create`."""
+    made = subprocess.run(
+        [sys.executable, "-m", "api", "--db", database_url, "keys", "create",
+         "--name", "cluster test", "--scope", "write"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return made.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def write_key(cluster: Cluster) -> str:
+    return make_write_key(cluster.database_url)
+
+
+def test_a_write_through_one_instance_is_read_through_the_other(
+    cluster: Cluster, write_key: str
+) -> None:
+    first, second = cluster.instances
+    for writer, reader in ((first, second), (second, first)):
+        event_id = f"ua-2024-06-01-cluster-{writer.name}"
+        created = post_event(writer.url, write_key, event_id)
+        assert created.status == 201, created.body
+        read = request("GET", f"{reader.url}/api/v1/events/{event_id}", write_key)
+        assert read.status == 200, read.body
+        assert read.json()["notes"] == event(event_id)["notes"]
+        again = request("GET", f"{writer.url}/api/v1/events/{event_id}", write_key)
+        assert read.headers["etag"] == again.headers["etag"]
+        balanced = request("GET", f"{cluster.url}/api/v1/events/{event_id}", write_key)
+        assert balanced.headers["etag"] == read.headers["etag"]
+    # The page too: both instances list the same events under one ETag, given the
+    # Host the balancer passes on (a page's links name the host it was asked of, so
+    # each instance's own address would give other bytes, rightly another ETag).
+    balancer_host = cluster.url.removeprefix("http://")
+    pages = [
+        request("GET", f"{i.url}/api/v1/events", write_key, host=balancer_host)
+        for i in cluster.instances
+    ]
+    assert pages[0].headers["etag"] == pages[1].headers["etag"]
+    assert pages[0].json()["meta"]["total"] == 2
+    balanced_page = request("GET", f"{cluster.url}/api/v1/events", write_key)
+    assert balanced_page.headers["etag"] == pages[0].headers["etag"]
+
+
+def test_the_rate_limit_is_counted_once_across_instances(cluster: Cluster) -> None:
+    first, second = cluster.instances
+    # Anonymous requests from one address, alternating between the instances: each
+    # is counted in Redis, so the limit is reached after ANONYMOUS_LIMIT in all,
+    # where counters of their own would let 2 x ANONYMOUS_LIMIT through.
+    answers = [
+        request("GET", f"{(first, second)[number % 2].url}/api/v1/event-types")
+        for number in range(ANONYMOUS_LIMIT + 1)
+    ]
+    assert [a.status for a in answers] == [200] * ANONYMOUS_LIMIT + [429]
+    remaining = [int(a.headers["ratelimit-remaining"]) for a in answers[:ANONYMOUS_LIMIT]]
+    assert remaining == list(range(ANONYMOUS_LIMIT - 1, -1, -1))
+    assert "retry-after" in answers[-1].headers
+    # And through the balancer, whichever instance answers.
+    assert request("GET", f"{cluster.url}/api/v1/event-types").status == 429
+
+
+def test_killing_an_instance_loses_no_acknowledged_write() -> None:
+    """A writer posts through the balancer without pause; one instance is SIGKILLed
+    mid-stream. Every 201 is readable afterwards, and requests through the balancer
+    keep answering: at most ONE fails, the request (if any) that was in flight on the
+    killed instance (the writer sends one at a time). A request HAProxy sends to
+    the dead instance before its checks mark it down (FALL checks, CHECK_INTERVAL_MS
+    apart) fails to connect, on loopback at once, and is redispatched to the other
+    instance (retries + option redispatch): it never reached the dead one, so
+    resending it is safe even for a POST."""
+    # A cluster of its own, so that the other tests keep both instances whatever
+    # the order they run in.
+    with two_instances() as cluster:
+        kill_one_under_writes(cluster, make_write_key(cluster.database_url))
+
+
+def kill_one_under_writes(cluster: Cluster, write_key: str) -> None:
+    victim, survivor = cluster.instances
+    acknowledged: list[str] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        number = 0
+        while not stop.is_set() and number < 400:
+            event_id = f"ua-2024-06-01-cluster-kill-{number}"
+            number += 1
+            try:
+                answer = post_event(cluster.url, write_key, event_id)
+            except OSError as error:
+                failed.append(f"{event_id}: {error}")
+                continue
+            if answer.status == 201:
+                acknowledged.append(event_id)
+            else:
+                failed.append(f"{event_id}: {answer.status} {answer.body[:200]!r}")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(acknowledged) < 10 and writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(acknowledged) >= 10, failed
+        victim.kill()
+        killed_at = len(acknowledged)
+        # Long enough for the checks to mark it down several times over.
+        detection = FALL * CHECK_INTERVAL_MS / 1000
+        time.sleep(max(1.0, 4 * detection))
+        while len(acknowledged) < killed_at + 10 and writer.is_alive():
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert len(failed) <= 1, failed
+    assert len(acknowledged) >= killed_at + 10
+    # Reads through the balancer, now that only the survivor is up: all answer.
+    reads = [
+        request("GET", f"{cluster.url}/api/v1/events/{event_id}", write_key)
+        for event_id in acknowledged[-20:]
+    ]
+    assert {r.status for r in reads} == {200}
+    # Every acknowledged write is in the database, read directly from the survivor.
+    missing_writes = [
+        event_id
+        for event_id in acknowledged
+        if request("GET", f"{survivor.url}/api/v1/events/{event_id}", write_key).status != 200
+    ]
+    assert missing_writes == []
+    assert not postgres.running(victim.pid)
