@@ -11,6 +11,7 @@ upgraded in place, as `python -m api migrate` does, and the seed says so.
 import argparse
 import datetime
 import os
+import re
 import resource
 import sqlite3
 import sys
@@ -22,12 +23,21 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store import POSTGRESQL_SCHEMES, Unavailable, command_author, database_file
+from api.store import (
+    POSTGRESQL_SCHEMES,
+    CuratedLoad,
+    StoreError,
+    Unavailable,
+    Writer,
+    command_author,
+    database_file,
+    open_store,
+)
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
 from api.store.sqlite.migrations import open_migrated
-from api.store.sqlite.writes import CopyInvalid, CuratedLoad, write_curated
+from api.store.sqlite.writes import CopyInvalid, write_curated
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -118,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     database = args.db or database_path()
     if database.startswith(POSTGRESQL_SCHEMES):
+        if args.command == "curated" or args.command is None:
+            return _load_curated(database, args.data, args.restore)
         print(
-            "seed: the seed writes SQLite files only yet (issue 22); give --db a file",
+            f"seed: {args.command} writes SQLite files only yet (issue 22): run it into a "
+            "file; the curated load (python -m seed) writes PostgreSQL too",
             file=sys.stderr,
         )
         return 2
@@ -150,11 +163,20 @@ def _load_curated(path: str, data: Path, restore: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    load = _write(path, lambda db: write_curated(db, events, command_author(), restore=restore))
+    author, at = command_author(), datetime.datetime.now(datetime.UTC)
+    if path.startswith(POSTGRESQL_SCHEMES):
+        load = _write_store(path, lambda writer: writer.load_curated(events, author, at, restore))
+    else:
+        load = _write(path, lambda db: write_curated(db, events, author, at, restore))
     if load is None:
         return 1
-    print(f"seed: {len(events)} curated events from {data} into {path}: {_summary(load)}")
+    print(f"seed: {len(events)} curated events from {data} into {_shown(path)}: {_summary(load)}")
     return 0
+
+
+def _shown(database: str) -> str:
+    """A database setting as the seed says it: a URL without its password."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1@", database)
 
 
 def _summary(load: CuratedLoad) -> str:
@@ -364,6 +386,28 @@ def _write(
         if bulk:
             _restore_wal(db, path)
         db.close()
+
+
+def _write_store(database: str, write: Callable[[Writer], T]) -> T | None:
+    """Run write(writer) in one write transaction of the store at `database` (a
+    PostgreSQL URL), after creating or upgrading its layout as `python -m api
+    migrate` does (said unless there was nothing to do); None (after saying why) if
+    it failed, the database then as it was."""
+    store = open_store(database)
+    try:
+        said = store.migrate()
+        if not said.endswith("nothing to do"):
+            print(f"seed: {said}", flush=True)
+        with store.writer() as writer:
+            return write(writer)
+    except StoreError as error:
+        print(f"seed: writing failed, the database is unchanged: {error.detail}", file=sys.stderr)
+        return None
+    except CopyInvalid as error:
+        print(f"seed: nothing written: {error}", file=sys.stderr)
+        return None
+    finally:
+        store.close()
 
 
 def _leave_wal_if_alone(db: Database) -> None:

@@ -14,7 +14,7 @@ leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
 import dataclasses
 import datetime
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from api.store import (
     Author,
     Busy,
     Change,
+    CuratedLoad,
     Damaged,
     DatabaseSummary,
     EventDeleted,
@@ -631,3 +632,12 @@ class _PostgresWriter(Writer):
         self, event_id: str, before: str, author: Author, at: datetime.datetime
     ) -> None:
         writes.delete_event(self.conn, self.changes, event_id, before, author, at)
+
+    def load_curated(
+        self,
+        events: list[dict[str, Any]],
+        author: Author,
+        at: datetime.datetime,
+        restore: Collection[str] = (),
+    ) -> CuratedLoad:
+        return writes.load_curated(self.conn, self.changes, events, author, at, list(restore))

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from api.store import (
     Author,
     Busy,
     Change,
+    CuratedLoad,
     Damaged,
     DatabaseSummary,
     EventDeleted,
@@ -47,7 +48,7 @@ from api.store import (
     search,
 )
 from api.store.series import Group, Series
-from api.store.sqlite import backups, keys, migrations, partners, query, stats
+from api.store.sqlite import backups, keys, migrations, partners, query, stats, writes
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -552,3 +553,8 @@ class _SQLiteWriter(Writer):
 
     def delete_event(self, event_id: str, before: str, author: Author, at: Any) -> None:
         partners.delete_event(self.db, event_id, before, author, at)
+
+    def load_curated(
+        self, events: list[dict[str, Any]], author: Author, at: Any, restore: Collection[str] = ()
+    ) -> CuratedLoad:
+        return writes.write_curated(self.db, events, author, at, restore)
