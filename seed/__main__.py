@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from api.config import database_path
 from api.store import (
     POSTGRESQL_SCHEMES,
+    BulkWrites,
     CuratedLoad,
     StoreError,
     Unavailable,
@@ -37,7 +38,7 @@ from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
 from api.store.sqlite.migrations import open_migrated
-from api.store.sqlite.writes import CopyInvalid, write_curated
+from api.store.sqlite.writes import CopyInvalid, bulk_writes, write_curated
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -128,14 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     database = args.db or database_path()
     if database.startswith(POSTGRESQL_SCHEMES):
-        if args.command == "curated" or args.command is None:
-            return _load_curated(database, args.data, args.restore)
-        print(
-            f"seed: {args.command} writes SQLite files only yet (issue 22): run it into a "
-            "file; the curated load (python -m seed) writes PostgreSQL too",
-            file=sys.stderr,
-        )
-        return 2
+        if args.command == "synthetic":
+            return _load_synthetic(database, args)
+        if args.command == "import":
+            print(
+                "seed: import writes SQLite files only yet (issue 22): import into a file; "
+                "the curated and synthetic loads write PostgreSQL too",
+                file=sys.stderr,
+            )
+            return 2
+        return _load_curated(database, args.data, args.restore)
     try:
         path = database_file(database)
     except Unavailable as error:
@@ -201,18 +204,33 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
 
-    def load(db: Database) -> int:
-        count = synthetic.load(db, args.events, args.seed, args.until, args.workers)
-        # One entry for the whole load: one per event would double a 1M-event load.
-        detail = {"events": count, "seed": args.seed, "until": args.until.isoformat()}
+    # One entry for the whole load: one per event would double a 1M-event load.
+    detail = {"events": args.events, "seed": args.seed, "until": args.until.isoformat()}
+
+    def generate(bulk: BulkWrites) -> int:
+        return synthetic.load(bulk, args.events, args.seed, args.until, args.workers)
+
+    def load(writer: Writer) -> int:
+        with writer.bulk_load() as bulk:
+            count = generate(bulk)
+        now = datetime.datetime.now(datetime.UTC)
+        writer.append_audit(command_author(), now, [("synthetic", None, None, None, detail)])
+        return count
+
+    def load_file(db: Database) -> int:
+        with bulk_writes(db) as bulk:
+            count = generate(bulk)
         _audit_load(db, AuditEntry("synthetic", detail=detail))
         return count
 
     try:
         with terminate_as_interrupt():
-            count = _write(path, load, bulk=True)
+            if path.startswith(POSTGRESQL_SCHEMES):
+                count = _write_store(path, load)
+            else:
+                count = _write(path, load_file, bulk=True)
     except KeyboardInterrupt:
-        print(f"seed: interrupted, nothing written; {path} is as it was", file=sys.stderr)
+        print(f"seed: interrupted, nothing written; {_shown(path)} is as it was", file=sys.stderr)
         return 130
     if count is None:
         return 1
@@ -221,7 +239,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"seed: {count} synthetic events (seed {args.seed}) loaded into {path} "
+        f"seed: {count} synthetic events (seed {args.seed}) loaded into {_shown(path)} "
         f"in {seconds:.1f} s ({count / seconds:,.0f} events/s); peak RSS {own:.0f} MB "
         f"(largest worker {workers:.0f} MB)"
     )

@@ -284,6 +284,19 @@ class EventPages(abc.ABC):
         within the same query budget as the pages: one request, one budget."""
 
 
+class BulkWrites(abc.ABC):
+    """A bulk load in progress (Writer.bulk_load): batches of rendered event rows
+    (api/store/sqlite/writes.py's EventRows, from event_rows), written as
+    insert_rows writes them, with the indexes and rollups brought up to date once
+    the last batch is in. Each engine's does it its own way: SQLite drops and
+    rebuilds its indexes; PostgreSQL stages the rows (COPY) and merges them set-based,
+    never locking readers out."""
+
+    @abc.abstractmethod
+    def add(self, rows: Any) -> None:
+        """Write (or stage) one batch of rows, in order after those added before."""
+
+
 class Writer(abc.ABC):
     """The operations of one write transaction: committed when the `Store.writer()`
     block ends, rolled back (nothing written) if it raises."""
@@ -334,6 +347,21 @@ class Writer(abc.ABC):
         since the last load; re-loading the same records changes nothing. The rules
         are api/store/sqlite/writes.py's write_curated (plan_curated,
         finish_curated); every event written is audited as `author`, and the load."""
+
+    @abc.abstractmethod
+    def bulk_load(self) -> AbstractContextManager[BulkWrites]:
+        """A bulk load in this transaction: rows given to it are written, and the
+        load finished, when the block ends without raising."""
+
+    @abc.abstractmethod
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        """Audit entries (action, event id, before, after, detail) for a command's
+        write, such as one for a whole bulk load."""
 
 
 class Store(abc.ABC):

@@ -53,6 +53,7 @@ from api.store import (
 from api.store.cursors import decode_cursor, decode_page_cursor, items_within_bound
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
+from api.store.postgresql.bulk import PostgresBulk
 from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
 from api.store.postgresql.writes import Changes, run
 from api.store.series import Group, Series
@@ -641,3 +642,17 @@ class _PostgresWriter(Writer):
         restore: Collection[str] = (),
     ) -> CuratedLoad:
         return writes.load_curated(self.conn, self.changes, events, author, at, list(restore))
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[PostgresBulk]:
+        load = PostgresBulk(self.conn, self.changes)
+        yield load
+        load.finish()
+
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        writes.append_audit(self.conn, author, at, entries)

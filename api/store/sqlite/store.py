@@ -12,6 +12,7 @@ Every SQLite error leaves as one of the store's errors (api/store/__init__.py).
 
 import contextlib
 import dataclasses
+import datetime
 import math
 import sqlite3
 import threading
@@ -49,6 +50,7 @@ from api.store import (
 )
 from api.store.series import Group, Series
 from api.store.sqlite import backups, keys, migrations, partners, query, stats, writes
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -558,3 +560,14 @@ class _SQLiteWriter(Writer):
         self, events: list[dict[str, Any]], author: Author, at: Any, restore: Collection[str] = ()
     ) -> CuratedLoad:
         return writes.write_curated(self.db, events, author, at, restore)
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[writes.SQLiteBulk]:
+        return writes.bulk_writes(self.db)
+
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        append_audit(self.db.conn, author, at, [AuditEntry(*entry) for entry in entries])

@@ -15,7 +15,7 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
-from api.store import Author, CuratedLoad, loadable
+from api.store import Author, BulkWrites, CuratedLoad, loadable
 from api.store.dialect import Executes
 from api.store.sqlite import rollups
 from api.store.sqlite.audit import AuditEntry, append_audit
@@ -76,6 +76,25 @@ def bulk_load(db: sqlite_utils.Database) -> Iterator[BulkLoad]:
         rollups.rebuild(db.conn)
     finally:
         db.execute(f"PRAGMA threads = {int(threads)}")
+
+
+class SQLiteBulk(BulkWrites):
+    """A bulk load as the store hands it out (Writer.bulk_load, bulk_writes): each
+    batch through insert_rows within bulk_load."""
+
+    def __init__(self, db: sqlite_utils.Database, loading: BulkLoad) -> None:
+        self.db, self.loading = db, loading
+
+    def add(self, rows: "EventRows") -> None:
+        insert_rows(self.db, rows, bulk=self.loading)
+
+
+@contextmanager
+def bulk_writes(db: sqlite_utils.Database) -> Iterator[SQLiteBulk]:
+    """A SQLiteBulk in the caller's transaction; bulk_load's end builds the indexes
+    and rollups again when the block ends."""
+    with bulk_load(db) as loading:
+        yield SQLiteBulk(db, loading)
 
 
 class EventRow(NamedTuple):
