@@ -152,35 +152,35 @@ class PostgresBulk(BulkWrites):
         conn = self.conn
         _merge_shared(conn)
         changed = conn.execute(_CHANGED).rowcount
+        if not changed:
+            # As insert_rows: with no event to write, nothing is, shared records included.
+            return 0
         moved = _moved(conn, self.updated_at)
-        if changed:
-            first_seq = self.changes.take(changed)
-            replacing = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
-            ).fetchone()
-            replaced = bool(replacing and replacing[0])
+        first_seq = self.changes.take(changed)
+        replacing = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
+        ).fetchone()
+        replaced = bool(replacing and replacing[0])
+        if replaced:
+            conn.execute(_SUBTRACT_REPLACED)
+        _upsert_shared(conn)
+        conn.execute(_UPSERT_EVENTS, [first_seq - 1, first_seq - 1])
+        conn.execute("DELETE FROM event_tombstones WHERE id IN (SELECT id FROM bulk_changed)")
+        for table, columns in _CHILDREN.items():
             if replaced:
-                conn.execute(_SUBTRACT_REPLACED)
-            _upsert_shared(conn)
-            conn.execute(_UPSERT_EVENTS, [first_seq - 1, first_seq - 1])
-            conn.execute("DELETE FROM event_tombstones WHERE id IN (SELECT id FROM bulk_changed)")
-            for table, columns in _CHILDREN.items():
-                if replaced:
-                    conn.execute(
-                        f"DELETE FROM {table} WHERE event_id IN "
-                        "(SELECT id FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
-                    )
                 conn.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {_prefixed('b', columns)} "
-                    f"FROM bulk_{table} b JOIN bulk_changed c ON c.id = b.event_id "
-                    "AND c.ord = b.ord ORDER BY b.event_id, b.position"
+                    f"DELETE FROM {table} WHERE event_id IN "
+                    "(SELECT id FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
                 )
-            conn.execute(_UPSERT_DOCUMENTS)
-            conn.execute(_UPSERT_SEARCH)
-            conn.execute(_ADD_CHANGED)
-            fold_rollups(conn, removed=replaced)
-        else:
-            _upsert_shared(conn)
+            conn.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {_prefixed('b', columns)} "
+                f"FROM bulk_{table} b JOIN bulk_changed c ON c.id = b.event_id "
+                "AND c.ord = b.ord ORDER BY b.event_id, b.position"
+            )
+        conn.execute(_UPSERT_DOCUMENTS)
+        conn.execute(_UPSERT_SEARCH)
+        conn.execute(_ADD_CHANGED)
+        fold_rollups(conn, removed=replaced)
         if moved.places or moved.sources:
             written = {event_id for (event_id,) in conn.execute("SELECT id FROM bulk_changed")}
             rerender_copies(conn, self.changes, moved, written)
