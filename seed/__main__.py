@@ -6,6 +6,10 @@ a bad record or a failed write leaves the database exactly as it was.
 Re-seeding keeps what partners deleted or edited through the API (the rule is
 api.store.sqlite.writes.write_curated's). A database an earlier release wrote is first
 upgraded in place, as `python -m api migrate` does, and the seed says so.
+
+A postgresql:// database (curated and synthetic loads; the import writes SQLite
+only yet) is written through its store only: its writer's load_curated and
+bulk_load, in one transaction that readers never wait on.
 """
 
 import argparse
@@ -48,7 +52,9 @@ T = TypeVar("T")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seed", description=__doc__)
     parser.add_argument(
-        "--db", help="SQLite file to write (default: $SALVO_DATABASE, else var/salvo.db)"
+        "--db",
+        help="database to write: a SQLite file, or a postgresql:// URL for the curated "
+        "and synthetic loads (default: $SALVO_DATABASE, else var/salvo.db)",
     )
     parser.add_argument(
         "--data", type=Path, default=DATA_DIR, help="folder of curated *.yaml files"
