@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,8 @@ def main() -> int:
         subprocess.run(seed, cwd=ROOT, check=True, capture_output=True)
         api = create_app({"DATABASE": url, "RATE_LIMITS_ENABLED": False}).test_client()
         latencies: list[float] = []
-        statuses: dict[int, int] = {}
+        statuses: list[int] = []
+        failed: list[float] = []  # when each read that did not answer 200 ended
         stop = threading.Event()
 
         def read() -> None:
@@ -47,7 +49,9 @@ def main() -> int:
                 started = time.perf_counter()
                 status = api.get(PAGE).status_code
                 latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
+                statuses.append(status)
+                if status != 200:
+                    failed.append(time.perf_counter())
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
@@ -56,8 +60,10 @@ def main() -> int:
         started = time.perf_counter()
         load = [*seed, "synthetic", "--events", str(args.events), "--workers", str(args.workers)]
         done = subprocess.run(load, cwd=ROOT, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
+        ended = time.perf_counter()
+        seconds = ended - started
         during = latencies[before:]
+        time.sleep(5)
         stop.set()
         reader.join()
         print(done.stdout.strip() or done.stderr.strip())
@@ -69,7 +75,15 @@ def main() -> int:
             f"{len(during)} reads of {PAGE} during it: median "
             f"{statistics.median(during) * 1000:.1f} ms, p99 "
             f"{ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms; "
-            f"statuses {statuses}"
+            f"statuses during it {Counter(statuses[before : before + len(during)])}"
+        )
+        if failed:
+            offsets = sorted({round(at - ended, 1) for at in failed})
+            print(f"reads not answered 200 ended at these s from the load's end: {offsets}")
+        after = latencies[before + len(during) :]
+        print(
+            f"{len(after)} reads in the 5 s after it: max {max(after) * 1000:.0f} ms; "
+            f"statuses {Counter(statuses[before + len(during) :])}"
         )
         return 0
     finally:

@@ -25,6 +25,7 @@ from api.store.postgresql import rollups
 from api.store.postgresql.dialect import search_document
 from api.store.postgresql.layout import TEXT
 from api.store.postgresql.writes import Changes, fold_rollups, rerender_copies
+from api.store.sqlite.rollups import ROLLUPS
 from api.store.sqlite.writes import (
     LOCATION_COLUMNS,
     SOURCE_COLUMNS,
@@ -184,6 +185,13 @@ class PostgresBulk(BulkWrites):
         if moved.places or moved.sources:
             written = {event_id for (event_id,) in conn.execute("SELECT id FROM bulk_changed")}
             rerender_copies(conn, self.changes, moved, written)
+        # The planner's statistics for what the load wrote, committed with it (as the
+        # SQLite seed gathers them): without them the first reads after a
+        # million-event load planned for the tables as they were, and ran out of
+        # their budget (bench/pg_import.py). ANALYZE takes SHARE UPDATE EXCLUSIVE,
+        # which readers do not wait on.
+        for table in (*_ANALYZED, *(rollup.table for rollup in ROLLUPS)):
+            conn.execute(f"ANALYZE {table}")
         return changed
 
 
@@ -255,6 +263,10 @@ _UPSERT_EVENTS = (
     "ORDER BY n ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*EventRow._fields[1:], "seq"))
 )
+_ANALYZED = (
+    "events", "event_documents", "event_search", "event_actors", "munitions", "reporters",
+    "locations", "sources", "actors",
+)  # fmt: skip
 _CHILDREN = {
     "event_actors": "event_id, position, actor_name, role",
     "munitions": "event_id, position, category, model, launched, intercepted, not_reached, "
