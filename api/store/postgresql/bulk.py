@@ -186,10 +186,9 @@ class PostgresBulk(BulkWrites):
             written = {event_id for (event_id,) in conn.execute("SELECT id FROM bulk_changed")}
             rerender_copies(conn, self.changes, moved, written)
         # The planner's statistics for what the load wrote, committed with it (as the
-        # SQLite seed gathers them): without them the first reads after a
-        # million-event load planned for the tables as they were, and ran out of
-        # their budget (bench/pg_import.py). ANALYZE takes SHARE UPDATE EXCLUSIVE,
-        # which readers do not wait on.
+        # SQLite seed gathers them), so that the first reads after a large load plan
+        # for the tables as they are. ANALYZE takes SHARE UPDATE EXCLUSIVE, which
+        # readers do not wait on.
         for table in (*_ANALYZED, *(rollup.table for rollup in ROLLUPS)):
             conn.execute(f"ANALYZE {table}")
         return changed
