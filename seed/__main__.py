@@ -6,11 +6,16 @@ a bad record or a failed write leaves the database exactly as it was.
 Re-seeding keeps what partners deleted or edited through the API (the rule is
 api.store.sqlite.writes.write_curated's). A database an earlier release wrote is first
 upgraded in place, as `python -m api migrate` does, and the seed says so.
+
+A postgresql:// database (curated and synthetic loads; the import writes SQLite
+only yet) is written through its store only: its writer's load_curated and
+bulk_load, in one transaction that readers never wait on.
 """
 
 import argparse
 import datetime
 import os
+import re
 import resource
 import sqlite3
 import sys
@@ -22,12 +27,22 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from api.config import database_path
-from api.store import POSTGRESQL_SCHEMES, Unavailable, command_author, database_file
+from api.store import (
+    POSTGRESQL_SCHEMES,
+    BulkWrites,
+    CuratedLoad,
+    StoreError,
+    Unavailable,
+    Writer,
+    command_author,
+    database_file,
+    open_store,
+)
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.backups import private_files, recover, terminate_as_interrupt
 from api.store.sqlite.layout import OutdatedLayout, gather_statistics
 from api.store.sqlite.migrations import open_migrated
-from api.store.sqlite.writes import CopyInvalid, CuratedLoad, write_curated
+from api.store.sqlite.writes import CopyInvalid, bulk_writes, write_curated
 from seed import imports, synthetic
 from seed.curated import DATA_DIR, InvalidRecord, load_events
 
@@ -37,7 +52,9 @@ T = TypeVar("T")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seed", description=__doc__)
     parser.add_argument(
-        "--db", help="SQLite file to write (default: $SALVO_DATABASE, else var/salvo.db)"
+        "--db",
+        help="database to write: a SQLite file, or a postgresql:// URL for the curated "
+        "and synthetic loads (default: $SALVO_DATABASE, else var/salvo.db)",
     )
     parser.add_argument(
         "--data", type=Path, default=DATA_DIR, help="folder of curated *.yaml files"
@@ -118,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     database = args.db or database_path()
     if database.startswith(POSTGRESQL_SCHEMES):
-        print(
-            "seed: the seed writes SQLite files only yet (issue 22); give --db a file",
-            file=sys.stderr,
-        )
-        return 2
+        if args.command == "synthetic":
+            return _load_synthetic(database, args)
+        if args.command == "import":
+            print(
+                "seed: import writes SQLite files only yet (issue 22): import into a file; "
+                "the curated and synthetic loads write PostgreSQL too",
+                file=sys.stderr,
+            )
+            return 2
+        return _load_curated(database, args.data, args.restore)
     try:
         path = database_file(database)
     except Unavailable as error:
@@ -150,11 +172,20 @@ def _load_curated(path: str, data: Path, restore: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    load = _write(path, lambda db: write_curated(db, events, command_author(), restore=restore))
+    author, at = command_author(), datetime.datetime.now(datetime.UTC)
+    if path.startswith(POSTGRESQL_SCHEMES):
+        load = _write_store(path, lambda writer: writer.load_curated(events, author, at, restore))
+    else:
+        load = _write(path, lambda db: write_curated(db, events, author, at, restore))
     if load is None:
         return 1
-    print(f"seed: {len(events)} curated events from {data} into {path}: {_summary(load)}")
+    print(f"seed: {len(events)} curated events from {data} into {_shown(path)}: {_summary(load)}")
     return 0
+
+
+def _shown(database: str) -> str:
+    """A database setting as the seed says it: a URL without its password."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1@", database)
 
 
 def _summary(load: CuratedLoad) -> str:
@@ -179,18 +210,33 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
 
-    def load(db: Database) -> int:
-        count = synthetic.load(db, args.events, args.seed, args.until, args.workers)
-        # One entry for the whole load: one per event would double a 1M-event load.
-        detail = {"events": count, "seed": args.seed, "until": args.until.isoformat()}
+    # One entry for the whole load: one per event would double a 1M-event load.
+    detail = {"events": args.events, "seed": args.seed, "until": args.until.isoformat()}
+
+    def generate(bulk: BulkWrites) -> int:
+        return synthetic.load(bulk, args.events, args.seed, args.until, args.workers)
+
+    def load(writer: Writer) -> int:
+        with writer.bulk_load() as bulk:
+            count = generate(bulk)
+        now = datetime.datetime.now(datetime.UTC)
+        writer.append_audit(command_author(), now, [("synthetic", None, None, None, detail)])
+        return count
+
+    def load_file(db: Database) -> int:
+        with bulk_writes(db) as bulk:
+            count = generate(bulk)
         _audit_load(db, AuditEntry("synthetic", detail=detail))
         return count
 
     try:
         with terminate_as_interrupt():
-            count = _write(path, load, bulk=True)
+            if path.startswith(POSTGRESQL_SCHEMES):
+                count = _write_store(path, load)
+            else:
+                count = _write(path, load_file, bulk=True)
     except KeyboardInterrupt:
-        print(f"seed: interrupted, nothing written; {path} is as it was", file=sys.stderr)
+        print(f"seed: interrupted, nothing written; {_shown(path)} is as it was", file=sys.stderr)
         return 130
     if count is None:
         return 1
@@ -199,7 +245,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"seed: {count} synthetic events (seed {args.seed}) loaded into {path} "
+        f"seed: {count} synthetic events (seed {args.seed}) loaded into {_shown(path)} "
         f"in {seconds:.1f} s ({count / seconds:,.0f} events/s); peak RSS {own:.0f} MB "
         f"(largest worker {workers:.0f} MB)"
     )
@@ -364,6 +410,28 @@ def _write(
         if bulk:
             _restore_wal(db, path)
         db.close()
+
+
+def _write_store(database: str, write: Callable[[Writer], T]) -> T | None:
+    """Run write(writer) in one write transaction of the store at `database` (a
+    PostgreSQL URL), after creating or upgrading its layout as `python -m api
+    migrate` does (said unless there was nothing to do); None (after saying why) if
+    it failed, the database then as it was."""
+    store = open_store(database)
+    try:
+        said = store.migrate()
+        if not said.endswith("nothing to do"):
+            print(f"seed: {said}", flush=True)
+        with store.writer() as writer:
+            return write(writer)
+    except StoreError as error:
+        print(f"seed: writing failed, the database is unchanged: {error.detail}", file=sys.stderr)
+        return None
+    except CopyInvalid as error:
+        print(f"seed: nothing written: {error}", file=sys.stderr)
+        return None
+    finally:
+        store.close()
 
 
 def _leave_wal_if_alone(db: Database) -> None:

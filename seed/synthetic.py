@@ -15,9 +15,8 @@ import datetime
 import random
 from typing import Any
 
-from sqlite_utils import Database
-
-from api.store.sqlite.writes import BATCH_SIZE, EventRows, bulk_load, event_rows, insert_rows
+from api.store import BulkWrites
+from api.store.sqlite.writes import BATCH_SIZE, EventRows, event_rows
 from schemas.event import EstimateSchema
 from seed.places import OBLASTS, UKRAINE_PLACE, Oblast, region_place, slug
 from seed.workers import in_order
@@ -258,12 +257,12 @@ def batch_rows(start: int, count: int, seed: int, until: datetime.date) -> Event
     )
 
 
-def load(db: Database, count: int, seed: int, until: datetime.date, workers: int) -> int:
-    """Generate and write count events, keeping at most a few batches in memory.
-    Worker processes do the generating and rendering; this process does all the
-    writing, in the caller's transaction."""
+def load(bulk: BulkWrites, count: int, seed: int, until: datetime.date, workers: int) -> int:
+    """Generate and write count events into a bulk load (a store writer's bulk_load,
+    on either engine), keeping at most a few batches in memory. Worker processes do
+    the generating and rendering; this process does all the writing, in the caller's
+    transaction."""
     batches = ((start, count, seed, until) for start in range(0, count, BATCH_SIZE))
-    with bulk_load(db) as loading:
-        for rows in in_order(batch_rows, batches, workers):
-            insert_rows(db, rows, bulk=loading)
+    for rows in in_order(batch_rows, batches, workers):
+        bulk.add(rows)
     return count

@@ -20,10 +20,11 @@ taken at the start of each write transaction. docs/design.md, "The single writer
 """
 
 import abc
+import dataclasses
 import datetime
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -90,6 +91,20 @@ def command_author() -> Author:
     """A command run on the server (seed, import, keys, restore): no key and no
     address; its entries share one random run id in place of a request id."""
     return Author(None, None, f"run-{secrets.token_hex(12)}", None)
+
+
+@dataclasses.dataclass
+class CuratedLoad:
+    """How many curated events write_curated inserted, updated, found unchanged, and
+    kept as partners left them; and how many other events it re-rendered, as they
+    copy a place or source it changed."""
+
+    new: int
+    updated: int
+    unchanged: int
+    kept_edited: int
+    kept_deleted: int
+    rerendered: int = 0
 
 
 class StoredKey(NamedTuple):
@@ -269,6 +284,19 @@ class EventPages(abc.ABC):
         within the same query budget as the pages: one request, one budget."""
 
 
+class BulkWrites(abc.ABC):
+    """A bulk load in progress (Writer.bulk_load): batches of rendered event rows
+    (api/store/sqlite/writes.py's EventRows, from event_rows), written as
+    insert_rows writes them, with the indexes and rollups brought up to date once
+    the last batch is in. Each engine's does it its own way: SQLite drops and
+    rebuilds its indexes; PostgreSQL stages the rows (COPY) and merges them set-based,
+    never locking readers out."""
+
+    @abc.abstractmethod
+    def add(self, rows: Any) -> None:
+        """Write (or stage) one batch of rows, in order after those added before."""
+
+
 class Writer(abc.ABC):
     """The operations of one write transaction: committed when the `Store.writer()`
     block ends, rolled back (nothing written) if it raises."""
@@ -304,6 +332,36 @@ class Writer(abc.ABC):
         self, event_id: str, before: str, author: Author, at: datetime.datetime
     ) -> None:
         """Delete an event, leaving a tombstone in the change feed."""
+
+    @abc.abstractmethod
+    def load_curated(
+        self,
+        events: list[dict[str, Any]],
+        author: Author,
+        at: datetime.datetime,
+        restore: Collection[str] = (),
+    ) -> CuratedLoad:
+        """Load the curated events (validated) without undoing partners' writes: an
+        event deleted through the API stays deleted unless its id is in `restore`,
+        one edited through the API stays as edited unless its curated record changed
+        since the last load; re-loading the same records changes nothing. The rules
+        are api/store/sqlite/writes.py's write_curated (plan_curated,
+        finish_curated); every event written is audited as `author`, and the load."""
+
+    @abc.abstractmethod
+    def bulk_load(self) -> AbstractContextManager[BulkWrites]:
+        """A bulk load in this transaction: rows given to it are written, and the
+        load finished, when the block ends without raising."""
+
+    @abc.abstractmethod
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        """Audit entries (action, event id, before, after, detail) for a command's
+        write, such as one for a whole bulk load."""
 
 
 class Store(abc.ABC):

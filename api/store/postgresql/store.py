@@ -14,7 +14,7 @@ leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
 import dataclasses
 import datetime
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from api.store import (
     Author,
     Busy,
     Change,
+    CuratedLoad,
     Damaged,
     DatabaseSummary,
     EventDeleted,
@@ -52,6 +53,7 @@ from api.store import (
 from api.store.cursors import decode_cursor
 from api.store.filters import LOCATIONS, Scope
 from api.store.postgresql import layout, migrations, writes
+from api.store.postgresql.bulk import PostgresBulk
 from api.store.postgresql.dialect import POSTGRESQL, Reading, to_pyformat
 from api.store.postgresql.writes import Changes, run
 from api.store.series import Group, Series
@@ -532,3 +534,26 @@ class _PostgresWriter(Writer):
         self, event_id: str, before: str, author: Author, at: datetime.datetime
     ) -> None:
         writes.delete_event(self.conn, self.changes, event_id, before, author, at)
+
+    def load_curated(
+        self,
+        events: list[dict[str, Any]],
+        author: Author,
+        at: datetime.datetime,
+        restore: Collection[str] = (),
+    ) -> CuratedLoad:
+        return writes.load_curated(self.conn, self.changes, events, author, at, list(restore))
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[PostgresBulk]:
+        load = PostgresBulk(self.conn, self.changes)
+        yield load
+        load.finish()
+
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        writes.append_audit(self.conn, author, at, entries)

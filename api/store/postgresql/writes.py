@@ -21,6 +21,7 @@ import psycopg
 from api.store import (
     Answer,
     Author,
+    CuratedLoad,
     IdempotencyKeyReused,
     IdempotentRequest,
     IdsTaken,
@@ -34,12 +35,19 @@ from api.store.sqlite.layout import EVENTS_WITH_DOCUMENTS
 from api.store.sqlite.partners import IDEMPOTENCY_KEEP, IDEMPOTENCY_PURGE_BATCH
 from api.store.sqlite.rollups import CHANGES
 from api.store.sqlite.writes import (
+    BATCH_SIZE,
     LOCATION_COLUMNS,
     SOURCE_COLUMNS,
     EventRow,
     EventRows,
+    SharedChanges,
     event_rows,
+    finish_curated,
+    moved_shared_records,
+    plan_curated,
+    reloaded_copy,
 )
+from schemas.fields import TIMESTAMP_FORMAT
 
 
 def run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
@@ -131,15 +139,18 @@ def write_events(
     changes: Changes,
     events: list[dict[str, Any]],
     changed_at: datetime.datetime,
+    *,
+    rerender: bool = False,
 ) -> int:
     """Upsert validated events with their places, sources, actors, munitions,
     reporters, documents and search rows, replacing what each had before, and keep
     the rollups current; an event whose content is unchanged is left as it is.
     Each event written takes the next change number. Returns how many were written.
 
-    The places and sources the events describe are those stored (the callers check
-    it first: check_shared_records), so no other event's copy of them changes; the
-    re-rendering of copies that SQLite's insert_rows does for the seed is not here."""
+    Partners' writes describe the places and sources as stored (the callers check
+    it first: check_shared_records), so no other event's copy of them changes. The
+    curated load may change them (`rerender`): then every other event copying one
+    it changed is written again, as SQLite's insert_rows does (rerender_copies)."""
     rows: EventRows = event_rows(events, changed_at)
     ids = [row.id for row in rows.events]
     stored = {
@@ -162,6 +173,7 @@ def write_events(
         rows = rows.only(changed)
         ids = [row.id for row in rows.events]
     replacing = [event_id for event_id in ids if event_id in stored]
+    moved = moved_shared_records(Reading(conn), rows) if rerender else None
     if replacing:
         run(conn, rollups.SUBTRACT, [replacing] * 3)
     seq = changes.take(len(ids))
@@ -205,7 +217,73 @@ def write_events(
     )
     run(conn, rollups.ADD, [ids] * 3)
     fold_rollups(conn, removed=bool(replacing))
+    if moved is not None and (moved.places or moved.sources):
+        rerender_copies(conn, changes, moved, written=set(ids))
     return len(ids)
+
+
+def rerender_copies(
+    conn: psycopg.Connection[Any], changes: Changes, moved: SharedChanges, written: set[str]
+) -> None:
+    """SQLite's _rerender_copies on PostgreSQL: write again every event that copies a
+    place or source of `moved` (but those just `written`), loaded back with its place
+    and source as stored now (reloaded_copy) and written as every event is, as of
+    `moved.at`, BATCH_SIZE at a time in the caller's transaction."""
+    copies = [
+        event_id
+        for (event_id,) in run(
+            conn,
+            "SELECT id FROM events WHERE location_id = ANY(?) "
+            "UNION SELECT id FROM events WHERE source_id = ANY(?) ORDER BY id",
+            [sorted(moved.places), sorted(moved.sources)],
+        )
+        if event_id not in written
+    ]
+    if not copies:
+        return
+    # Both the place and the source of each copy as stored now, as on SQLite.
+    now = {
+        name: {
+            row[0]: dict(zip(columns, row, strict=True))
+            for row in run(
+                conn,
+                f"SELECT {', '.join(columns)} FROM {table} WHERE id IN "
+                f"(SELECT {column} FROM events WHERE id = ANY(?))",
+                [copies],
+            )
+        }
+        for name, table, columns, column in (
+            ("location", "locations", LOCATION_COLUMNS, "location_id"),
+            ("source", "sources", SOURCE_COLUMNS, "source_id"),
+        )
+    }
+    changed_at = datetime.datetime.strptime(moved.at, TIMESTAMP_FORMAT).replace(tzinfo=datetime.UTC)
+    for start in range(0, len(copies), BATCH_SIZE):
+        batch = copies[start : start + BATCH_SIZE]
+        documents = event_documents(conn, batch)
+        events = [reloaded_copy(documents[event_id], now) for event_id in batch]
+        write_events(conn, changes, events, changed_at)
+
+
+def load_curated(
+    conn: psycopg.Connection[Any],
+    changes: Changes,
+    events: list[dict[str, Any]],
+    author: Author,
+    at: datetime.datetime,
+    restore: Sequence[str],
+) -> CuratedLoad:
+    """SQLite's write_curated on PostgreSQL: the same rules (plan_curated,
+    finish_curated) around this engine's write."""
+    reading = Reading(conn)
+    plan = plan_curated(reading, events, restore)
+    taken = changes.taken
+    changed = write_events(conn, changes, plan.loaded, at, rerender=True)
+    # As on SQLite: the numbers beyond the curated events' went to the re-rendered.
+    rerendered = changes.taken - taken - changed
+    load, entries = finish_curated(reading, plan, changed, rerendered)
+    append_audit(conn, author, at, entries)
+    return load
 
 
 def delete_events(

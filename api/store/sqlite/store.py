@@ -12,10 +12,11 @@ Every SQLite error leaves as one of the store's errors (api/store/__init__.py).
 
 import contextlib
 import dataclasses
+import datetime
 import math
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from api.store import (
     Author,
     Busy,
     Change,
+    CuratedLoad,
     Damaged,
     DatabaseSummary,
     EventDeleted,
@@ -47,7 +49,8 @@ from api.store import (
     search,
 )
 from api.store.series import Group, Series
-from api.store.sqlite import backups, keys, migrations, partners, query, stats
+from api.store.sqlite import backups, keys, migrations, partners, query, stats, writes
+from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.connections import (
     Identity,
     ReadConnection,
@@ -552,3 +555,19 @@ class _SQLiteWriter(Writer):
 
     def delete_event(self, event_id: str, before: str, author: Author, at: Any) -> None:
         partners.delete_event(self.db, event_id, before, author, at)
+
+    def load_curated(
+        self, events: list[dict[str, Any]], author: Author, at: Any, restore: Collection[str] = ()
+    ) -> CuratedLoad:
+        return writes.write_curated(self.db, events, author, at, restore)
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[writes.SQLiteBulk]:
+        return writes.bulk_writes(self.db)
+
+    def append_audit(
+        self,
+        author: Author,
+        at: datetime.datetime,
+        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    ) -> None:
+        append_audit(self.db.conn, author, at, [AuditEntry(*entry) for entry in entries])

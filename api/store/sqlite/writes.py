@@ -15,7 +15,8 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
-from api.store import Author, loadable
+from api.store import Author, BulkWrites, CuratedLoad, loadable
+from api.store.dialect import Executes
 from api.store.sqlite import rollups
 from api.store.sqlite.audit import AuditEntry, append_audit
 from api.store.sqlite.dialect import SQLITE
@@ -44,7 +45,7 @@ class BulkLoad:
     holds the places and sources they changed so far."""
 
     def __init__(self) -> None:
-        self.moved = _SharedChanges()
+        self.moved = SharedChanges()
 
 
 @contextmanager
@@ -75,6 +76,25 @@ def bulk_load(db: sqlite_utils.Database) -> Iterator[BulkLoad]:
         rollups.rebuild(db.conn)
     finally:
         db.execute(f"PRAGMA threads = {int(threads)}")
+
+
+class SQLiteBulk(BulkWrites):
+    """A bulk load as the store hands it out (Writer.bulk_load, bulk_writes): each
+    batch through insert_rows within bulk_load."""
+
+    def __init__(self, db: sqlite_utils.Database, loading: BulkLoad) -> None:
+        self.db, self.loading = db, loading
+
+    def add(self, rows: "EventRows") -> None:
+        insert_rows(self.db, rows, bulk=self.loading)
+
+
+@contextmanager
+def bulk_writes(db: sqlite_utils.Database) -> Iterator[SQLiteBulk]:
+    """A SQLiteBulk in the caller's transaction; bulk_load's end builds the indexes
+    and rollups again when the block ends."""
+    with bulk_load(db) as loading:
+        yield SQLiteBulk(db, loading)
 
 
 class EventRow(NamedTuple):
@@ -264,20 +284,6 @@ def write_events(
     return count
 
 
-@dataclass
-class CuratedLoad:
-    """How many curated events write_curated inserted, updated, found unchanged, and
-    kept as partners left them; and how many other events it re-rendered, as they
-    copy a place or source it changed."""
-
-    new: int
-    updated: int
-    unchanged: int
-    kept_edited: int
-    kept_deleted: int
-    rerendered: int = 0
-
-
 def record_digest(event: dict[str, Any]) -> bytes:
     """The SHA-1 of a validated record (as EventSchema.load returns it), with keys in
     a fixed order: the same record gives the same digest in every run."""
@@ -307,43 +313,75 @@ def write_curated(
     unchanged: an API write stays. Every record's digest is remembered for the next
     seed. Every event written is audited (create or update, before and after, as
     `author`), and the load as a whole ('seed', with its counts); an event written
-    becomes the curators' again. The caller owns the transaction."""
+    becomes the curators' again. The caller owns the transaction.
+
+    The rules are plan_curated's and finish_curated's, which PostgreSQL's writer
+    calls too (api/store/postgresql/writes.py's load_curated); only the write
+    between them is this engine's."""
     changed_at = changed_at or datetime.datetime.now(datetime.UTC)
     conn = db.conn
+    plan = plan_curated(conn, events, restore)
+    first_seq = next_seq(conn)
+    changed = write_events(db, plan.loaded, changed_at)
+    # Each event written takes one number: those beyond the curated events' went to
+    # the events re-rendered with a place or source the curated events changed.
+    rerendered = next_seq(conn) - first_seq - changed
+    load, entries = finish_curated(conn, plan, changed, rerendered)
+    append_audit(conn, author, changed_at, entries)
+    return load
+
+
+@dataclass
+class CuratedPlan:
+    """What a curated load found before writing (plan_curated): each record's digest,
+    the stored documents of its events, the events it keeps as partners left them,
+    and the events it writes (`loaded`)."""
+
+    events: list[dict[str, Any]]
+    digests: dict[str, bytes]
+    stored: dict[str, str]
+    kept_deleted: set[str]
+    kept_edited: set[str]
+    loaded: list[dict[str, Any]]
+
+
+def plan_curated(
+    conn: Executes, events: list[dict[str, Any]], restore: Iterable[str]
+) -> CuratedPlan:
+    """The rules of write_curated, read from either engine (`conn`: Executes, `?`
+    parameters): which events partners deleted or edited, and so are kept. The
+    curated events are a few hundred at most, so the ids go as IN lists."""
     digests = {event["id"]: record_digest(event) for event in events}
-    # json_each takes the ids as one parameter, however many there are.
-    ids = orjson.dumps(list(digests)).decode()
-    remembered = dict(
-        conn.execute(
-            "SELECT event_id, record_digest FROM curated_loads "
-            "WHERE event_id IN (SELECT value FROM json_each(?))",
-            [ids],
+    ids = list(digests)
+    marks = placeholders(ids)
+    remembered = {
+        event_id: bytes(digest)
+        for event_id, digest in conn.execute(
+            f"SELECT event_id, record_digest FROM curated_loads WHERE event_id IN ({marks})", ids
         )
-    )
+    }
     deleted = {
         event_id
         for (event_id,) in conn.execute(
-            "SELECT id FROM event_tombstones WHERE id IN (SELECT value FROM json_each(?))", [ids]
+            f"SELECT id FROM event_tombstones WHERE id IN ({marks})", ids
         )
     } - set(restore)
     stored = dict(
         conn.execute(
-            f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} "
-            "WHERE e.id IN (SELECT value FROM json_each(?))",
-            [ids],
+            f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} WHERE e.id IN ({marks})", ids
         )
     )
     # The stored document is an API write when it is the document the event's last
     # audited write left, but for the place and source it copies, which a change to
     # them re-rendered since (unaudited); a later seed write would have replaced it.
-    # (SQLite takes the bare column `after` from the row of max(seq).)
     # Only entries made with an API key count: the seed audits its own writes too.
     edited = {
         event_id
-        for event_id, after, _ in conn.execute(
-            "SELECT event_id, after, max(seq) FROM audit_log WHERE key_id IS NOT NULL "
-            "AND event_id IN (SELECT value FROM json_each(?)) GROUP BY event_id",
-            [ids],
+        for event_id, after in conn.execute(
+            "SELECT a.event_id, a.after FROM audit_log a WHERE a.seq IN (SELECT max(seq) "
+            f"FROM audit_log WHERE key_id IS NOT NULL AND event_id IN ({marks}) "
+            "GROUP BY event_id)",
+            ids,
         )
         if after is not None
         and event_id in stored
@@ -356,37 +394,56 @@ def write_curated(
         if remembered.get(event_id, digests[event_id]) == digests[event_id]
     }
     loaded = [event for event in events if event["id"] not in kept_deleted | kept_edited]
-    new = sum(1 for event in loaded if event["id"] not in stored)
-    first_seq = next_seq(conn)
-    changed = write_events(db, loaded, changed_at)
-    # Each event written takes one number: those beyond the curated events' went to
-    # the events re-rendered with a place or source the curated events changed.
-    rerendered = next_seq(conn) - first_seq - changed
-    conn.executemany(
-        "INSERT INTO curated_loads (event_id, record_digest) VALUES (?, ?) "
-        "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
-        digests.items(),
+    return CuratedPlan(events, digests, stored, kept_deleted, kept_edited, loaded)
+
+
+def finish_curated(
+    conn: Executes, plan: CuratedPlan, changed: int, rerendered: int
+) -> tuple[CuratedLoad, list[AuditEntry]]:
+    """After the curated events are written (`changed` of them, and `rerendered`
+    others copying a place or source they changed), on either engine: remember each
+    record's digest, make the events written the curators' again, and say what the
+    load did, with the audit entries to append."""
+    for event_id, digest in plan.digests.items():
+        conn.execute(
+            "INSERT INTO curated_loads (event_id, record_digest) VALUES (?, ?) "
+            "ON CONFLICT(event_id) DO UPDATE SET record_digest = excluded.record_digest",
+            [event_id, digest],
+        )
+    loaded_ids = [event["id"] for event in plan.loaded]
+    # PostgreSQL refuses an empty IN list: a load keeping every event reads nothing.
+    now: dict[str, str] = (
+        dict(
+            conn.execute(
+                f"SELECT e.id, d.body FROM {EVENTS_WITH_DOCUMENTS} "
+                f"WHERE e.id IN ({placeholders(loaded_ids)})",
+                loaded_ids,
+            )
+        )
+        if loaded_ids
+        else {}
     )
-    now = event_documents(conn, [event["id"] for event in loaded])
-    written = [event_id for event_id, body in now.items() if stored.get(event_id) != body]
-    conn.execute(
-        "DELETE FROM event_owners WHERE event_id IN (SELECT value FROM json_each(?))",
-        [orjson.dumps(written).decode()],
-    )
+    # In the curated records' order, whatever order the engine returned them in.
+    written = [i for i in loaded_ids if i in now and plan.stored.get(i) != now[i]]
+    if written:
+        conn.execute(
+            f"DELETE FROM event_owners WHERE event_id IN ({placeholders(written)})", written
+        )
+    new = sum(1 for event in plan.loaded if event["id"] not in plan.stored)
     load = CuratedLoad(
         new=new,
         updated=changed - new,
-        unchanged=len(loaded) - changed,
-        kept_edited=len(kept_edited),
-        kept_deleted=len(kept_deleted),
+        unchanged=len(plan.loaded) - changed,
+        kept_edited=len(plan.kept_edited),
+        kept_deleted=len(plan.kept_deleted),
         rerendered=rerendered,
     )
     entries = [
-        AuditEntry("update" if i in stored else "create", i, stored.get(i), now[i]) for i in written
+        AuditEntry("update" if i in plan.stored else "create", i, plan.stored.get(i), now[i])
+        for i in written
     ]
-    entries.append(AuditEntry("seed", detail={"curated_events": len(events), **asdict(load)}))
-    append_audit(conn, author, changed_at, entries)
-    return load
+    entries.append(AuditEntry("seed", detail={"curated_events": len(plan.events), **asdict(load)}))
+    return load, entries
 
 
 def _own_content(document: str) -> dict[str, Any]:
@@ -447,7 +504,7 @@ def insert_rows(
         first_seq = stored[row.id].first_seq if row.id in stored else seq + offset
         events.append((*row, seq + offset, first_seq))
 
-    moved = _moved_shared_records(conn, rows)
+    moved = moved_shared_records(conn, rows)
     # Every table takes executemany with prepared statements, which measured twice
     # as fast as sqlite-utils' per-value conversion at 1M events, and reads no schema.
     conn.executemany(
@@ -516,44 +573,36 @@ def insert_rows(
 
 
 @dataclass
-class _SharedChanges:
+class SharedChanges:
     """The places and sources (by id) a write changed, and when (its updated_at)."""
 
     places: set[str] = field(default_factory=set)
     sources: set[str] = field(default_factory=set)
     at: str = ""
 
-    def update(self, other: "_SharedChanges") -> None:
+    def update(self, other: "SharedChanges") -> None:
         self.places |= other.places
         self.sources |= other.sources
         self.at = max(self.at, other.at)
 
 
-_STORED_SHARED = (
-    f"SELECT 'locations', {', '.join(LOCATION_COLUMNS)} FROM locations WHERE id IN ({{}}) "
-    f"UNION ALL SELECT 'sources', {', '.join(SOURCE_COLUMNS)}, NULL, NULL FROM sources "
-    "WHERE id IN ({})"
-)
-
-
-def _moved_shared_records(conn: sqlite3.Connection, rows: EventRows) -> _SharedChanges:
+def moved_shared_records(conn: Executes, rows: EventRows) -> SharedChanges:
     """The stored places and sources that these rows describe with other values:
-    writing the rows changes them for every event that copies them. One statement,
-    before the rows are written."""
-    stored = conn.execute(
-        _STORED_SHARED.format(placeholders(rows.locations), placeholders(rows.sources)),
-        [*rows.locations, *rows.sources],
-    )
-    moved = _SharedChanges(at=rows.events[0].updated_at)
-    for table, record_id, *values in stored:
-        if table == "locations":
-            place = rows.locations[record_id]
-            if [place[column] for column in LOCATION_COLUMNS[1:]] != values:
-                moved.places.add(record_id)
-        else:
-            source = rows.sources[record_id]
-            if [source[column] for column in SOURCE_COLUMNS[1:]] != values[:-2]:
-                moved.sources.add(record_id)
+    writing the rows changes them for every event that copies them. Read before the
+    rows are written, on either engine (`conn`: Executes): one statement per table,
+    as their columns have other types (no UNION on PostgreSQL)."""
+    moved = SharedChanges(at=rows.events[0].updated_at)
+    for table, columns, sent, ids in (
+        ("locations", LOCATION_COLUMNS, rows.locations, moved.places),
+        ("sources", SOURCE_COLUMNS, rows.sources, moved.sources),
+    ):
+        stored = conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(sent)})",
+            list(sent),
+        )
+        for record_id, *values in stored:
+            if [sent[record_id][column] for column in columns[1:]] != values:
+                ids.add(record_id)
     return moved
 
 
@@ -580,7 +629,7 @@ class CopyInvalid(Exception):
 
 def _rerender_copies(
     db: sqlite_utils.Database,
-    moved: _SharedChanges,
+    moved: SharedChanges,
     written: Collection[str] = (),
     bulk: BulkLoad | None = None,
 ) -> None:
@@ -628,18 +677,26 @@ def _rerender_copies(
     for start in range(0, len(copies), BATCH_SIZE):
         events = []
         for document in event_documents(conn, copies[start : start + BATCH_SIZE]).values():
-            record = loadable(document)
-            for name, stored in now.items():
-                record[name] = stored[record[name]["id"]]
-            try:
-                events.append(_SCHEMA.load(record))
-            except ValidationError as error:
-                raise CopyInvalid(record["id"], flatten_messages(error.messages)) from None
+            events.append(reloaded_copy(document, now))
         insert_rows(db, event_rows(events, changed_at), keep_rollups=False)
     if keep_rollups:
         rollups.add(conn, ids)
         rollups.cancel_out(conn)
         rollups.apply(conn)
+
+
+def reloaded_copy(document: str, now: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A stored event copying a changed place or source, loaded back as a PATCH loads
+    one (loadable, EventSchema.load) with its `location` and `source` as stored now
+    (`now`, by record name and id), to be written again: on either engine.
+    CopyInvalid if its document does not load as an event today."""
+    record = loadable(document)
+    for name, stored in now.items():
+        record[name] = stored[record[name]["id"]]
+    try:
+        return dict(_SCHEMA.load(record))
+    except ValidationError as error:
+        raise CopyInvalid(record["id"], flatten_messages(error.messages)) from None
 
 
 def _stored_records(

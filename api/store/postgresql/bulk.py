@@ -1,0 +1,293 @@
+"""A bulk load on PostgreSQL (the synthetic seed): rows COPY'd into temporary staging
+tables, then merged into events, event_documents, the child tables, the shared
+places, sources and actors, the search rows and the rollups by a few set-based
+statements, all in the writer's transaction (PostgresStore.writer, which holds the
+change counter: seqs stay unique and become visible in commit order).
+
+What it writes is what SQLite's insert_rows writes for the same rows (the rows come
+from the same event_rows): an event whose content is unchanged is skipped, every
+other one takes the next seq in the order it was given, keeps its first_seq, loses
+its tombstone and its previous child rows; a place or source the load changes is
+changed for every other event that copies it (writes.rerender_copies), at the end.
+
+Readers keep answering throughout: nothing here takes more than row locks on the
+shared tables (no DROP INDEX, no ALTER, no TRUNCATE, no LOCK TABLE): PostgreSQL's
+readers see the rows as committed before the load until it commits, whole. The
+indexes are maintained row by row rather than rebuilt, which is the price of that.
+"""
+
+from typing import Any
+
+import psycopg
+
+from api.store import BulkWrites
+from api.store.postgresql import rollups
+from api.store.postgresql.dialect import search_document
+from api.store.postgresql.layout import TEXT
+from api.store.postgresql.writes import Changes, fold_rollups, rerender_copies
+from api.store.sqlite.rollups import ROLLUPS
+from api.store.sqlite.writes import (
+    LOCATION_COLUMNS,
+    SOURCE_COLUMNS,
+    EventRow,
+    EventRows,
+    SharedChanges,
+)
+
+_INT, _FLOAT, _BYTES = "bigint", "double precision", "bytea"
+# Each staged row carries `ord`, the order it was given in: seqs follow it, and of
+# two rows of one event the later wins (as the later insert_rows would).
+_EVENT_TYPES = {
+    "latitude": _FLOAT,
+    "longitude": _FLOAT,
+    "weapons": _INT,
+    **{
+        f"{kind}_{bound}": _INT
+        for kind in ("killed", "injured")
+        for bound in ("best", "low", "high")
+    },
+}
+_DOCUMENT_COLUMNS = ("body", "digest", "content_digest", "csv", "words")
+_STAGED: dict[str, tuple[tuple[str, str], ...]] = {
+    "bulk_events": (
+        ("ord", _INT),
+        *((column, _EVENT_TYPES.get(column, TEXT)) for column in EventRow._fields),
+        ("body", TEXT),
+        ("digest", _BYTES),
+        ("content_digest", _BYTES),
+        ("csv", TEXT),
+        ("words", "text"),
+    ),
+    "bulk_locations": (
+        ("ord", _INT),
+        *((c, _FLOAT if c in ("latitude", "longitude") else TEXT) for c in LOCATION_COLUMNS),
+    ),
+    "bulk_sources": (("ord", _INT), *((c, TEXT) for c in SOURCE_COLUMNS)),
+    "bulk_actors": (("ord", _INT), ("name", TEXT), ("kind", TEXT)),
+    "bulk_event_actors": (
+        ("ord", _INT),
+        ("event_id", TEXT),
+        ("position", _INT),
+        ("actor_name", TEXT),
+        ("role", TEXT),
+    ),
+    "bulk_munitions": (
+        ("ord", _INT),
+        ("event_id", TEXT),
+        ("position", _INT),
+        ("category", TEXT),
+        ("model", TEXT),
+        ("launched", _INT),
+        ("intercepted", _INT),
+        ("not_reached", _INT),
+        ("hit", _INT),
+        ("reported_by", TEXT),
+    ),
+    "bulk_reporters": (
+        ("ord", _INT),
+        ("event_id", TEXT),
+        ("position", _INT),
+        ("name", TEXT),
+        ("kind", TEXT),
+        ("title", TEXT),
+    ),
+}
+
+
+class PostgresBulk(BulkWrites):
+    """The rows of a bulk load, staged by `add` (COPY) and merged by `finish`, in the
+    transaction of `conn` numbered by `changes`."""
+
+    def __init__(self, conn: psycopg.Connection[Any], changes: Changes) -> None:
+        self.conn, self.changes = conn, changes
+        self.given = 0
+        self.updated_at = ""
+        for table, columns in _STAGED.items():
+            # Temporary, dropped at the commit: visible to this transaction only,
+            # and creating one locks nothing a reader needs.
+            definition = ", ".join(f"{name} {kind}" for name, kind in columns)
+            conn.execute(f"CREATE TEMP TABLE {table} ({definition}) ON COMMIT DROP")
+
+    def add(self, rows: EventRows) -> None:
+        if not rows.events:
+            return
+        first = self.given
+        self.given += len(rows.events)
+        self.updated_at = max(self.updated_at, rows.events[0].updated_at)
+        ords = {row.id: first + offset for offset, row in enumerate(rows.events)}
+        staged: dict[str, Any] = {
+            "bulk_events": (
+                (
+                    ords[row.id],
+                    *row,
+                    doc.body,
+                    doc.digest,
+                    doc.content_digest,
+                    doc.csv,
+                    search_document(doc.notes, doc.place),
+                )
+                for row, doc in zip(rows.events, rows.documents, strict=True)
+            ),
+            "bulk_locations": (
+                (first, *(place[c] for c in LOCATION_COLUMNS)) for place in rows.locations.values()
+            ),
+            "bulk_sources": (
+                (first, *(source[c] for c in SOURCE_COLUMNS)) for source in rows.sources.values()
+            ),
+            "bulk_actors": ((first, name, kind) for name, kind in rows.actors.items()),
+            "bulk_event_actors": ((ords[r[0]], *r) for r in rows.event_actors),
+            "bulk_munitions": ((ords[r[0]], *r) for r in rows.munitions),
+            "bulk_reporters": ((ords[r[0]], *r) for r in rows.reporters),
+        }
+        for table, values in staged.items():
+            names = ", ".join(name for name, _ in _STAGED[table])
+            with self.conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+
+    def finish(self) -> int:
+        """Merge what was staged (Writer.bulk_load, when its block ends); the number
+        of events written."""
+        if not self.given:
+            return 0
+        conn = self.conn
+        _merge_shared(conn)
+        changed = conn.execute(_CHANGED).rowcount
+        if not changed:
+            # As insert_rows: with no event to write, nothing is, shared records included.
+            return 0
+        moved = _moved(conn, self.updated_at)
+        first_seq = self.changes.take(changed)
+        replacing = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
+        ).fetchone()
+        replaced = bool(replacing and replacing[0])
+        if replaced:
+            conn.execute(_SUBTRACT_REPLACED)
+        _upsert_shared(conn)
+        conn.execute(_UPSERT_EVENTS, [first_seq - 1, first_seq - 1])
+        conn.execute("DELETE FROM event_tombstones WHERE id IN (SELECT id FROM bulk_changed)")
+        for table, columns in _CHILDREN.items():
+            if replaced:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE event_id IN "
+                    "(SELECT id FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
+                )
+            conn.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {_prefixed('b', columns)} "
+                f"FROM bulk_{table} b JOIN bulk_changed c ON c.id = b.event_id "
+                "AND c.ord = b.ord ORDER BY b.event_id, b.position"
+            )
+        conn.execute(_UPSERT_DOCUMENTS)
+        conn.execute(_UPSERT_SEARCH)
+        conn.execute(_ADD_CHANGED)
+        fold_rollups(conn, removed=replaced)
+        if moved.places or moved.sources:
+            written = {event_id for (event_id,) in conn.execute("SELECT id FROM bulk_changed")}
+            rerender_copies(conn, self.changes, moved, written)
+        # The planner's statistics for what the load wrote, committed with it (as the
+        # SQLite seed gathers them), so that the first reads after a large load plan
+        # for the tables as they are. ANALYZE takes SHARE UPDATE EXCLUSIVE, which
+        # readers do not wait on.
+        for table in (*_ANALYZED, *(rollup.table for rollup in ROLLUPS)):
+            conn.execute(f"ANALYZE {table}")
+        return changed
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+# The last staged version of each place, source and actor.
+def _merge_shared(conn: psycopg.Connection[Any]) -> None:
+    for table, key in (("locations", "id"), ("sources", "id"), ("actors", "name")):
+        conn.execute(
+            f"CREATE TEMP TABLE last_{table} ON COMMIT DROP AS SELECT DISTINCT ON ({key}) * "
+            f"FROM bulk_{table} ORDER BY {key}, ord DESC"
+        )
+
+
+def _moved(conn: psycopg.Connection[Any], at: str) -> SharedChanges:
+    """The stored places and sources the load describes with other values (as
+    SQLite's moved_shared_records), before they are written."""
+    moved = SharedChanges(at=at)
+    for table, columns, ids in (
+        ("locations", LOCATION_COLUMNS, moved.places),
+        ("sources", SOURCE_COLUMNS, moved.sources),
+    ):
+        values = ", ".join(columns[1:])
+        ids.update(
+            record_id
+            for (record_id,) in conn.execute(
+                f"SELECT b.id FROM last_{table} b JOIN {table} s ON s.id = b.id "
+                f"WHERE ({_prefixed('b', values)}) IS DISTINCT FROM ({_prefixed('s', values)})"
+            )
+        )
+    return moved
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str) -> str:
+    """Insert the staged records, or update those stored with other values (in key
+    order, as every writer writes them)."""
+    names = ", ".join(columns)
+    others = [c for c in columns if c != key]
+    listed = ", ".join(others)
+    changed = f"({_prefixed(table, listed)}) IS DISTINCT FROM ({_prefixed('excluded', listed)})"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in others)
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM last_{table} ORDER BY {key} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {changed}"
+    )
+
+
+def _upsert_shared(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_upsert("locations", LOCATION_COLUMNS, "id"))
+    conn.execute(_upsert("sources", SOURCE_COLUMNS, "id"))
+    conn.execute(_upsert("actors", ("name", "kind"), "name"))
+
+
+# The events to write: the last staged version of each, unless its content is the
+# stored one; numbered in the order given (n), with what is kept of the stored one.
+_CHANGED = """CREATE TEMP TABLE bulk_changed ON COMMIT DROP AS
+SELECT b.*, s.first_seq AS old_first_seq, row_number() OVER (ORDER BY b.ord) AS n
+FROM (SELECT DISTINCT ON (id) * FROM bulk_events ORDER BY id, ord DESC) b
+LEFT JOIN (SELECT e.id, e.first_seq, d.content_digest FROM events e
+           JOIN event_documents d ON d.row_id = e.row_id) s ON s.id = b.id
+WHERE s.id IS NULL OR s.content_digest <> b.content_digest"""
+
+_EVENT_COLUMNS = ", ".join(EventRow._fields)
+_UPSERT_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}, seq, first_seq) "
+    f"SELECT {_EVENT_COLUMNS}, %s + n, coalesce(old_first_seq, %s + n) FROM bulk_changed "
+    "ORDER BY n ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*EventRow._fields[1:], "seq"))
+)
+_ANALYZED = (
+    "events", "event_documents", "event_search", "event_actors", "munitions", "reporters",
+    "locations", "sources", "actors",
+)  # fmt: skip
+_CHILDREN = {
+    "event_actors": "event_id, position, actor_name, role",
+    "munitions": "event_id, position, category, model, launched, intercepted, not_reached, "
+    "hit, reported_by",
+    "reporters": "event_id, position, name, kind, title",
+}
+_UPSERT_DOCUMENTS = (
+    "INSERT INTO event_documents (row_id, body, digest, content_digest, csv) "
+    "SELECT e.row_id, c.body, c.digest, c.content_digest, c.csv FROM bulk_changed c "
+    "JOIN events e ON e.id = c.id ORDER BY e.row_id ON CONFLICT (row_id) DO UPDATE SET "
+    "body = excluded.body, digest = excluded.digest, "
+    "content_digest = excluded.content_digest, csv = excluded.csv"
+)
+_UPSERT_SEARCH = (
+    "INSERT INTO event_search (row_id, words) SELECT e.row_id, CAST(c.words AS tsvector) "
+    "FROM bulk_changed c JOIN events e ON e.id = c.id ORDER BY e.row_id "
+    "ON CONFLICT (row_id) DO UPDATE SET words = excluded.words"
+)
+# The rollups' statements, over the events of the load rather than an array of ids.
+_IDS = "e.id = ANY(?)"
+assert rollups.ADD.count(_IDS) == 3, "the rollups' statements name the events as expected"
+_ADD_CHANGED = rollups.ADD.replace(_IDS, "e.id IN (SELECT id FROM bulk_changed)")
+_SUBTRACT_REPLACED = rollups.SUBTRACT.replace(
+    _IDS, "e.id IN (SELECT id FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
+)
