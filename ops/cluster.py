@@ -140,14 +140,6 @@ class Cluster:
                     shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def seed_database(database_url: str) -> None:
-    """SEED GOES HERE: the one place `make cluster` will seed its database, once
-    `python -m seed` writes to PostgreSQL (issue 22, item 1; seed/ still writes
-    through the SQLite modules). Until then the cluster serves the migrated, empty
-    database. The call will be `_python(["-m", "seed", "--db", database_url])`, on a
-    throwaway database only (never on one the user named)."""
-
-
 def start_cluster(
     instances: int = 2,
     database: str | None = None,
@@ -171,7 +163,9 @@ def start_cluster(
             database = postgres.url("salvo")
         _python(["-m", "api", "--db", database, "migrate"], directory / "migrate.log")
         if postgres is not None:
-            seed_database(database)
+            # A throwaway database gets the curated events, as `make run` seeds its
+            # file; a database the user named is only migrated, never written to.
+            _python(["-m", "seed", "--db", database], directory / "seed.log")
         redis = start_redis(directory)
         cluster = Cluster(directory, database, redis, [], balancer_port or free_port())
         cluster.postgres = postgres
