@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api import create_app  # noqa: E402
-from tests.postgres import start_server, stop_server_in  # noqa: E402
+from ops.postgres import start_server, stop_server_in  # noqa: E402
 
 PAGE = "/api/v1/events?limit=10"
 
