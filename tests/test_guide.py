@@ -37,6 +37,7 @@ EXECUTED = ("Partners' guide", "Keeping a copy in sync")
 SETUP = (
     "Two commands",
     "Serving in production",
+    "Many instances: `make cluster`",
     "Operations",
     "Bring your data",
     "Synthetic data at scale",
