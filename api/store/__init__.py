@@ -93,6 +93,11 @@ def command_author() -> Author:
     return Author(None, None, f"run-{secrets.token_hex(12)}", None)
 
 
+# An audit entry a command writes (Writer.append_audit): action, event id, the
+# document before and after, and a detail.
+AuditRecord = tuple[str, str | None, str | None, str | None, dict[str, Any] | None]
+
+
 @dataclasses.dataclass
 class CuratedLoad:
     """How many curated events write_curated inserted, updated, found unchanged, and
@@ -358,7 +363,7 @@ class Writer(abc.ABC):
         self,
         author: Author,
         at: datetime.datetime,
-        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+        entries: list[AuditRecord],
     ) -> None:
         """Audit entries (action, event id, before, after, detail) for a command's
         write, such as one for a whole bulk load."""

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from api.keys import new_key
 from api.store import (
     Answer,
+    AuditRecord,
     Author,
     Busy,
     Change,
@@ -554,6 +555,6 @@ class _PostgresWriter(Writer):
         self,
         author: Author,
         at: datetime.datetime,
-        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+        entries: list[AuditRecord],
     ) -> None:
         writes.append_audit(self.conn, author, at, entries)

@@ -20,6 +20,7 @@ import psycopg
 
 from api.store import (
     Answer,
+    AuditRecord,
     Author,
     CuratedLoad,
     IdempotencyKeyReused,
@@ -324,7 +325,7 @@ def append_audit(
     conn: psycopg.Connection[Any],
     author: Author,
     at: datetime.datetime,
-    entries: Sequence[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+    entries: Sequence[AuditRecord],
 ) -> None:
     """One audit_log row per (action, event id, before, after, detail)."""
     run_many(

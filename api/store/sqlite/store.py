@@ -26,6 +26,7 @@ import sqlite_utils
 
 from api.store import (
     Answer,
+    AuditRecord,
     Author,
     Busy,
     Change,
@@ -568,6 +569,6 @@ class _SQLiteWriter(Writer):
         self,
         author: Author,
         at: datetime.datetime,
-        entries: list[tuple[str, str | None, str | None, str | None, dict[str, Any] | None]],
+        entries: list[AuditRecord],
     ) -> None:
         append_audit(self.db.conn, author, at, [AuditEntry(*entry) for entry in entries])
