@@ -64,6 +64,15 @@ def store() -> Store:
     return opened
 
 
+def close_store(app: Flask) -> None:
+    """Close `app`'s store if it was opened (a PostgreSQL store's pool ends its
+    connections and threads); a later request opens it again."""
+    with _opening:
+        opened: Store | None = app.extensions.pop(_EXTENSION, None)
+    if opened is not None:
+        opened.close()
+
+
 def init_app(app: Flask) -> None:
     """Answer every store error as a problem, wherever a request meets it."""
 

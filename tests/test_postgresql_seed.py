@@ -22,9 +22,6 @@ from api import create_app
 from api.store import open_store
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR
-from tests.postgres import fresh_postgres_url, postgres_server
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 

@@ -23,10 +23,7 @@ from api import create_app
 from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store, search
 from api.store.postgresql.layout import HIGHEST_SEQ
 from api.store.postgresql.store import PostgresStore
-from tests.postgres import fresh_postgres_url, postgres_server
 from tests.test_single_writer import retried, write_rounds
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 
