@@ -118,14 +118,26 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+SYNTHETIC = ["synthetic", "--events", "20000", "--until", "2026-11-26"]
+
+
 @pytest.fixture(scope="session")
 def synthetic_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 synthetic events, enough for the query planner's statistics to look like
-    a large database's."""
+    """20,000 synthetic events in a SQLite file, enough for the query planner's
+    statistics to look like a large database's."""
     path = tmp_path_factory.mktemp("synthetic") / "salvo.db"
-    argv = ["--db", str(path), "synthetic", "--events", "20000", "--until", "2026-11-26"]
-    assert seed_main([*argv, "--workers", "1"]) == 0
+    assert seed_main(["--db", str(path), *SYNTHETIC, "--workers", "1"]) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_database(engine: str, request: pytest.FixtureRequest) -> str:
+    """The same 20,000 synthetic events on the test's engine (read-only for tests)."""
+    if engine == "sqlite":
+        return str(request.getfixturevalue("synthetic_db"))
+    url = new_database(request.getfixturevalue("postgres_server"), "salvo_synthetic")
+    assert seed_main(["--db", url, *SYNTHETIC]) == 0
+    return url
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

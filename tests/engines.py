@@ -5,12 +5,13 @@ are for what the API does not show (the audit log's own table, the counter) and 
 proving what a database refuses (the audit log's append-only trigger)."""
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from api.store import POSTGRESQL_SCHEMES, database_file
+from api.store import POSTGRESQL_SCHEMES, database_file, open_store
 from api.store.postgresql.dialect import to_pyformat
 
 # What either engine raises for a statement it refuses (a trigger, a constraint).
@@ -45,5 +46,34 @@ def execute(database: str, sql: str, params: Sequence[Any] = ()) -> None:
     try:
         with conn:
             conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def write_key(database: str, name: str = "Tests", scope: str = "write") -> str:
+    """A new API key of `scope` on the database, made as `python -m api keys create`
+    makes it (through the store)."""
+    store = open_store(database)
+    try:
+        return store.create_key(name, scope)
+    finally:
+        store.close()
+
+
+@contextmanager
+def holding_the_write_lock(database: str) -> Iterator[None]:
+    """Another process's transaction holding what every write must take first, for the
+    length of the block: SQLite's file lock (BEGIN EXCLUSIVE), PostgreSQL's change
+    counter row (FOR UPDATE)."""
+    if on_postgresql(database):
+        with psycopg.connect(database) as pg, pg.transaction(force_rollback=True):
+            pg.execute("SELECT 1 FROM change_counter WHERE singleton = 1 FOR UPDATE")
+            yield
+        return
+    conn = sqlite3.connect(database_file(database), isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+        conn.execute("ROLLBACK")
     finally:
         conn.close()
