@@ -12,6 +12,7 @@ module's docstring names the feature.
 """
 
 from collections.abc import Callable, Iterator
+from itertools import count
 from pathlib import Path
 from shutil import copyfile
 from typing import Any
@@ -35,6 +36,7 @@ from tests.postgres import (
 __all__ = ["fresh_postgres_url", "postgres_server", "postgres_url"]
 
 ENGINES = ("sqlite", "postgresql")
+_copies = count(1)
 
 # An app for tests: rate limits are tested on apps of their own (tests/test_limits.py);
 # the others send hundreds of requests a second from one address.
@@ -88,6 +90,26 @@ def fresh_database(engine: str, request: pytest.FixtureRequest, tmp_path: Path) 
     template = request.getfixturevalue("seeded_postgres_template")
     with scratch_database(request.getfixturevalue("postgres_server"), template) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def seeded_copy(
+    engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], str]:
+    """`seeded_copy()`: a new copy of the curated events on the engine, for a module's
+    fixture to write to (`fresh_database` is one test's). Copies last the session."""
+    if engine == "sqlite":
+        seeded: Path = request.getfixturevalue("seeded_db")
+
+        def copy_file() -> str:
+            path = tmp_path_factory.mktemp("copy") / "salvo.db"
+            copyfile(seeded, path)
+            return str(path)
+
+        return copy_file
+    template = request.getfixturevalue("seeded_postgres_template")
+    server = request.getfixturevalue("postgres_server")
+    return lambda: new_database(server, f"salvo_copy_{next(_copies)}", template)
 
 
 @pytest.fixture
