@@ -1,6 +1,8 @@
 """Operations (docs/operations.md): `python -m api backup` and `restore` against a real
 server that keeps serving and writing, partners' change tokens across a restore, and
-the recovery of a bulk load killed while it wrote through its rollback journal."""
+the recovery of a bulk load killed while it wrote through its rollback journal. SQLite only:
+these are SQLite's files and commands (PostgreSQL's are pg_dump and pg_restore,
+tests/test_postgresql_operations.py)."""
 
 import base64
 import json
