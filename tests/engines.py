@@ -7,6 +7,7 @@ proving what a database refuses (the audit log's append-only trigger)."""
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,9 +23,10 @@ def on_postgresql(database: str) -> bool:
     return database.startswith(POSTGRESQL_SCHEMES)
 
 
-def rows(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+def rows(database: str | Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """The rows of one statement written with `?` parameters, read in a transaction
     of its own."""
+    database = str(database)
     if on_postgresql(database):
         with psycopg.connect(database) as pg:
             return pg.execute(to_pyformat(sql), list(params)).fetchall()
