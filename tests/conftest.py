@@ -162,16 +162,20 @@ def synthetic_database(engine: str, request: pytest.FixtureRequest) -> str:
     return url
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say at the end of the run when the PostgreSQL half was skipped, and why."""
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run, after pytest's own summary, by saying when PostgreSQL was
+    skipped and why: `make test` without the server installed runs SQLite alone."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
     skipped = [
-        report
-        for report in terminalreporter.stats.get("skipped", [])
-        if "postgresql" in report.keywords or "PostgreSQL" in str(getattr(report, "longrepr", ""))
+        str(report.longrepr[-1])
+        for report in reporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and "PostgreSQL" in str(report.longrepr[-1])
     ]
     if skipped:
-        reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else ""
-        terminalreporter.write_line(
-            f"PostgreSQL was skipped: {len(skipped)} tests did not run on it ({reason})",
+        reporter.write_line(
+            f"PostgreSQL was skipped: {len(skipped)} tests did not run on it. {skipped[0]}",
             yellow=True,
+            bold=True,
         )

@@ -1,6 +1,7 @@
 """The server as `make run` starts it: slow clients cost nothing, SIGTERM lets
 requests in flight finish, one access-log line per request, compressed responses,
-and one honest rate limit."""
+and one honest rate limit. Every test reaching the database runs on both engines;
+the default limit runs on SQLite, as the default `make run` serves it."""
 
 import gzip
 import http.client
