@@ -1,0 +1,171 @@
+"""PostgreSQL operations (docs/operations.md, "Backup and restore on PostgreSQL" and
+"Point-in-time recovery on PostgreSQL"), on tests/postgres.py's throwaway server: a
+pg_dump restored with pg_restore into a new database, then `python -m api
+renew-history`, refuses partners' change tokens from before as SQLite's `restore`
+does (tests/test_operations.py), and a point-in-time recovery brings back what was
+committed before the target time and nothing after it."""
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.store import open_store
+from api.v1.changes import NEWER_HISTORY, OTHER_HISTORY
+from ops.postgres import BIN, PostgresServer
+from seed.__main__ import main as seed_main
+from tests.postgres import fresh_postgres_url, postgres_server
+from tests.server import ROOT
+
+__all__ = ["fresh_postgres_url", "postgres_server"]
+
+# Every list the API serves of the events, places and sources, and the totals.
+ANSWERS = (
+    "/api/v1/events?limit=1000",
+    "/api/v1/locations?limit=1000",
+    "/api/v1/sources?limit=1000",
+    "/api/v1/stats?group_by=event_type",
+    "/api/v1/changes?limit=1000",
+)
+# A change token names its database's history (a random id): the answers of two
+# histories are compared without it.
+_TOKEN = re.compile(rb"since=[A-Za-z0-9_-]+|\"since\":\"[A-Za-z0-9_-]+\"")
+
+
+def client(url: str) -> FlaskClient:
+    return create_app({"DATABASE": url, "RATE_LIMITS_ENABLED": False}).test_client()
+
+
+def answers(url: str) -> dict[str, bytes]:
+    api = client(url)
+    bodies = {}
+    for path in ANSWERS:
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.get_data())
+        bodies[path] = _TOKEN.sub(b"since=", response.get_data())
+    return bodies
+
+
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    """A command as an operator runs it: `python -m api ...` or a PostgreSQL tool."""
+    argv = [sys.executable, "-m", "api", *args[1:]] if args[0] == "api" else list(args)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def post(url: str, key: str, *event_ids: str) -> None:
+    """New events through the API: the first listed event's content under new ids."""
+    api = client(url)
+    template = api.get("/api/v1/events?limit=1").get_json()["data"][0]
+    for output_only in ("acled", "updated_at"):
+        template.pop(output_only)
+    events = [{**template, "id": event_id} for event_id in event_ids]
+    response = api.post(
+        "/api/v1/events",
+        data=orjson.dumps({"events": events}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def token(url: str, since: str | None = None) -> str:
+    body = client(url).get("/api/v1/changes?limit=1000" + (f"&since={since}" if since else ""))
+    assert body.status_code == 200, body.get_json()
+    return str(body.get_json()["meta"]["since"])
+
+
+def changed(url: str, since: str) -> list[str]:
+    body = client(url).get(f"/api/v1/changes?limit=1000&since={since}").get_json()
+    return [change["event_id"] for change in body["data"]]
+
+
+def refused(url: str, since: str, reason: str) -> None:
+    """The problem SQLite's restore gives an old token (tests/test_operations.py)."""
+    response = client(url).get(f"/api/v1/changes?since={since}")
+    assert (response.status_code, response.get_json()["invalid_params"]) == (
+        400,
+        [{"name": "since", "in": "query", "reason": reason}],
+    )
+
+
+@pytest.fixture
+def restored_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """An empty database from template0, as an operator creates one to pg_restore into
+    (no PostGIS: the dump creates it), dropped after the test."""
+    postgres_server.admin("CREATE DATABASE salvo_restored TEMPLATE template0")
+    try:
+        yield postgres_server.url("salvo_restored")
+    finally:
+        postgres_server.admin("DROP DATABASE IF EXISTS salvo_restored WITH (FORCE)")
+
+
+def test_pg_restore_then_renew_history_refuses_the_tokens_from_before(
+    fresh_postgres_url: str, restored_url: str, tmp_path: Path
+) -> None:
+    live = fresh_postgres_url
+    assert seed_main(["--db", live]) == 0
+    key = open_store(live).create_key("Newsroom", "write")
+    at_the_dump = token(live)
+    dumped = answers(live)
+    audit_at_the_dump = rows(live, "SELECT seq, action, detail FROM audit_log ORDER BY seq")
+    dump = tmp_path / "salvo.dump"
+    made = command(str(BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", live)
+    assert made.returncode == 0, made.stderr
+    # Writes after the dump: lost by the restore, and seen by a partner's token.
+    post(live, key, "ua-2024-06-01-after-the-dump", "ua-2024-06-02-after-the-dump")
+    after_the_dump = token(live)
+    assert changed(live, at_the_dump) == [
+        "ua-2024-06-01-after-the-dump",
+        "ua-2024-06-02-after-the-dump",
+    ]
+
+    loaded = command(str(BIN / "pg_restore"), "--exit-on-error", "-d", restored_url, str(dump))
+    assert loaded.returncode == 0, loaded.stderr
+    assert answers(restored_url) == dumped
+    renewed = command("api", "--db", restored_url, "renew-history")
+    assert renewed.returncode == 0, renewed.stderr
+    [(history,)] = rows(restored_url, "SELECT id FROM change_history")
+    shown = re.sub(r":[^:@/]*@", "@", restored_url)  # without the password
+    assert renewed.stdout == (
+        f"api: a new change history begins in {shown} at change seq 17 (history {history}); "
+        "partners resync (their tokens from before are refused)\n"
+    )
+    # The events, places, sources, totals and feed are the dump's.
+    assert answers(restored_url) == dumped
+    # The token at seq 19 is past the restored database's end; the one at seq 17,
+    # taken at the dump, is from the history before the restore.
+    refused(restored_url, after_the_dump, NEWER_HISTORY)
+    refused(restored_url, at_the_dump, OTHER_HISTORY)
+    fresh = token(restored_url)
+    assert changed(restored_url, fresh) == []
+    # Writes take seq 18 and 19 again: the old token is refused still, the fresh one
+    # lists them.
+    post(restored_url, key, "ua-2024-06-03-after-the-restore", "ua-2024-06-04-after-the-restore")
+    refused(restored_url, after_the_dump, OTHER_HISTORY)
+    assert changed(restored_url, fresh) == [
+        "ua-2024-06-03-after-the-restore",
+        "ua-2024-06-04-after-the-restore",
+    ]
+    # The audit log is the dump's, then the renewal (and the writes after it).
+    audit = rows(restored_url, "SELECT seq, action, detail FROM audit_log ORDER BY seq")
+    assert audit[: len(audit_at_the_dump)] == audit_at_the_dump
+    seq, action, detail = audit[len(audit_at_the_dump)]
+    assert (seq, action) == (audit_at_the_dump[-1][0] + 1, "renew-history")
+    assert orjson.loads(detail) == {
+        "previous_history": rows(live, "SELECT id FROM change_history")[0][0],
+        "history": history,
+        "highest_seq": 17,
+    }
