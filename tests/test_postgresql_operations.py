@@ -6,8 +6,10 @@ does (tests/test_operations.py), and a point-in-time recovery brings back what w
 committed before the target time and nothing after it."""
 
 import re
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,17 @@ from flask.testing import FlaskClient
 from api import create_app
 from api.store import open_store
 from api.v1.changes import NEWER_HISTORY, OTHER_HISTORY
-from ops.postgres import BIN, PostgresServer
+from ops.postgres import (
+    BIN,
+    PostgresServer,
+    archive_wal,
+    archived_now,
+    base_backup,
+    missing,
+    recover_to,
+    start_server,
+    stop_server_in,
+)
 from seed.__main__ import main as seed_main
 from tests.postgres import fresh_postgres_url, postgres_server
 from tests.server import ROOT
@@ -169,3 +181,55 @@ def test_pg_restore_then_renew_history_refuses_the_tokens_from_before(
         "history": history,
         "highest_seq": 17,
     }
+
+
+def test_point_in_time_recovery_then_renew_history(tmp_path: Path) -> None:
+    """WAL archiving on, a base backup, write A, note the time, write B; a cluster
+    recovered from the backup and the archive to that time holds A and not B, and
+    after `renew-history` a token from before the recovery is refused."""
+    if missing() is not None:
+        pytest.skip(f"{missing()}; CI installs it")
+    # A cluster of its own: archiving takes a restart, which the session's server,
+    # shared with the other tests, must not undergo.
+    source = start_server()
+    recovered: PostgresServer | None = None
+    backup: Path | None = None
+    try:
+        archive = source.directory / "wal-archive"
+        archive_wal(source, archive)
+        source.admin("CREATE DATABASE salvo")
+        live = source.url("salvo")
+        assert seed_main(["--db", live]) == 0
+        key = open_store(live).create_key("Newsroom", "write")
+        backup = base_backup(source)
+        post(live, key, "ua-2024-06-01-a-before-the-target")
+        after_a = token(live)
+        [(target,)] = rows(live, "SELECT clock_timestamp()::text")
+        # Commit timestamps are the server's clock: B commits strictly after the target.
+        time.sleep(0.05)
+        post(live, key, "ua-2024-06-02-b-after-the-target")
+        after_b = token(live)
+        archived_now(source)
+
+        recovered = recover_to(backup, archive, target)
+        backup = None  # the recovered cluster's directory now; stopped below
+        url = recovered.url("salvo")
+        ids = [e["id"] for e in client(url).get("/api/v1/events?limit=1000").get_json()["data"]]
+        assert "ua-2024-06-01-a-before-the-target" in ids
+        assert "ua-2024-06-02-b-after-the-target" not in ids
+        assert len(ids) == 18
+        renewed = command("api", "--db", url, "renew-history")
+        assert renewed.returncode == 0, renewed.stderr
+        assert " at change seq 18 " in renewed.stdout
+        refused(url, after_b, NEWER_HISTORY)
+        refused(url, after_a, OTHER_HISTORY)
+        fresh = token(url)
+        post(url, key, "ua-2024-06-03-after-the-recovery")
+        refused(url, after_b, OTHER_HISTORY)
+        assert changed(url, fresh) == ["ua-2024-06-03-after-the-recovery"]
+    finally:
+        if recovered is not None:
+            stop_server_in(recovered.directory)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        stop_server_in(source.directory)
