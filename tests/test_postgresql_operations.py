@@ -47,6 +47,8 @@ ANSWERS = (
     "/api/v1/stats?group_by=event_type",
     "/api/v1/changes?limit=1000",
 )
+# The audit log's columns but its seq (renumbered where entries are carried over).
+AUDIT = "at, key_id, key_name, action, event_id, before, after, request_id, client_address, detail"
 # A change token names its database's history (a random id): the answers of two
 # histories are compared without it.
 _TOKEN = re.compile(rb"since=[A-Za-z0-9_-]+|\"since\":\"[A-Za-z0-9_-]+\"")
@@ -147,6 +149,20 @@ def test_pg_restore_then_renew_history_refuses_the_tokens_from_before(
     loaded = command(str(BIN / "pg_restore"), "--exit-on-error", "-d", restored_url, str(dump))
     assert loaded.returncode == 0, loaded.stderr
     assert answers(restored_url) == dumped
+    # The live log's entries after the dump, carried over before the renewal as SQLite's
+    # restore carries them (the commands of docs/operations.md).
+    [(last,)] = rows(restored_url, "SELECT max(seq) FROM audit_log")
+    carried = tmp_path / "audit-after-the-dump.csv"
+    for url, copy in (
+        (
+            live,
+            f"\\copy (SELECT {AUDIT} FROM audit_log WHERE seq > {last} ORDER BY seq) "
+            f"TO '{carried}' CSV",
+        ),
+        (restored_url, f"\\copy audit_log ({AUDIT}) FROM '{carried}' CSV"),
+    ):
+        copied = command(str(BIN / "psql"), "-v", "ON_ERROR_STOP=1", "-d", url, "-c", copy)
+        assert copied.returncode == 0, copied.stderr
     renewed = command("api", "--db", restored_url, "renew-history")
     assert renewed.returncode == 0, renewed.stderr
     [(history,)] = rows(restored_url, "SELECT id FROM change_history")
@@ -171,11 +187,25 @@ def test_pg_restore_then_renew_history_refuses_the_tokens_from_before(
         "ua-2024-06-03-after-the-restore",
         "ua-2024-06-04-after-the-restore",
     ]
-    # The audit log is the dump's, then the renewal (and the writes after it).
-    audit = rows(restored_url, "SELECT seq, action, detail FROM audit_log ORDER BY seq")
-    assert audit[: len(audit_at_the_dump)] == audit_at_the_dump
-    seq, action, detail = audit[len(audit_at_the_dump)]
-    assert (seq, action) == (audit_at_the_dump[-1][0] + 1, "renew-history")
+    # The audit log is the dump's, the live one's entries after the dump (the two
+    # creations), then the renewal (and the writes after it).
+    audit = rows(restored_url, f"SELECT seq, {AUDIT} FROM audit_log ORDER BY seq")
+    at_the_dump = len(audit_at_the_dump)
+    assert [entry[:1] + entry[4:5] for entry in audit[:at_the_dump]] == [
+        (seq, action) for seq, action, _ in audit_at_the_dump
+    ]
+    assert audit[at_the_dump : at_the_dump + 2] == [
+        (last + 1 + n, *entry[1:])
+        for n, entry in enumerate(
+            rows(live, f"SELECT seq, {AUDIT} FROM audit_log WHERE seq > {last} ORDER BY seq")
+        )
+    ]
+    assert [entry[5] for entry in audit[at_the_dump : at_the_dump + 2]] == [
+        "ua-2024-06-01-after-the-dump",
+        "ua-2024-06-02-after-the-dump",
+    ]
+    seq, *_, action, _, _, _, _, _, detail = audit[at_the_dump + 2]
+    assert (seq, action) == (last + 3, "renew-history")
     assert orjson.loads(detail) == {
         "previous_history": rows(live, "SELECT id FROM change_history")[0][0],
         "history": history,
