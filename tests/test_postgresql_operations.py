@@ -190,21 +190,21 @@ def test_pg_restore_then_renew_history_refuses_the_tokens_from_before(
     # The audit log is the dump's, the live one's entries after the dump (the two
     # creations), then the renewal (and the writes after it).
     audit = rows(restored_url, f"SELECT seq, {AUDIT} FROM audit_log ORDER BY seq")
-    at_the_dump = len(audit_at_the_dump)
-    assert [entry[:1] + entry[4:5] for entry in audit[:at_the_dump]] == [
+    kept = len(audit_at_the_dump)
+    assert [entry[:1] + entry[4:5] for entry in audit[:kept]] == [
         (seq, action) for seq, action, _ in audit_at_the_dump
     ]
-    assert audit[at_the_dump : at_the_dump + 2] == [
+    assert audit[kept : kept + 2] == [
         (last + 1 + n, *entry[1:])
         for n, entry in enumerate(
             rows(live, f"SELECT seq, {AUDIT} FROM audit_log WHERE seq > {last} ORDER BY seq")
         )
     ]
-    assert [entry[5] for entry in audit[at_the_dump : at_the_dump + 2]] == [
+    assert [entry[5] for entry in audit[kept : kept + 2]] == [
         "ua-2024-06-01-after-the-dump",
         "ua-2024-06-02-after-the-dump",
     ]
-    seq, *_, action, _, _, _, _, _, detail = audit[at_the_dump + 2]
+    seq, *_, action, _, _, _, _, _, detail = audit[kept + 2]
     assert (seq, action) == (last + 3, "renew-history")
     assert orjson.loads(detail) == {
         "previous_history": rows(live, "SELECT id FROM change_history")[0][0],
