@@ -7,6 +7,7 @@ committed before the target time and nothing after it."""
 
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -263,3 +264,43 @@ def test_point_in_time_recovery_then_renew_history(tmp_path: Path) -> None:
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         stop_server_in(source.directory)
+
+
+def test_renew_history_on_sqlite_is_the_same_command(tmp_path: Path) -> None:
+    """On SQLite, `restore` renews by itself; renew-history serves a file brought back
+    another way (a filesystem snapshot), with the same refusal and audit entry."""
+    db = str(tmp_path / "salvo.db")
+    assert seed_main(["--db", db]) == 0
+    before = token(db)
+    previous = open_store(db).feed_position().history
+    renewed = command("api", "--db", db, "renew-history")
+    assert renewed.returncode == 0, renewed.stderr
+    position = open_store(db).feed_position()
+    assert (position.old_tokens_until, position.highest_seq) == (0, 17)
+    assert renewed.stdout == (
+        f"api: a new change history begins in {db} at change seq 17 (history "
+        f"{position.history}); partners resync (their tokens from before are refused)\n"
+    )
+    refused(db, before, OTHER_HISTORY)
+    assert changed(db, token(db)) == []
+    with sqlite3.connect(db) as conn:
+        [(action, detail)] = conn.execute(
+            "SELECT action, detail FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchall()
+    assert (action, orjson.loads(detail)) == (
+        "renew-history",
+        {"previous_history": previous, "history": position.history, "highest_seq": 17},
+    )
+
+
+def test_renew_history_refuses_a_database_without_salvos_layout(fresh_postgres_url: str) -> None:
+    """Nothing to renew in an empty database: exit status 1, the URL shown without its
+    password, nothing created."""
+    result = command("api", "--db", fresh_postgres_url, "renew-history")
+    shown = re.sub(r":[^:@/]*@", "@", fresh_postgres_url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"api: no new history, {shown} is unchanged: The events database has no Salvo "
+        "schema, not this release's (1): run `python -m api migrate`.\n"
+    )
+    assert rows(fresh_postgres_url, "SELECT to_regclass('change_history')") == [(None,)]

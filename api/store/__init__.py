@@ -495,7 +495,9 @@ class Store(abc.ABC):
         partners' tokens from before are refused from then on, so that none resumes
         at a seq this database reuses or never had. One write transaction, queued
         behind the writes in flight, audited as a command's `renew-history`. The
-        feed's position in the new history."""
+        feed's position in the new history. Unavailable, naming what to run, for a
+        database this release does not serve (no layout, another version)."""
+        self.readiness()
         with self.writer() as writer:
             previous, renewed = writer.renew_history()
             detail = {
