@@ -368,6 +368,12 @@ class Writer(abc.ABC):
         """Audit entries (action, event id, before, after, detail) for a command's
         write, such as one for a whole bulk load."""
 
+    @abc.abstractmethod
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        """Begin a new change history in this transaction: a new random id, and no
+        token without an id trusted any more (old_tokens_until 0). The id of the
+        history it ends, and the feed's position in the new one."""
+
 
 class Store(abc.ABC):
     """Salvo's data on one engine. Reads never hold a transaction between
@@ -482,6 +488,29 @@ class Store(abc.ABC):
     def restore(self, source: str) -> DatabaseSummary:
         """Replace the store's content with a backup's, keeping the audit log; a new
         change history begins (mirrors resync). NotRestorable if it is not one."""
+
+    def renew_history(self) -> FeedPosition:
+        """Begin a new change history after a restore made outside Salvo (pg_restore, a
+        point-in-time recovery, a file copied back), as `restore` does for its own:
+        partners' tokens from before are refused from then on, so that none resumes
+        at a seq this database reuses or never had. One write transaction, queued
+        behind the writes in flight, audited as a command's `renew-history`. The
+        feed's position in the new history. Unavailable, naming what to run, for a
+        database this release does not serve (no layout, another version)."""
+        self.readiness()
+        with self.writer() as writer:
+            previous, renewed = writer.renew_history()
+            detail = {
+                "previous_history": previous,
+                "history": renewed.history,
+                "highest_seq": renewed.highest_seq,
+            }
+            writer.append_audit(
+                command_author(),
+                datetime.datetime.now(datetime.UTC),
+                [("renew-history", None, None, None, detail)],
+            )
+        return renewed
 
     @abc.abstractmethod
     def migrate(self) -> str:

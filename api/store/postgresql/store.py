@@ -558,3 +558,14 @@ class _PostgresWriter(Writer):
         entries: list[AuditRecord],
     ) -> None:
         writes.append_audit(self.conn, author, at, entries)
+
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        previous = run(self.conn, "SELECT id FROM change_history WHERE singleton = 1").fetchone()
+        if previous is None:
+            raise Unavailable(
+                "The events database has no change history: run `python -m api migrate`."
+            )
+        layout.renew_history(self.conn)
+        row = run(self.conn, _FEED_POSITION).fetchone()
+        assert row is not None
+        return str(previous[0]), FeedPosition(str(row[0]), int(row[1]), int(row[2]))

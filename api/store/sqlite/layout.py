@@ -545,6 +545,15 @@ def new_history_id() -> str:
     return secrets.token_hex(8)
 
 
+def renew_history(conn: sqlite3.Connection) -> str:
+    """Give the database a new change history, in the caller's transaction: a new id,
+    and tokens without an id trusted up to no seq (old_tokens_until 0), since the
+    content may not be the one that issued them (a restore). The new id."""
+    history = new_history_id()
+    conn.execute("UPDATE change_history SET id = ?, old_tokens_until = 0", [history])
+    return history
+
+
 # Every filter and sort has an index ending in the keyset tie-breaker `id`, so a
 # page is one ordered index walk that stops after `limit` rows. The seq indexes are
 # UNIQUE (UNIQUE_INDEXES): the single writer's contract, see next_seq.

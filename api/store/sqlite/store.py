@@ -66,6 +66,7 @@ from api.store.sqlite.layout import (
     immediate_transaction,
     layout_differences,
     open_existing_for_writing,
+    renew_history,
     schema_version,
 )
 
@@ -572,3 +573,8 @@ class _SQLiteWriter(Writer):
         entries: list[AuditRecord],
     ) -> None:
         append_audit(self.db.conn, author, at, [AuditEntry(*entry) for entry in entries])
+
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        (previous,) = self.db.conn.execute("SELECT id FROM change_history").fetchone()
+        renew_history(self.db.conn)
+        return previous, FeedPosition(*self.db.conn.execute(query.FEED_POSITION).fetchone())
