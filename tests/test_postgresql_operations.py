@@ -35,10 +35,7 @@ from ops.postgres import (
     stop_server_in,
 )
 from seed.__main__ import main as seed_main
-from tests.postgres import fresh_postgres_url, postgres_server
 from tests.server import ROOT
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 # Every list the API serves of the events, places and sources, and the totals.
 ANSWERS = (
