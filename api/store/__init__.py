@@ -290,7 +290,7 @@ class EventPages(abc.ABC):
 
 
 class BulkWrites(abc.ABC):
-    """A bulk load in progress (Writer.bulk_load): batches of rendered event rows
+    """A bulk load in progress (Store.bulk_load): batches of rendered event rows
     (api/store/sqlite/writes.py's EventRows, from event_rows), written as
     insert_rows writes them, with the indexes and rollups brought up to date once
     the last batch is in. Each engine's does it its own way: SQLite drops and
@@ -352,11 +352,6 @@ class Writer(abc.ABC):
         since the last load; re-loading the same records changes nothing. The rules
         are api/store/sqlite/writes.py's write_curated (plan_curated,
         finish_curated); every event written is audited as `author`, and the load."""
-
-    @abc.abstractmethod
-    def bulk_load(self) -> AbstractContextManager[BulkWrites]:
-        """A bulk load in this transaction: rows given to it are written, and the
-        load finished, when the block ends without raising."""
 
     @abc.abstractmethod
     def append_audit(
@@ -465,6 +460,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def writer(self, trace: Callable[[str], None] | None = None) -> AbstractContextManager[Writer]:
         """One write transaction. `trace`, if given, sees every statement (tests)."""
+
+    @abc.abstractmethod
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> AbstractContextManager[BulkWrites]:
+        """A bulk load (the synthetic seed): rows given to it are written when the
+        block ends without raising, with `audit` appended in the transaction of the
+        last of them; nothing is written if the block raises.
+
+        SQLite writes it in one transaction. PostgreSQL stages every row first, taking
+        no lock, then merges the staged rows in slices of events, in the order given,
+        each slice a write transaction of its own, because readers' index scans visit
+        every uncommitted row a merge has inserted: a load merged whole would push
+        reads past their budget (docs/design.md, "Bulk loads on PostgreSQL"). A load
+        that fails there leaves whole slices written, every seq in order; running it
+        again writes the rest (an event whose content is stored is skipped)."""
 
     # Operators (python -m api): keys, backups, restores, recovery.
 

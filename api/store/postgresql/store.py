@@ -63,9 +63,8 @@ from api.store.sqlite.audit import stamp
 from api.store.sqlite.query import Page
 
 # How long a request waits for a connection from the pool before the store is
-# called unavailable, and for the change counter before a write is called busy.
+# called unavailable.
 POOL_WAIT_S = 5.0
-WRITE_LOCK_WAIT_MS = 5000
 # Connections per store (per process): one per worker thread at most.
 POOL_SIZE = 10
 
@@ -370,20 +369,27 @@ class PostgresStore(Store):
 
     @contextmanager
     def writer(self, trace: Callable[[str], None] | None = None) -> Iterator["_PostgresWriter"]:
-        """One write transaction: the change counter locked first, the write budget
-        lifted (a write is not a costly read) and the wait for the lock bounded
-        (WRITE_LOCK_WAIT_MS, then Busy), the counter advanced before the commit.
-        `trace` is not called yet: psycopg has no per-statement hook like sqlite3's
-        trace callback (the tests that count statements run on SQLite)."""
-        with self.translated(), self.pool().connection() as conn, conn.transaction():
-            # SET LOCAL takes no snapshot: the counter's lock is still the first
-            # statement to read anything (layout.lock_changes).
-            conn.execute("SET LOCAL statement_timeout = 0")
-            conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_WAIT_MS}")
-            changes = Changes(layout.lock_changes(conn))
+        """One write transaction (writes.write_transaction). `trace` is not called
+        yet: psycopg has no per-statement hook like sqlite3's trace callback (the
+        tests that count statements run on SQLite)."""
+        with (
+            self.translated(),
+            self.pool().connection() as conn,
+            writes.write_transaction(conn) as changes,
+        ):
             yield _PostgresWriter(conn, changes)
-            if changes.taken:
-                layout.advance_changes(conn, changes.highest)
+
+    @contextmanager
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> Iterator[PostgresBulk]:
+        with self.translated(), self.pool().connection() as conn:
+            load = PostgresBulk(conn)
+            try:
+                yield load
+                load.finish(lambda changes: writes.append_audit(conn, author, at, audit))
+            finally:
+                load.close()
 
     # Operators.
 
@@ -544,12 +550,6 @@ class _PostgresWriter(Writer):
         restore: Collection[str] = (),
     ) -> CuratedLoad:
         return writes.load_curated(self.conn, self.changes, events, author, at, list(restore))
-
-    @contextmanager
-    def bulk_load(self) -> Iterator[PostgresBulk]:
-        load = PostgresBulk(self.conn, self.changes)
-        yield load
-        load.finish()
 
     def append_audit(
         self,

@@ -466,6 +466,16 @@ class SQLiteStore(Store):
             "the -wal or -shm of a database in use."
         )
 
+    @contextmanager
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> Iterator[writes.SQLiteBulk]:
+        """One write transaction (the seed's SQLite loads add its recovery journal
+        around this themselves: seed/__main__.py)."""
+        with self.writer() as writer, writes.bulk_writes(writer.db) as bulk:
+            yield bulk
+            writer.append_audit(author, at, audit)
+
     # Operators.
 
     def create_key(self, name: str, scope: str) -> str:
@@ -562,9 +572,6 @@ class _SQLiteWriter(Writer):
         self, events: list[dict[str, Any]], author: Author, at: Any, restore: Collection[str] = ()
     ) -> CuratedLoad:
         return writes.write_curated(self.db, events, author, at, restore)
-
-    def bulk_load(self) -> contextlib.AbstractContextManager[writes.SQLiteBulk]:
-        return writes.bulk_writes(self.db)
 
     def append_audit(
         self,
