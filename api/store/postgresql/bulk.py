@@ -1,7 +1,7 @@
 """A bulk load on PostgreSQL (the synthetic seed, PostgresStore.bulk_load): rows
 COPY'd into temporary staging tables, then merged into events, event_documents, the
 child tables, the shared places, sources and actors, the search rows and the rollups
-by a few set-based statements per slice of SLICE_EVENTS events, each slice a write
+by a few set-based statements per slice of events, each slice a write
 transaction of its own (writes.write_transaction, which holds the change counter:
 seqs stay unique and become visible in commit order).
 
@@ -15,7 +15,7 @@ Why slices, not one transaction as on SQLite: a reader's index scan visits every
 an uncommitted merge has inserted and finds it invisible, so a page whose sort puts
 the load's rows first costs a heap visit per uncommitted row (measured: 300,000
 uncommitted rows made the first page of /events take 0.6 s; 1,000,000 took reads past
-their 1 s budget). A slice bounds that to SLICE_EVENTS rows. The price: a load that
+their 1 s budget). A slice bounds that to its own rows. The price: a load that
 fails midway leaves whole slices written (each consistent, seqs in order), and is
 finished by running it again. Staging holds no lock at all, so partners' writes wait
 only for the slice being merged. Nothing here takes more than row locks on the shared
@@ -23,6 +23,7 @@ tables (no DROP INDEX, no ALTER, no TRUNCATE, no LOCK TABLE); the indexes are
 maintained row by row rather than rebuilt, which is the price of that.
 """
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,11 +48,14 @@ from api.store.sqlite.writes import (
     SharedChanges,
 )
 
-# Events merged per transaction: small enough that a reader's index scan skips few
-# uncommitted rows (300,000 of them cost a first page 0.6 s here) and a partner's
-# write waits well under WRITE_LOCK_WAIT_MS for the counter; large enough that the
-# statements of a slice, not their number, take the time.
-SLICE_EVENTS = 5000
+# How long a slice should hold the change counter: a partner's write waits for it
+# at most WRITE_LOCK_WAIT_MS (5 s) before it is called busy. Each slice is sized from
+# how long the one before took (a loaded machine merges several times slower), between
+# bounds: enough events that the statements, not their number, take the time, and
+# few enough that a reader's index scan skips few uncommitted rows (300,000 of them
+# cost a first page 0.6 s here; the largest slice, about 40 ms).
+SLICE_SECONDS = 1.0
+SLICE_EVENTS = (500, 2000, 20_000)  # the fewest, the first, the most
 _INT, _FLOAT, _BYTES = "bigint", "double precision", "bytea"
 # Each staged row carries `ord`, the order it was given in: seqs follow it, and of
 # two rows of one event the later wins (as the later insert_rows would).
@@ -115,11 +119,11 @@ _STAGED: dict[str, tuple[tuple[str, str], ...]] = {
 class PostgresBulk(BulkWrites):
     """The rows of a bulk load, staged by `add` (COPY, each batch committed on its
     own: the staging tables are this session's, and no lock is held) and merged by
-    `finish` in slices of SLICE_EVENTS events, each a write transaction of its own
-    (writes.write_transaction). `conn` is in autocommit mode (the pool's)."""
+    `finish` in slices of about SLICE_SECONDS each, each a write transaction of its
+    own (writes.write_transaction). `conn` is in autocommit mode (the pool's)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], slice_events: int = SLICE_EVENTS) -> None:
-        self.conn, self.slice_events = conn, slice_events
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
         self.given = 0
         self.updated_at = ""
         for table, columns in _STAGED.items():
@@ -185,23 +189,26 @@ class PostgresBulk(BulkWrites):
         conn.execute("CREATE INDEX ON bulk_events (ord)")
         for table in _STAGED:
             conn.execute(f"ANALYZE {table}")
-        written = 0
-        starts = range(0, max(self.given, 1), self.slice_events)
-        for number, start in enumerate(starts):
+        fewest, size, most = SLICE_EVENTS
+        written = start = 0
+        first = True
+        while first or start < self.given:
+            last = start + size >= self.given
+            began = time.monotonic()
             with write_transaction(conn) as changes:
-                if number == 0:
+                if first:
                     _merge_shared(conn)
                     moved = _moved(conn, self.updated_at)
                     _upsert_shared(conn)
-                written += self._merge_slice(changes, start, start + self.slice_events)
-                if number == 0 and (moved.places or moved.sources):
-                    loaded = {
-                        event_id
-                        for (event_id,) in conn.execute("SELECT DISTINCT id FROM bulk_events")
-                    }
-                    rerender_copies(conn, changes, moved, loaded)
-                if number == len(starts) - 1:
+                written += self._merge_slice(changes, start, start + size)
+                if first and (moved.places or moved.sources):
+                    loaded = conn.execute("SELECT DISTINCT id FROM bulk_events").fetchall()
+                    rerender_copies(conn, changes, moved, {event_id for (event_id,) in loaded})
+                if last:
                     audit(changes)
+            took = max(time.monotonic() - began, 0.001)
+            start, first = start + size, False
+            size = max(fewest, min(most, int(size * min(2.0, SLICE_SECONDS / took))))
         if written:
             # The planner's statistics for what the load wrote (as the SQLite seed
             # gathers them), so that the first reads after a large load plan for the

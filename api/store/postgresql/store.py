@@ -384,12 +384,16 @@ class PostgresStore(Store):
         self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
     ) -> Iterator[PostgresBulk]:
         with self.translated(), self.pool().connection() as conn:
+            # The read budget is not a bulk load's: staging (COPY, its indexes) runs
+            # outside the slices' write transactions, which lift it for themselves.
+            conn.execute("SET statement_timeout = 0")
             load = PostgresBulk(conn)
             try:
                 yield load
                 load.finish(lambda changes: writes.append_audit(conn, author, at, audit))
             finally:
                 load.close()
+                self._configure(conn)  # the budget again, before the pool lends it out
 
     # Operators.
 
