@@ -148,13 +148,14 @@ class PostgresStore(Store):
         `args` are the request's, so that a search that ran out of budget is named."""
         try:
             yield
-        except psycopg.Error as error:
-            raise self.store_error(error, args) from error
         except psycopg_pool.PoolTimeout as error:
+            # Before psycopg.Error, which it is (an OperationalError).
             raise Unavailable(
                 f"No connection to the events database within {POOL_WAIT_S:g} s "
                 f"({error}); retry later."
             ) from error
+        except psycopg.Error as error:
+            raise self.store_error(error, args) from error
 
     @contextmanager
     def reading(self, args: dict[str, Any] | None = None) -> Iterator[psycopg.Connection[Any]]:

@@ -28,6 +28,7 @@ from api.store import (
     IdempotentRequest,
     IdsTaken,
     StoredEvent,
+    Unavailable,
 )
 from api.store.postgresql import layout, rollups
 from api.store.postgresql.dialect import POSTGRESQL, Reading, search_document, to_pyformat
@@ -96,6 +97,19 @@ def write_transaction(conn: psycopg.Connection[Any]) -> Iterator[Changes]:
         conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_WAIT_MS}")
         changes = Changes(layout.lock_changes(conn))
+        # After the lock, which `migrate` takes too: an instance of another release
+        # still running once the database was migrated writes nothing into a layout
+        # it does not know (its /readyz says the same, for the balancer).
+        row = conn.execute("SELECT version FROM schema_version WHERE singleton = 1").fetchone()
+        version = None if row is None else int(row[0])
+        if version != layout.SCHEMA_VERSION:
+            database = layout.database_name(conn)
+            if version is not None and version > layout.SCHEMA_VERSION:
+                raise layout.NewerSchema(database, version)
+            raise Unavailable(
+                f"{database} is at schema version {version}, not this release's "
+                f"({layout.SCHEMA_VERSION}): run `python -m api migrate`; nothing was written."
+            )
         yield changes
         if changes.taken:
             layout.advance_changes(conn, changes.highest)
