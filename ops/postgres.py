@@ -181,3 +181,55 @@ def running(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def start_standby(primary: PostgresServer) -> PostgresServer:
+    """A hot standby of the running throwaway cluster `primary`, kept by streaming
+    replication: `pg_basebackup -R` (as the `postgres` OS user) copies the primary's
+    data into a new temporary directory and writes `primary_conninfo` and
+    standby.signal there; the standby is started on a free port like the primary and
+    stopped the same way (stop_server_in). It serves reads once consistent, which
+    `pg_ctl start -w` waits for (a hot standby accepts connections from then on).
+
+    What it needs of the primary, all initdb's defaults here: `wal_level=replica`,
+    free WAL senders (max_wal_senders 10), a pg_hba `host replication` line for
+    127.0.0.1 (initdb writes one with --auth-host), and a role with REPLICATION
+    (ROLE is the cluster's superuser). The password reaches pg_basebackup in its
+    connection string, which -R copies into the standby's primary_conninfo."""
+    started = time.monotonic()
+    directory = Path(
+        tempfile.mkdtemp(prefix="salvo-standby-", dir="/tmp" if os.geteuid() == 0 else None)
+    )
+    try:
+        log = directory / "server.log"
+        log.touch()
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+            shutil.chown(log, "postgres", "postgres")
+        conninfo = (
+            f"host=127.0.0.1 port={primary.port} user={ROLE} password={primary.password} "
+            "application_name=salvo_standby"
+        )
+        _run(
+            [str(BIN / "pg_basebackup"), "-d", conninfo, "-D", str(directory / "data"),
+             "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+            log,
+        )  # fmt: skip
+        port = free_port()
+        # The primary's settings came with its postgresql.conf and auto.conf; these
+        # are the standby's own (its port, socket), given as the primary's were.
+        settings = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} "
+            f"-c unix_socket_directories={directory} -c fsync=off "
+            "-c full_page_writes=off -c hot_standby=on"
+        )
+        _run(
+            [str(BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(directory / "data"),
+             "-l", str(log), "-o", settings],
+            log,
+        )  # fmt: skip
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        return PostgresServer(directory, port, primary.password, pid, time.monotonic() - started)
+    except BaseException:
+        stop_server_in(directory)
+        raise
