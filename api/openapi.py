@@ -14,6 +14,7 @@ from marshmallow import Schema
 from api.examples import ExampleDocs, write_examples
 from api.params import RequestParser
 from api.problems import PROBLEM_CONTENT_TYPE
+from api.store import POSITION_PATTERN
 from schemas.query import QuerySchema
 from schemas.responses import AnyOf, ProblemSchema
 
@@ -127,6 +128,29 @@ IDEMPOTENCY_KEY = {
         "minLength": 1,
         "maxLength": 255,
     },
+}
+
+
+# Read-your-writes across a replica (api/db.py): the position every answer to a write
+# (and /changes) carries, and that a read may send back.
+POSITION = {
+    "name": "Salvo-Position",
+    "in": "header",
+    "required": False,
+    "description": "Where the database stood after your last write, as its answer's "
+    "`Salvo-Position` header gave it: the read then sees that write, even where the "
+    "server reads from a replica. Answers to writes also set it as the `salvo_position` "
+    "cookie (30 s), which clients that keep cookies send back by themselves. Not a "
+    "position: a 400 naming the header (or the cookie).",
+    "schema": {"type": "string", "pattern": POSITION_PATTERN, "example": "0/3000148"},
+}
+POSITION_HEADERS = {
+    "Salvo-Position": {
+        "description": "With a replica only: where the primary database stood after this "
+        "answer was made. Send it back in the `Salvo-Position` header of your next reads to "
+        "see every write up to it.",
+        "schema": {"type": "string", "pattern": POSITION_PATTERN},
+    }
 }
 
 
@@ -246,6 +270,7 @@ def read_operation(
     args: type[QuerySchema],
     response: type[Schema],
     paged: bool = False,
+    primary: bool = False,
     problems: tuple[int, ...] = (),
     alternatives: dict[str, Any] | None = None,
 ) -> Any:
@@ -256,7 +281,9 @@ def read_operation(
     generated clients (their method names), so it must not change once published.
     `alternatives` maps further media types of the 200 response to their schemas;
     flask-smorest puts them after `response`'s application/json, which generated
-    clients therefore take as the default."""
+    clients therefore take as the default. Every read takes a position
+    (`Salvo-Position`); `primary` for one read from the primary whose answer
+    carries one (the change feed)."""
 
     def decorate(view: Any) -> Any:
         responses: dict[Any, Any] = {
@@ -269,10 +296,16 @@ def read_operation(
                 media_type: {"schema": schema} for media_type, schema in alternatives.items()
             }
             responses[200] = {"content": content}
-        operation = blp.doc(operationId=operation_id, responses=responses)(view)
+        operation = blp.doc(operationId=operation_id, responses=responses, parameters=[POSITION])(
+            view
+        )
         for status in problems:
             operation = blp.alt_response(status, response=http.HTTPStatus(status).name)(operation)
-        headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
+        headers = {
+            **_CACHE_HEADERS,
+            **(_LINK_HEADER if paged else {}),
+            **(POSITION_HEADERS if primary else {}),
+        }
         operation = blp.response(200, response, headers=headers)(operation)
         operation = blp.arguments(args(), location="query", as_kwargs=False, error_status_code=400)(
             operation

@@ -488,6 +488,15 @@ class ReadySchema(Schema):
 
     status = fields.String(**_doc("Always `ready`."), required=True)
     database = fields.String(**_doc("Always `ok`."), required=True)
+    reads = fields.String(
+        **_doc(
+            "With a replica (`SALVO_DATABASE_REPLICA`) only: where reads go now, "
+            "`replica`, or `primary` while the replica is unreachable."
+        )
+    )
+    replica = fields.String(
+        **_doc("With a replica only: `ok`, or why reads do not go to it (`unreachable`).")
+    )
 
 
 class InvalidParamSchema(Schema):

@@ -9,14 +9,24 @@ one transaction whose first statement locks the change counter (layout.lock_chan
 writers queue there, as SQLite's queue on BEGIN IMMEDIATE), numbers its changes from
 it and records the last before its commit (advance_changes). Every PostgreSQL error
 leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
+
+With a replica (`SALVO_DATABASE_REPLICA`, a hot standby kept by streaming
+replication) a second pool reads from the standby: plain reads go there, unless they
+carry a position (`after`) the standby has not replayed within REPLAY_WAIT_S;
+writes, the change feed, API keys and what a write transaction reads stay on the
+primary; a standby that fails is left to the primary for a while, never an error.
+docs/design.md, "Reads from a replica".
 """
 
+import copy
 import dataclasses
 import datetime
+import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -49,6 +59,7 @@ from api.store import (
     Writer,
     command_author,
     filters,
+    position_text,
     search,
 )
 from api.store.cursors import decode_cursor
@@ -68,6 +79,21 @@ POOL_WAIT_S = 5.0
 WRITE_LOCK_WAIT_MS = 5000
 # Connections per store (per process): one per worker thread at most.
 POOL_SIZE = 10
+# Reads from a replica. A read carrying a position waits this long at most for the
+# standby to replay it (polling every REPLAY_POLL_S), then the primary serves it: a
+# standby on the same network replays a commit within milliseconds, and a client
+# that just wrote should not wait longer than the primary would take to answer.
+REPLAY_WAIT_S = 0.15
+REPLAY_POLL_S = 0.01
+# How long a read waits for a standby connection before the primary serves it; and,
+# once the standby failed to connect (or shut down), how long reads go to the
+# primary before the standby is tried again, so that an outage costs one failed
+# attempt per REPLICA_RETRY_S rather than one per read.
+REPLICA_POOL_WAIT_S = 0.5
+REPLICA_RETRY_S = 5.0
+
+_log = logging.getLogger(__name__)
+_Read = TypeVar("_Read")
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
@@ -103,34 +129,71 @@ def _where(conditions: list[str]) -> str:
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
-class PostgresStore(Store):
-    """The store on the PostgreSQL database at `url`: it owns its pool (close()
-    closes it; a later use opens a new one)."""
+class _Pools:
+    """The connection pools of one store, opened on first use and shared by the
+    views `after()` makes of it: the primary's and, with a replica, the standby's,
+    and until when the standby is left alone after it failed."""
 
-    def __init__(self, url: str, *, budget_s: float = 1.0) -> None:
-        self.url, self.budget_s = url, budget_s
-        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+    def __init__(self, url: str, replica: str | None, budget_s: float) -> None:
+        self.url, self.replica, self.budget_s = url, replica, budget_s
+        self._primary: psycopg_pool.ConnectionPool[Any] | None = None
+        self._standby: psycopg_pool.ConnectionPool[Any] | None = None
         self._opening = threading.Lock()
+        self._standby_down_until: float | None = None
 
-    # Lifecycle.
-
-    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
-        pool = self._pool
+    def primary(self) -> psycopg_pool.ConnectionPool[Any]:
+        pool = self._primary
         if pool is None:
             with self._opening:
-                if self._pool is None:
-                    self._pool = psycopg_pool.ConnectionPool(
-                        self.url,
-                        min_size=1,
-                        max_size=POOL_SIZE,
-                        kwargs={"autocommit": True},
-                        configure=self._configure,
-                        timeout=POOL_WAIT_S,
-                        open=True,
-                        name="salvo",
-                    )
-                pool = self._pool
+                if self._primary is None:
+                    self._primary = self._open(self.url, POOL_WAIT_S, "salvo")
+                pool = self._primary
         return pool
+
+    def standby(self) -> psycopg_pool.ConnectionPool[Any] | None:
+        """The standby's pool, or None: no replica, or it failed less than
+        REPLICA_RETRY_S ago."""
+        if self.replica is None:
+            return None
+        down_until = self._standby_down_until
+        if down_until is not None and time.monotonic() < down_until:
+            return None
+        pool = self._standby
+        if pool is None:
+            with self._opening:
+                if self._standby is None:
+                    self._standby = self._open(self.replica, REPLICA_POOL_WAIT_S, "salvo-replica")
+                pool = self._standby
+        return pool
+
+    def standby_failed(self, error: Exception) -> None:
+        """The standby could not be reached: reads go to the primary for a while."""
+        if self._standby_down_until is None:
+            _log.warning(
+                "the replica is unreachable (%s: %s): reads go to the primary, and the "
+                "replica is tried again every %g s",
+                _fault(error),
+                str(error).strip(),
+                REPLICA_RETRY_S,
+            )
+        self._standby_down_until = time.monotonic() + REPLICA_RETRY_S
+
+    def standby_served(self) -> None:
+        if self._standby_down_until is not None:
+            self._standby_down_until = None
+            _log.warning("the replica answers again: reads go to it")
+
+    def _open(self, url: str, wait_s: float, name: str) -> psycopg_pool.ConnectionPool[Any]:
+        return psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            timeout=wait_s,
+            open=True,
+            name=name,
+        )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         """Each new connection: the read budget for every statement (a write
@@ -139,9 +202,46 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         with self._opening:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+            pools = (self._primary, self._standby)
+            self._primary = self._standby = None
+        for pool in pools:
+            if pool is not None:
+                pool.close()
+
+
+def _fault(error: Exception) -> str:
+    """An error of the standby as /readyz says it: its SQLSTATE, or its type (not
+    its message, which names the standby's host and port to every caller)."""
+    return getattr(error, "sqlstate", None) or type(error).__name__
+
+
+def _standby_down(error: psycopg.OperationalError) -> bool:
+    """Whether an error on a standby connection says the standby cannot serve now
+    (no connection: 08*, or none answered; shut down or starting: 57P*), rather
+    than that this one statement failed there (a recovery conflict, 40001)."""
+    state = error.sqlstate or ""
+    return state == "" or state.startswith(("08", "57P"))
+
+
+class PostgresStore(Store):
+    """The store on the PostgreSQL database at `url`, reading from the hot standby
+    at `replica` if given: it owns its pools (close() closes them; a later use
+    opens new ones)."""
+
+    def __init__(self, url: str, *, budget_s: float = 1.0, replica: str | None = None) -> None:
+        self.url, self.budget_s = url, budget_s
+        self._pools = _Pools(url, replica, budget_s)
+        # The position this store's reads must see (after()); None: any.
+        self._after: int | None = None
+
+    # Lifecycle.
+
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        """The primary's pool."""
+        return self._pools.primary()
+
+    def close(self) -> None:
+        self._pools.close()
 
     @contextmanager
     def translated(self, args: dict[str, Any] | None = None) -> Iterator[None]:
@@ -159,9 +259,79 @@ class PostgresStore(Store):
 
     @contextmanager
     def reading(self, args: dict[str, Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool for one read (autocommit, the read budget)."""
+        """A connection of the primary's pool for one read (autocommit, the read
+        budget): for what must see every commit (the change feed, API keys)."""
         with self.translated(args), self.pool().connection() as conn:
             yield conn
+
+    def read(
+        self,
+        reader: Callable[[psycopg.Connection[Any]], _Read],
+        args: dict[str, Any] | None = None,
+    ) -> _Read:
+        """`reader` run on a connection for one read: the standby's when there is
+        one that answers and has replayed this view's position (after()) within
+        REPLAY_WAIT_S, else the primary's. A standby that cannot connect, or fails
+        the read for a reason of its own (shut down, a recovery conflict), leaves it
+        to the primary: a read is never refused for the replica's sake."""
+        with self.translated(args):
+            standby = self._pools.standby()
+            if standby is not None:
+                try:
+                    with standby.connection() as conn:
+                        caught_up = self._replayed(conn)
+                        if caught_up:
+                            found = reader(conn)
+                    self._pools.standby_served()
+                    if caught_up:
+                        return found
+                except psycopg_pool.PoolTimeout as error:
+                    self._pools.standby_failed(error)
+                except psycopg.OperationalError as error:
+                    # Out of budget is the read's cost, the same on the primary.
+                    if isinstance(error, errors.QueryCanceled):
+                        raise
+                    if _standby_down(error):
+                        self._pools.standby_failed(error)
+            with self.pool().connection() as conn:
+                return reader(conn)
+
+    def _replayed(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether the standby on `conn` has replayed this view's position, waiting
+        REPLAY_WAIT_S at most. False at once for a server that replays nothing
+        (not a standby: pg_last_wal_replay_lsn() is null)."""
+        if self._after is None:
+            return True
+        wanted = position_text(self._after)
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        while True:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [wanted]).fetchone()
+            if row is None or row[0] is None:
+                return False
+            if row[0] or time.monotonic() >= deadline:
+                return bool(row[0])
+            time.sleep(REPLAY_POLL_S)
+
+    # Read-your-writes (docs/design.md, "Reads from a replica").
+
+    def position(self) -> int | None:
+        """The primary's WAL insert position: past the end of every commit made
+        before this call, even one whose log is not yet flushed (an asynchronous
+        commit), where pg_current_wal_lsn() (written so far) may not be. None
+        without a replica: reads then see every commit anyway."""
+        if self._pools.replica is None:
+            return None
+        with self.reading() as conn:
+            row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def after(self, position: int | None) -> "PostgresStore":
+        if position is None or self._pools.replica is None:
+            return self
+        view = copy.copy(self)  # the same pools (shared), its own position
+        view._after = position
+        return view
 
     def store_error(self, error: psycopg.Error, args: dict[str, Any] | None = None) -> StoreError:
         """The store's error for a fault of PostgreSQL, by its SQLSTATE."""
@@ -200,28 +370,30 @@ class PostgresStore(Store):
             f"The events database failed ({state or type(error).__name__}); retry later."
         )
 
-    # Readers.
+    # Readers: each through read() (the standby if it serves), but the change feed
+    # and API keys, which must see every commit (a revoked key stops at once).
 
     def event_pages(
         self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
     ) -> EventPages:
-        with self.reading(args) as conn:
-            # Built on a connection so that a bad filter is refused before any page.
-            pages = query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv)
+        # Built on a connection so that a bad filter is refused before any page.
+        pages = self.read(
+            lambda conn: query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv),
+            args,
+        )
         return _Pages(self, args, pages)
 
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
     ) -> tuple[Iterator[Any], Callable[[], None]]:
-        # A connection of the pool held by the stream, returned when it is closed;
-        # each page's statement has the budget of its own.
+        # A connection held by the stream, returned when it is closed; each page's
+        # statement has the budget of its own.
         with self.translated(args):
-            held = self.pool().connection()
-            conn = held.__enter__()
+            held, conn = self._held()
             try:
                 pages = query.EventPages(Reading(conn), args, csv=csv)
             except BaseException:
-                held.__exit__(None, None, None)
+                held.close()
                 raise
         closed = False
 
@@ -229,7 +401,7 @@ class PostgresStore(Store):
             nonlocal closed
             if not closed:
                 closed = True
-                held.__exit__(None, None, None)
+                held.close()
 
         def documents() -> Iterator[Any]:
             with self.translated(args):
@@ -238,11 +410,37 @@ class PostgresStore(Store):
 
         return documents(), close
 
+    def _held(self) -> tuple[ExitStack, psycopg.Connection[Any]]:
+        """A connection held for a stream, picked as read() picks one (the
+        standby's if it serves), and the stack that returns it to its pool."""
+        standby = self._pools.standby()
+        if standby is not None:
+            held = ExitStack()
+            try:
+                conn = held.enter_context(standby.connection())
+                if self._replayed(conn):
+                    self._pools.standby_served()
+                    return held, conn
+                held.close()
+            except psycopg_pool.PoolTimeout as error:
+                held.close()
+                self._pools.standby_failed(error)
+            except psycopg.OperationalError as error:
+                held.close()
+                if _standby_down(error):
+                    self._pools.standby_failed(error)
+            except BaseException:
+                held.close()
+                raise
+        held = ExitStack()
+        return held, held.enter_context(self.pool().connection())
+
     def event(self, event_id: str) -> StoredEvent:
-        with self.reading() as conn:
-            return _stored_event(conn, event_id)
+        return self.read(lambda conn: _stored_event(conn, event_id))
 
     def changes(self, after: int, limit: int) -> tuple[list[Change], bool]:
+        # The primary's: a mirror must never see a seq before the replica has it,
+        # and tokens are seqs of the primary's feed.
         with self.reading() as conn:
             return query.changes(Reading(conn), after, limit)
 
@@ -256,8 +454,7 @@ class PostgresStore(Store):
         return FeedPosition(str(row[0]), int(row[1]), int(row[2]))
 
     def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
-        with self.reading(args) as conn:
-            found = stats.grouped(Reading(conn), args)
+        found = self.read(lambda conn: stats.grouped(Reading(conn), args), args)
         return [(group, stats.render_totals(totals)) for group, totals in found]
 
     def stats_series(
@@ -267,8 +464,9 @@ class PostgresStore(Store):
         limit: int,
         max_rows: int | None,
     ) -> Series[dict[str, Any]]:
-        with self.reading(args) as conn:
-            found = stats.series(Reading(conn), args, after, limit, max_rows=max_rows)
+        found = self.read(
+            lambda conn: stats.series(Reading(conn), args, after, limit, max_rows=max_rows), args
+        )
         render = stats.render_totals
         return dataclasses.replace(
             found,
@@ -277,62 +475,52 @@ class PostgresStore(Store):
         )
 
     def search_capped(self, q: search.Search) -> bool:
-        with self.reading({"q": q}) as conn:
-            return POSTGRESQL.search_capped(conn, q)
+        return self.read(lambda conn: POSTGRESQL.search_capped(conn, q), {"q": q})
 
     def locations(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        with self.reading(args) as conn:
-            condition, params = filters.where(
-                Scope.locations(POSTGRESQL, conn), _LOCATION_FILTERS, args
-            )
-            if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
-                return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
-            # With a filter of events: the places with a matching event, each with
-            # how many, from the smallest rollup keeping places and the filters.
-            event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
-            counts = stats.events_by_place(Reading(conn), event_args)
-            rows, next_key = _page_by_id(
-                conn,
-                f"SELECT {_LOCATION_COLUMNS} FROM locations l",
-                [condition, "l.id = ANY(?)"],
-                [*params, list(counts)],
-                args,
-                "l.id",
-            )
-        return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
+        return self.read(lambda conn: _locations(conn, args), args)
 
     def location(self, location_id: str) -> dict[str, Any] | None:
-        with self.reading() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            row = cursor.execute(to_pyformat(f"{_LOCATIONS} WHERE l.id = ?"), [location_id])
-            found = row.fetchone()
-        return found
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(
+                    to_pyformat(f"{_LOCATIONS} WHERE l.id = ?"), [location_id]
+                ).fetchone()
+
+        return self.read(read)
 
     def sources(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        with self.reading(args) as conn:
-            rows, next_key = _page_by_id(conn, _SOURCES, [], [], args, "s.id")
+        rows, next_key = self.read(
+            lambda conn: _page_by_id(conn, _SOURCES, [], [], args, "s.id"), args
+        )
         return [_source(row) for row in rows], next_key
 
     def source(self, source_id: str) -> dict[str, Any] | None:
-        with self.reading() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            found = cursor.execute(
-                to_pyformat(f"{_SOURCES} WHERE s.id = ?"), [source_id]
-            ).fetchone()
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(
+                    to_pyformat(f"{_SOURCES} WHERE s.id = ?"), [source_id]
+                ).fetchone()
+
+        found = self.read(read)
         return None if found is None else _source(found)
 
     def summary(self) -> dict[str, Any]:
-        with self.reading() as conn:
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             row = run(conn, _SUMMARY).fetchone()
             assert row is not None
             events, first, last, sources, changed = row
             regions = [region for (region,) in run(conn, _REGIONS)]
-        return {
-            "events": int(events),
-            "first": first,
-            "last": last,
-            "sources": int(sources),
-            "changed": changed,
-            "regions": regions,
-        }
+            return {
+                "events": int(events),
+                "first": first,
+                "last": last,
+                "sources": int(sources),
+                "changed": changed,
+                "regions": regions,
+            }
+
+        return self.read(read)
 
     def live_key(self, key_id: str) -> StoredKey | None:
         with self.reading() as conn:
@@ -364,7 +552,32 @@ class PostgresStore(Store):
                 f"The events database {state}, not this release's "
                 f"({layout.SCHEMA_VERSION}): run `python -m api migrate`."
             )
-        return {"status": "ready", "database": "ok"}
+        ready = {"status": "ready", "database": "ok"}
+        if self._pools.replica is not None:
+            ready.update(self._standby_state())
+        return ready
+
+    def _standby_state(self) -> dict[str, str]:
+        """Where reads go (`reads`: replica or primary) and why (`replica`): the
+        instance is ready either way, since reads fall back to the primary."""
+        standby = self._pools.standby()
+        if standby is None:
+            return {
+                "reads": "primary",
+                "replica": f"unreachable; tried again every {REPLICA_RETRY_S:g} s",
+            }
+        try:
+            with standby.connection() as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
+            self._pools.standby_failed(error)
+            return {"reads": "primary", "replica": f"unreachable ({_fault(error)})"}
+        self._pools.standby_served()
+        if not (row and row[0]):
+            # Reads without a position still go there, as configured; those with one
+            # find nothing replayed and go to the primary.
+            return {"reads": "replica", "replica": "not a standby (it is not in recovery)"}
+        return {"reads": "replica", "replica": "ok"}
 
     # Writers.
 
@@ -452,6 +665,28 @@ class PostgresStore(Store):
         return None
 
 
+def _locations(
+    conn: psycopg.Connection[Any], args: dict[str, Any]
+) -> tuple[list[dict[str, Any]], Any]:
+    """/locations: a page of places with their event counts, and the key after it."""
+    condition, params = filters.where(Scope.locations(POSTGRESQL, conn), _LOCATION_FILTERS, args)
+    if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
+        return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    # With a filter of events: the places with a matching event, each with how many,
+    # from the smallest rollup keeping places and the filters.
+    event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
+    counts = stats.events_by_place(Reading(conn), event_args)
+    rows, next_key = _page_by_id(
+        conn,
+        f"SELECT {_LOCATION_COLUMNS} FROM locations l",
+        [condition, "l.id = ANY(?)"],
+        [*params, list(counts)],
+        args,
+        "l.id",
+    )
+    return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
+
+
 def _stored_event(conn: psycopg.Connection[Any], event_id: str) -> StoredEvent:
     stored = writes.stored_event(conn, event_id)
     if stored is None:
@@ -495,14 +730,16 @@ class _Pages(EventPages):
         self._store, self._args, self._pages = store, args, pages
 
     def page(self, cursor: str | None, limit: int) -> Page:
-        with self._store.reading(self._args) as conn:
-            return self._pages.on(Reading(conn)).page(cursor, limit)
+        return self._store.read(
+            lambda conn: self._pages.on(Reading(conn)).page(cursor, limit), self._args
+        )
 
     def total(self) -> tuple[int, bool]:
         """As on SQLite (stats.event_total): summed from the smallest rollup keeping
         the filters a rollup keeps, an upper bound when others are given."""
-        with self._store.reading(self._args) as conn:
-            return stats.event_total(Reading(conn), self._args)
+        return self._store.read(
+            lambda conn: stats.event_total(Reading(conn), self._args), self._args
+        )
 
 
 class _PostgresWriter(Writer):
