@@ -1,6 +1,7 @@
 """flask-smorest wired for Salvo: operations documented from their schemas, parsed by
 api.params, and every error response documented as problem+json."""
 
+import copy
 import http
 from typing import Any
 
@@ -82,6 +83,20 @@ _TYPED_RESPONSES = {
     "Idempotency-Key came back with another body (`/problems/idempotency-key-reused`, "
     "the key in `idempotency_key`).",
 }
+
+
+class ReadPositions(BasePlugin):
+    """Documents the `Salvo-Position` header every GET takes (api/db.py reads it
+    before any view). A plugin rather than each operation's `parameters`: given to
+    flask-smorest's doc, a list replaces the query parameters it documents."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for method, operation in (operations or {}).items():
+            if method == "get":
+                # A copy each: one object shared would be written as a YAML alias.
+                operation.setdefault("parameters", []).append(copy.deepcopy(POSITION))
 
 
 # What a 429 (api/limits.py) carries, for clients that back off by it.
@@ -193,7 +208,7 @@ class Api(flask_smorest.Api):
             **_CONTRACT,
             **given,
             "info": {**_CONTRACT["info"], **given.get("info", {})},
-            "extra_plugins": [ProblemDetails(), ExampleDocs()],
+            "extra_plugins": [ProblemDetails(), ReadPositions(), ExampleDocs()],
         }
         super().__init__(app, spec_kwargs=spec_kwargs)
 
@@ -281,9 +296,9 @@ def read_operation(
     generated clients (their method names), so it must not change once published.
     `alternatives` maps further media types of the 200 response to their schemas;
     flask-smorest puts them after `response`'s application/json, which generated
-    clients therefore take as the default. Every read takes a position
-    (`Salvo-Position`); `primary` for one read from the primary whose answer
-    carries one (the change feed)."""
+    clients therefore take as the default. `primary` for a read from the primary
+    whose answer carries a position (the change feed); every read takes one
+    (ReadPositions)."""
 
     def decorate(view: Any) -> Any:
         responses: dict[Any, Any] = {
@@ -296,9 +311,7 @@ def read_operation(
                 media_type: {"schema": schema} for media_type, schema in alternatives.items()
             }
             responses[200] = {"content": content}
-        operation = blp.doc(operationId=operation_id, responses=responses, parameters=[POSITION])(
-            view
-        )
+        operation = blp.doc(operationId=operation_id, responses=responses)(view)
         for status in problems:
             operation = blp.alt_response(status, response=http.HTTPStatus(status).name)(operation)
         headers = {
