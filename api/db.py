@@ -103,7 +103,6 @@ POSITION_COOKIE = "salvo_position"
 # sticks a session to the primary for 30 s after a write too).
 POSITION_COOKIE_MAX_AGE = 30
 _POSITION = "salvo_position"
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _POSITION_REASON = (
     "Not a position sent by this API: send back the {name} of an answer as given "
     "(such as 16/B374D848)."
@@ -114,6 +113,8 @@ def _read_position() -> None:
     """The latest position the request carries (header or cookie) into `g`; a 400
     naming the header or the cookie if one is not a position (the bad cookie is
     then deleted, so that a browser's next request is served)."""
+    if request.routing_exception is not None:
+        return  # a 404 or 405 reads nothing: its answer must not depend on these
     latest = None
     for name, location, sent in (
         (POSITION_HEADER, "header", request.headers.get(POSITION_HEADER)),
@@ -138,8 +139,14 @@ def _send_position(response: Response) -> Response:
     gets the primary's position now: past every commit it wrote or read."""
     if g.pop("salvo_forget_position", False):
         response.delete_cookie(POSITION_COOKIE)
-    write = request.method in _WRITES
-    if not (write or g.get("salvo_primary_read")) or response.status_code >= 500:
+    from api.auth import WRITE_METHODS  # api.auth imports this module
+
+    write = request.method in WRITE_METHODS
+    if (
+        not (write or g.get("salvo_primary_read"))
+        or response.status_code >= 500
+        or request.routing_exception is not None
+    ):
         return response
     try:
         position = store().position()

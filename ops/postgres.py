@@ -188,8 +188,9 @@ def start_standby(primary: PostgresServer) -> PostgresServer:
     replication: `pg_basebackup -R` (as the `postgres` OS user) copies the primary's
     data into a new temporary directory and writes `primary_conninfo` and
     standby.signal there; the standby is started on a free port like the primary and
-    stopped the same way (stop_server_in). It serves reads once consistent, which
-    `pg_ctl start -w` waits for (a hot standby accepts connections from then on).
+    stopped the same way (stop_server_in), or stopped and started again on its port
+    (stop_keeping, start_again). It serves reads once consistent, which `pg_ctl
+    start -w` waits for (a hot standby accepts connections from then on).
 
     What it needs of the primary, all initdb's defaults here: `wal_level=replica`,
     free WAL senders (max_wal_senders 10), a pg_hba `host replication` line for
@@ -216,20 +217,43 @@ def start_standby(primary: PostgresServer) -> PostgresServer:
             log,
         )  # fmt: skip
         port = free_port()
-        # The primary's settings came with its postgresql.conf and auto.conf; these
-        # are the standby's own (its port, socket), given as the primary's were.
-        settings = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} "
-            f"-c unix_socket_directories={directory} -c fsync=off "
-            "-c full_page_writes=off -c hot_standby=on"
-        )
-        _run(
-            [str(BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(directory / "data"),
-             "-l", str(log), "-o", settings],
-            log,
-        )  # fmt: skip
-        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
-        return PostgresServer(directory, port, primary.password, pid, time.monotonic() - started)
+        # The standby's own settings (the primary's came with the copy), written
+        # beside -R's primary_conninfo rather than given on pg_ctl's command line, so
+        # that start_again starts it as it was.
+        with (directory / "data" / "postgresql.auto.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
+                f"unix_socket_directories = '{directory}'\nhot_standby = on\n"
+                "fsync = off\nfull_page_writes = off\n"
+            )
+        standby = PostgresServer(directory, port, primary.password, 0, 0.0)
+        standby = start_again(standby)
+        standby.seconds_to_start = time.monotonic() - started
+        return standby
     except BaseException:
         stop_server_in(directory)
         raise
+
+
+def stop_keeping(server: PostgresServer) -> None:
+    """Stop a standby of start_standby by its PID (pg_ctl stop -m fast), keeping its
+    directory for start_again: a replica that goes away and comes back."""
+    subprocess.run(
+        _as_server_user([str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(server.data)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    wait_gone(server.pid)
+
+
+def start_again(server: PostgresServer) -> PostgresServer:
+    """Start a standby of start_standby (stopped by stop_keeping) on its port, as
+    its postgresql.auto.conf says; `server` with the new PID."""
+    _run(
+        [str(BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(server.data),
+         "-l", str(server.directory / "server.log")],
+        server.directory / "server.log",
+    )  # fmt: skip
+    server.pid = int((server.data / "postmaster.pid").read_text().split()[0])
+    return server

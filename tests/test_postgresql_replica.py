@@ -18,8 +18,17 @@ from werkzeug.test import TestResponse
 
 from api import create_app
 from api.store import open_store, parse_position
+from api.store.postgresql import store as replica_store
 from api.store.postgresql.store import REPLAY_WAIT_S, PostgresStore
-from ops.postgres import PostgresServer, missing, start_server, start_standby, stop_server_in
+from ops.postgres import (
+    PostgresServer,
+    missing,
+    start_again,
+    start_server,
+    start_standby,
+    stop_keeping,
+    stop_server_in,
+)
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 POSITION = "Salvo-Position"
@@ -381,6 +390,38 @@ def test_reads_fall_back_to_the_primary_when_the_standby_stops(
     # The first read met the dead connection and went to the primary at once; the
     # next ones go there without trying the standby.
     assert first < 1 and then < 1
+
+
+def test_reads_return_to_the_standby_when_it_is_back(
+    primary: PostgresServer,
+    key: str,
+    template: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Retried sooner than in service, so that the test waits for the pool's own
+    # reconnection rather than for the store's pause.
+    monkeypatch.setattr(replica_store, "REPLICA_RETRY_S", 0.2)
+    spare = start_standby(primary)
+    try:
+        api = _client(primary, spare, cookies=False)
+        assert api.get("/api/v1/events?limit=1").status_code == 200
+        stop_keeping(spare)
+        assert api.get("/api/v1/events?limit=1").status_code == 200
+        assert api.get("/readyz").get_json()["reads"] == "primary"
+        start_again(spare)
+        with _paused(primary, spare):
+            event = _event(template)
+            _post(api, key, event)
+            # Back on the standby once it answers: it has not replayed the write.
+            deadline = time.monotonic() + 30
+            while api.get(f"/api/v1/events/{event['id']}").status_code == 200:
+                assert time.monotonic() < deadline, "reads never returned to the standby"
+                time.sleep(0.1)
+            back_after = 30 - (deadline - time.monotonic())
+        assert api.get("/readyz").get_json()["reads"] == "replica"
+        print(f"reads returned to the standby {back_after:.1f} s after it started again")
+    finally:
+        stop_server_in(spare.directory)
 
 
 def test_a_replica_beside_sqlite_is_refused_at_start(

@@ -24,6 +24,7 @@ import datetime
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
@@ -59,7 +60,6 @@ from api.store import (
     Writer,
     command_author,
     filters,
-    position_text,
     search,
 )
 from api.store.cursors import decode_cursor
@@ -80,11 +80,15 @@ WRITE_LOCK_WAIT_MS = 5000
 # Connections per store (per process): one per worker thread at most.
 POOL_SIZE = 10
 # Reads from a replica. A read carrying a position waits this long at most for the
-# standby to replay it (polling every REPLAY_POLL_S), then the primary serves it: a
+# standby to replay it (polling), then the primary serves it: a
 # standby on the same network replays a commit within milliseconds, and a client
 # that just wrote should not wait longer than the primary would take to answer.
 REPLAY_WAIT_S = 0.15
-REPLAY_POLL_S = 0.01
+# The first poll's pause, doubled after each up to REPLAY_POLL_MAX_S: a standby
+# replays a synchronous commit within a millisecond here (docs/operations.md,
+# "Reads from a replica"), so a fixed 10 ms poll made most of a writer's next read.
+REPLAY_POLL_S = 0.001
+REPLAY_POLL_MAX_S = 0.02
 # How long a read waits for a standby connection before the primary serves it; and,
 # once the standby failed to connect (or shut down), how long reads go to the
 # primary before the standby is tried again, so that an outage costs one failed
@@ -140,6 +144,11 @@ class _Pools:
         self._standby: psycopg_pool.ConnectionPool[Any] | None = None
         self._opening = threading.Lock()
         self._standby_down_until: float | None = None
+        # Per standby connection, the highest position its server was seen to have
+        # replayed (PostgresStore._replayed); forgotten with the connection.
+        self.replayed: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def primary(self) -> psycopg_pool.ConnectionPool[Any]:
         pool = self._primary
@@ -299,18 +308,30 @@ class PostgresStore(Store):
     def _replayed(self, conn: psycopg.Connection[Any]) -> bool:
         """Whether the standby on `conn` has replayed this view's position, waiting
         REPLAY_WAIT_S at most. False at once for a server that replays nothing
-        (not a standby: pg_last_wal_replay_lsn() is null)."""
+        (not a standby: pg_last_wal_replay_lsn() is null). What a connection's
+        server was last seen to have replayed is remembered with the connection:
+        a standby's replay only moves forward, and a connection stays on one
+        server (even where the replica's address names several), so a client
+        sending the same position on every read costs one query, not one each."""
         if self._after is None:
             return True
-        wanted = position_text(self._after)
+        replayed = self._pools.replayed
+        if replayed.get(conn, -1) >= self._after:
+            return True
         deadline = time.monotonic() + REPLAY_WAIT_S
+        pause = REPLAY_POLL_S
         while True:
-            row = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [wanted]).fetchone()
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn").fetchone()
             if row is None or row[0] is None:
                 return False
-            if row[0] or time.monotonic() >= deadline:
-                return bool(row[0])
-            time.sleep(REPLAY_POLL_S)
+            replayed[conn] = int(row[0])
+            if replayed[conn] >= self._after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, REPLAY_POLL_MAX_S)
 
     # Read-your-writes (docs/design.md, "Reads from a replica").
 
