@@ -284,26 +284,52 @@ class PostgresStore(Store):
         the read for a reason of its own (shut down, a recovery conflict), leaves it
         to the primary: a read is never refused for the replica's sake."""
         with self.translated(args):
-            standby = self._pools.standby()
-            if standby is not None:
+            on_standby = self._standby_connection()
+            if on_standby is not None:
+                held, conn = on_standby
                 try:
-                    with standby.connection() as conn:
-                        caught_up = self._replayed(conn)
-                        if caught_up:
-                            found = reader(conn)
+                    with held:
+                        found = reader(conn)
                     self._pools.standby_served()
-                    if caught_up:
-                        return found
-                except psycopg_pool.PoolTimeout as error:
-                    self._pools.standby_failed(error)
+                    return found
                 except psycopg.OperationalError as error:
                     # Out of budget is the read's cost, the same on the primary.
                     if isinstance(error, errors.QueryCanceled):
                         raise
-                    if _standby_down(error):
-                        self._pools.standby_failed(error)
+                    self._standby_fault(error)
             with self.pool().connection() as conn:
                 return reader(conn)
+
+    def _standby_connection(self) -> tuple[ExitStack, psycopg.Connection[Any]] | None:
+        """A connection of the standby that may serve this view's reads (it has
+        replayed the position) and the stack that returns it to its pool; None for
+        the primary: no replica, the standby left alone, failing or behind."""
+        standby = self._pools.standby()
+        if standby is None:
+            return None
+        held = ExitStack()
+        try:
+            conn = held.enter_context(standby.connection())
+            if self._replayed(conn):
+                return held, conn
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
+            held.close()
+            self._standby_fault(error)
+            return None
+        except BaseException:
+            held.close()
+            raise
+        held.close()
+        return None
+
+    def _standby_fault(self, error: Exception) -> None:
+        """A read failed on the standby and goes to the primary: if the standby
+        cannot serve now (rather than this one statement failing there), it is left
+        alone for a while."""
+        if isinstance(error, psycopg_pool.PoolTimeout) or (
+            isinstance(error, psycopg.OperationalError) and _standby_down(error)
+        ):
+            self._pools.standby_failed(error)
 
     def _replayed(self, conn: psycopg.Connection[Any]) -> bool:
         """Whether the standby on `conn` has replayed this view's position, waiting
@@ -434,25 +460,10 @@ class PostgresStore(Store):
     def _held(self) -> tuple[ExitStack, psycopg.Connection[Any]]:
         """A connection held for a stream, picked as read() picks one (the
         standby's if it serves), and the stack that returns it to its pool."""
-        standby = self._pools.standby()
-        if standby is not None:
-            held = ExitStack()
-            try:
-                conn = held.enter_context(standby.connection())
-                if self._replayed(conn):
-                    self._pools.standby_served()
-                    return held, conn
-                held.close()
-            except psycopg_pool.PoolTimeout as error:
-                held.close()
-                self._pools.standby_failed(error)
-            except psycopg.OperationalError as error:
-                held.close()
-                if _standby_down(error):
-                    self._pools.standby_failed(error)
-            except BaseException:
-                held.close()
-                raise
+        on_standby = self._standby_connection()
+        if on_standby is not None:
+            self._pools.standby_served()
+            return on_standby
         held = ExitStack()
         return held, held.enter_context(self.pool().connection())
 
