@@ -503,7 +503,7 @@ class InvalidParamSchema(Schema):
     name = fields.String(**_doc("The parameter or field, dotted for nested fields."), required=True)
     # `in` is a Python keyword, hence data_key.
     in_ = fields.String(
-        data_key="in", **_doc("`query`, `header`, `path` or `body`."), required=True
+        data_key="in", **_doc("`query`, `header`, `cookie`, `path` or `body`."), required=True
     )
     reason = fields.String(required=True)
 
