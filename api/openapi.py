@@ -155,9 +155,10 @@ POSITION = {
     "description": "Where the database stood after your last write, as its answer's "
     "`Salvo-Position` header gave it: the read then sees that write, even where the "
     "server reads from a replica. Answers to writes also set it as the `salvo_position` "
-    "cookie (30 s), which clients that keep cookies send back by themselves. Not a "
-    "position: a 400 naming the header (or the cookie).",
-    "schema": {"type": "string", "pattern": POSITION_PATTERN, "example": "0/3000148"},
+    "cookie (30 s), which clients that keep cookies send back by themselves. A position "
+    "looks like `0/3000148`; anything else is a 400 naming the header (or the cookie).",
+    # No example: Swagger UI's "Try it out" would send it with every read.
+    "schema": {"type": "string", "pattern": POSITION_PATTERN},
 }
 POSITION_HEADERS = {
     "Salvo-Position": {
