@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from flask.testing import FlaskClient
@@ -218,6 +219,28 @@ def test_a_read_whose_position_is_replayed_is_served_by_the_standby(
     assert waited < REPLAY_WAIT_S
 
 
+def test_exports_and_stats_read_the_standby_unless_behind_the_position(
+    primary: PostgresServer,
+    standby: PostgresServer,
+    reader: FlaskClient,
+    key: str,
+    template: dict[str, Any],
+) -> None:
+    """An export holds one connection for its whole stream, picked as any read's;
+    /stats reads the rollups there too."""
+    event = _event(template, date="2031-05-05")
+    export = "/api/v1/events?format=ndjson&date_from=2031-05-05&date_to=2031-05-05"
+    stats = "/api/v1/stats?date_from=2031-05-05&date_to=2031-05-05"
+    with _paused(primary, standby):
+        position = _post(reader, key, event).headers[POSITION]
+        assert reader.get(export).get_data() == b""
+        assert reader.get(stats).get_json()["data"][0]["events"] == 0
+        lines = reader.get(export, headers={POSITION: position}).get_data().splitlines()
+        assert [orjson.loads(line)["id"] for line in lines] == [event["id"]]
+        counted = reader.get(stats, headers={POSITION: position}).get_json()
+        assert counted["data"][0]["events"] == 1
+
+
 def test_a_write_transaction_and_api_keys_read_the_primary(
     primary: PostgresServer,
     standby: PostgresServer,
@@ -315,7 +338,10 @@ def test_a_cursor_taken_on_the_primary_pages_on_the_lagging_standby(
     with _paused(primary, standby):
         events = [_event(template, date=f"2030-01-0{day}") for day in (1, 2, 3)]
         position = _post(reader, key, *events).headers[POSITION]
-        first = reader.get("/api/v1/events?limit=2", headers={POSITION: position}).get_json()
+        first = reader.get(
+            "/api/v1/events?limit=2&date_from=2030-01-01&date_to=2030-01-03",
+            headers={POSITION: position},
+        ).get_json()
         assert [e["id"] for e in first["data"]] == [events[2]["id"], events[1]["id"]]
         following = reader.get(first["links"]["next"])
         assert following.status_code == 200
@@ -431,6 +457,22 @@ def test_a_replica_beside_sqlite_is_refused_at_start(
         create_app({"DATABASE": str(seeded_db), "DATABASE_REPLICA": standby.url("salvo")})
     with pytest.raises(ValueError, match="must be a postgresql:// URL"):
         create_app({"DATABASE": standby.url("salvo"), "DATABASE_REPLICA": str(seeded_db)})
+
+
+def test_a_replica_that_is_not_a_standby_never_serves_a_position(
+    primary: PostgresServer, key: str, template: dict[str, Any]
+) -> None:
+    """A replica setting naming a server that replays nothing (here the primary
+    itself): /readyz says so, and a read with a position goes to the primary at
+    once instead of waiting for a replay that never comes."""
+    api = _client(primary, primary, cookies=False)
+    assert api.get("/readyz").get_json()["replica"] == "not a standby (it is not in recovery)"
+    event = _event(template)
+    position = _post(api, key, event).headers[POSITION]
+    started = time.monotonic()
+    found = api.get(f"/api/v1/events/{event['id']}", headers={POSITION: position})
+    assert found.status_code == 200
+    assert time.monotonic() - started < REPLAY_WAIT_S
 
 
 def test_a_store_without_replica_sends_no_position(primary: PostgresServer) -> None:
