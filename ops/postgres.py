@@ -305,3 +305,79 @@ def recover_to(directory: Path, archive: Path, target_time: str) -> PostgresServ
     except BaseException:
         stop_server_in(directory)
         raise
+
+
+def start_standby(primary: PostgresServer) -> PostgresServer:
+    """A hot standby of the running throwaway cluster `primary`, kept by streaming
+    replication: `pg_basebackup -R` (as the `postgres` OS user) copies the primary's
+    data into a new temporary directory and writes `primary_conninfo` and
+    standby.signal there; the standby is started on a free port like the primary and
+    stopped the same way (stop_server_in), or stopped and started again on its port
+    (stop_keeping, start_again). It serves reads once consistent, which `pg_ctl
+    start -w` waits for (a hot standby accepts connections from then on).
+
+    What it needs of the primary, all initdb's defaults here: `wal_level=replica`,
+    free WAL senders (max_wal_senders 10), a pg_hba `host replication` line for
+    127.0.0.1 (initdb writes one with --auth-host), and a role with REPLICATION
+    (ROLE is the cluster's superuser). The password reaches pg_basebackup in its
+    connection string, which -R copies into the standby's primary_conninfo."""
+    started = time.monotonic()
+    directory = Path(
+        tempfile.mkdtemp(prefix="salvo-standby-", dir="/tmp" if os.geteuid() == 0 else None)
+    )
+    try:
+        log = directory / "server.log"
+        log.touch()
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+            shutil.chown(log, "postgres", "postgres")
+        conninfo = (
+            f"host=127.0.0.1 port={primary.port} user={ROLE} password={primary.password} "
+            "application_name=salvo_standby"
+        )
+        _run(
+            [str(BIN / "pg_basebackup"), "-d", conninfo, "-D", str(directory / "data"),
+             "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+            log,
+        )  # fmt: skip
+        port = free_port()
+        # The standby's own settings (the primary's came with the copy), written
+        # beside -R's primary_conninfo rather than given on pg_ctl's command line, so
+        # that start_again starts it as it was.
+        with (directory / "data" / "postgresql.auto.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
+                f"unix_socket_directories = '{directory}'\nhot_standby = on\n"
+                "fsync = off\nfull_page_writes = off\n"
+            )
+        standby = PostgresServer(directory, port, primary.password, 0, 0.0)
+        standby = start_again(standby)
+        standby.seconds_to_start = time.monotonic() - started
+        return standby
+    except BaseException:
+        stop_server_in(directory)
+        raise
+
+
+def stop_keeping(server: PostgresServer) -> None:
+    """Stop a standby of start_standby by its PID (pg_ctl stop -m fast), keeping its
+    directory for start_again: a replica that goes away and comes back."""
+    subprocess.run(
+        _as_server_user([str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(server.data)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    wait_gone(server.pid)
+
+
+def start_again(server: PostgresServer) -> PostgresServer:
+    """Start a standby of start_standby (stopped by stop_keeping) on its port, as
+    its postgresql.auto.conf says; `server` with the new PID."""
+    _run(
+        [str(BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(server.data),
+         "-l", str(server.directory / "server.log")],
+        server.directory / "server.log",
+    )  # fmt: skip
+    server.pid = int((server.data / "postmaster.pid").read_text().split()[0])
+    return server

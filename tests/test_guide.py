@@ -38,6 +38,7 @@ SETUP = (
     "Two commands",
     "Serving in production",
     "Many instances: `make cluster`",
+    "Reads from a replica",
     "Operations",
     "Bring your data",
     "Synthetic data at scale",

@@ -23,6 +23,7 @@ import abc
 import dataclasses
 import datetime
 import hashlib
+import re
 import secrets
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
@@ -450,6 +451,21 @@ class Store(abc.ABC):
     def live_key(self, key_id: str) -> StoredKey | None:
         """An API key that is not revoked, or None."""
 
+    # Read-your-writes across a replica (docs/design.md, "Reads from a replica").
+
+    def position(self) -> int | None:
+        """Where the primary database's log stands now, past every commit made before
+        this call: what an answer to a write carries so that the writer's next reads
+        see it (`after`). None for a store whose reads see every commit anyway (one
+        database, no replica): nothing is sent, nothing need be sent back."""
+        return None
+
+    def after(self, position: int | None) -> "Store":
+        """This store with its reads seeing at least every commit up to `position`
+        (a `position()` of this store's primary, from any instance). A store without
+        a replica reads where it writes: itself."""
+        return self
+
     @abc.abstractmethod
     def readiness(self) -> dict[str, str]:
         """What /readyz reports when the store can serve; Unavailable or Damaged
@@ -552,13 +568,55 @@ def database_file(database: str) -> str:
     return path
 
 
-def open_store(database: str, *, budget_s: float = 1.0) -> Store:
+def replica_refusal(database: str, replica: str | None) -> str | None:
+    """Why a replica setting ($SALVO_DATABASE_REPLICA) cannot serve beside this
+    database setting, or None: a replica is a PostgreSQL hot standby of a PostgreSQL
+    primary, and SQLite has neither."""
+    if not replica:
+        return None
+    if not replica.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "SALVO_DATABASE_REPLICA must be a postgresql:// URL of a hot standby of "
+            "SALVO_DATABASE's server."
+        )
+    if not database.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "SALVO_DATABASE_REPLICA names a PostgreSQL standby, but SALVO_DATABASE is a "
+            "SQLite file: a replica needs a postgresql:// primary. Unset "
+            "SALVO_DATABASE_REPLICA, or serve from PostgreSQL."
+        )
+    return None
+
+
+# A position as the API sends it: PostgreSQL's text form of a write-ahead log
+# location (pg_lsn), two hexadecimal halves of a 64-bit offset.
+POSITION_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+
+
+def position_text(position: int) -> str:
+    """A position as sent in answers (`16/B374D848`)."""
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+def parse_position(text: str) -> int:
+    """A position sent back by a client; ValueError unless it is one."""
+    if re.fullmatch(POSITION_PATTERN, text) is None:
+        raise ValueError(text)
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def open_store(database: str, *, budget_s: float = 1.0, replica: str | None = None) -> Store:
     """The store a database setting names: a path or `sqlite:///path` is SQLite, a
-    `postgresql://` (or `postgres://`) URL is PostgreSQL."""
+    `postgresql://` (or `postgres://`) URL is PostgreSQL, reading from the hot
+    standby `replica` names if given. Unavailable for a replica beside SQLite."""
+    refusal = replica_refusal(database, replica)
+    if refusal is not None:
+        raise Unavailable(refusal)
     if database.startswith(POSTGRESQL_SCHEMES):
         from api.store.postgresql.store import PostgresStore
 
-        return PostgresStore(database, budget_s=budget_s)
+        return PostgresStore(database, budget_s=budget_s, replica=replica or None)
     from api.store.sqlite.store import SQLiteStore
 
     return SQLiteStore(database_file(database), budget_s=budget_s)
