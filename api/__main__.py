@@ -14,7 +14,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from api.config import database_path, rate_limit_storage, rate_limits_enabled
+from api.config import database_path, database_replica, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
 from api.store import (
     POSTGRESQL_SCHEMES,
@@ -24,6 +24,7 @@ from api.store import (
     Unavailable,
     database_file,
     open_store,
+    replica_refusal,
 )
 from api.store.sqlite.backups import (
     private_files,
@@ -136,7 +137,9 @@ def _serve(args: argparse.Namespace, path: str) -> int:
     """Replace this process with Granian serving api:create_app, so that signals reach
     Granian directly: on SIGTERM or Ctrl-C it stops accepting connections and lets
     the requests in flight finish."""
-    refusal = _unservable(path)
+    # A setting that cannot serve is said here, once, rather than by each of
+    # Granian's workers as it loads the app.
+    refusal = replica_refusal(path, database_replica()) or _unservable(path)
     if refusal:
         print(f"api: {refusal}", file=sys.stderr)
         return 1

@@ -3,7 +3,9 @@ a replica") against a real primary and a hot standby made from it by `pg_basebac
 -R` on loopback (ops/postgres.py). Replay on the standby is paused
 (`pg_wal_replay_pause()`) wherever a test must tell which server answered: a read the
 standby serves does not see what was written since, one the primary serves does.
-Skipped only without PostgreSQL, saying what to install."""
+Skipped only without PostgreSQL, saying what to install. A SQLite file appears only
+as what a replica cannot stand beside (a SQLite primary), and as where the event
+template comes from."""
 
 import logging
 import time
@@ -18,6 +20,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
+from api.__main__ import main as api_main
 from api.store import open_store, parse_position
 from api.store.postgresql import store as replica_store
 from api.store.postgresql.store import REPLAY_WAIT_S, PostgresStore
@@ -457,6 +460,14 @@ def test_a_replica_beside_sqlite_is_refused_at_start(
         create_app({"DATABASE": str(seeded_db), "DATABASE_REPLICA": standby.url("salvo")})
     with pytest.raises(ValueError, match="must be a postgresql:// URL"):
         create_app({"DATABASE": standby.url("salvo"), "DATABASE_REPLICA": str(seeded_db)})
+
+
+def test_serve_refuses_a_replica_beside_sqlite_before_starting_workers(
+    seeded_db: Any, standby: PostgresServer, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("SALVO_DATABASE_REPLICA", standby.url("salvo"))
+    assert api_main(["--db", str(seeded_db), "serve"]) == 1
+    assert "needs a postgresql:// primary" in capsys.readouterr().err
 
 
 def test_a_replica_that_is_not_a_standby_never_serves_a_position(
