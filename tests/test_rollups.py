@@ -3,6 +3,7 @@ sequence of writes, edits and deletions (hypothesis), on both engines; on SQLite
 maintained rollup also equals one rebuilt from the events."""
 
 import datetime
+import itertools
 import random
 import sqlite3
 import tempfile
@@ -118,7 +119,10 @@ def read_connection(database: str) -> Iterator[Any]:
         sqlite_conn.close()
 
 
-@pytest.fixture(scope="module")
+_templates = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
 def empty_databases(
     engine: str, request: pytest.FixtureRequest
 ) -> Callable[[], AbstractContextManager[str]]:
@@ -136,7 +140,8 @@ def empty_databases(
 
         return sqlite_file
     server = request.getfixturevalue("postgres_server")
-    template = "salvo_rollups_template"
+    # Numbered: each module that imports the fixture makes its own.
+    template = f"salvo_empty_template_{next(_templates)}"
     store = open_store(new_database(server, template))
     store.migrate()
     store.close()
