@@ -188,17 +188,19 @@ def check_a_change(
         after["latitude"], after["longitude"] = POINTS[value]
     else:
         after["title"] = TITLES[value]
-    # New events, the first at the changed place or source; the others' places and
-    # sources as stored (a writer agreeing with the data but for this change).
+    # New events, the first at the changed place or source; every other place and
+    # source as stored (a writer agreeing with the data but for this change), the
+    # first event's other one too: as generated, it may describe a stored record
+    # otherwise than another event of the write does.
     fresh = generate_batch(10_000 * (step + 1), 1 + others, seed + 1, UNTIL)
-    fresh[0]["location" if table == "locations" else "source"] = loaded(table, after)
-    for event in fresh[1:]:
+    for event in fresh:
         for name, shared in (("location", "locations"), ("source", "sources")):
             response = client.get(f"/api/v1/{shared}/{event[name]['id']}")
             if event[name]["id"] == record_id:
                 event[name] = loaded(table, after)
             elif response.status_code == 200:
                 event[name] = loaded(shared, without_count(response.get_json()))
+    fresh[0]["location" if table == "locations" else "source"] = loaded(table, after)
     now = datetime.datetime(2026, 1, 1, step, tzinfo=datetime.UTC)
     with store.writer() as writer:
         if writer_kind == "load_curated":
