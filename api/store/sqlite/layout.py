@@ -148,7 +148,9 @@ def open_existing_for_writing(
     is sqlite3's trace callback from the first statement on (for tests)."""
     uri = Path(path).resolve().as_uri() + "?mode=rw"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        # Used by one thread, but SQLiteStore.close() closes it from whichever thread
+        # ends the store (the read connections are opened the same way).
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     except sqlite3.OperationalError as error:
         raise MissingDatabase(f"{path} cannot be opened: {error}") from error
     conn.set_trace_callback(trace)
