@@ -202,12 +202,12 @@ def check_a_change(
                 event[name] = loaded(shared, without_count(response.get_json()))
     fresh[0]["location" if table == "locations" else "source"] = loaded(table, after)
     now = datetime.datetime(2026, 1, 1, step, tzinfo=datetime.UTC)
-    with store.writer() as writer:
-        if writer_kind == "load_curated":
+    if writer_kind == "load_curated":
+        with store.writer() as writer:
             writer.load_curated(fresh, command_author(), now)
-        else:
-            with writer.bulk_load() as load:
-                load.add(event_rows(fresh, now))
+    else:
+        with store.bulk_load(command_author(), now, []) as load:
+            load.add(event_rows(fresh, now))
 
     documents = events(client)
     name = "location" if table == "locations" else "source"
@@ -312,8 +312,9 @@ def test_a_partners_edit_outlives_a_change_to_its_place(
     fresh["location"] = {**event["location"], "latitude": 49.0, "longitude": 31.5}
     store = open_store(db)
     try:
-        with store.writer() as writer, writer.bulk_load() as load:
-            load.add(event_rows([fresh], datetime.datetime.now(datetime.UTC)))
+        now = datetime.datetime.now(datetime.UTC)
+        with store.bulk_load(command_author(), now, []) as load:
+            load.add(event_rows([fresh], now))
     finally:
         store.close()
     moved = partner.client.get(f"/api/v1/events/{FRANCE}").get_json()
