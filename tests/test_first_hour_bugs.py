@@ -96,10 +96,8 @@ def test_near_is_described_one_way(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def partner(seeded_db: Path, tmp_path: Path) -> Partner:
-    path = tmp_path / "writable.db"
-    shutil.copy(seeded_db, path)
-    return Partner(path)
+def partner(fresh_database: str, open_app: Callable[..., Flask]) -> Partner:
+    return Partner(fresh_database, open_app(fresh_database))
 
 
 def patched(partner: Partner, patch: dict[str, Any]) -> TestResponse:
