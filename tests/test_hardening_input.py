@@ -5,7 +5,6 @@ HTTP API on a writable copy of the seeded database, on both engines."""
 import csv
 import io
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,7 +12,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from schemas.event import MAX_ACTORS, MAX_NOTES
 from schemas.query import MAX_PAGE_BYTES
 from tests.engines import execute, on_postgresql, rows, write_key
@@ -23,19 +21,13 @@ PROBLEM = "application/problem+json"
 
 
 class Writer:
-    """The Flask test client on a writable copy of the seeded database (a SQLite path
-    or a postgresql:// URL), with a write key. `app` is the app on it (conftest's
-    open_app closes its store); without one, an app of its own."""
+    """The Flask test client of `app`, on a writable copy of the seeded database (a
+    SQLite path or a postgresql:// URL), with a write key."""
 
-    def __init__(self, database: str | Path, app: Flask | None = None) -> None:
-        self.database = str(database)
-        self.client: FlaskClient = (
-            app
-            or create_app(
-                {"DATABASE": self.database, "TESTING": True, "RATE_LIMITS_ENABLED": False}
-            )
-        ).test_client()
-        self.key = write_key(self.database, "Newsroom", "write")
+    def __init__(self, database: str, app: Flask) -> None:
+        self.database = database
+        self.client: FlaskClient = app.test_client()
+        self.key = write_key(database, "Newsroom", "write")
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}", **extra}
