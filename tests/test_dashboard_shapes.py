@@ -1,7 +1,7 @@
 """The shapes a dashboard draws (issue 20): totals across categories, yearly series,
 pages that join into the whole answer, and the shapes of /events and /locations a
 map and a table need. Counts that must add up are checked on synthetic data, on
-both engines."""
+both engines. SQLite only: `init` upgrading an earlier SQLite file."""
 
 import shutil
 import sqlite3

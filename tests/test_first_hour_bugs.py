@@ -1,7 +1,8 @@
 """What a front-end developer met in the first hour (issue 20): the bugs of item 6,
 each reproduced as it was met (the README's commands on a fresh clone, a PATCH of a
 fetched event, a filter on its own, a fetched event posted back, jQuery's
-cache-buster), and the limits of item 5 (a 304 is not counted; several windows)."""
+cache-buster), and the limits of item 5 (a 304 is not counted; several windows).
+On both engines, but for `python -m api backup`, which copies SQLite files only."""
 
 import os
 import shutil

@@ -1,4 +1,5 @@
-"""HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions."""
+"""HTTP behaviour for browsers and caches: CORS, ETag / 304, Cache-Control, versions,
+on both engines. SQLite only: the read connections opening the file read-only."""
 
 import datetime
 import gzip
