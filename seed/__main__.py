@@ -444,7 +444,14 @@ def _write_store(
     failed."""
     store = open_store(database)
     try:
-        said = store.migrate()
+        try:
+            said = store.migrate()
+        except StoreError as error:
+            # Nothing is written before the layout is this release's.
+            print(
+                f"seed: writing failed, the database is unchanged: {error.detail}", file=sys.stderr
+            )
+            return None
         if not said.endswith("nothing to do"):
             print(f"seed: {said}", flush=True)
         return write(store)
