@@ -14,7 +14,7 @@ THREADS ?= 4
 # Salvo instances behind HAProxy in `make cluster`.
 INSTANCES ?= 2
 
-.PHONY: run seed test lint openapi codebook bench soak clean cluster
+.PHONY: run seed test lint openapi codebook bench soak soak-postgresql clean cluster
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -90,6 +90,12 @@ bench: $(VENV)/.dev .venv-bench/bin/datasette
 # built once), then a check that every acknowledged write is in the file and /changes.
 soak: $(VENV)/.dev
 	$(BIN)/python bench/soak.py
+
+# The same on a throwaway PostgreSQL (100,000 events, loaded each run) with two instances
+# behind HAProxy, one killed half-way; also checks the change feed against a mirror and
+# the rollups against the same rollups refilled from every event.
+soak-postgresql: $(VENV)/.dev
+	$(BIN)/python bench/soak.py --postgresql
 
 .venv-bench/bin/datasette:
 	python3 -m venv .venv-bench
