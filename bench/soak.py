@@ -280,6 +280,12 @@ def on_postgresql(events: int) -> Iterator[Target]:
                 written_after, drifted,
             )  # fmt: skip
         finally:
+            # What the balancer saw of the instances (its health checks' verdicts),
+            # read before stop() removes its log.
+            log = cluster.directory / "haproxy.log"
+            for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+                if " is DOWN" in line or " is UP" in line:
+                    print(f"haproxy: {line.strip()}")
             cluster.stop()
     finally:
         stop_server_in(postgres.directory)
