@@ -2,7 +2,9 @@
 with its tables; python -m api migrate: upgrade a database an earlier release wrote, in
 place; python -m api keys create|list|revoke: manage the API keys partners send as
 `Authorization: Bearer <key>`; python -m api backup PATH and python -m api restore FILE:
-copy the database out, or back in, while it serves (see docs/operations.md)."""
+copy the database out, or back in, while it serves; python -m api renew-history: begin a
+new change history after a restore made by other tools (pg_restore, a point-in-time
+recovery), as `restore` does for its own (see docs/operations.md)."""
 
 import argparse
 import os
@@ -12,7 +14,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from api.config import database_path, rate_limit_storage, rate_limits_enabled
+from api.config import database_path, database_replica, rate_limit_storage, rate_limits_enabled
 from api.keys import SCOPES
 from api.store import (
     POSTGRESQL_SCHEMES,
@@ -22,6 +24,7 @@ from api.store import (
     Unavailable,
     database_file,
     open_store,
+    replica_refusal,
 )
 from api.store.sqlite.backups import (
     private_files,
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         "partners' change tokens from before are refused afterwards",
     )
     restore_command.add_argument("file", help="a Salvo database of this version, e.g. a backup")
+    commands.add_parser(
+        "renew-history",
+        help="after restoring the database with other tools (pg_restore, a point-in-time "
+        "recovery, a file copied back): begin a new change history, so that partners' "
+        "change tokens from before are refused and they resync",
+    )
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key and print it (only this once)")
     create.add_argument("--name", required=True, help="who the key is for")
@@ -96,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "backup", "restore"):
             print(
                 f"api: {args.command} works on SQLite files; on PostgreSQL, `migrate` "
-                "creates the layout, and pg_dump and pg_restore back it up and restore it",
+                "creates the layout, and pg_dump and pg_restore back it up and restore it; "
+                "after a restore, run `python -m api renew-history` (docs/operations.md, "
+                '"Backup and restore on PostgreSQL")',
                 file=sys.stderr,
             )
             return 2
@@ -117,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return _backup(path, args.path, args.force)
         if args.command == "restore":
             return _restore(args.file, path)
+        if args.command == "renew-history":
+            return _renew_history(path)
         return _keys(path, args)
 
 
@@ -124,7 +137,9 @@ def _serve(args: argparse.Namespace, path: str) -> int:
     """Replace this process with Granian serving api:create_app, so that signals reach
     Granian directly: on SIGTERM or Ctrl-C it stops accepting connections and lets
     the requests in flight finish."""
-    refusal = _unservable(path)
+    # A setting that cannot serve is said here, once, rather than by each of
+    # Granian's workers as it loads the app.
+    refusal = replica_refusal(path, database_replica()) or _unservable(path)
     if refusal:
         print(f"api: {refusal}", file=sys.stderr)
         return 1
@@ -283,10 +298,32 @@ def _restore(file: str, path: str) -> int:
     return 0
 
 
+def _renew_history(path: str) -> int:
+    store = open_store(path)
+    try:
+        renewed = store.renew_history()
+    except StoreError as error:
+        print(f"api: no new history, {_shown(path)} is unchanged: {error.detail}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(
+        f"api: a new change history begins in {_shown(path)} at change seq "
+        f"{renewed.highest_seq} (history {renewed.history}); partners resync (their "
+        "tokens from before are refused)"
+    )
+    return 0
+
+
+def _shown(database: str) -> str:
+    """A database setting as messages name it: a postgresql:// URL without its password."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1@", database)
+
+
 def _migrate_postgresql(url: str) -> int:
     """Create or upgrade a PostgreSQL database's layout (one transaction: a failure
     leaves it as it was). Messages name it without its password."""
-    shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1@", url)
+    shown = _shown(url)
     try:
         described = open_store(url).migrate()
     except StoreError as error:

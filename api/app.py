@@ -10,6 +10,7 @@ from werkzeug.routing import Map
 from api import auth, caching, cors, db, docs, limits, problems, request_ids, service, v1
 from api.config import (
     database_path,
+    database_replica,
     rate_limit_anonymous,
     rate_limit_key,
     rate_limit_storage,
@@ -23,6 +24,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = _Salvo(__name__)
     app.config.from_mapping(
         DATABASE=database_path(),
+        # A PostgreSQL hot standby for reads, or None (api.db; docs/design.md, "Reads
+        # from a replica").
+        DATABASE_REPLICA=database_replica(),
         # Seconds a client or shared cache may reuse a GET response.
         CACHE_MAX_AGE=60,
         # Origins allowed to read the API from a browser: "*" or a list.

@@ -12,6 +12,12 @@ def database_path() -> str:
     return os.environ.get("SALVO_DATABASE") or str(DEFAULT_DATABASE)
 
 
+def database_replica() -> str | None:
+    """A hot standby of the PostgreSQL primary to read from (a postgresql:// URL):
+    $SALVO_DATABASE_REPLICA, else none (reads go where writes go)."""
+    return os.environ.get("SALVO_DATABASE_REPLICA") or None
+
+
 def rate_limits_enabled() -> bool:
     """False when $SALVO_RATE_LIMITS is `off`."""
     return os.environ.get("SALVO_RATE_LIMITS", "on") != "off"

@@ -28,10 +28,12 @@ EXPOSED_HEADERS = (
     # On a 415, the media types a write takes.
     "Accept-Post",
     "Accept-Patch",
+    # Where the database stood after a write, for the writer's next reads (api.db).
+    "Salvo-Position",
 )
 # Methods and request headers a preflight may ask for.
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE")
-# Besides Salvo's own (Authorization, If-Match, Idempotency-Key), those that browser
+# Besides Salvo's own (Authorization, If-Match, Idempotency-Key, Salvo-Position), those that browser
 # libraries and HTTP clients add by themselves: a preflight that refuses one fails
 # the whole request with an opaque error.
 ALLOWED_HEADERS = (
@@ -45,6 +47,7 @@ ALLOWED_HEADERS = (
     "If-Match",
     "If-Modified-Since",
     "If-None-Match",
+    "Salvo-Position",
     "X-Requested-With",
 )
 # Seconds a browser may reuse a preflight's answer.

@@ -9,7 +9,7 @@ its ids, never a 500.
 import threading
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g, has_request_context, request
 
 from api.problems import (
     DATABASE_BUSY,
@@ -42,6 +42,9 @@ from api.store import (
     StoreError,
     TooCostly,
     open_store,
+    parse_position,
+    position_text,
+    replica_refusal,
 )
 
 _EXTENSION = "salvo.store"
@@ -49,8 +52,9 @@ _opening = threading.Lock()
 
 
 def store() -> Store:
-    """The current app's store, opened on first use from its DATABASE and
-    QUERY_BUDGET_S, and kept for the app's life."""
+    """The current app's store, opened on first use from its DATABASE,
+    DATABASE_REPLICA and QUERY_BUDGET_S, and kept for the app's life; in a request
+    that carries a position, the store whose reads see it (Store.after)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     opened: Store | None = app.extensions.get(_EXTENSION)
     if opened is None:
@@ -58,19 +62,124 @@ def store() -> Store:
             opened = app.extensions.get(_EXTENSION)
             if opened is None:
                 opened = open_store(
-                    app.config["DATABASE"], budget_s=float(app.config["QUERY_BUDGET_S"])
+                    app.config["DATABASE"],
+                    budget_s=float(app.config["QUERY_BUDGET_S"]),
+                    replica=app.config.get("DATABASE_REPLICA"),
                 )
                 app.extensions[_EXTENSION] = opened
+    if has_request_context():
+        position: int | None = g.get(_POSITION)
+        if position is not None:
+            return opened.after(position)
     return opened
 
 
+def close_store(app: Flask) -> None:
+    """Close `app`'s store if it was opened (a PostgreSQL store's pool ends its
+    connections and threads); a later request opens it again."""
+    with _opening:
+        opened: Store | None = app.extensions.pop(_EXTENSION, None)
+    if opened is not None:
+        opened.close()
+
+
 def init_app(app: Flask) -> None:
-    """Answer every store error as a problem, wherever a request meets it."""
+    """Answer every store error as a problem, wherever a request meets it; refuse a
+    replica beside a SQLite database at once (ValueError), not at the first request;
+    read the position a request carries, and send one with every answer to a write."""
+    refusal = replica_refusal(app.config["DATABASE"], app.config.get("DATABASE_REPLICA"))
+    if refusal is not None:
+        raise ValueError(refusal)
 
     def store_fault(error: StoreError) -> Response:
         return problem_response(problem_for(error))
 
     app.register_error_handler(StoreError, store_fault)
+    app.before_request(_read_position)
+    app.after_request(_send_position)
+
+
+# Read-your-writes across a replica (docs/design.md, "Reads from a replica"). Every
+# answer to a write carries the primary's position after it (this header, and the
+# cookie for clients that keep cookies: browsers, requests.Session); a read that
+# sends either back is served by the replica only once it has replayed that far,
+# else by the primary. Instances share nothing for it: the client carries it.
+POSITION_HEADER = "Salvo-Position"
+POSITION_COOKIE = "salvo_position"
+# Seconds a browser keeps the position: a standby replays a commit within
+# milliseconds, so this is only for a replica that fell behind; past it, the
+# client's reads are as fresh as the replica (GitLab's database load balancing
+# sticks a session to the primary for 30 s after a write too).
+POSITION_COOKIE_MAX_AGE = 30
+_POSITION = "salvo_position"
+_POSITION_REASON = (
+    "Not a position sent by this API: send back the {name} of an answer as given "
+    "(such as 16/B374D848)."
+)
+
+
+def _read_position() -> None:
+    """The latest position the request carries (header or cookie) into `g`; a 400
+    naming the header or the cookie if one is not a position (the bad cookie is
+    then deleted, so that a browser's next request is served)."""
+    if request.routing_exception is not None:
+        return  # a 404 or 405 reads nothing: its answer must not depend on these
+    latest = None
+    for name, location, sent in (
+        (POSITION_HEADER, "header", request.headers.get(POSITION_HEADER)),
+        (POSITION_COOKIE, "cookie", request.cookies.get(POSITION_COOKIE)),
+    ):
+        if sent is None:
+            continue
+        try:
+            position = parse_position(sent)
+        except ValueError:
+            if location == "cookie":
+                g.salvo_forget_position = True
+            raise invalid_parameter(
+                name, _POSITION_REASON.format(name=location), location
+            ) from None
+        latest = position if latest is None else max(latest, position)
+    setattr(g, _POSITION, latest)
+
+
+def _send_position(response: Response) -> Response:
+    """An answer to a write (or one that says it read the primary, `sends_position`)
+    gets the primary's position now: past every commit it wrote or read."""
+    if g.pop("salvo_forget_position", False):
+        response.delete_cookie(POSITION_COOKIE)
+    from api.auth import WRITE_METHODS  # api.auth imports this module
+
+    write = request.method in WRITE_METHODS
+    if (
+        not (write or g.get("salvo_primary_read"))
+        or response.status_code >= 500
+        or request.routing_exception is not None
+    ):
+        return response
+    try:
+        position = store().position()
+    except StoreError:
+        # The primary failed after answering: the answer still goes out, without.
+        return response
+    if position is not None:
+        response.headers[POSITION_HEADER] = position_text(position)
+        if write:
+            response.set_cookie(
+                POSITION_COOKIE,
+                position_text(position),
+                max_age=POSITION_COOKIE_MAX_AGE,
+                httponly=True,
+                samesite="Lax",
+            )
+    return response
+
+
+def sends_position() -> None:
+    """Called by a view whose answer was read from the primary (the change feed):
+    the answer carries the primary's position, so that what the client reads next
+    is at least as new (an event a /changes page names is found)."""
+    g.salvo_primary_read = True
 
 
 def problem_for(error: StoreError) -> Problem:

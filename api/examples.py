@@ -23,8 +23,10 @@ from typing import Any
 import click
 from apispec import BasePlugin
 from flask.cli import with_appcontext
+from flask.testing import FlaskClient
 
 from api.config import PROJECT_ROOT
+from api.store import open_store
 
 RECORDED = Path(__file__).resolve().parent / "examples.json"
 # Where `make run` serves: the links of the answers name it, as the README's do.
@@ -138,19 +140,29 @@ EXAMPLES = (
 )
 
 
-def record(db_path: str) -> dict[str, list[dict[str, Any]]]:
-    """Send EXAMPLES, in order, to an app on the database at db_path (written to: give
-    it a fresh copy of the seed), and return them with what it answered, by operation."""
+def record(database: str) -> dict[str, list[dict[str, Any]]]:
+    """Send EXAMPLES, in order, to an app on `database` (a SQLite path or a postgresql://
+    URL, written to: give it a fresh copy of the seed), and return them with what it
+    answered, by operation."""
     # Imported here: the app imports this module for its plugin.
     from api import create_app
-    from api.store.sqlite.keys import create_key
-    from api.store.sqlite.layout import open_for_writing
+    from api.db import close_store
 
-    writable = open_for_writing(db_path)
-    key = create_key(writable, "Example Newsroom", "write")
-    writable.close()
-    app = create_app({"DATABASE": db_path, "TESTING": True, "RATE_LIMITS_ENABLED": False})
-    client = app.test_client()
+    store = open_store(database)
+    try:
+        key = store.create_key("Example Newsroom", "write")
+    finally:
+        store.close()
+    app = create_app({"DATABASE": database, "TESTING": True, "RATE_LIMITS_ENABLED": False})
+    try:
+        return _sent(app.test_client(), key)
+    finally:
+        close_store(app)
+
+
+def _sent(client: FlaskClient, key: str) -> dict[str, list[dict[str, Any]]]:
+    """EXAMPLES sent through `client`, the authorized ones with `key`, with what it
+    answered, by operation."""
     recorded: dict[str, list[dict[str, Any]]] = {}
     for example in EXAMPLES:
         headers = dict(example.headers)

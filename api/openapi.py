@@ -1,6 +1,7 @@
 """flask-smorest wired for Salvo: operations documented from their schemas, parsed by
 api.params, and every error response documented as problem+json."""
 
+import copy
 import http
 from typing import Any
 
@@ -14,6 +15,7 @@ from marshmallow import Schema
 from api.examples import ExampleDocs, write_examples
 from api.params import RequestParser
 from api.problems import PROBLEM_CONTENT_TYPE
+from api.store import POSITION_PATTERN
 from schemas.query import QuerySchema
 from schemas.responses import AnyOf, ProblemSchema
 
@@ -83,6 +85,20 @@ _TYPED_RESPONSES = {
 }
 
 
+class ReadPositions(BasePlugin):
+    """Documents the `Salvo-Position` header every GET takes (api/db.py reads it
+    before any view). A plugin rather than each operation's `parameters`: given to
+    flask-smorest's doc, a list replaces the query parameters it documents."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for method, operation in (operations or {}).items():
+            if method == "get":
+                # A copy each: one object shared would be written as a YAML alias.
+                operation.setdefault("parameters", []).append(copy.deepcopy(POSITION))
+
+
 # What a 429 (api/limits.py) carries, for clients that back off by it.
 _RATE_LIMIT_HEADERS = {
     "Retry-After": {
@@ -130,6 +146,30 @@ IDEMPOTENCY_KEY = {
 }
 
 
+# Read-your-writes across a replica (api/db.py): the position every answer to a write
+# (and /changes) carries, and that a read may send back.
+POSITION = {
+    "name": "Salvo-Position",
+    "in": "header",
+    "required": False,
+    "description": "Where the database stood after your last write, as its answer's "
+    "`Salvo-Position` header gave it: the read then sees that write, even where the "
+    "server reads from a replica. Answers to writes also set it as the `salvo_position` "
+    "cookie (30 s), which clients that keep cookies send back by themselves. A position "
+    "looks like `0/3000148`; anything else is a 400 naming the header (or the cookie).",
+    # No example: Swagger UI's "Try it out" would send it with every read.
+    "schema": {"type": "string", "pattern": POSITION_PATTERN},
+}
+POSITION_HEADERS = {
+    "Salvo-Position": {
+        "description": "With a replica only: where the primary database stood after this "
+        "answer was made. Send it back in the `Salvo-Position` header of your next reads to "
+        "see every write up to it.",
+        "schema": {"type": "string", "pattern": POSITION_PATTERN},
+    }
+}
+
+
 def _null_only(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested object as anyOf its schema or `{type: object,
     nullable: true}`, which any object matches (`provenance: {}` was schema-valid, and
@@ -169,7 +209,7 @@ class Api(flask_smorest.Api):
             **_CONTRACT,
             **given,
             "info": {**_CONTRACT["info"], **given.get("info", {})},
-            "extra_plugins": [ProblemDetails(), ExampleDocs()],
+            "extra_plugins": [ProblemDetails(), ReadPositions(), ExampleDocs()],
         }
         super().__init__(app, spec_kwargs=spec_kwargs)
 
@@ -246,6 +286,7 @@ def read_operation(
     args: type[QuerySchema],
     response: type[Schema],
     paged: bool = False,
+    primary: bool = False,
     problems: tuple[int, ...] = (),
     alternatives: dict[str, Any] | None = None,
 ) -> Any:
@@ -256,7 +297,9 @@ def read_operation(
     generated clients (their method names), so it must not change once published.
     `alternatives` maps further media types of the 200 response to their schemas;
     flask-smorest puts them after `response`'s application/json, which generated
-    clients therefore take as the default."""
+    clients therefore take as the default. `primary` for a read from the primary
+    whose answer carries a position (the change feed); every read takes one
+    (ReadPositions)."""
 
     def decorate(view: Any) -> Any:
         responses: dict[Any, Any] = {
@@ -272,7 +315,11 @@ def read_operation(
         operation = blp.doc(operationId=operation_id, responses=responses)(view)
         for status in problems:
             operation = blp.alt_response(status, response=http.HTTPStatus(status).name)(operation)
-        headers = {**_CACHE_HEADERS, **(_LINK_HEADER if paged else {})}
+        headers = {
+            **_CACHE_HEADERS,
+            **(_LINK_HEADER if paged else {}),
+            **(POSITION_HEADERS if primary else {}),
+        }
         operation = blp.response(200, response, headers=headers)(operation)
         operation = blp.arguments(args(), location="query", as_kwargs=False, error_status_code=400)(
             operation

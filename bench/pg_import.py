@@ -2,7 +2,9 @@
 how long `python -m seed synthetic --events N` takes on a throwaway server
 (tests/postgres.py: fsync off, so the figure is the load's work, not the disk's),
 and the latency of GET /api/v1/events?limit=10 (Flask test client, its own
-connections) before, during and after it.
+connections) before, during and after it; and a partner's POST of one event every
+half second meanwhile (their statuses and latencies: a write waits for the change
+counter only while a slice of the load is merged).
 
     .venv/bin/python bench/pg_import.py [--events 1000000] [--workers 2]
 
@@ -10,6 +12,7 @@ The curated events are loaded first, so that the reader has something to read.
 """
 
 import argparse
+import itertools
 import statistics
 import subprocess
 import sys
@@ -18,10 +21,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api import create_app  # noqa: E402
+from api.store import open_store  # noqa: E402
 from ops.postgres import start_server, stop_server_in  # noqa: E402
 
 PAGE = "/api/v1/events?limit=10"
@@ -39,6 +45,11 @@ def main() -> int:
         seed = [sys.executable, "-m", "seed", "--db", url]
         subprocess.run(seed, cwd=ROOT, check=True, capture_output=True)
         api = create_app({"DATABASE": url, "RATE_LIMITS_ENABLED": False}).test_client()
+        keys = open_store(url)
+        key = keys.create_key("bench partner", "write")
+        keys.close()
+        event = orjson.loads((ROOT / "examples" / "new-events.json").read_bytes())["events"][0]
+        writes: list[tuple[int, float]] = []
         latencies: list[float] = []
         statuses: list[int] = []
         failed: list[float] = []  # when each read that did not answer 200 ended
@@ -53,8 +64,23 @@ def main() -> int:
                 if status != 200:
                     failed.append(time.perf_counter())
 
+        def write() -> None:
+            partner = create_app({"DATABASE": url, "RATE_LIMITS_ENABLED": False}).test_client()
+            for number in itertools.count():
+                if stop.wait(0.5):
+                    return
+                started = time.perf_counter()
+                status = partner.post(
+                    "/api/v1/events",
+                    json={"events": [{**event, "id": f"{event['id']}-bench-{number}"}]},
+                    headers={"Authorization": f"Bearer {key}"},
+                ).status_code
+                writes.append((status, time.perf_counter() - started))
+
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
         time.sleep(1)
         before = len(latencies)
         started = time.perf_counter()
@@ -66,6 +92,7 @@ def main() -> int:
         time.sleep(5)
         stop.set()
         reader.join()
+        writer.join()
         print(done.stdout.strip() or done.stderr.strip())
         if done.returncode:
             return 1
@@ -80,6 +107,13 @@ def main() -> int:
         if failed:
             offsets = sorted({round(at - ended, 1) for at in failed})
             print(f"reads not answered 200 ended at these s from the load's end: {offsets}")
+        write_seconds = sorted(seconds for _, seconds in writes)
+        print(
+            f"{len(writes)} partner POSTs meanwhile: statuses "
+            f"{Counter(status for status, _ in writes)}, median "
+            f"{statistics.median(write_seconds) * 1000:.0f} ms, "
+            f"max {write_seconds[-1] * 1000:.0f} ms"
+        )
         after = latencies[before + len(during) :]
         print(
             f"{len(after)} reads in the 5 s after it: max {max(after) * 1000:.0f} ms; "

@@ -488,13 +488,22 @@ class ReadySchema(Schema):
 
     status = fields.String(**_doc("Always `ready`."), required=True)
     database = fields.String(**_doc("Always `ok`."), required=True)
+    reads = fields.String(
+        **_doc(
+            "With a replica (`SALVO_DATABASE_REPLICA`) only: where reads go now, "
+            "`replica`, or `primary` while the replica is unreachable."
+        )
+    )
+    replica = fields.String(
+        **_doc("With a replica only: `ok`, or why reads do not go to it (`unreachable`).")
+    )
 
 
 class InvalidParamSchema(Schema):
     name = fields.String(**_doc("The parameter or field, dotted for nested fields."), required=True)
     # `in` is a Python keyword, hence data_key.
     in_ = fields.String(
-        data_key="in", **_doc("`query`, `header`, `path` or `body`."), required=True
+        data_key="in", **_doc("`query`, `header`, `cookie`, `path` or `body`."), required=True
     )
     reason = fields.String(required=True)
 

@@ -8,8 +8,10 @@ api.store.sqlite.writes.write_curated's). A database an earlier release wrote is
 upgraded in place, as `python -m api migrate` does, and the seed says so.
 
 A postgresql:// database (curated and synthetic loads; the import writes SQLite
-only yet) is written through its store only: its writer's load_curated and
-bulk_load, in one transaction that readers never wait on.
+only yet) is written through its store only: the curated load by its writer's
+load_curated, in one transaction; the synthetic load by its bulk_load, staged and
+then merged in slices that readers never wait on (a failed one leaves whole slices
+written, and the same command run again finishes it).
 """
 
 import argparse
@@ -22,18 +24,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 from api.config import database_path
 from api.store import (
     POSTGRESQL_SCHEMES,
+    AuditRecord,
+    Author,
     BulkWrites,
     CuratedLoad,
+    Store,
     StoreError,
     Unavailable,
-    Writer,
     command_author,
     database_file,
     open_store,
@@ -174,7 +178,9 @@ def _load_curated(path: str, data: Path, restore: list[str]) -> int:
         return 2
     author, at = command_author(), datetime.datetime.now(datetime.UTC)
     if path.startswith(POSTGRESQL_SCHEMES):
-        load = _write_store(path, lambda writer: writer.load_curated(events, author, at, restore))
+        load = _write_store(
+            path, lambda store: _curated_through(store, events, author, at, restore)
+        )
     else:
         load = _write(path, lambda db: write_curated(db, events, author, at, restore))
     if load is None:
@@ -216,12 +222,11 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     def generate(bulk: BulkWrites) -> int:
         return synthetic.load(bulk, args.events, args.seed, args.until, args.workers)
 
-    def load(writer: Writer) -> int:
-        with writer.bulk_load() as bulk:
-            count = generate(bulk)
+    def load(store: Store) -> int:
         now = datetime.datetime.now(datetime.UTC)
-        writer.append_audit(command_author(), now, [("synthetic", None, None, None, detail)])
-        return count
+        audit: list[AuditRecord] = [("synthetic", None, None, None, detail)]
+        with store.bulk_load(command_author(), now, audit) as bulk:
+            return generate(bulk)
 
     def load_file(db: Database) -> int:
         with bulk_writes(db) as bulk:
@@ -232,7 +237,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     try:
         with terminate_as_interrupt():
             if path.startswith(POSTGRESQL_SCHEMES):
-                count = _write_store(path, load)
+                count = _write_store(path, load, _SLICES_LEFT)
             else:
                 count = _write(path, load_file, bulk=True)
     except KeyboardInterrupt:
@@ -412,20 +417,39 @@ def _write(
         db.close()
 
 
-def _write_store(database: str, write: Callable[[Writer], T]) -> T | None:
-    """Run write(writer) in one write transaction of the store at `database` (a
-    PostgreSQL URL), after creating or upgrading its layout as `python -m api
-    migrate` does (said unless there was nothing to do); None (after saying why) if
-    it failed, the database then as it was."""
+# What a failed bulk load leaves on PostgreSQL (Store.bulk_load).
+_SLICES_LEFT = (
+    "the slices merged before the failure stay written (each whole, seqs in order); "
+    "run the same command again to write the rest"
+)
+
+
+def _curated_through(
+    store: Store,
+    events: list[dict[str, Any]],
+    author: Author,
+    at: datetime.datetime,
+    restore: list[str],
+) -> CuratedLoad:
+    with store.writer() as writer:
+        return writer.load_curated(events, author, at, restore)
+
+
+def _write_store(
+    database: str, write: Callable[[Store], T], left: str = "the database is unchanged"
+) -> T | None:
+    """Run write(store) on the store at `database` (a PostgreSQL URL), after creating
+    or upgrading its layout as `python -m api migrate` does (said unless there was
+    nothing to do); None (after saying why, and what a failure left: `left`) if it
+    failed."""
     store = open_store(database)
     try:
         said = store.migrate()
         if not said.endswith("nothing to do"):
             print(f"seed: {said}", flush=True)
-        with store.writer() as writer:
-            return write(writer)
+        return write(store)
     except StoreError as error:
-        print(f"seed: writing failed, the database is unchanged: {error.detail}", file=sys.stderr)
+        print(f"seed: writing failed, {left}: {error.detail}", file=sys.stderr)
         return None
     except CopyInvalid as error:
         print(f"seed: nothing written: {error}", file=sys.stderr)

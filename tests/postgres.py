@@ -6,11 +6,12 @@ once per session and stopped at the end. ops/postgres.py is the one way to start
 skipped with a reason naming PostgreSQL (`.ci/run` installs them).
 
 Use: `postgres_url` (session) is a database with PostGIS; `fresh_postgres_url` is a
-new empty database (with PostGIS) for one test, dropped after it. A test module that
-uses them imports them and lists them in `__all__`.
+new empty database (with PostGIS) for one test, dropped after it. tests/conftest.py
+makes them every module's fixtures, and builds the engine-parametrised ones on them.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import count
 
 import psycopg
@@ -34,7 +35,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.admin("CREATE DATABASE salvo_template")
         with psycopg.connect(server.url("salvo_template"), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION postgis")
-        server.admin("CREATE DATABASE salvo TEMPLATE salvo_template")
+        new_database(server, "salvo")
         yield server
     finally:
         stop_server_in(server.directory)
@@ -49,12 +50,27 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 _numbers = count(1)
 
 
+def new_database(server: PostgresServer, name: str, template: str = "salvo_template") -> str:
+    """Database `name`, a copy of `template` (PostGIS, or a seeded database no one is
+    connected to), made on `server`; its URL."""
+    server.admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+    return server.url(name)
+
+
+@contextmanager
+def scratch_database(server: PostgresServer, template: str) -> Iterator[str]:
+    """A numbered copy of `template` for one test, dropped after it (connections a
+    test left open are ended: WITH (FORCE))."""
+    name = f"salvo_test_{next(_numbers)}"
+    url = new_database(server, name, template)
+    try:
+        yield url
+    finally:
+        server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A new, empty database with PostGIS for one test, dropped after it."""
-    name = f"salvo_test_{next(_numbers)}"
-    postgres_server.admin(f"CREATE DATABASE {name} TEMPLATE salvo_template")
-    try:
-        yield postgres_server.url(name)
-    finally:
-        postgres_server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(postgres_server, "salvo_template") as url:
+        yield url

@@ -85,8 +85,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m api serve --port P *args` on `db`, ready when /healthz answers."""
+def serving(
+    db: str | Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`python -m api serve --port P *args` on `db` (a SQLite path or a postgresql://
+    URL), ready when /healthz answers."""
     port = free_port()
     environ = {**os.environ, "SALVO_DATABASE": str(db), **(env or {})}
     with log.open("wb") as output:

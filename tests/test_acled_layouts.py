@@ -1,7 +1,8 @@
 """The ACLED files partners hold: every layout since 2019 (older and newer columns, any
 order, monadic files of one row per actor), R's NA cells and dates a spreadsheet
 rewrote, each imported through `python -m seed import` and read back through the API;
-and the ACLED-shaped export, which gives no value the source did not."""
+and the ACLED-shaped export, which gives no value the source did not. SQLite only: the
+import writes SQLite files."""
 
 import csv
 import io

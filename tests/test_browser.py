@@ -8,18 +8,16 @@ Debian's chromium (.ci/run); without it these tests are skipped."""
 
 import json
 import re
-import shutil
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
+from tests.engines import write_key
 from tests.server import ROOT, Server, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,20 +62,14 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def keyed_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A copy of the seeded database with one read key."""
-    path = tmp_path_factory.mktemp("browser") / "keyed.db"
-    shutil.copy(seeded_db, path)
-    db = open_for_writing(str(path))
-    key = create_key(db, "browser app", "read")
-    db.close()
-    return path, key
+def keyed_db(seeded_copy: Callable[[], str]) -> tuple[str, str]:
+    """A copy of the seeded database (on each engine) with one read key."""
+    database = seeded_copy()
+    return database, write_key(database, "browser app", "read")
 
 
 @pytest.fixture(scope="module")
-def server(
-    keyed_db: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def server(keyed_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Served with the default limits (per address 600 a minute, 5,000 an hour and
     10,000 a day; 600 a minute per key): this module makes about 30 calls."""
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
@@ -236,7 +228,7 @@ def test_geojson_is_a_feature_collection_in_lon_lat_order(server: Server, app_pa
 
 
 def test_a_preflighted_keyed_call_succeeds_and_reads_its_limit(
-    server: Server, keyed_db: tuple[Path, str], app_page: Page
+    server: Server, keyed_db: tuple[str, str], app_page: Page
 ) -> None:
     result = app_page.evaluate(
         """async ([url, key]) => {
@@ -257,7 +249,7 @@ def test_a_preflighted_keyed_call_succeeds_and_reads_its_limit(
 
 @pytest.fixture(scope="module")
 def limited(
-    keyed_db: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+    keyed_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Limits small enough to reach from a page: 3 calls a minute per address, 2 per key."""
     log = tmp_path_factory.mktemp("browser-limited") / "server.log"
@@ -283,7 +275,7 @@ READ = """async ([url, headers]) => {
 
 
 def test_a_429_and_its_retry_after_are_readable_by_the_page(
-    limited: Server, keyed_db: tuple[Path, str], app_page: Page
+    limited: Server, keyed_db: tuple[str, str], app_page: Page
 ) -> None:
     calls = [
         app_page.evaluate(READ, [f"{limited.url}/api/v1/events?limit={n}", {}])
@@ -305,7 +297,7 @@ def test_a_429_and_its_retry_after_are_readable_by_the_page(
 
 
 def test_preflights_are_not_limited_so_a_keyed_429_stays_readable(
-    limited: Server, keyed_db: tuple[Path, str], app_page: Page
+    limited: Server, keyed_db: tuple[str, str], app_page: Page
 ) -> None:
     # The address is over its limit, whatever ran before: preflights carry no key, so
     # if they were counted, each would be refused as the address's and fail its call.

@@ -1,18 +1,16 @@
 """GET /api/v1/changes: a partner mirrors the whole dataset with one loop and never
-misses a change, including changes made while it pages."""
+misses a change, including changes made while it pages. On both engines."""
 
 import datetime
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
-from api.store.sqlite.layout import open_for_writing
-from api.store.sqlite.writes import delete_events, write_events
+from api.store import command_author, open_store
 from schemas.event import EventSchema
 from tests.test_article_facts import EVENTS
 
@@ -21,27 +19,30 @@ AVDIIVKA = "ua-2024-02-avdiivka-captured"
 
 
 @pytest.fixture
-def live(seeded_db: Path, tmp_path: Path) -> tuple[FlaskClient, Path]:
+def live(fresh_database: str, open_app: Callable[..., Flask]) -> tuple[FlaskClient, str]:
     """A client on a copy of the seeded database that tests may write to."""
-    path = tmp_path / "live.db"
-    shutil.copy(seeded_db, path)
-    return create_app({"DATABASE": str(path)}).test_client(), path
+    return open_app(fresh_database).test_client(), fresh_database
 
 
 def writer_change(
-    path: Path,
+    database: str,
     edit: dict | None = None,
     create: dict | None = None,
     delete: str | None = None,
 ) -> None:
-    """Another writer's transaction: update, create or delete events."""
-    db = open_for_writing(str(path))
-    with db.atomic():
-        if edit or create:
-            write_events(db, [EventSchema().load(e) for e in (edit, create) if e])
-        if delete:
-            delete_events(db, [delete], datetime.datetime.now(datetime.UTC))
-    db.close()
+    """Another writer's transaction, a command's: the seed's load of curated events
+    (updated, created, or unchanged and left alone), or a deletion."""
+    store = open_store(database)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        with store.writer() as writer:
+            if edit or create:
+                loaded = [EventSchema().load(e) for e in (edit, create) if e]
+                writer.load_curated(loaded, command_author(), now)
+            if delete:
+                writer.delete_event(delete, writer.event(delete).body, command_author(), now)
+    finally:
+        store.close()
 
 
 def loadable(client: FlaskClient, event_id: str) -> dict:
@@ -87,7 +88,7 @@ def test_pages_follow_next_until_caught_up(client: FlaskClient) -> None:
     assert seqs == list(range(1, 18))
 
 
-def test_reseeding_unchanged_data_adds_no_change(live: tuple[FlaskClient, Path]) -> None:
+def test_reseeding_unchanged_data_adds_no_change(live: tuple[FlaskClient, str]) -> None:
     client, path = live
     since = page(client, "/api/v1/changes?limit=1000")["meta"]["since"]
     before = client.get(f"/api/v1/events/{KHARKIV}").get_json()
@@ -96,7 +97,7 @@ def test_reseeding_unchanged_data_adds_no_change(live: tuple[FlaskClient, Path])
     assert client.get(f"/api/v1/events/{KHARKIV}").get_json() == before
 
 
-def test_an_edit_moves_the_event_to_the_end_as_updated(live: tuple[FlaskClient, Path]) -> None:
+def test_an_edit_moves_the_event_to_the_end_as_updated(live: tuple[FlaskClient, str]) -> None:
     client, path = live
     since = page(client, "/api/v1/changes?limit=1000")["meta"]["since"]
     edited = loadable(client, KHARKIV)
@@ -113,7 +114,7 @@ def test_an_edit_moves_the_event_to_the_end_as_updated(live: tuple[FlaskClient, 
     assert ids.count(KHARKIV) == 1 and ids[-1] == KHARKIV
 
 
-def test_a_deletion_is_a_tombstone(live: tuple[FlaskClient, Path]) -> None:
+def test_a_deletion_is_a_tombstone(live: tuple[FlaskClient, str]) -> None:
     client, path = live
     writer_change(path, delete=AVDIIVKA)
     last = page(client, "/api/v1/changes?limit=1000")["data"][-1]
@@ -124,7 +125,7 @@ def test_a_deletion_is_a_tombstone(live: tuple[FlaskClient, Path]) -> None:
     assert AVDIIVKA not in {e["id"] for e in client.get("/api/v1/events").get_json()["data"]}
 
 
-def test_updated_since_finds_what_changed(live: tuple[FlaskClient, Path]) -> None:
+def test_updated_since_finds_what_changed(live: tuple[FlaskClient, str]) -> None:
     client, path = live
     edited = loadable(client, KHARKIV)
     edited["notes"] += " Corrected."
@@ -163,7 +164,7 @@ def test_an_events_cursor_is_not_a_changes_token(client: FlaskClient) -> None:
     }
 
 
-def test_a_mirror_kept_by_the_feed_equals_the_database(live: tuple[FlaskClient, Path]) -> None:
+def test_a_mirror_kept_by_the_feed_equals_the_database(live: tuple[FlaskClient, str]) -> None:
     """While a partner pages through the feed, another writer edits, creates and
     deletes events between its pages; the mirror ends equal to the database."""
     client, path = live

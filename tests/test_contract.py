@@ -3,9 +3,7 @@
 default checks: no server errors; status codes, content types, headers and bodies
 as the spec says."""
 
-import shutil
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +14,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import missing_required_header, positive_data_acceptance
 
 from api import create_app
+from api.db import close_store
 from api.problems import IDEMPOTENCY_KEY_REUSED
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
+from tests.engines import on_postgresql, rows, write_key
 from tests.server import serving
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -61,23 +59,22 @@ def test_narrowed_pages_keep_the_contract(query: dict[str, Any], app: Flask) -> 
 
 
 @pytest.fixture(scope="module")
-def writable(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Flask, str, Path]:
-    """An app on a writable copy of the seeded database, and a write key for it."""
-    path = tmp_path_factory.mktemp("contract") / "salvo.db"
-    shutil.copy(seeded_db, path)
-    db = open_for_writing(str(path))
-    key = create_key(db, "schemathesis", "write")
-    db.close()
-    app = create_app({"DATABASE": str(path), "TESTING": True, "RATE_LIMITS_ENABLED": False})
-    return app, key, path
+def writable(seeded_copy: Callable[[], str]) -> Iterator[tuple[Flask, str, str]]:
+    """An app on a writable copy of the seeded database, a write key for it, and the
+    database."""
+    database = seeded_copy()
+    key = write_key(database, "schemathesis", "write")
+    app = create_app({"DATABASE": database, "TESTING": True, "RATE_LIMITS_ENABLED": False})
+    yield app, key, database
+    close_store(app)
 
 
 @contract.include(method=["POST", "PATCH", "DELETE"]).parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_writes_with_a_key_keep_the_contract_and_the_data(
-    case: schemathesis.Case, writable: tuple[Flask, str, Path]
+    case: schemathesis.Case, writable: tuple[Flask, str, str]
 ) -> None:
-    app, key, path = writable
+    app, key, database = writable
     # The ignored_auth check re-sends requests without and with a wrong key, through
     # the schema's own transport: it must reach the same app.
     case.operation.schema.app = app
@@ -88,22 +85,27 @@ def test_writes_with_a_key_keep_the_contract_and_the_data(
         headers={"Authorization": f"Bearer {key}", **IDENTITY},
         excluded_checks=[positive_data_acceptance, missing_required_header],
     )
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    orphans = conn.execute(
+    if not on_postgresql(database):
+        # SQLite's own checks: its file's structure, and foreign keys, which it checks
+        # only when asked (PostgreSQL enforces them at every statement).
+        assert rows(database, "PRAGMA integrity_check") == [("ok",)]
+        assert rows(database, "PRAGMA foreign_key_check") == []
+    orphans = rows(
+        database,
         "SELECT count(*) FROM events e LEFT JOIN event_documents d ON d.row_id = e.row_id "
-        "WHERE d.row_id IS NULL"
-    ).fetchone()
-    assert orphans == (0,)
-    conn.close()
+        "WHERE d.row_id IS NULL",
+    )
+    assert orphans == [(0,)]
 
 
 @pytest.fixture(scope="module")
-def writable_server(writable: tuple[Flask, str, Path]) -> Iterator[tuple[str, str]]:
+def writable_server(
+    writable: tuple[Flask, str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """The server as `make run` starts it, on the writable copy; its URL and write key."""
-    _, key, path = writable
-    with serving(path, path.with_name("server.log"), env={"SALVO_RATE_LIMITS": "off"}) as running:
+    _, key, database = writable
+    log = tmp_path_factory.mktemp("contract") / "server.log"
+    with serving(database, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         yield running.url, key
 
 

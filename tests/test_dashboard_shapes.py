@@ -1,9 +1,11 @@
 """The shapes a dashboard draws (issue 20): totals across categories, yearly series,
 pages that join into the whole answer, and the shapes of /events and /locations a
-map and a table need. Counts that must add up are checked on synthetic data."""
+map and a table need. Counts that must add up are checked on synthetic data, on
+both engines. SQLite only: `init` upgrading an earlier SQLite file."""
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,31 +15,24 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.db import close_store
 from api.store.sqlite import rollups, stats
 from api.store.sqlite.layout import init_database
 from api.store.sqlite.rollups import RAW
 from schemas.vocabulary import MUNITION_CATEGORIES
+from tests.engines import rows
 
 FIGURES = ("launched", "intercepted", "launched_with_outcome", "intercepted_with_outcome",
            "not_reached", "hit")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def synthetic_copy(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the synthetic database: a thread keeps its reader of a file with the
-    query budget of the app that opened it, and tests/test_faults.py gives the
-    shared file's a tiny one."""
-    path = tmp_path_factory.mktemp("shapes") / "salvo.db"
-    shutil.copy(synthetic_db, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def synthetic(synthetic_copy: Path) -> FlaskClient:
+def synthetic(synthetic_database: str) -> Iterator[FlaskClient]:
     app: Flask = create_app(
-        {"DATABASE": str(synthetic_copy), "TESTING": True, "RATE_LIMITS_ENABLED": False}
+        {"DATABASE": synthetic_database, "TESTING": True, "RATE_LIMITS_ENABLED": False}
     )
-    return app.test_client()
+    yield app.test_client()
+    close_store(app)
 
 
 def get(client: FlaskClient, url: str) -> dict[str, Any]:
@@ -83,13 +78,13 @@ def test_all_is_the_sum_of_the_categories(synthetic: FlaskClient, query: str) ->
 
 
 def test_all_counts_events_with_entries_of_several_categories_once(
-    synthetic_copy: Path, synthetic: FlaskClient
+    synthetic_database: str, synthetic: FlaskClient
 ) -> None:
-    conn = sqlite3.connect(synthetic_copy)
-    (armed,) = conn.execute("SELECT count(DISTINCT event_id) FROM munitions").fetchone()
-    (entries,) = conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT event_id, category FROM munitions)"
-    ).fetchone()
+    ((armed,),) = rows(synthetic_database, "SELECT count(DISTINCT event_id) FROM munitions")
+    ((entries,),) = rows(
+        synthetic_database,
+        "SELECT count(*) FROM (SELECT DISTINCT event_id, category FROM munitions) AS entries",
+    )
     (row,) = get(synthetic, "/api/v1/stats")["data"]
     assert row["munitions"]["all"]["events"] == armed
     assert sum(row["munitions"][c]["events"] for c in MUNITION_CATEGORIES) == entries
@@ -98,6 +93,7 @@ def test_all_counts_events_with_entries_of_several_categories_once(
 def test_a_database_of_an_earlier_salvo_gets_all_filled_by_init(
     seeded_db: Path, tmp_path: Path
 ) -> None:
+    """SQLite only: `python -m api init`'s upgrade of a SQLite file in place."""
     path = tmp_path / "earlier.db"
     shutil.copy(seeded_db, path)
     conn = sqlite3.connect(path)

@@ -1,6 +1,8 @@
 """What slow, stalled or hostile clients cost the server as `make run` starts it (the
 edge, api/edge.py): four slow readers, slow bodies, writers queued behind another
-process's lock, a killed worker, secrets in query strings."""
+process's lock, a killed worker, secrets in query strings. What reaches the database
+runs on both engines (`database`, `fresh_database`); what the edge decides alone
+(the access log, URL forms) runs on SQLite, `make run`'s default."""
 
 import concurrent.futures
 import contextlib
@@ -8,7 +10,6 @@ import http.client
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ from flask import Flask
 
 from api.edge import redacted
 from api.openapi import contract_api
+from tests.engines import holding_the_write_lock, write_key
 from tests.server import Server, serving
-from tests.test_faults import Client, writable
+from tests.test_faults import Client
 
 PROBLEM = "application/problem+json"
 NO_LIMITS = {"SALVO_RATE_LIMITS": "off"}
@@ -79,14 +81,14 @@ def _slow_readers(server: Server, count: int) -> Iterator[list[http.client.HTTPR
 
 
 def test_four_slow_readers_leave_health_and_pages_answering(
-    synthetic_db: Path, tmp_path: Path
+    synthetic_database: str, tmp_path: Path
 ) -> None:
     # 20,000 events: an NDJSON export of about 20 MB, far more than the socket buffers
     # hold, so each reader's stream stalls on it. Four per address are let through
     # here, so that all four stream; before the edge, they held all four threads.
     env = {**NO_LIMITS, "SALVO_EXPORTS_PER_ADDRESS": "4"}
     with (
-        serving(synthetic_db, tmp_path / "log", env=env) as server,
+        serving(synthetic_database, tmp_path / "log", env=env) as server,
         _slow_readers(server, 4),
     ):
         time.sleep(2)  # the streams fill the buffers and stall
@@ -98,9 +100,12 @@ def test_four_slow_readers_leave_health_and_pages_answering(
     assert max(waits) < 1, waits
 
 
-def test_a_stalled_reader_is_cut_at_the_send_deadline(synthetic_db: Path, tmp_path: Path) -> None:
+def test_a_stalled_reader_is_cut_at_the_send_deadline(
+    synthetic_database: str, tmp_path: Path
+) -> None:
     log = tmp_path / "log"
-    with serving(synthetic_db, log, env={**NO_LIMITS, "SALVO_SEND_DEADLINE_S": "1"}) as server:
+    env = {**NO_LIMITS, "SALVO_SEND_DEADLINE_S": "1"}
+    with serving(synthetic_database, log, env=env) as server:
         conn = _connection(server)
         conn.request("GET", "/api/v1/events?format=ndjson", headers={"Accept-Encoding": "identity"})
         response = conn.getresponse()
@@ -151,10 +156,10 @@ def _slow_body(server: Server, key: str, deadline: float) -> tuple[int, dict[str
     return *answer, body
 
 
-def test_a_body_slower_than_its_deadline_is_408(seeded_db: Path, tmp_path: Path) -> None:
-    path, key = writable(seeded_db, tmp_path / "live")
+def test_a_body_slower_than_its_deadline_is_408(fresh_database: str, tmp_path: Path) -> None:
+    key = write_key(fresh_database)
     env = {**NO_LIMITS, "SALVO_BODY_DEADLINE_S": "1"}
-    with serving(path, tmp_path / "log", env=env) as server:
+    with serving(fresh_database, tmp_path / "log", env=env) as server:
         started = time.monotonic()
         status, headers, body = _slow_body(server, key, 1)
         waited = time.monotonic() - started
@@ -167,10 +172,10 @@ def test_a_body_slower_than_its_deadline_is_408(seeded_db: Path, tmp_path: Path)
     assert headers["access-control-allow-origin"] == "*"
 
 
-def test_eight_slow_bodies_leave_health_answering(seeded_db: Path, tmp_path: Path) -> None:
-    path, key = writable(seeded_db, tmp_path / "live")
+def test_eight_slow_bodies_leave_health_answering(fresh_database: str, tmp_path: Path) -> None:
+    key = write_key(fresh_database)
     with (
-        serving(path, tmp_path / "log", env=NO_LIMITS) as server,
+        serving(fresh_database, tmp_path / "log", env=NO_LIMITS) as server,
         concurrent.futures.ThreadPoolExecutor(8) as pool,
     ):
         bodies = [pool.submit(_slow_body, server, key, 10) for _ in range(8)]
@@ -183,24 +188,21 @@ def test_eight_slow_bodies_leave_health_answering(seeded_db: Path, tmp_path: Pat
 
 
 def test_writers_queue_on_their_own_thread_while_reads_go_on(
-    seeded_db: Path, tmp_path: Path
+    fresh_database: str, tmp_path: Path
 ) -> None:
-    path, key = writable(seeded_db, tmp_path / "live")
-    with serving(path, tmp_path / "log", env=NO_LIMITS) as server:
+    key = write_key(fresh_database)
+    with serving(fresh_database, tmp_path / "log", env=NO_LIMITS) as server:
         client = Client(server, key)
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                writes = [pool.submit(client.create, f"ua-2024-06-01-queued-{n}") for n in range(8)]
-                time.sleep(0.3)
-                # While eight writers wait on a lock held by another process, reads
-                # still have their threads.
-                waits = [_answer_time(server, "/api/v1/events?limit=20") for _ in range(10)]
-                answers = [write.result() for write in writes]
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+        with (
+            holding_the_write_lock(fresh_database),
+            concurrent.futures.ThreadPoolExecutor(8) as pool,
+        ):
+            writes = [pool.submit(client.create, f"ua-2024-06-01-queued-{n}") for n in range(8)]
+            time.sleep(0.3)
+            # While eight writers wait on a lock held by another process, reads
+            # still have their threads.
+            waits = [_answer_time(server, "/api/v1/events?limit=20") for _ in range(10)]
+            answers = [write.result() for write in writes]
         after = client.create("ua-2024-06-01-after-the-lock")
     assert max(waits) < 1, waits
     for status, headers, body in answers:
@@ -211,8 +213,8 @@ def test_writers_queue_on_their_own_thread_while_reads_go_on(
     assert after[0] == 201
 
 
-def test_a_killed_worker_is_replaced(seeded_db: Path, tmp_path: Path) -> None:
-    with serving(seeded_db, tmp_path / "log", env=NO_LIMITS) as server:
+def test_a_killed_worker_is_replaced(database: str, tmp_path: Path) -> None:
+    with serving(database, tmp_path / "log", env=NO_LIMITS) as server:
         (worker,) = server.workers()
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 15

@@ -2,18 +2,30 @@
 silently ignored parameter."""
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from api.store.cursors import encode_cursor
 from schemas.vocabulary import EVENT_TYPES
+from tests.engines import on_postgresql
 
 PROBLEM = "application/problem+json"
 DATE_CURSOR = encode_cursor("date", ["2024-05-01", "x"])
+
+
+@pytest.fixture
+def unseeded_database(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database setting naming no Salvo data on the test's engine: a SQLite file
+    that does not exist, or an empty PostgreSQL database (PostGIS, no schema)."""
+    if engine == "sqlite":
+        return str(tmp_path / "missing.db")
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
 
 
 def problem(client: FlaskClient, url: str, status: int) -> dict:
@@ -138,17 +150,23 @@ def test_a_write_method_on_the_read_api_is_a_405_problem(client: FlaskClient) ->
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
-def test_an_unseeded_database_is_a_503_problem(tmp_path: Path) -> None:
-    client = create_app({"DATABASE": str(tmp_path / "missing.db")}).test_client()
+def test_an_unseeded_database_is_a_503_problem(
+    unseeded_database: str, open_app: Callable[..., Flask]
+) -> None:
+    client = open_app(unseeded_database).test_client()
     response = client.get("/api/v1/events")
     assert response.status_code == 503
     assert response.content_type == PROBLEM
     assert response.get_json()["type"] == "/problems/database-unavailable"
-    assert not (tmp_path / "missing.db").exists()
+    if not on_postgresql(unseeded_database):
+        assert not Path(unseeded_database).exists()  # SQLite: no file made for a read
 
 
-def test_an_unexpected_failure_is_a_500_problem_without_internals(seeded_db: Path) -> None:
-    app = create_app({"DATABASE": str(seeded_db)})
+def test_an_unexpected_failure_is_a_500_problem_without_internals(
+    database: str, open_app: Callable[..., Flask]
+) -> None:
+    # Not TESTING, under which Flask raises the error in the test instead of answering.
+    app = open_app(database, TESTING=False)
 
     @app.get("/api/v1/fail")
     def fail() -> str:

@@ -12,19 +12,21 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from api import create_app
 from api.__main__ import main as api_main
+from tests.engines import on_postgresql
 from tests.server import Server, serving
 from tests.test_browser import CHROMIUM, SCREENSHOTS, SEEDED_EVENTS, browser, playwright
+from tests.test_errors import unseeded_database
 
 HTML = {"Accept": "text/html"}
 # The explorer's palette (api/static/explorer.js): bars of launched munitions.
@@ -33,7 +35,7 @@ TABLE_PAGE = 10
 # Precisions whose point is a centroid, not a place where something happened.
 CENTROIDS = ("region", "country")
 # The module's fixtures, imported for their names: pytest finds them here.
-__all__ = ["browser", "playwright"]
+__all__ = ["browser", "playwright", "unseeded_database"]
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}; CI installs it"
 )
@@ -70,13 +72,14 @@ def test_every_link_and_asset_of_the_page_answers(client: FlaskClient) -> None:
     assert broken == {}
 
 
-def test_the_page_s_files_are_not_counted_against_the_limit(seeded_db: Path) -> None:
+def test_the_page_s_files_are_not_counted_against_the_limit(
+    database: str, open_app: Callable[..., Flask]
+) -> None:
     """Opening the page costs one counted call and its panels three, whatever the
     number of files it loads (Flask-Limiter never counts Flask's `static` endpoint):
     a limit of 2 a minute still serves every file."""
-    client = create_app(
-        {"DATABASE": str(seeded_db), "RATE_LIMIT_ANONYMOUS": "2/minute"}
-    ).test_client()
+    app = open_app(database, RATE_LIMITS_ENABLED=True, RATE_LIMIT_ANONYMOUS="2/minute")
+    client = app.test_client()
     page = client.get("/", headers=HTML)
     assert page.headers["RateLimit-Remaining"] == "1"
     parser = Links()
@@ -187,10 +190,14 @@ def test_the_summary_says_what_the_data_holds(client: FlaskClient) -> None:
     assert f'<time datetime="{last}">' in page
 
 
-def test_an_empty_database_has_a_summary_too(tmp_path: Path) -> None:
-    path = tmp_path / "empty.db"
-    assert api_main(["--db", str(path), "init"]) == 0
-    client = create_app({"DATABASE": str(path), "RATE_LIMITS_ENABLED": False}).test_client()
+def test_an_empty_database_has_a_summary_too(
+    unseeded_database: str, open_app: Callable[..., Flask]
+) -> None:
+    # Made empty as each engine's operator makes one: `init` writes a SQLite file,
+    # `migrate` lays out a PostgreSQL database (init refuses one).
+    command = "migrate" if on_postgresql(unseeded_database) else "init"
+    assert api_main(["--db", unseeded_database, command]) == 0
+    client = open_app(unseeded_database).test_client()
     page = client.get("/", headers=HTML).get_data(as_text=True)
     assert '<dd id="summary-events">0</dd>' in page
     assert '<dd id="summary-dates">none yet</dd>' in page
@@ -214,12 +221,12 @@ def test_the_filters_offer_the_regions_with_events(client: FlaskClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Served with a tenth of a key's limit for anonymous calls: the module opens the
     page about ten times in a minute, where a person opens it once. What one view
     costs (a call per panel) is what the tests assert."""
     log = tmp_path_factory.mktemp("explorer-server") / "server.log"
-    with serving(seeded_db, log, env={"SALVO_RATE_LIMIT_ANONYMOUS": "300/minute"}) as running:
+    with serving(database, log, env={"SALVO_RATE_LIMIT_ANONYMOUS": "300/minute"}) as running:
         yield running
 
 
@@ -470,11 +477,13 @@ def test_a_filter_typed_and_entered_from_the_keyboard_updates_every_panel(
 
 @pytest.fixture(scope="module")
 def synthetic_server(
-    synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory
+    synthetic_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """20,000 synthetic events: a filter matches more events than any page holds."""
     log = tmp_path_factory.mktemp("explorer-synthetic") / "server.log"
-    with serving(synthetic_db, log, env={"SALVO_RATE_LIMIT_ANONYMOUS": "300/minute"}) as running:
+    with serving(
+        synthetic_database, log, env={"SALVO_RATE_LIMIT_ANONYMOUS": "300/minute"}
+    ) as running:
         yield running
 
 

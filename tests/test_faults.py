@@ -1,6 +1,9 @@
 """Faults of the database, reproduced against the server as `make run` starts it:
 each answers a documented problem (never a 500 or an HTML page), no acknowledged
-write is lost, and the instance recovers without a restart where it can."""
+write is lost, and the instance recovers without a restart where it can. SQLite only:
+faults of its file (replaced, deleted, damaged, a full disk); PostgreSQL's faults are
+its SQLSTATEs, mapped in tests/test_postgresql_store.py, and a lock held elsewhere runs
+on both engines in tests/test_edge.py."""
 
 import copy
 import http.client

@@ -1,20 +1,22 @@
 """What a front-end developer met in the first hour (issue 20): the bugs of item 6,
 each reproduced as it was met (the README's commands on a fresh clone, a PATCH of a
 fetched event, a filter on its own, a fetched event posted back, jQuery's
-cache-buster), and the limits of item 5 (a 304 is not counted; several windows)."""
+cache-buster), and the limits of item 5 (a 304 is not counted; several windows).
+On both engines, but for `python -m api backup`, which copies SQLite files only."""
 
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import create_app
 from api.params import READ_ONLY
 from api.store.filters import NEAR
 from tests.server import ROOT
@@ -29,6 +31,8 @@ def python_m(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def test_backup_into_a_missing_folder_creates_it(seeded_db: Path, tmp_path: Path) -> None:
+    """SQLite only: `python -m api backup`, which PostgreSQL refuses (pg_dump backs it
+    up: docs/operations.md)."""
     # The README's command on a fresh clone, where var/backups/ does not exist yet.
     db = tmp_path / "var" / "salvo.db"
     db.parent.mkdir()
@@ -43,11 +47,10 @@ def test_backup_into_a_missing_folder_creates_it(seeded_db: Path, tmp_path: Path
     assert target.stat().st_mode & 0o777 == 0o600
 
 
-def test_keys_list_into_a_closed_pipe_prints_no_traceback(seeded_db: Path, tmp_path: Path) -> None:
-    db = tmp_path / "keys.db"
-    shutil.copy(seeded_db, db)
+def test_keys_list_into_a_closed_pipe_prints_no_traceback(fresh_database: str) -> None:
+    db = fresh_database
     for number in range(3):
-        created = python_m("api", "--db", str(db), "keys", "create", "--name", f"K{number}",
+        created = python_m("api", "--db", db, "keys", "create", "--name", f"K{number}",
                            "--scope", "read")  # fmt: skip
         assert created.returncode == 0, created.stderr
     # `python -m api keys list | head -0`: the reader is gone before the first line
@@ -56,7 +59,7 @@ def test_keys_list_into_a_closed_pipe_prints_no_traceback(seeded_db: Path, tmp_p
     os.close(read_end)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "api", "--db", str(db), "keys", "list"],
+            [sys.executable, "-m", "api", "--db", db, "keys", "list"],
             cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
         )  # fmt: skip
     finally:
@@ -94,10 +97,8 @@ def test_near_is_described_one_way(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def partner(seeded_db: Path, tmp_path: Path) -> Partner:
-    path = tmp_path / "writable.db"
-    shutil.copy(seeded_db, path)
-    return Partner(path)
+def partner(fresh_database: str, open_app: Callable[..., Flask]) -> Partner:
+    return Partner(fresh_database, open_app(fresh_database))
 
 
 def patched(partner: Partner, patch: dict[str, Any]) -> TestResponse:
@@ -226,12 +227,20 @@ def test_other_cache_busters_stay_unknown(client: FlaskClient, name: str) -> Non
     assert refused.get_json()["invalid_params"][0]["name"] == name
 
 
-def limited(db: Path, anonymous: str) -> FlaskClient:
-    return create_app({"DATABASE": str(db), "RATE_LIMIT_ANONYMOUS": anonymous}).test_client()
+@pytest.fixture
+def limited(database: str, open_app: Callable[..., Flask]) -> Callable[[str], FlaskClient]:
+    """`limited(anonymous)`: a client of an app on the seed whose callers without a key
+    may make `anonymous` requests."""
+
+    def client(anonymous: str) -> FlaskClient:
+        app = open_app(database, RATE_LIMITS_ENABLED=True, RATE_LIMIT_ANONYMOUS=anonymous)
+        return app.test_client()
+
+    return client
 
 
-def test_a_304_is_not_counted_against_the_limit(seeded_db: Path) -> None:
-    client = limited(seeded_db, "3/minute")
+def test_a_304_is_not_counted_against_the_limit(limited: Callable[[str], FlaskClient]) -> None:
+    client = limited("3/minute")
     first = client.get("/api/v1/events?limit=2")
     assert first.headers["RateLimit-Remaining"] == "2"
     conditional = {"If-None-Match": first.headers["ETag"]}
@@ -243,8 +252,10 @@ def test_a_304_is_not_counted_against_the_limit(seeded_db: Path) -> None:
     assert client.get("/api/v1/event-types").headers["RateLimit-Remaining"] == "1"
 
 
-def test_a_caller_with_nothing_left_is_refused_a_revalidation_too(seeded_db: Path) -> None:
-    client = limited(seeded_db, "2/minute")
+def test_a_caller_with_nothing_left_is_refused_a_revalidation_too(
+    limited: Callable[[str], FlaskClient],
+) -> None:
+    client = limited("2/minute")
     etag = client.get("/api/v1/events?limit=2").headers["ETag"]
     assert client.get("/api/v1/event-types").headers["RateLimit-Remaining"] == "0"
     refused = client.get("/api/v1/events?limit=2", headers={"If-None-Match": etag})
@@ -252,9 +263,9 @@ def test_a_caller_with_nothing_left_is_refused_a_revalidation_too(seeded_db: Pat
     assert "Retry-After" in refused.headers
 
 
-def test_the_headers_show_the_window_met_first(seeded_db: Path) -> None:
+def test_the_headers_show_the_window_met_first(limited: Callable[[str], FlaskClient]) -> None:
     # Open-Meteo's shape in small: a minute's window and a tighter hour's.
-    client = limited(seeded_db, "5/minute;3/hour")
+    client = limited("5/minute;3/hour")
     seen = []
     for _ in range(3):
         response = client.get("/api/v1/event-types")

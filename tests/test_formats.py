@@ -3,13 +3,12 @@
 import csv
 import io
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
 from schemas.csv import CSV_COLUMNS, csv_line
+from tests.engines import rows
 from tests.test_article_facts import EVENTS
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
@@ -151,10 +150,9 @@ def test_an_export_with_a_bad_query_fails_before_streaming(client: FlaskClient) 
     assert response.get_json()["invalid_params"][0]["name"] == "q"
 
 
-def test_stored_csv_lines_are_the_documents_flattened(seeded_db: Path) -> None:
-    conn = sqlite3.connect(seeded_db)
-    rows = conn.execute("SELECT body, csv FROM event_documents").fetchall()
-    assert len(rows) == 17
-    for body, line in rows:
+def test_stored_csv_lines_are_the_documents_flattened(database: str) -> None:
+    stored = rows(database, "SELECT body, csv FROM event_documents")
+    assert len(stored) == 17
+    for body, line in stored:
         assert line == csv_line(json.loads(body))
         assert next(csv.reader(io.StringIO(line)))[0] == json.loads(body)["id"]

@@ -10,15 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
+from tests.engines import write_key
 from tests.server import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +34,10 @@ SEEDED_EVENTS = 17
 
 
 @pytest.fixture(scope="module")
-def server(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server as `make run` starts it, serving the seeded database; its base URL."""
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with serving(seeded_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
+    with serving(database, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         yield running.url
 
 
@@ -139,17 +138,14 @@ def test_the_generated_python_client_parses_narrowed_events_as_partial_events(
 
 @pytest.fixture(scope="module")
 def writable_server(
-    seeded_db: Path, tmp_path_factory: pytest.TempPathFactory
+    seeded_copy: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """The server as `make run` starts it, on a writable copy of the seeded database;
     its base URL and an admin key (the test corrects a curated event, which only an
     admin key may change)."""
     folder = tmp_path_factory.mktemp("writable-server")
-    path = folder / "salvo.db"
-    shutil.copy(seeded_db, path)
-    db = open_for_writing(str(path))
-    key = create_key(db, "Generated client", "admin")
-    db.close()
+    path = seeded_copy()
+    key = write_key(path, "Generated client", "admin")
     with serving(path, folder / "server.log", env={"SALVO_RATE_LIMITS": "off"}) as running:
         yield running.url, key
 

@@ -1,6 +1,6 @@
 """The README's guide runs as written: its shell blocks, in order, in one bash process
 against the server `make run` starts, and its Python mirror loop against the same
-server.
+server. `make run` serves SQLite, so these run on SQLite.
 
 Which blocks run: every ```sh block of the sections in EXECUTED. Every other ```sh
 block must sit in a section of SETUP (installing, serving, benchmarking, generating
@@ -38,6 +38,7 @@ SETUP = (
     "Two commands",
     "Serving in production",
     "Many instances: `make cluster`",
+    "Reads from a replica",
     "Operations",
     "Bring your data",
     "Synthetic data at scale",

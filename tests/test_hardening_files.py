@@ -1,6 +1,7 @@
 """Files and faults (issue 18): a -wal deleted under a serving database loses no
 acknowledged write, and the files Salvo makes are private to their owner and never
-left behind half-made."""
+left behind half-made. SQLite only: its files, -wal and
+staging copies (PostgreSQL keeps its own files)."""
 
 import os
 import signal

@@ -1,39 +1,33 @@
 """Issue 18's input hardening: identifiers matched whole, bounded events and pages,
 CSV cells a spreadsheet cannot run, and Idempotency-Key checked, each through the
-HTTP API on a writable copy of the seeded database."""
+HTTP API on a writable copy of the seeded database, on both engines."""
 
 import csv
 import io
-import shutil
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
 from schemas.event import MAX_ACTORS, MAX_NOTES
 from schemas.query import MAX_PAGE_BYTES
+from tests.engines import execute, on_postgresql, rows, write_key
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
 
 
 class Writer:
-    """The Flask test client on a writable copy of the seeded database, with a write key."""
+    """The Flask test client of `app`, on a writable copy of the seeded database (a
+    SQLite path or a postgresql:// URL), with a write key."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.client: FlaskClient = create_app(
-            {"DATABASE": str(path), "TESTING": True, "RATE_LIMITS_ENABLED": False}
-        ).test_client()
-        db = open_for_writing(str(path))
-        self.key = create_key(db, "Newsroom", "write")
-        db.close()
+    def __init__(self, database: str, app: Flask) -> None:
+        self.database = database
+        self.client: FlaskClient = app.test_client()
+        self.key = write_key(database, "Newsroom", "write")
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}", **extra}
@@ -56,19 +50,13 @@ class Writer:
 
     def state(self) -> tuple[int, bytes]:
         """The number of events and the whole change feed: what a write would change."""
-        conn = sqlite3.connect(self.path)
-        try:
-            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
-        finally:
-            conn.close()
+        ((count,),) = rows(self.database, "SELECT count(*) FROM events")
         return count, self.client.get("/api/v1/changes?limit=1000").data
 
 
 @pytest.fixture
-def writer(seeded_db: Path, tmp_path: Path) -> Writer:
-    path = tmp_path / "writable.db"
-    shutil.copy(seeded_db, path)
-    return Writer(path)
+def writer(fresh_database: str, open_app: Callable[..., Flask]) -> Writer:
+    return Writer(fresh_database, open_app(fresh_database))
 
 
 def a_new_event(writer: Writer, event_id: str = "ua-2024-06-01-new") -> dict[str, Any]:
@@ -151,9 +139,9 @@ def test_a_patch_with_a_broken_identifier_is_refused_and_writes_nothing(
     ],
 )
 def test_an_identifier_parameter_with_a_line_break_is_refused(
-    writer: Writer, query: str, name: str
+    client: FlaskClient, query: str, name: str
 ) -> None:
-    response = writer.client.get(f"/api/v1/events?{query}")
+    response = client.get(f"/api/v1/events?{query}")
     assert response.status_code == 400
     assert [p["name"] for p in response.get_json()["invalid_params"]] == [name]
 
@@ -296,25 +284,27 @@ def test_control_characters_in_text_are_refused(writer: Writer, text: str) -> No
 
 def test_a_database_holding_unescaped_csv_lines_exports_them_escaped(writer: Writer) -> None:
     # A database written before cells were escaped holds each line as it was sent.
-    conn = sqlite3.connect(writer.path)
-    (line,) = conn.execute(
+    ((line,),) = rows(
+        writer.database,
         "SELECT d.csv FROM events e JOIN event_documents d ON d.row_id = e.row_id WHERE e.id = ?",
-        [KHARKIV],
-    ).fetchone()
+        KHARKIV,
+    )
     cells = next(csv.reader(io.StringIO(line, newline="")))
     cells[14] = "=1+1"  # initiators
-    cells[-1] = "@notes\x00 with a NUL"
+    # SQLite's text may hold a NUL; PostgreSQL's refuses one, so none of its
+    # databases holds one to escape.
+    nul = "" if on_postgresql(writer.database) else "\x00"
+    cells[-1] = f"@notes{nul} with a NUL"
     old = io.StringIO()
     csv.writer(old, lineterminator="\r\n").writerow(cells)
-    with conn:
-        conn.execute(
-            "UPDATE event_documents SET csv = ? WHERE row_id = "
-            "(SELECT row_id FROM events WHERE id = ?)",
-            [old.getvalue(), KHARKIV],
-        )
-    conn.close()
-    rows = _csv_rows(writer.client.get("/api/v1/events?format=csv"))
-    (row,) = [r for r in rows if r["id"] == KHARKIV]
+    execute(
+        writer.database,
+        "UPDATE event_documents SET csv = ? "
+        "WHERE row_id = (SELECT row_id FROM events WHERE id = ?)",
+        [old.getvalue(), KHARKIV],
+    )
+    exported = _csv_rows(writer.client.get("/api/v1/events?format=csv"))
+    (row,) = [r for r in exported if r["id"] == KHARKIV]
     assert row["initiators"] == "'=1+1"
     assert row["notes"] == "'@notes with a NUL"
 

@@ -1,6 +1,7 @@
 """python -m seed import: each dataset's rows mapped to exact values, the errors a
 partner sees, idempotence, --skip-invalid, standard input, and the imported events
-served, filtered, totalled and synced through the API."""
+served, filtered, totalled and synced through the API. SQLite only: the import
+writes SQLite files (into PostgreSQL it refuses, exit 2: tests/test_postgresql_seed.py)."""
 
 import csv
 import io

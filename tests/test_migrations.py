@@ -1,7 +1,9 @@
 """Schema versions and `python -m api migrate` (docs/operations.md, "Upgrades"): a
 database written by the previous release (tests/fixtures/predecessor.db.gz, made by
 tests/fixtures/make_predecessor_db.py) is upgraded in place, and every row it held, and
-everything a partner or a mirror holds from before, still works."""
+everything a partner or a mirror holds from before, still works. SQLite only: the
+previous release wrote SQLite files; PostgreSQL's layout and upgrades are
+tests/test_postgresql_layout.py's."""
 
 import datetime
 import gzip

@@ -2,7 +2,10 @@
 (missile_attacks_daily.csv: float counts, Facebook post paths without a scheme, the
 regional air commands' posts, Cyrillic and Latin-C spellings, two waves told apart
 only by their target, an exact repeat) and of its companion model table
-(missiles_and_uavs.csv)."""
+(missiles_and_uavs.csv).
+
+SQLite only: the whole module tests the CSV import, whose bulk path writes SQLite
+files only yet (`seed import` refuses a postgresql:// URL, saying so)."""
 
 import sqlite3
 import subprocess

@@ -1,13 +1,14 @@
 """Operations (docs/operations.md): `python -m api backup` and `restore` against a real
 server that keeps serving and writing, partners' change tokens across a restore, and
-the recovery of a bulk load killed while it wrote through its rollback journal."""
+the recovery of a bulk load killed while it wrote through its rollback journal. SQLite only:
+these are SQLite's files and commands (PostgreSQL's are pg_dump and pg_restore,
+tests/test_postgresql_operations.py)."""
 
 import base64
 import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.v1.changes import NEWER_HISTORY, OTHER_HISTORY, UNCHECKED
+from tests.engines import rows
 from tests.server import ROOT, Server, serving
 
 NO_LIMITS = {"SALVO_RATE_LIMITS": "off"}
@@ -80,14 +82,6 @@ def new_event(server: Server, event_id: str) -> dict[str, Any]:
 def post(server: Server, key: str, event_id: str) -> None:
     status, body = call(server, "/api/v1/events", {"events": [new_event(server, event_id)]}, key)
     assert status == 201, body
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def event_ids(db: Path) -> list[str]:
@@ -258,13 +252,13 @@ def token(*key: object) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(["changes", *key])).rstrip(b"=").decode()
 
 
-def history(db: Path) -> tuple[str, int]:
+def history(db: str | Path) -> tuple[str, int]:
     [(history_id, old_tokens_until)] = rows(db, "SELECT id, old_tokens_until FROM change_history")
     return history_id, old_tokens_until
 
 
-def test_a_token_past_the_highest_seq_is_refused(seeded_db: Path, client: FlaskClient) -> None:
-    history_id, _ = history(seeded_db)
+def test_a_token_past_the_highest_seq_is_refused(database: str, client: FlaskClient) -> None:
+    history_id, _ = history(database)
     response = client.get(f"/api/v1/changes?since={token(history_id, 18)}")
     assert response.status_code == 400
     assert response.get_json() == {

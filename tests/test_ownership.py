@@ -1,26 +1,27 @@
 """Ownership (issue 18, item 3): a write key changes only the events it created, an
-admin key any; databases from before owners were recorded get them from the audit
-log."""
+admin key any, on both engines; SQLite databases from before owners were recorded get
+them from the audit log."""
 
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
 from api.problems import NOT_THE_OWNER
-from api.store.sqlite.keys import create_key
+from api.store import database_file, open_store
 from api.store.sqlite.layout import (
     _EARLIER_LAYOUTS,
     OutdatedLayout,
     layout_differences,
     open_existing_for_writing,
-    open_for_writing,
 )
+from tests.engines import rows
 from tests.test_writes import KHARKIV
 
 NEW = "ua-2024-06-01-partner-a-strike"
@@ -28,16 +29,23 @@ NEW = "ua-2024-06-01-partner-a-strike"
 
 class Partners:
     """Two newsrooms with write keys and an operator with an admin key, on a writable
-    copy of the seeded database."""
+    copy of the seeded database (of either engine), through `app`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        db = open_for_writing(str(path))
-        self.a = create_key(db, "Newsroom A", "write")
-        self.b = create_key(db, "Newsroom B", "write")
-        self.admin = create_key(db, "Operator", "admin")
-        db.close()
-        self.client: FlaskClient = create_app({"DATABASE": str(path)}).test_client()
+    def __init__(self, database: str, app: Flask) -> None:
+        self.database = database
+        store = open_store(database)
+        try:
+            self.a = store.create_key("Newsroom A", "write")
+            self.b = store.create_key("Newsroom B", "write")
+            self.admin = store.create_key("Operator", "admin")
+        finally:
+            store.close()
+        self.client: FlaskClient = app.test_client()
+
+    @property
+    def path(self) -> Path:
+        """The database file, for the tests of what only SQLite has."""
+        return Path(database_file(self.database))
 
     def create(self, key: str, event_id: str = NEW) -> None:
         event = self.client.get(f"/api/v1/events/{KHARKIV}").get_json()
@@ -71,10 +79,16 @@ def _key_id(key: str) -> str:
 
 
 @pytest.fixture
-def partners(seeded_db: Path, tmp_path: Path) -> Partners:
+def partners(fresh_database: str, open_app: Callable[..., Flask]) -> Partners:
+    return Partners(fresh_database, open_app(fresh_database))
+
+
+@pytest.fixture
+def sqlite_partners(seeded_db: Path, tmp_path: Path, open_app: Callable[..., Flask]) -> Partners:
+    """Partners on a copy of the seeded SQLite file, for the tests of SQLite's own."""
     path = tmp_path / "owned.db"
     shutil.copy(seeded_db, path)
-    return Partners(path)
+    return Partners(str(path), open_app(str(path)))
 
 
 def test_a_write_key_changes_and_deletes_its_own_events(partners: Partners) -> None:
@@ -112,13 +126,12 @@ def test_an_admin_key_creates_changes_and_deletes_any_event(partners: Partners) 
     assert partners.delete(partners.admin, NEW).status_code == 204
     partners.create(partners.admin, "ua-2024-06-02-operator-event")
     # The audit entry names the key that made each change.
-    conn = sqlite3.connect(partners.path)
-    rows = conn.execute(
-        "SELECT key_id, action, event_id FROM audit_log WHERE key_id IS NOT NULL ORDER BY seq"
-    ).fetchall()
-    conn.close()
+    audited = rows(
+        partners.database,
+        "SELECT key_id, action, event_id FROM audit_log WHERE key_id IS NOT NULL ORDER BY seq",
+    )
     admin = _key_id(partners.admin)
-    assert rows == [
+    assert audited == [
         (_key_id(partners.a), "create", NEW),
         (admin, "update", NEW),
         (admin, "update", KHARKIV),
@@ -129,7 +142,7 @@ def test_an_admin_key_creates_changes_and_deletes_any_event(partners: Partners) 
 
 def test_the_cli_creates_admin_keys(partners: Partners) -> None:
     created = subprocess.run(
-        [sys.executable, "-m", "api", "--db", str(partners.path), "keys", "create",
+        [sys.executable, "-m", "api", "--db", partners.database, "keys", "create",
          "--name", "Second operator", "--scope", "admin"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -171,8 +184,11 @@ def _audit(path: Path) -> list[tuple[int, str, str, str]]:
 
 @pytest.mark.parametrize("upgrade", ["api init", "seed"])
 def test_a_database_from_before_owners_is_upgraded_keeping_partners_events(
-    partners: Partners, upgrade: str
+    sqlite_partners: Partners, upgrade: str, open_app: Callable[..., Flask]
 ) -> None:
+    """SQLite only: a SQLite layout from before owners (PostgreSQL's layout had them
+    from its first version), upgraded by `python -m api init` or the seed."""
+    partners = sqlite_partners
     partners.create(partners.a)
     partners.create(partners.b, "ua-2024-06-02-partner-b-strike")
     assert partners.patch(partners.a, NEW).status_code == 200
@@ -206,8 +222,7 @@ def test_a_database_from_before_owners_is_upgraded_keeping_partners_events(
     conn.close()
     assert _audit(partners.path) == before
     # Each partner's events are still theirs, and only theirs.
-    client = create_app({"DATABASE": str(partners.path)}).test_client()
-    partners.client = client
+    partners.client = open_app(partners.database).test_client()
     assert partners.patch(partners.b, NEW).status_code == 403
     assert partners.patch(partners.a, NEW, "Again.").status_code == 200
     assert partners.patch(partners.b, "ua-2024-06-02-partner-b-strike").status_code == 200

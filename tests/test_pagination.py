@@ -1,18 +1,16 @@
-"""Keyset pagination: following links.next visits every matching event exactly once."""
+"""Keyset pagination: following links.next visits every matching event exactly once,
+on both engines."""
 
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
-from api.store.sqlite.layout import open_for_writing
-from api.store.sqlite.writes import write_events
-from schemas.event import EventSchema
 from tests.test_article_facts import EVENTS
+from tests.test_changes import writer_change
 
 
 def follow(client: FlaskClient, url: str) -> list[list[dict]]:
@@ -83,10 +81,10 @@ def test_default_sort_is_newest_first_and_default_limit_100(client: FlaskClient)
     assert [event["id"] for event in body["data"]] == expected_order("-date")
 
 
-def test_inserts_between_pages_cause_no_duplicates_or_gaps(seeded_db: Path, tmp_path: Path) -> None:
-    db_path = tmp_path / "live.db"
-    shutil.copy(seeded_db, db_path)
-    client = create_app({"DATABASE": str(db_path), "TESTING": True}).test_client()
+def test_inserts_between_pages_cause_no_duplicates_or_gaps(
+    fresh_database: str, open_app: Callable[..., Flask]
+) -> None:
+    client = open_app(fresh_database).test_client()
 
     first = client.get("/api/v1/events?sort=-date&limit=5").get_json()
     seen = [event["id"] for event in first["data"]]
@@ -97,10 +95,8 @@ def test_inserts_between_pages_cause_no_duplicates_or_gaps(seeded_db: Path, tmp_
     template.pop("updated_at")
     newer = {**template, "id": "inserted-newest", "date": "2024-06-15"}
     older = {**template, "id": "inserted-oldest", "date": "2023-01-01"}
-    writer = open_for_writing(str(db_path))
-    with writer.atomic():
-        write_events(writer, [EventSchema().load(newer), EventSchema().load(older)])
-    writer.close()
+    writer_change(fresh_database, create=newer)
+    writer_change(fresh_database, create=older)
 
     rest = follow(
         client, urlsplit(first["links"]["next"]).path + "?" + urlsplit(first["links"]["next"]).query

@@ -2,37 +2,58 @@
 has a problem type and members a program reads instead of the prose; Idempotency-Key
 is bounded, its answers expire after IDEMPOTENCY_KEEP and are purged, and a body is
 compared by its parsed content. Through the Flask test client on a writable copy of
-the seeded database."""
+the seeded database, on both engines; the purge's SQLite query plan and SQLite's
+`python -m api init` run on SQLite only."""
 
 import datetime
 import hashlib
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from flask import Flask
 from werkzeug.test import TestResponse
 
 from api.__main__ import main as api_main
+from api.store import database_file, open_store
 from api.store.sqlite.partners import (
     IDEMPOTENCY_KEEP,
     IDEMPOTENCY_PURGE_BATCH,
     purge_idempotent_requests,
 )
 from schemas.fields import TIMESTAMP_FORMAT
-from tests.test_hardening_input import Writer
+from tests.engines import execute, rows
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
 NEW = "ua-2024-06-01-partner-strike"
 
 
-class Partner(Writer):
-    """The Flask test client on a writable copy of the seeded database, with a write
-    key (which may change only the events it creates)."""
+class Partner:
+    """The Flask test client (of `app`) on a writable copy of the seeded database, of
+    either engine, with a write key (which may change only the events it creates)."""
+
+    def __init__(self, database: str, app: Flask) -> None:
+        self.database = database
+        self.client = app.test_client()
+        store = open_store(database)
+        try:
+            self.key = store.create_key("Newsroom", "write")
+        finally:
+            store.close()
+
+    @property
+    def path(self) -> Path:
+        """The database file, for the tests of what only SQLite has."""
+        return Path(database_file(self.database))
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **extra}
 
     def event(self, event_id: str = NEW, **changes: Any) -> dict[str, Any]:
         """A new event made from a curated one, at another id."""
@@ -67,23 +88,29 @@ class Partner(Writer):
             f"/api/v1/events/{event_id}", headers=self.headers(**{"If-Match": etag})
         )
 
-    def sql(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(self.path)
-        try:
-            with conn:
-                return conn.execute(statement, args).fetchall()
-        finally:
-            conn.close()
+    def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        """The rows of a query, past what the API shows."""
+        return rows(self.database, query, *args)
+
+    def change(self, statement: str, *args: Any) -> None:
+        """Change rows the API would not, committed."""
+        execute(self.database, statement, args)
 
     def events(self) -> int:
         return int(self.sql("SELECT count(*) FROM events")[0][0])
 
 
 @pytest.fixture
-def partner(seeded_db: Path, tmp_path: Path) -> Partner:
+def partner(fresh_database: str, open_app: Callable[..., Flask]) -> Partner:
+    return Partner(fresh_database, open_app(fresh_database))
+
+
+@pytest.fixture
+def sqlite_partner(seeded_db: Path, tmp_path: Path, open_app: Callable[..., Flask]) -> Partner:
+    """A partner on a copy of the seeded SQLite file, for the tests of SQLite's own."""
     path = tmp_path / "writable.db"
     shutil.copy(seeded_db, path)
-    return Partner(path)
+    return Partner(str(path), open_app(str(path)))
 
 
 def problem(response: TestResponse, status: int, type_: str) -> dict[str, Any]:
@@ -270,7 +297,9 @@ def test_an_answer_kept_before_content_digests_replays_the_same_bytes(partner: P
     those bytes replays, within their last IDEMPOTENCY_KEEP."""
     body = orjson.dumps({"events": [partner.event()]})
     assert partner.post_bytes(body, **{"Idempotency-Key": "old"}).status_code == 201
-    partner.sql("UPDATE idempotent_requests SET request_digest = ?", hashlib.sha256(body).digest())
+    partner.change(
+        "UPDATE idempotent_requests SET request_digest = ?", hashlib.sha256(body).digest()
+    )
     again = partner.post_bytes(body, **{"Idempotency-Key": "old"})
     assert (again.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")
     other = partner.post(partner.event(notes="Other."), **{"Idempotency-Key": "old"})
@@ -286,7 +315,7 @@ def _age(partner: Partner, key: str, by: datetime.timedelta) -> None:
         "SELECT created_at FROM idempotent_requests WHERE idempotency_key = ?", key
     )
     moved = datetime.datetime.strptime(created_at, TIMESTAMP_FORMAT) - by
-    partner.sql(
+    partner.change(
         "UPDATE idempotent_requests SET created_at = ? WHERE idempotency_key = ?",
         moved.strftime(TIMESTAMP_FORMAT),
         key,
@@ -321,17 +350,15 @@ def test_an_expired_key_is_new(partner: Partner) -> None:
 def _store_answers(partner: Partner, ages: list[datetime.timedelta]) -> None:
     """Answers of other keys (one revoked long ago, say), each as old as given."""
     now = datetime.datetime.now(datetime.UTC)
-    conn = sqlite3.connect(partner.path)
-    with conn:
-        conn.executemany(
-            "INSERT INTO idempotent_requests (key_id, idempotency_key, request_digest, "
-            "status, body, created_at) VALUES (?, ?, x'00', 201, x'7b7d', ?)",
-            [
-                (f"old-key-{i}", f"key-{i}", (now - age).strftime(TIMESTAMP_FORMAT))
-                for i, age in enumerate(ages)
-            ],
-        )
-    conn.close()
+    answers = [
+        (f"old-key-{i}", f"key-{i}", b"\x00", 201, b"{}", (now - age).strftime(TIMESTAMP_FORMAT))
+        for i, age in enumerate(ages)
+    ]
+    partner.change(
+        "INSERT INTO idempotent_requests (key_id, idempotency_key, request_digest, status, "
+        f"body, created_at) VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(answers))}",
+        *[value for answer in answers for value in answer],
+    )
 
 
 def test_each_post_purges_a_few_expired_answers_oldest_first(partner: Partner) -> None:
@@ -356,7 +383,9 @@ def test_each_post_purges_a_few_expired_answers_oldest_first(partner: Partner) -
     assert left() == ["old-key-25", "old-key-26"]
 
 
-def test_the_purge_reads_the_index_from_its_start(partner: Partner) -> None:
+def test_the_purge_reads_the_index_from_its_start(sqlite_partner: Partner) -> None:
+    """SQLite only: its query plan, and SQLite's purge at a chosen instant."""
+    partner = sqlite_partner
     conn = sqlite3.connect(partner.path)
     plan = " ".join(
         row[3]
@@ -379,9 +408,12 @@ def test_the_purge_reads_the_index_from_its_start(partner: Partner) -> None:
 
 
 def test_a_database_without_the_index_gets_it_from_api_init(
-    partner: Partner, capsys: pytest.CaptureFixture[str]
+    sqlite_partner: Partner, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    partner.sql("DROP INDEX idempotent_requests_created")
+    """SQLite only: the write path's check of the file's layout, and `python -m api
+    init`."""
+    partner = sqlite_partner
+    partner.change("DROP INDEX idempotent_requests_created")
     refused = partner.post(partner.event())
     body = problem(refused, 503, "/problems/database-unavailable")
     assert "idempotent_requests_created" in body["detail"]

@@ -33,9 +33,6 @@ from api.store.search import parse
 from api.store.sqlite.connections import distance_km
 from api.store.sqlite.dialect import SQLITE
 from api.store.sqlite.layout import create_tables
-from tests.postgres import postgres_server, postgres_url
-
-__all__ = ["postgres_server", "postgres_url"]
 
 # id, name, admin1, country code, latitude, longitude.
 PLACES = [

@@ -18,9 +18,6 @@ from api.store.postgresql import layout, migrations
 from api.store.postgresql.layout import SCHEMA_VERSION, ForeignLayout, NewerSchema
 from api.store.postgresql.migrations import IncompleteLayout, Step, migrate
 from api.store.sqlite import layout as sqlite_layout
-from tests.postgres import fresh_postgres_url, postgres_server
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 
 @pytest.fixture

@@ -20,11 +20,9 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.store import open_store
+from api.store.postgresql.bulk import SLICE_EVENTS
 from seed.__main__ import main as seed_main
 from seed.curated import DATA_DIR
-from tests.postgres import fresh_postgres_url, postgres_server
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 
@@ -301,13 +299,66 @@ def test_a_reader_keeps_answering_during_a_synthetic_load(
             f"\n{len(latencies)} reads during a 50,000-event synthetic load: max "
             f"{max(latencies) * 1000:.0f} ms, median {statistics.median(latencies) * 1000:.1f} ms"
         )
-    # Every read answered, within its budget (1 s: a read waiting on a lock would run
-    # out of it), and saw the events as before the load or as after it, never between.
+    # Every read answered, within its budget (1 s: a read waiting on a lock, or
+    # visiting a whole merge's uncommitted rows, would run out of it), and saw the
+    # events as before the load, as after it, or as after a whole slice of it: the
+    # load merges in slices, each committed (Store.bulk_load).
     # The page and its total are two statements (reads hold no transaction between
     # them: the Store's contract), so each is compared on its own.
     assert {status for status, _, _ in reader.answers} == {200}
     pages = [orjson.loads(body) for _, body, _ in reader.answers]
-    ends = [orjson.loads(before), orjson.loads(after)]
-    assert all(page["data"] in [end["data"] for end in ends] for page in pages)
-    assert {page["meta"]["total"] for page in pages} <= {end["meta"]["total"] for end in ends}
+    final = {event["id"]: event for event in orjson.loads(after)["data"]}
+    first, last = orjson.loads(before)["meta"]["total"], orjson.loads(after)["meta"]["total"]
+    totals = [page["meta"]["total"] for page in pages]
+    assert totals == sorted(totals), "a total went down: slices commit in order"
+    assert first in totals and last in totals
+    assert all(
+        event == final[event["id"]]
+        for page in pages
+        if page["meta"]["total"] == last
+        for event in page["data"]
+    )
     assert max(latencies) < 2.0
+
+
+def test_a_failed_bulk_load_leaves_whole_slices_and_running_it_again_finishes_it(
+    fresh_postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first_slice = SLICE_EVENTS[1]
+    load = ("synthetic", "--events", str(2 * first_slice + 1000), "--until", "2024-06-30")
+    sqlite = str(tmp_path / "synthetic.db")
+    assert seed(sqlite, *load, "--workers", "1") == 0
+    # PostgreSQL refuses an event of the second slice (seqs are taken in the order
+    # the events were given, from 1 on an empty database).
+    store = open_store(fresh_postgres_url)
+    store.migrate()
+    store.close()
+    with psycopg.connect(fresh_postgres_url) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.seq = {first_slice + 7} THEN RAISE EXCEPTION 'refused by test trigger'; "
+            "END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    assert seed(fresh_postgres_url, *load) == 1
+    said = capsys.readouterr().err
+    assert "the slices merged before the failure stay written" in said
+    # The first slice, whole, and nothing of the second: the counter, the events and
+    # the feed agree, with no gap.
+    assert rows(fresh_postgres_url, "SELECT count(*), max(seq) FROM events") == [
+        (first_slice, first_slice)
+    ]
+    assert rows(fresh_postgres_url, "SELECT highest_seq FROM change_counter") == [(first_slice,)]
+    assert [seq for seq, *_ in feed(fresh_postgres_url)] == list(range(1, first_slice + 1))
+    # No audit entry: the load did not finish.
+    assert rows(
+        fresh_postgres_url, "SELECT count(*) FROM audit_log WHERE action = 'synthetic'"
+    ) == [(0,)]
+    with psycopg.connect(fresh_postgres_url) as conn:
+        conn.execute("DROP TRIGGER refuse ON events")
+    assert seed(fresh_postgres_url, *load) == 0
+    urls = (*ANSWERS, "/api/v1/events?limit=100&sort=-date")
+    assert answers(fresh_postgres_url, urls) == answers(sqlite, urls)
+    assert feed(fresh_postgres_url) == feed(sqlite)

@@ -21,12 +21,9 @@ from werkzeug.test import TestResponse
 
 from api import create_app
 from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store, search
-from api.store.postgresql.layout import HIGHEST_SEQ
+from api.store.postgresql.layout import HIGHEST_SEQ, SCHEMA_VERSION
 from api.store.postgresql.store import PostgresStore
-from tests.postgres import fresh_postgres_url, postgres_server
 from tests.test_single_writer import retried, write_rounds
-
-__all__ = ["fresh_postgres_url", "postgres_server"]
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 
@@ -279,6 +276,31 @@ INSTANCES, THREADS, ROUNDS = 2, 3, 6
 CHANGES_PER_THREAD = ROUNDS * 2 + ROUNDS // 2
 # A writer waits up to 5 s for the change counter's lock, then is Busy (503).
 ATTEMPTS = 40
+
+
+def test_an_instance_of_another_release_writes_nothing_once_the_database_moved_on(
+    migrated: PostgresStore, fresh_postgres_url: str, template: dict[str, Any]
+) -> None:
+    # A later release migrated the database while this instance still runs (a
+    # rolling upgrade): its writes are refused, as its /readyz is, until it is
+    # replaced; the same for a database older than it.
+    api = _app(fresh_postgres_url)
+    key = migrated.create_key("Newsroom", "write")
+    event = {**template, "id": "ua-2024-06-01-after-the-upgrade", "date": "2024-06-01"}
+    for version, says in ((SCHEMA_VERSION + 1, "newer than this Salvo's"), (0, "run `python")):
+        with psycopg.connect(fresh_postgres_url) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", [version])
+        before = _highest_seq(fresh_postgres_url)
+        refused = _post(api, key, event)
+        assert refused.status_code == 503, refused.get_json()
+        assert refused.get_json()["type"] == "/problems/database-unavailable"
+        assert says in refused.get_json()["detail"]
+        assert api.get("/readyz").status_code == 503
+        assert _highest_seq(fresh_postgres_url) == before
+        assert api.get(f"/api/v1/events/{event['id']}").status_code == 404
+    with psycopg.connect(fresh_postgres_url) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", [SCHEMA_VERSION])
+    assert _post(api, key, event).status_code == 201
 
 
 def test_concurrent_writers_on_two_instances_and_a_mirror(

@@ -1,5 +1,6 @@
 """Every documented filter and sort of /api/v1/events is served by an index: the
-query plan never scans the events table itself."""
+query plan never scans the events table itself. SQLite only: SQLite's
+query planner (EXPLAIN QUERY PLAN) on its layout."""
 
 import re
 import sqlite3

@@ -1,6 +1,7 @@
 """A re-import maps and validates only the rows that are new or changed: a row an
 earlier import wrote is known by the digest of its cells, as long as its event is
-still as that import left it (seed/imports.py, _SourceRows; issue 19's speed targets)."""
+still as that import left it (seed/imports.py, _SourceRows; issue 19's speed targets).
+SQLite only: the import writes SQLite files."""
 
 import csv
 import json

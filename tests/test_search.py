@@ -1,10 +1,12 @@
 """`q`: Salvo's search grammar (api/store/search.py), its FTS5 compiler, and what the API
 answers for it, against the seeded article data, an event written through the API
-and any text hypothesis makes up."""
+and any text hypothesis makes up. The API's answers are tested on both engines; the
+FTS5 compiler's tests are SQLite's own (PostgreSQL's tsquery compiler is tested in
+tests/test_postgresql_dialect.py)."""
 
 import re
-import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,7 +17,6 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import create_app
 from api.store import filters
 from api.store.search import (
     MAX_LENGTH,
@@ -27,8 +28,7 @@ from api.store.search import (
     parse,
 )
 from api.store.sqlite.dialect import Fts5Query, to_fts5
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
+from tests.engines import write_key
 from tests.test_events_filters import ALL, FRANCE, KHARKIV_OBLAST, SL_BUILDUP, STORM_SHADOW, ids
 
 _WORDS = re.compile(r"[^\W_]+")
@@ -102,7 +102,7 @@ def test_the_limits_are_characters_and_words_and_operators() -> None:
         parse("S-300 " * 8 + "x")
 
 
-# The FTS5 compiler
+# The FTS5 compiler (SQLite only: FTS5's query syntax)
 
 
 @pytest.mark.parametrize(
@@ -235,15 +235,11 @@ def test_a_place_name_is_searched_too(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def written(seeded_db: Path, tmp_path: Path) -> FlaskClient:
+def written(fresh_database: str, open_app: Callable[..., Flask]) -> FlaskClient:
     """A copy of the seed with an event written through the API whose notes say
     what people type."""
-    path = tmp_path / "writable.db"
-    shutil.copy(seeded_db, path)
-    db = open_for_writing(str(path))
-    key = create_key(db, "Newsroom", "admin")
-    db.close()
-    client = create_app({"DATABASE": str(path), "RATE_LIMITS_ENABLED": False}).test_client()
+    key = write_key(fresh_database, "Newsroom", "admin")
+    client = open_app(fresh_database).test_client()
     event = client.get("/api/v1/events/ua-2024-05-30-kharkiv-missile-strike").get_json()
     for output_only in ("acled", "updated_at"):
         event.pop(output_only)
@@ -317,23 +313,13 @@ def test_any_text_is_a_search_or_a_limit(app: Flask, q: str) -> None:
 # Totals of a search (/stats): its SEARCH_TOTALS_CAP most recent matches
 
 
-@pytest.fixture(scope="module")
-def synthetic_copy(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A file of its own: a thread keeps one connection per path, with the query
-    # budget of the app that opened it (tests/test_faults.py gives 1 ms).
-    path = tmp_path_factory.mktemp("search") / "salvo.db"
-    shutil.copy(synthetic_db, path)
-    return path
-
-
 @pytest.fixture
-def synthetic(synthetic_copy: Path, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+def synthetic(
+    synthetic_database: str, open_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> FlaskClient:
     """20,000 synthetic events, with a cap the common words there pass."""
     monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", 300)
-    app = create_app(
-        {"DATABASE": str(synthetic_copy), "RATE_LIMITS_ENABLED": False, "QUERY_BUDGET_S": 60.0}
-    )
-    return app.test_client()
+    return open_app(synthetic_database, QUERY_BUDGET_S=60.0).test_client()
 
 
 def matching(client: FlaskClient, q: str) -> list[dict]:

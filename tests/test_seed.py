@@ -1,5 +1,6 @@
 """The seed command: validation before writing, one transaction, idempotence, and
-re-seeding without undoing partners' writes."""
+re-seeding without undoing partners' writes. On SQLite files; the same seed into
+PostgreSQL, compared answer for answer with these, is tests/test_postgresql_seed.py."""
 
 import shutil
 import sqlite3

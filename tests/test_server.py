@@ -1,6 +1,7 @@
 """The server as `make run` starts it: slow clients cost nothing, SIGTERM lets
 requests in flight finish, one access-log line per request, compressed responses,
-and one honest rate limit."""
+and one honest rate limit. Every test reaching the database runs on both engines;
+the default limit runs on SQLite, as the default `make run` serves it."""
 
 import gzip
 import http.client
@@ -19,9 +20,9 @@ from tests.server import Server, serving, slow_clients
 
 
 @pytest.fixture(scope="module")
-def server(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with serving(seeded_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
+    with serving(database, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         yield running
 
 
@@ -98,9 +99,9 @@ def test_small_bodies_are_left_alone(server: Server) -> None:
 
 @pytest.mark.parametrize("chosen", ["csv", "ndjson"])
 def test_exports_are_compressed_as_they_stream(
-    synthetic_db: Path, tmp_path: Path, chosen: str
+    synthetic_database: str, tmp_path: Path, chosen: str
 ) -> None:
-    with serving(synthetic_db, tmp_path / "log", env={"SALVO_RATE_LIMITS": "off"}) as running:
+    with serving(synthetic_database, tmp_path / "log", env={"SALVO_RATE_LIMITS": "off"}) as running:
         _, _, plain = get(running, f"/api/v1/events?format={chosen}")
         status, headers, body = get(
             running, f"/api/v1/events?format={chosen}", {"Accept-Encoding": "gzip"}
@@ -112,9 +113,9 @@ def test_exports_are_compressed_as_they_stream(
     assert plain.count(b"\n") >= 20_000
 
 
-def test_sigterm_lets_a_request_in_flight_finish(synthetic_db: Path, tmp_path: Path) -> None:
+def test_sigterm_lets_a_request_in_flight_finish(synthetic_database: str, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    with serving(synthetic_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
+    with serving(synthetic_database, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         host, port = running.url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         conn.request("GET", "/api/v1/events?format=ndjson")
@@ -134,9 +135,9 @@ def test_sigterm_lets_a_request_in_flight_finish(synthetic_db: Path, tmp_path: P
     assert len(lines) == 20_000
 
 
-def test_the_access_log_has_one_line_per_request(seeded_db: Path, tmp_path: Path) -> None:
+def test_the_access_log_has_one_line_per_request(database: str, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    with serving(seeded_db, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
+    with serving(database, log, env={"SALVO_RATE_LIMITS": "off"}) as running:
         for path in ("/api/v1/events?limit=1", "/api/v1/nowhere", "/api/v1/stats"):
             get(running, path)
         requests = running.access_log('"GET /api/v1/', 3)

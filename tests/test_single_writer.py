@@ -1,30 +1,31 @@
-"""The single writer's contract (api/store/sqlite/layout.py, next_seq; docs/design.md,
-"The single writer"): one writer at a time, seq = the highest + 1, values unique and
-committed in seq order, so that a mirror keeping the highest seq it applied never
-misses a change. Checked with writers in several processes and threads on one file
-while a mirror follows /changes, and against the unique indexes themselves."""
+"""The single writer's contract (api/store/__init__.py; docs/design.md, "The single
+writer"): one writer at a time, each change numbered after the highest taken, values
+unique and committed in seq order, so that a mirror keeping the highest seq it
+applied never misses a change. Checked on both engines with writers in several
+processes and threads on one database while a mirror follows /changes, and against
+the unique indexes themselves."""
 
 import datetime
 import itertools
 import multiprocessing
-import shutil
-import sqlite3
+import re
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
-from api.store.sqlite import writes
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import HIGHEST_SEQ, open_for_writing
+from api.store import StoreError, command_author, open_store
+from api.store.postgresql import layout as postgresql_layout
+from api.store.sqlite import writes as sqlite_writes
 from schemas.event import EventSchema
+from tests.engines import DATABASE_ERRORS, execute, rows
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROCESSES, THREADS, ROUNDS = 2, 3, 8
@@ -147,30 +148,30 @@ def feed_changes(api: FlaskClient, after: int) -> list[dict[str, Any]]:
         query = f"&since={page['meta']['since']}"
 
 
-def _highest_seq(path: Path) -> int:
-    conn = sqlite3.connect(path)
+def _highest_seq(database: str) -> int:
+    """The highest seq taken, as the store says where the feed stands."""
+    store = open_store(database)
     try:
-        (highest,) = conn.execute(f"SELECT {HIGHEST_SEQ}").fetchone()
-        return int(highest)
+        return store.feed_position().highest_seq
     finally:
-        conn.close()
+        store.close()
 
 
 @pytest.fixture
-def writable(seeded_db: Path, tmp_path: Path) -> tuple[Path, str]:
-    path = tmp_path / "salvo.db"
-    shutil.copy(seeded_db, path)
-    db = open_for_writing(str(path))
-    key = create_key(db, "Newsroom", "write")
-    db.close()
-    return path, key
+def writable(fresh_database: str) -> tuple[str, str]:
+    """A writable copy of the seeded database, and a write key to it."""
+    store = open_store(fresh_database)
+    try:
+        return fresh_database, store.create_key("Newsroom", "write")
+    finally:
+        store.close()
 
 
 def test_concurrent_writers_take_unique_seqs_committed_in_order(
-    writable: tuple[Path, str],
+    writable: tuple[str, str], open_app: Callable[..., Flask]
 ) -> None:
     path, key = writable
-    api = _app(str(path))
+    api = open_app(path).test_client()
     template = api.get(f"/api/v1/events/{KHARKIV}").get_json()
     for output_only in ("acled", "updated_at"):
         template.pop(output_only)
@@ -180,7 +181,7 @@ def test_concurrent_writers_take_unique_seqs_committed_in_order(
 
     spawn = multiprocessing.get_context("spawn")
     processes = [
-        spawn.Process(target=_writer_process, args=(str(path), key, template, number))
+        spawn.Process(target=_writer_process, args=(path, key, template, number))
         for number in range(PROCESSES)
     ]
     for process in processes:
@@ -195,16 +196,14 @@ def test_concurrent_writers_take_unique_seqs_committed_in_order(
     during = len(mirror.seqs)
     mirror.sync()
 
-    conn = sqlite3.connect(path)
-    seqs = [seq for (seq,) in conn.execute(
-        "SELECT seq FROM events UNION ALL SELECT seq FROM event_tombstones")]  # fmt: skip
+    seqs = [seq for (seq,) in rows(
+        path, "SELECT seq FROM events UNION ALL SELECT seq FROM event_tombstones")]  # fmt: skip
     stored = {
         event_id: orjson.loads(body)
-        for event_id, body in conn.execute(
-            "SELECT e.id, d.body FROM events e JOIN event_documents d USING (row_id)"
+        for event_id, body in rows(
+            path, "SELECT e.id, d.body FROM events e JOIN event_documents d USING (row_id)"
         )
     }
-    conn.close()
     # Unique, and with no number lost: every acknowledged change took one, in turn.
     assert len(seqs) == len(set(seqs))
     changes = PROCESSES * THREADS * CHANGES_PER_THREAD
@@ -227,39 +226,49 @@ def test_concurrent_writers_take_unique_seqs_committed_in_order(
     assert len(stored) == 17 + PROCESSES * THREADS * (ROUNDS - ROUNDS // 2)
 
 
-def test_the_unique_indexes_refuse_a_repeated_seq(writable: tuple[Path, str]) -> None:
-    path, _ = writable
-    conn = sqlite3.connect(path)
-    with pytest.raises(sqlite3.IntegrityError, match=r"UNIQUE constraint failed: events\.seq"):
-        conn.execute(
-            "UPDATE events SET seq = (SELECT max(seq) FROM events) WHERE id = ?", [KHARKIV]
+def test_the_unique_indexes_refuse_a_repeated_seq(writable: tuple[str, str]) -> None:
+    database, _ = writable
+    # SQLite names the column (events.seq), PostgreSQL the index (events_seq).
+    with pytest.raises(DATABASE_ERRORS, match=r"\bevents[._]seq"):
+        execute(
+            database,
+            "UPDATE events SET seq = (SELECT max(seq) FROM events) WHERE id = ?",
+            [KHARKIV],
         )
     stamp = datetime.datetime.now(datetime.UTC).isoformat()
-    conn.execute("INSERT INTO event_tombstones VALUES ('gone-1', 1000, ?, '{}')", [stamp])
-    with pytest.raises(
-        sqlite3.IntegrityError, match=r"UNIQUE constraint failed: event_tombstones\.seq"
-    ):
-        conn.execute("INSERT INTO event_tombstones VALUES ('gone-2', 1000, ?, '{}')", [stamp])
-    conn.rollback()
-    conn.close()
+    tombstone = "INSERT INTO event_tombstones VALUES (?, 1000, ?, '{}')"
+    execute(database, tombstone, ["gone-1", stamp])
+    with pytest.raises(DATABASE_ERRORS, match=r"event_tombstones[._]seq"):
+        execute(database, tombstone, ["gone-2", stamp])
 
 
 def test_a_writer_that_breaks_the_contract_is_stopped_by_the_index(
-    writable: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+    writable: tuple[str, str],
+    engine: str,
+    open_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A writer taking a seq another change holds (as a second writer that did not
     wait for the first would) fails whole: its write is rolled back."""
     path, _ = writable
-    api = _app(str(path))
+    api = open_app(path).test_client()
     event = api.get(f"/api/v1/events/{KHARKIV}").get_json()
     for output_only in ("acled", "updated_at"):
         event.pop(output_only)
     event = {**event, "id": "ua-2024-06-01-second-writer", "date": "2024-06-01"}
     taken = _highest_seq(path)
-    monkeypatch.setattr(writes, "next_seq", lambda conn: taken)
-    db = open_for_writing(str(path))
-    with pytest.raises(sqlite3.IntegrityError, match=r"events\.seq"), db.atomic():
-        writes.write_events(db, [EventSchema().load(event)])
-    db.close()
+    if engine == "sqlite":
+        monkeypatch.setattr(sqlite_writes, "next_seq", lambda conn: taken)
+    else:
+        # The counter read as it was before the last change took its number.
+        monkeypatch.setattr(postgresql_layout, "lock_changes", lambda conn: taken - 1)
+    store = open_store(path)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        with pytest.raises(StoreError) as refused, store.writer() as writer:
+            writer.create_events([EventSchema().load(event)], command_author(), now, None)
+    finally:
+        store.close()
+    assert re.search(r"\bevents[._]seq", str(refused.value.__cause__))
     assert api.get("/api/v1/events/ua-2024-06-01-second-writer").status_code == 404
     assert _highest_seq(path) == taken

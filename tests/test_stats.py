@@ -2,11 +2,11 @@
 
 import csv
 import io
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from schemas.vocabulary import MUNITION_CATEGORIES
@@ -44,11 +44,11 @@ def test_overall_totals_keep_unknown_apart_from_zero(client: FlaskClient) -> Non
     assert munitions["rocket"] == NONE_REPORTED
 
 
-def test_the_rate_is_computed_from_the_pair_beside_it(seeded_db: Path, tmp_path: Path) -> None:
+def test_the_rate_is_computed_from_the_pair_beside_it(
+    fresh_database: str, open_app: Callable[..., Flask]
+) -> None:
     # The seed has no entry giving both counts: a partner's write adds one.
-    path = tmp_path / "writable.db"
-    shutil.copy(seeded_db, path)
-    partner = Partner(path)
+    partner = Partner(fresh_database, open_app(fresh_database))
     event = {**new_event(partner, "ua-2024-06-01-rockets"), "munitions": [
         {"category": "rocket", "model": None, "launched": 10, "intercepted": 6},
         {"category": "rocket", "model": None, "launched": 5, "intercepted": None},

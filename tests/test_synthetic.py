@@ -1,4 +1,6 @@
-"""python -m seed synthetic: deterministic, validated, and the same whatever the workers."""
+"""python -m seed synthetic: deterministic, validated, and the same whatever the workers. On SQLite
+files; the same load into PostgreSQL is compared with SQLite's in
+tests/test_postgresql_seed.py."""
 
 import datetime
 import sqlite3

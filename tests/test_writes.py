@@ -1,4 +1,6 @@
-"""The write API: keys, validation, optimistic concurrency, idempotency and the audit log."""
+"""The write API: keys, validation, optimistic concurrency, idempotency and the audit
+log, on both engines; the tests of SQLite's own file and layout checks (the write
+path's layout check, `python -m api init`) say so and run on SQLite only."""
 
 import re
 import shutil
@@ -6,32 +8,44 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 
 from api import create_app
 from api.__main__ import main as api_main
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import MissingDatabase, open_existing_for_writing, open_for_writing
+from api.store import database_file, open_store
+from api.store.sqlite.layout import MissingDatabase, open_existing_for_writing
+from tests.engines import DATABASE_ERRORS, execute, rows
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
 
 
 class Partner:
-    """A client on a writable copy of the seeded database, with keys of each scope."""
+    """A client on a writable database (a copy of the seeded one), with keys of each
+    scope. `app` is the app on it (conftest's open_app closes its store); without one,
+    an app of its own."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.client = create_app({"DATABASE": str(path)}).test_client()
-        db = open_for_writing(str(path))
-        # Admin: these tests correct the curated events, which only an admin key may
-        # (tests/test_ownership.py holds write keys to their own events).
-        self.write_key = create_key(db, "Newsroom", "admin")
-        self.read_key = create_key(db, "Dashboard", "read")
-        db.close()
+    def __init__(self, database: str | Path, app: Flask | None = None) -> None:
+        self.database = str(database)
+        self.client = (app or create_app({"DATABASE": self.database})).test_client()
+        store = open_store(self.database)
+        try:
+            # Admin: these tests correct the curated events, which only an admin key
+            # may (tests/test_ownership.py holds write keys to their own events).
+            self.write_key = store.create_key("Newsroom", "admin")
+            self.read_key = store.create_key("Dashboard", "read")
+        finally:
+            store.close()
+
+    @property
+    def path(self) -> Path:
+        """The database file, for the tests of what only SQLite has."""
+        return Path(database_file(self.database))
 
     def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.write_key}", **extra}
@@ -49,20 +63,25 @@ class Partner:
         )
 
     def audit(self) -> list[tuple]:
-        conn = sqlite3.connect(self.path)
-        rows = conn.execute(
+        return rows(
+            self.database,
             # Writes made with a key; the seed and the key commands audit theirs too.
-            "SELECT key_name, action, event_id FROM audit_log WHERE key_id IS NOT NULL ORDER BY seq"
-        ).fetchall()
-        conn.close()
-        return rows
+            "SELECT key_name, action, event_id FROM audit_log WHERE key_id IS NOT NULL "
+            "ORDER BY seq",
+        )
 
 
 @pytest.fixture
-def partner(seeded_db: Path, tmp_path: Path) -> Partner:
+def partner(fresh_database: str, open_app: Callable[..., Flask]) -> Partner:
+    return Partner(fresh_database, open_app(fresh_database))
+
+
+@pytest.fixture
+def sqlite_partner(seeded_db: Path, tmp_path: Path, open_app: Callable[..., Flask]) -> Partner:
+    """A partner on a copy of the seeded SQLite file, for the tests of SQLite's own."""
     path = tmp_path / "writable.db"
     shutil.copy(seeded_db, path)
-    return Partner(path)
+    return Partner(path, open_app(str(path)))
 
 
 def new_event(partner: Partner, event_id: str = "ua-2024-06-01-new-strike") -> dict:
@@ -70,22 +89,38 @@ def new_event(partner: Partner, event_id: str = "ua-2024-06-01-new-strike") -> d
     return {**event, "id": event_id, "date": "2024-06-01", "notes": "A new event."}
 
 
+def secrets_of(partner: Partner) -> list[bytes]:
+    # salvo_<12 hex>_<secret>: the secret itself may hold underscores.
+    return [key.split("_", 2)[2].encode() for key in (partner.write_key, partner.read_key)]
+
+
 def test_keys_are_stored_only_as_salted_hashes(partner: Partner) -> None:
-    # The database and, if the last writer left one, its write-ahead log.
-    raw = b"".join(p.read_bytes() for p in partner.path.parent.glob(f"{partner.path.name}*"))
-    for key in (partner.write_key, partner.read_key):
-        # salvo_<12 hex>_<secret>: the secret itself may hold underscores.
-        secret = key.split("_", 2)[2]
-        assert secret.encode() not in raw
-    conn = sqlite3.connect(partner.path)
-    salts = [row[0] for row in conn.execute("SELECT salt FROM api_keys")]
+    stored = rows(partner.database, "SELECT * FROM api_keys")
+    stored += rows(partner.database, "SELECT * FROM audit_log WHERE action = 'key-create'")
+    values = b"".join(
+        bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
+        for row in stored
+        for value in row
+    )
+    for secret in secrets_of(partner):
+        assert secret not in values
+    salts = [bytes(salt) for (salt,) in rows(partner.database, "SELECT salt FROM api_keys")]
     assert len(set(salts)) == 2 and all(len(salt) == 16 for salt in salts)
+
+
+def test_no_key_reaches_the_database_file(sqlite_partner: Partner) -> None:
+    """SQLite only: the database file and, if the last writer left one, its
+    write-ahead log, byte for byte (free pages and the log keep what rows lost)."""
+    path = sqlite_partner.path
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(f"{path.name}*"))
+    for secret in secrets_of(sqlite_partner):
+        assert secret not in raw
 
 
 def test_the_cli_creates_lists_and_revokes_keys(partner: Partner) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "api", "--db", str(partner.path), "keys", *args],
+            [sys.executable, "-m", "api", "--db", partner.database, "keys", *args],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
 
@@ -351,14 +386,13 @@ def test_delete_leaves_a_tombstone(partner: Partner) -> None:
 
 
 def test_the_audit_log_is_append_only(partner: Partner) -> None:
-    partner.post(new_event(partner))
-    conn = sqlite3.connect(partner.path)
+    assert partner.post(new_event(partner)).status_code == 201
     for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            conn.execute(statement)
-    before, after = conn.execute(
-        "SELECT before, after FROM audit_log WHERE key_id IS NOT NULL"
-    ).fetchone()
+        with pytest.raises(DATABASE_ERRORS, match="append-only"):
+            execute(partner.database, statement)
+    ((before, after),) = rows(
+        partner.database, "SELECT before, after FROM audit_log WHERE key_id IS NOT NULL"
+    )
     assert before is None and '"id":"ua-2024-06-01-new-strike"' in after
 
 
@@ -405,17 +439,28 @@ def test_a_mirror_follows_writes_made_through_the_api(partner: Partner) -> None:
     assert "ua-2024-02-avdiivka-captured" not in mirror and "ua-2024-06-02-second" in mirror
 
 
-def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner) -> None:
-    # SQLite refuses the last row of the batch, after the others were written in the
-    # same transaction: the request fails and none of it stays.
-    conn = sqlite3.connect(partner.path)
-    conn.execute(
+# A trigger that refuses the document of one event, on each engine.
+REFUSE_THIRD = '%"id":"ua-2024-06-01-third"%'
+REFUSING_TRIGGERS = {
+    "sqlite": [
         "CREATE TRIGGER refuse BEFORE INSERT ON event_documents "
-        'WHEN NEW.body LIKE \'%"id":"ua-2024-06-01-third"%\' '
+        f"WHEN NEW.body LIKE '{REFUSE_THIRD}' "
         "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-    )
-    conn.commit()
-    conn.close()
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "'BEGIN RAISE EXCEPTION ''refused by test trigger''; END'",
+        "CREATE TRIGGER refuse BEFORE INSERT ON event_documents FOR EACH ROW "
+        f"WHEN (NEW.body LIKE '{REFUSE_THIRD}') EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner, engine: str) -> None:
+    # The database refuses the last row of the batch, after the others were written
+    # in the same transaction: the request fails and none of it stays.
+    for statement in REFUSING_TRIGGERS[engine]:
+        execute(partner.database, statement)
     batch = [new_event(partner, f"ua-2024-06-01-{n}") for n in ("first", "second", "third")]
     since = partner.client.get("/api/v1/changes?limit=1000").get_json()["meta"]["since"]
     response = partner.post(*batch)
@@ -431,8 +476,8 @@ def test_a_write_that_fails_midway_leaves_nothing_behind(partner: Partner) -> No
 
 def test_concurrent_writers_with_the_same_etag_exactly_one_wins(partner: Partner) -> None:
     """Two partners send their edits at the same moment, from two threads with their
-    own connections: the writes serialise on SQLite's lock and the second sees the
-    first's change."""
+    own connections: the writes serialise on the store's write lock (SQLite's, or
+    PostgreSQL's change counter) and the second sees the first's change."""
     _, etag = partner.event()
     app = partner.client.application
     start = threading.Barrier(2)
@@ -468,7 +513,10 @@ SCHEMA_STATEMENT = re.compile(
 )
 
 
-def test_a_one_event_post_runs_its_own_statements_only(partner: Partner) -> None:
+def test_a_one_event_post_runs_its_own_statements_only(sqlite_partner: Partner) -> None:
+    """SQLite only: sqlite3's trace callback sees every statement (psycopg has no such
+    hook), and the first write's check of the file's layout."""
+    partner = sqlite_partner
     statements: list[str] = []
     partner.client.application.config["WRITE_TRACE"] = statements.append
     assert partner.post(new_event(partner, "ua-2024-06-01-first")).status_code == 201
@@ -483,6 +531,7 @@ def test_a_one_event_post_runs_its_own_statements_only(partner: Partner) -> None
 
 
 def test_the_api_never_creates_a_database_file(tmp_path: Path) -> None:
+    """SQLite only: the database file."""
     path = tmp_path / "missing.db"
     client = create_app({"DATABASE": str(path)}).test_client()
     response = client.post(
@@ -509,8 +558,11 @@ def test_the_api_never_creates_a_database_file(tmp_path: Path) -> None:
     ],
 )
 def test_a_write_into_another_layout_is_refused_with_what_to_run(
-    partner: Partner, change: str, advice: str
+    sqlite_partner: Partner, change: str, advice: str
 ) -> None:
+    """SQLite only: the write path's check of the file's layout, and `python -m api
+    init` (on PostgreSQL, `migrate` owns the layout: tests/test_postgresql_layout.py)."""
+    partner = sqlite_partner
     conn = sqlite3.connect(partner.path)
     conn.executescript(change)
     conn.close()
@@ -523,8 +575,10 @@ def test_a_write_into_another_layout_is_refused_with_what_to_run(
 
 
 def test_api_init_adds_what_the_layout_lacks(
-    partner: Partner, capsys: pytest.CaptureFixture[str]
+    sqlite_partner: Partner, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """SQLite only: `python -m api init`, which PostgreSQL refuses."""
+    partner = sqlite_partner
     conn = sqlite3.connect(partner.path)
     conn.execute("DROP INDEX events_source")
     conn.close()
@@ -539,17 +593,21 @@ def test_api_init_adds_what_the_layout_lacks(
 
 
 def test_api_init_creates_an_empty_database_that_serves_and_takes_writes(
-    partner: Partner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sqlite_partner: Partner,
+    tmp_path: Path,
+    open_app: Callable[..., Flask],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """SQLite only: `python -m api init`, which PostgreSQL refuses."""
     path = tmp_path / "var" / "new.db"
     assert api_main(["--db", str(path), "init"]) == 0
     assert "api_keys" in capsys.readouterr().out
-    db = open_existing_for_writing(str(path))
-    key = create_key(db, "Newsroom", "admin")
-    db.close()
-    client = create_app({"DATABASE": str(path)}).test_client()
+    store = open_store(str(path))
+    key = store.create_key("Newsroom", "admin")
+    store.close()
+    client = open_app(str(path)).test_client()
     assert client.get("/api/v1/events").get_json()["data"] == []
-    event, _ = partner.event()
+    event, _ = sqlite_partner.event()
     response = client.post(
         "/api/v1/events", json={"events": [event]}, headers={"Authorization": f"Bearer {key}"}
     )
@@ -558,6 +616,7 @@ def test_api_init_creates_an_empty_database_that_serves_and_takes_writes(
 
 
 def test_keys_cli_refuses_a_missing_database(tmp_path: Path) -> None:
+    """SQLite only: a database file named wrongly is never created."""
     path = tmp_path / "typo.db"
     assert api_main(["--db", str(path), "keys", "create", "--name", "x", "--scope", "read"]) == 1
     assert not path.exists()

@@ -23,6 +23,7 @@ import abc
 import dataclasses
 import datetime
 import hashlib
+import re
 import secrets
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
@@ -290,7 +291,7 @@ class EventPages(abc.ABC):
 
 
 class BulkWrites(abc.ABC):
-    """A bulk load in progress (Writer.bulk_load): batches of rendered event rows
+    """A bulk load in progress (Store.bulk_load): batches of rendered event rows
     (api/store/sqlite/writes.py's EventRows, from event_rows), written as
     insert_rows writes them, with the indexes and rollups brought up to date once
     the last batch is in. Each engine's does it its own way: SQLite drops and
@@ -354,11 +355,6 @@ class Writer(abc.ABC):
         finish_curated); every event written is audited as `author`, and the load."""
 
     @abc.abstractmethod
-    def bulk_load(self) -> AbstractContextManager[BulkWrites]:
-        """A bulk load in this transaction: rows given to it are written, and the
-        load finished, when the block ends without raising."""
-
-    @abc.abstractmethod
     def append_audit(
         self,
         author: Author,
@@ -367,6 +363,12 @@ class Writer(abc.ABC):
     ) -> None:
         """Audit entries (action, event id, before, after, detail) for a command's
         write, such as one for a whole bulk load."""
+
+    @abc.abstractmethod
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        """Begin a new change history in this transaction: a new random id, and no
+        token without an id trusted any more (old_tokens_until 0). The id of the
+        history it ends, and the feed's position in the new one."""
 
 
 class Store(abc.ABC):
@@ -449,6 +451,21 @@ class Store(abc.ABC):
     def live_key(self, key_id: str) -> StoredKey | None:
         """An API key that is not revoked, or None."""
 
+    # Read-your-writes across a replica (docs/design.md, "Reads from a replica").
+
+    def position(self) -> int | None:
+        """Where the primary database's log stands now, past every commit made before
+        this call: what an answer to a write carries so that the writer's next reads
+        see it (`after`). None for a store whose reads see every commit anyway (one
+        database, no replica): nothing is sent, nothing need be sent back."""
+        return None
+
+    def after(self, position: int | None) -> "Store":
+        """This store with its reads seeing at least every commit up to `position`
+        (a `position()` of this store's primary, from any instance). A store without
+        a replica reads where it writes: itself."""
+        return self
+
     @abc.abstractmethod
     def readiness(self) -> dict[str, str]:
         """What /readyz reports when the store can serve; Unavailable or Damaged
@@ -459,6 +476,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def writer(self, trace: Callable[[str], None] | None = None) -> AbstractContextManager[Writer]:
         """One write transaction. `trace`, if given, sees every statement (tests)."""
+
+    @abc.abstractmethod
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> AbstractContextManager[BulkWrites]:
+        """A bulk load (the synthetic seed): rows given to it are written when the
+        block ends without raising, with `audit` appended in the transaction of the
+        last of them; nothing is written if the block raises.
+
+        SQLite writes it in one transaction. PostgreSQL stages every row first, taking
+        no lock, then merges the staged rows in slices of events, in the order given,
+        each slice a write transaction of its own, because readers' index scans visit
+        every uncommitted row a merge has inserted: a load merged whole would push
+        reads past their budget (docs/design.md, "Bulk loads on PostgreSQL"). A load
+        that fails there leaves whole slices written, every seq in order; running it
+        again writes the rest (an event whose content is stored is skipped)."""
 
     # Operators (python -m api): keys, backups, restores, recovery.
 
@@ -482,6 +515,29 @@ class Store(abc.ABC):
     def restore(self, source: str) -> DatabaseSummary:
         """Replace the store's content with a backup's, keeping the audit log; a new
         change history begins (mirrors resync). NotRestorable if it is not one."""
+
+    def renew_history(self) -> FeedPosition:
+        """Begin a new change history after a restore made outside Salvo (pg_restore, a
+        point-in-time recovery, a file copied back), as `restore` does for its own:
+        partners' tokens from before are refused from then on, so that none resumes
+        at a seq this database reuses or never had. One write transaction, queued
+        behind the writes in flight, audited as a command's `renew-history`. The
+        feed's position in the new history. Unavailable, naming what to run, for a
+        database this release does not serve (no layout, another version)."""
+        self.readiness()
+        with self.writer() as writer:
+            previous, renewed = writer.renew_history()
+            detail = {
+                "previous_history": previous,
+                "history": renewed.history,
+                "highest_seq": renewed.highest_seq,
+            }
+            writer.append_audit(
+                command_author(),
+                datetime.datetime.now(datetime.UTC),
+                [("renew-history", None, None, None, detail)],
+            )
+        return renewed
 
     @abc.abstractmethod
     def migrate(self) -> str:
@@ -512,13 +568,55 @@ def database_file(database: str) -> str:
     return path
 
 
-def open_store(database: str, *, budget_s: float = 1.0) -> Store:
+def replica_refusal(database: str, replica: str | None) -> str | None:
+    """Why a replica setting ($SALVO_DATABASE_REPLICA) cannot serve beside this
+    database setting, or None: a replica is a PostgreSQL hot standby of a PostgreSQL
+    primary, and SQLite has neither."""
+    if not replica:
+        return None
+    if not replica.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "SALVO_DATABASE_REPLICA must be a postgresql:// URL of a hot standby of "
+            "SALVO_DATABASE's server."
+        )
+    if not database.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "SALVO_DATABASE_REPLICA names a PostgreSQL standby, but SALVO_DATABASE is a "
+            "SQLite file: a replica needs a postgresql:// primary. Unset "
+            "SALVO_DATABASE_REPLICA, or serve from PostgreSQL."
+        )
+    return None
+
+
+# A position as the API sends it: PostgreSQL's text form of a write-ahead log
+# location (pg_lsn), two hexadecimal halves of a 64-bit offset.
+POSITION_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+
+
+def position_text(position: int) -> str:
+    """A position as sent in answers (`16/B374D848`)."""
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+def parse_position(text: str) -> int:
+    """A position sent back by a client; ValueError unless it is one."""
+    if re.fullmatch(POSITION_PATTERN, text) is None:
+        raise ValueError(text)
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def open_store(database: str, *, budget_s: float = 1.0, replica: str | None = None) -> Store:
     """The store a database setting names: a path or `sqlite:///path` is SQLite, a
-    `postgresql://` (or `postgres://`) URL is PostgreSQL."""
+    `postgresql://` (or `postgres://`) URL is PostgreSQL, reading from the hot
+    standby `replica` names if given. Unavailable for a replica beside SQLite."""
+    refusal = replica_refusal(database, replica)
+    if refusal is not None:
+        raise Unavailable(refusal)
     if database.startswith(POSTGRESQL_SCHEMES):
         from api.store.postgresql.store import PostgresStore
 
-        return PostgresStore(database, budget_s=budget_s)
+        return PostgresStore(database, budget_s=budget_s, replica=replica or None)
     from api.store.sqlite.store import SQLiteStore
 
     return SQLiteStore(database_file(database), budget_s=budget_s)

@@ -43,6 +43,11 @@ class Dialect(abc.ABC):
         """The column is one of `count` parameters, ignoring case."""
 
     @abc.abstractmethod
+    def text_like(self, column: str) -> str:
+        """The column matches one LIKE pattern parameter (escaped with a backslash),
+        ignoring case."""
+
+    @abc.abstractmethod
     def places_in_box(self, bbox: tuple[float, float, float, float]) -> Clause:
         """A SELECT of the ids of places inside a box (west, south, east, north; a
         west edge east of the east edge crosses the antimeridian)."""

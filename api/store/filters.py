@@ -270,7 +270,7 @@ def _near(scope: Scope, near: tuple[float, float], radius_km: float = DEFAULT_RA
 )
 def _actor(scope: Scope, actor: str) -> Clause:
     pattern = "%" + actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    names = "SELECT name FROM actors WHERE name LIKE ? ESCAPE '\\'"
+    names = f"SELECT name FROM actors WHERE {scope.dialect.text_like('name')}"
     if scope.paged:
         # Measured at 1M events: probing each row's actors along the sort index
         # fills a page in under 3 ms for common and uncommon actors alike, where

@@ -5,7 +5,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from api.db import store
+from api.db import sends_position, store
 from api.openapi import Blueprint, read_operation
 from api.pagination import page_response
 from api.problems import invalid_parameter
@@ -50,6 +50,7 @@ NOT_A_TOKEN = "Not a cursor issued by this API; use links.next as given."
     args=ChangesArgs,
     response=ChangePageSchema,
     paged=True,
+    primary=True,
 )
 def list_changes(args: dict[str, Any]) -> Response:
     """List changes since a token
@@ -81,6 +82,9 @@ def list_changes(args: dict[str, Any]) -> Response:
     # A mirror must see new changes at once: caches may keep the answer but must
     # revalidate it (its ETag makes that cheap).
     response.headers["Cache-Control"] = "no-cache"
+    # Read from the primary: the answer says how far, so that the client's next
+    # reads through a replica find every event it names.
+    sends_position()
     return response
 
 

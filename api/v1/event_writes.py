@@ -25,6 +25,7 @@ from api.openapi import (
     IDEMPOTENCY_KEY,
     IDEMPOTENCY_KEY_PATTERN,
     IF_MATCH,
+    POSITION_HEADERS,
     WRITE_SECURITY,
     Blueprint,
 )
@@ -92,7 +93,7 @@ def _documented(
 
 @blp.route("/events", methods=["POST"])
 @blp.arguments(EventBatchSchema(), location="json", description="Events to create.")
-@blp.response(201, EventListSchema)
+@blp.response(201, EventListSchema, headers=POSITION_HEADERS)
 @_documented("createEvents", *_BODY_ERRORS, 409, 422, header=IDEMPOTENCY_KEY)
 def create_events(batch: dict[str, Any]) -> Response:
     """Create events
@@ -162,7 +163,10 @@ def _idempotency_key() -> str | None:
 @blp.response(
     200,
     EventSchema,
-    headers={"ETag": {"description": "The event's new ETag.", "schema": {"type": "string"}}},
+    headers={
+        "ETag": {"description": "The event's new ETag.", "schema": {"type": "string"}},
+        **POSITION_HEADERS,
+    },
 )
 @_documented("updateEvent", *_BODY_ERRORS, 404, 409, 410, 412, 428, header=IF_MATCH, owned=True)
 def update_event(patch: dict[str, Any], event_id: str) -> Response:
@@ -199,7 +203,7 @@ def update_event(patch: dict[str, Any], event_id: str) -> Response:
 
 
 @blp.route("/events/<event_id>", methods=["DELETE"])
-@blp.response(204)
+@blp.response(204, headers=POSITION_HEADERS)
 @_documented("deleteEvent", 404, 410, 412, 428, header=IF_MATCH, owned=True)
 def delete_event(event_id: str) -> Response:
     """Delete an event

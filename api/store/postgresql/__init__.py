@@ -4,7 +4,8 @@ backups and restores are not on it yet (docs/design.md, "PostgreSQL").
 
 - store.py: PostgresStore, the Store interface on a psycopg_pool pool: reads in
   autocommit under `statement_timeout`, writes in one transaction that locks the
-  change counter first, every SQLSTATE mapped to the store's errors.
+  change counter first, every SQLSTATE mapped to the store's errors; with a replica,
+  a second pool reading from the hot standby (docs/design.md, "Reads from a replica").
 - writes.py: the statements of a write transaction (events, documents, search rows,
   rollups, tombstones, audit, owners, idempotent answers), from SQLite's
   engine-neutral rendering (api/store/sqlite/writes.py, event_rows).

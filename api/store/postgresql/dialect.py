@@ -61,6 +61,11 @@ class PostgreSQLDialect(Dialect):
     def text_in(self, column: str, count: int) -> str:
         return f'lower({column} COLLATE "C") IN ({", ".join([_FOLDED] * count)})'
 
+    def text_like(self, column: str) -> str:
+        # Not ILIKE: it folds every letter by the database's collation, where SQLite
+        # folds ASCII only.
+        return f"lower({column} COLLATE \"C\") LIKE {_FOLDED} ESCAPE '\\'"
+
     def places_in_box(self, bbox: tuple[float, float, float, float]) -> Clause:
         return _places_in_box(bbox)
 

@@ -365,6 +365,16 @@ def new_history_id() -> str:
     return secrets.token_hex(8)
 
 
+def renew_history(conn: psycopg.Connection[Any]) -> str:
+    """Give the database a new change history, in the caller's transaction, as
+    SQLite's layout.renew_history does: a new id, old_tokens_until 0. The new id."""
+    history = new_history_id()
+    conn.execute(
+        "UPDATE change_history SET id = %s, old_tokens_until = 0 WHERE singleton = 1", [history]
+    )
+    return history
+
+
 def expected_objects() -> dict[str, str]:
     """Every object create_layout makes, by name, with its kind: 'table', 'index',
     'trigger' or 'function'."""

@@ -9,14 +9,25 @@ one transaction whose first statement locks the change counter (layout.lock_chan
 writers queue there, as SQLite's queue on BEGIN IMMEDIATE), numbers its changes from
 it and records the last before its commit (advance_changes). Every PostgreSQL error
 leaves as one of the store's errors (api/store/__init__.py), by its SQLSTATE.
+
+With a replica (`SALVO_DATABASE_REPLICA`, a hot standby kept by streaming
+replication) a second pool reads from the standby: plain reads go there, unless they
+carry a position (`after`) the standby has not replayed within REPLAY_WAIT_S;
+writes, the change feed, API keys and what a write transaction reads stay on the
+primary; a standby that fails is left to the primary for a while, never an error.
+docs/design.md, "Reads from a replica".
 """
 
+import copy
 import dataclasses
 import datetime
+import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -63,11 +74,29 @@ from api.store.sqlite.audit import stamp
 from api.store.sqlite.query import Page
 
 # How long a request waits for a connection from the pool before the store is
-# called unavailable, and for the change counter before a write is called busy.
+# called unavailable.
 POOL_WAIT_S = 5.0
-WRITE_LOCK_WAIT_MS = 5000
 # Connections per store (per process): one per worker thread at most.
 POOL_SIZE = 10
+# Reads from a replica. A read carrying a position waits this long at most for the
+# standby to replay it (polling), then the primary serves it: a
+# standby on the same network replays a commit within milliseconds, and a client
+# that just wrote should not wait longer than the primary would take to answer.
+REPLAY_WAIT_S = 0.15
+# The first poll's pause, doubled after each up to REPLAY_POLL_MAX_S: a standby
+# replays a synchronous commit within a millisecond here (docs/operations.md,
+# "Reads from a replica"), so a fixed 10 ms poll made most of a writer's next read.
+REPLAY_POLL_S = 0.001
+REPLAY_POLL_MAX_S = 0.02
+# How long a read waits for a standby connection before the primary serves it; and,
+# once the standby failed to connect (or shut down), how long reads go to the
+# primary before the standby is tried again, so that an outage costs one failed
+# attempt per REPLICA_RETRY_S rather than one per read.
+REPLICA_POOL_WAIT_S = 0.5
+REPLICA_RETRY_S = 5.0
+
+_log = logging.getLogger(__name__)
+_Read = TypeVar("_Read")
 
 _EVENT_FILTERS = filters.filters_of(filters.EVENTS)
 _LOCATION_FILTERS = filters.filters_of(LOCATIONS)
@@ -103,45 +132,124 @@ def _where(conditions: list[str]) -> str:
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
-class PostgresStore(Store):
-    """The store on the PostgreSQL database at `url`: it owns its pool (close()
-    closes it; a later use opens a new one)."""
+class _Pools:
+    """The connection pools of one store, opened on first use and shared by the
+    views `after()` makes of it: the primary's and, with a replica, the standby's,
+    and until when the standby is left alone after it failed."""
 
-    def __init__(self, url: str, *, budget_s: float = 1.0) -> None:
-        self.url, self.budget_s = url, budget_s
-        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+    def __init__(self, url: str, replica: str | None, budget_s: float) -> None:
+        self.url, self.replica, self.budget_s = url, replica, budget_s
+        self._primary: psycopg_pool.ConnectionPool[Any] | None = None
+        self._standby: psycopg_pool.ConnectionPool[Any] | None = None
         self._opening = threading.Lock()
+        self._standby_down_until: float | None = None
+        # Per standby connection, the highest position its server was seen to have
+        # replayed (PostgresStore._replayed); forgotten with the connection.
+        self.replayed: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    # Lifecycle.
-
-    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
-        pool = self._pool
+    def primary(self) -> psycopg_pool.ConnectionPool[Any]:
+        pool = self._primary
         if pool is None:
             with self._opening:
-                if self._pool is None:
-                    self._pool = psycopg_pool.ConnectionPool(
-                        self.url,
-                        min_size=1,
-                        max_size=POOL_SIZE,
-                        kwargs={"autocommit": True},
-                        configure=self._configure,
-                        timeout=POOL_WAIT_S,
-                        open=True,
-                        name="salvo",
-                    )
-                pool = self._pool
+                if self._primary is None:
+                    self._primary = self._open(self.url, POOL_WAIT_S, "salvo")
+                pool = self._primary
         return pool
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+    def standby(self) -> psycopg_pool.ConnectionPool[Any] | None:
+        """The standby's pool, or None: no replica, or it failed less than
+        REPLICA_RETRY_S ago."""
+        if self.replica is None:
+            return None
+        down_until = self._standby_down_until
+        if down_until is not None and time.monotonic() < down_until:
+            return None
+        pool = self._standby
+        if pool is None:
+            with self._opening:
+                if self._standby is None:
+                    self._standby = self._open(self.replica, REPLICA_POOL_WAIT_S, "salvo-replica")
+                pool = self._standby
+        return pool
+
+    def standby_failed(self, error: Exception) -> None:
+        """The standby could not be reached: reads go to the primary for a while."""
+        if self._standby_down_until is None:
+            _log.warning(
+                "the replica is unreachable (%s: %s): reads go to the primary, and the "
+                "replica is tried again every %g s",
+                _fault(error),
+                str(error).strip(),
+                REPLICA_RETRY_S,
+            )
+        self._standby_down_until = time.monotonic() + REPLICA_RETRY_S
+
+    def standby_served(self) -> None:
+        if self._standby_down_until is not None:
+            self._standby_down_until = None
+            _log.warning("the replica answers again: reads go to it")
+
+    def _open(self, url: str, wait_s: float, name: str) -> psycopg_pool.ConnectionPool[Any]:
+        return psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True},
+            configure=self.configure,
+            timeout=wait_s,
+            open=True,
+            name=name,
+        )
+
+    def configure(self, conn: psycopg.Connection[Any]) -> None:
         """Each new connection: the read budget for every statement (a write
         transaction lifts it for itself, SET LOCAL)."""
         conn.execute(f"SET statement_timeout = {max(1, round(self.budget_s * 1000))}")
 
     def close(self) -> None:
         with self._opening:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+            pools = (self._primary, self._standby)
+            self._primary = self._standby = None
+        for pool in pools:
+            if pool is not None:
+                pool.close()
+
+
+def _fault(error: Exception) -> str:
+    """An error of the standby as /readyz says it: its SQLSTATE, or its type (not
+    its message, which names the standby's host and port to every caller)."""
+    return getattr(error, "sqlstate", None) or type(error).__name__
+
+
+def _standby_down(error: psycopg.OperationalError) -> bool:
+    """Whether an error on a standby connection says the standby cannot serve now
+    (no connection: 08*, or none answered; shut down or starting: 57P*), rather
+    than that this one statement failed there (a recovery conflict, 40001)."""
+    state = error.sqlstate or ""
+    return state == "" or state.startswith(("08", "57P"))
+
+
+class PostgresStore(Store):
+    """The store on the PostgreSQL database at `url`, reading from the hot standby
+    at `replica` if given: it owns its pools (close() closes them; a later use
+    opens new ones)."""
+
+    def __init__(self, url: str, *, budget_s: float = 1.0, replica: str | None = None) -> None:
+        self.url, self.budget_s = url, budget_s
+        self._pools = _Pools(url, replica, budget_s)
+        # The position this store's reads must see (after()); None: any.
+        self._after: int | None = None
+
+    # Lifecycle.
+
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        """The primary's pool."""
+        return self._pools.primary()
+
+    def close(self) -> None:
+        self._pools.close()
 
     @contextmanager
     def translated(self, args: dict[str, Any] | None = None) -> Iterator[None]:
@@ -149,19 +257,128 @@ class PostgresStore(Store):
         `args` are the request's, so that a search that ran out of budget is named."""
         try:
             yield
-        except psycopg.Error as error:
-            raise self.store_error(error, args) from error
         except psycopg_pool.PoolTimeout as error:
+            # Before psycopg.Error, which it is (an OperationalError).
             raise Unavailable(
                 f"No connection to the events database within {POOL_WAIT_S:g} s "
                 f"({error}); retry later."
             ) from error
+        except psycopg.Error as error:
+            raise self.store_error(error, args) from error
 
     @contextmanager
     def reading(self, args: dict[str, Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool for one read (autocommit, the read budget)."""
+        """A connection of the primary's pool for one read (autocommit, the read
+        budget): for what must see every commit (the change feed, API keys)."""
         with self.translated(args), self.pool().connection() as conn:
             yield conn
+
+    def read(
+        self,
+        reader: Callable[[psycopg.Connection[Any]], _Read],
+        args: dict[str, Any] | None = None,
+    ) -> _Read:
+        """`reader` run on a connection for one read: the standby's when there is
+        one that answers and has replayed this view's position (after()) within
+        REPLAY_WAIT_S, else the primary's. A standby that cannot connect, or fails
+        the read for a reason of its own (shut down, a recovery conflict), leaves it
+        to the primary: a read is never refused for the replica's sake."""
+        with self.translated(args):
+            on_standby = self._standby_connection()
+            if on_standby is not None:
+                held, conn = on_standby
+                try:
+                    with held:
+                        found = reader(conn)
+                    self._pools.standby_served()
+                    return found
+                except psycopg.OperationalError as error:
+                    # Out of budget is the read's cost, the same on the primary.
+                    if isinstance(error, errors.QueryCanceled):
+                        raise
+                    self._standby_fault(error)
+            with self.pool().connection() as conn:
+                return reader(conn)
+
+    def _standby_connection(self) -> tuple[ExitStack, psycopg.Connection[Any]] | None:
+        """A connection of the standby that may serve this view's reads (it has
+        replayed the position) and the stack that returns it to its pool; None for
+        the primary: no replica, the standby left alone, failing or behind."""
+        standby = self._pools.standby()
+        if standby is None:
+            return None
+        held = ExitStack()
+        try:
+            conn = held.enter_context(standby.connection())
+            if self._replayed(conn):
+                return held, conn
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
+            held.close()
+            self._standby_fault(error)
+            return None
+        except BaseException:
+            held.close()
+            raise
+        held.close()
+        return None
+
+    def _standby_fault(self, error: Exception) -> None:
+        """A read failed on the standby and goes to the primary: if the standby
+        cannot serve now (rather than this one statement failing there), it is left
+        alone for a while."""
+        if isinstance(error, psycopg_pool.PoolTimeout) or (
+            isinstance(error, psycopg.OperationalError) and _standby_down(error)
+        ):
+            self._pools.standby_failed(error)
+
+    def _replayed(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether the standby on `conn` has replayed this view's position, waiting
+        REPLAY_WAIT_S at most. False at once for a server that replays nothing
+        (not a standby: pg_last_wal_replay_lsn() is null). What a connection's
+        server was last seen to have replayed is remembered with the connection:
+        a standby's replay only moves forward, and a connection stays on one
+        server (even where the replica's address names several), so a client
+        sending the same position on every read costs one query, not one each."""
+        if self._after is None:
+            return True
+        replayed = self._pools.replayed
+        if replayed.get(conn, -1) >= self._after:
+            return True
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        pause = REPLAY_POLL_S
+        while True:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn").fetchone()
+            if row is None or row[0] is None:
+                return False
+            replayed[conn] = int(row[0])
+            if replayed[conn] >= self._after:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, REPLAY_POLL_MAX_S)
+
+    # Read-your-writes (docs/design.md, "Reads from a replica").
+
+    def position(self) -> int | None:
+        """The primary's WAL insert position: past the end of every commit made
+        before this call, even one whose log is not yet flushed (an asynchronous
+        commit), where pg_current_wal_lsn() (written so far) may not be. None
+        without a replica: reads then see every commit anyway."""
+        if self._pools.replica is None:
+            return None
+        with self.reading() as conn:
+            row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def after(self, position: int | None) -> "PostgresStore":
+        if position is None or self._pools.replica is None:
+            return self
+        view = copy.copy(self)  # the same pools (shared), its own position
+        view._after = position
+        return view
 
     def store_error(self, error: psycopg.Error, args: dict[str, Any] | None = None) -> StoreError:
         """The store's error for a fault of PostgreSQL, by its SQLSTATE."""
@@ -200,28 +417,30 @@ class PostgresStore(Store):
             f"The events database failed ({state or type(error).__name__}); retry later."
         )
 
-    # Readers.
+    # Readers: each through read() (the standby if it serves), but the change feed
+    # and API keys, which must see every commit (a revoked key stops at once).
 
     def event_pages(
         self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
     ) -> EventPages:
-        with self.reading(args) as conn:
-            # Built on a connection so that a bad filter is refused before any page.
-            pages = query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv)
+        # Built on a connection so that a bad filter is refused before any page.
+        pages = self.read(
+            lambda conn: query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv),
+            args,
+        )
         return _Pages(self, args, pages)
 
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
     ) -> tuple[Iterator[Any], Callable[[], None]]:
-        # A connection of the pool held by the stream, returned when it is closed;
-        # each page's statement has the budget of its own.
+        # A connection held by the stream, returned when it is closed; each page's
+        # statement has the budget of its own.
         with self.translated(args):
-            held = self.pool().connection()
-            conn = held.__enter__()
+            held, conn = self._held()
             try:
                 pages = query.EventPages(Reading(conn), args, csv=csv)
             except BaseException:
-                held.__exit__(None, None, None)
+                held.close()
                 raise
         closed = False
 
@@ -229,7 +448,7 @@ class PostgresStore(Store):
             nonlocal closed
             if not closed:
                 closed = True
-                held.__exit__(None, None, None)
+                held.close()
 
         def documents() -> Iterator[Any]:
             with self.translated(args):
@@ -238,11 +457,22 @@ class PostgresStore(Store):
 
         return documents(), close
 
+    def _held(self) -> tuple[ExitStack, psycopg.Connection[Any]]:
+        """A connection held for a stream, picked as read() picks one (the
+        standby's if it serves), and the stack that returns it to its pool."""
+        on_standby = self._standby_connection()
+        if on_standby is not None:
+            self._pools.standby_served()
+            return on_standby
+        held = ExitStack()
+        return held, held.enter_context(self.pool().connection())
+
     def event(self, event_id: str) -> StoredEvent:
-        with self.reading() as conn:
-            return _stored_event(conn, event_id)
+        return self.read(lambda conn: _stored_event(conn, event_id))
 
     def changes(self, after: int, limit: int) -> tuple[list[Change], bool]:
+        # The primary's: a mirror must never see a seq before the replica has it,
+        # and tokens are seqs of the primary's feed.
         with self.reading() as conn:
             return query.changes(Reading(conn), after, limit)
 
@@ -256,8 +486,7 @@ class PostgresStore(Store):
         return FeedPosition(str(row[0]), int(row[1]), int(row[2]))
 
     def stats_grouped(self, args: dict[str, Any]) -> list[tuple[Group, dict[str, Any]]]:
-        with self.reading(args) as conn:
-            found = stats.grouped(Reading(conn), args)
+        found = self.read(lambda conn: stats.grouped(Reading(conn), args), args)
         return [(group, stats.render_totals(totals)) for group, totals in found]
 
     def stats_series(
@@ -267,8 +496,9 @@ class PostgresStore(Store):
         limit: int,
         max_rows: int | None,
     ) -> Series[dict[str, Any]]:
-        with self.reading(args) as conn:
-            found = stats.series(Reading(conn), args, after, limit, max_rows=max_rows)
+        found = self.read(
+            lambda conn: stats.series(Reading(conn), args, after, limit, max_rows=max_rows), args
+        )
         render = stats.render_totals
         return dataclasses.replace(
             found,
@@ -277,62 +507,52 @@ class PostgresStore(Store):
         )
 
     def search_capped(self, q: search.Search) -> bool:
-        with self.reading({"q": q}) as conn:
-            return POSTGRESQL.search_capped(conn, q)
+        return self.read(lambda conn: POSTGRESQL.search_capped(conn, q), {"q": q})
 
     def locations(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        with self.reading(args) as conn:
-            condition, params = filters.where(
-                Scope.locations(POSTGRESQL, conn), _LOCATION_FILTERS, args
-            )
-            if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
-                return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
-            # With a filter of events: the places with a matching event, each with
-            # how many, from the smallest rollup keeping places and the filters.
-            event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
-            counts = stats.events_by_place(Reading(conn), event_args)
-            rows, next_key = _page_by_id(
-                conn,
-                f"SELECT {_LOCATION_COLUMNS} FROM locations l",
-                [condition, "l.id = ANY(?)"],
-                [*params, list(counts)],
-                args,
-                "l.id",
-            )
-        return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
+        return self.read(lambda conn: _locations(conn, args), args)
 
     def location(self, location_id: str) -> dict[str, Any] | None:
-        with self.reading() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            row = cursor.execute(to_pyformat(f"{_LOCATIONS} WHERE l.id = ?"), [location_id])
-            found = row.fetchone()
-        return found
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(
+                    to_pyformat(f"{_LOCATIONS} WHERE l.id = ?"), [location_id]
+                ).fetchone()
+
+        return self.read(read)
 
     def sources(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        with self.reading(args) as conn:
-            rows, next_key = _page_by_id(conn, _SOURCES, [], [], args, "s.id")
+        rows, next_key = self.read(
+            lambda conn: _page_by_id(conn, _SOURCES, [], [], args, "s.id"), args
+        )
         return [_source(row) for row in rows], next_key
 
     def source(self, source_id: str) -> dict[str, Any] | None:
-        with self.reading() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            found = cursor.execute(
-                to_pyformat(f"{_SOURCES} WHERE s.id = ?"), [source_id]
-            ).fetchone()
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(
+                    to_pyformat(f"{_SOURCES} WHERE s.id = ?"), [source_id]
+                ).fetchone()
+
+        found = self.read(read)
         return None if found is None else _source(found)
 
     def summary(self) -> dict[str, Any]:
-        with self.reading() as conn:
+        def read(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             row = run(conn, _SUMMARY).fetchone()
             assert row is not None
             events, first, last, sources, changed = row
             regions = [region for (region,) in run(conn, _REGIONS)]
-        return {
-            "events": int(events),
-            "first": first,
-            "last": last,
-            "sources": int(sources),
-            "changed": changed,
-            "regions": regions,
-        }
+            return {
+                "events": int(events),
+                "first": first,
+                "last": last,
+                "sources": int(sources),
+                "changed": changed,
+                "regions": regions,
+            }
+
+        return self.read(read)
 
     def live_key(self, key_id: str) -> StoredKey | None:
         with self.reading() as conn:
@@ -364,26 +584,62 @@ class PostgresStore(Store):
                 f"The events database {state}, not this release's "
                 f"({layout.SCHEMA_VERSION}): run `python -m api migrate`."
             )
-        return {"status": "ready", "database": "ok"}
+        ready = {"status": "ready", "database": "ok"}
+        if self._pools.replica is not None:
+            ready.update(self._standby_state())
+        return ready
+
+    def _standby_state(self) -> dict[str, str]:
+        """Where reads go (`reads`: replica or primary) and why (`replica`): the
+        instance is ready either way, since reads fall back to the primary."""
+        standby = self._pools.standby()
+        if standby is None:
+            return {
+                "reads": "primary",
+                "replica": f"unreachable; tried again every {REPLICA_RETRY_S:g} s",
+            }
+        try:
+            with standby.connection() as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
+            self._pools.standby_failed(error)
+            return {"reads": "primary", "replica": f"unreachable ({_fault(error)})"}
+        self._pools.standby_served()
+        if not (row and row[0]):
+            # Reads without a position still go there, as configured; those with one
+            # find nothing replayed and go to the primary.
+            return {"reads": "replica", "replica": "not a standby (it is not in recovery)"}
+        return {"reads": "replica", "replica": "ok"}
 
     # Writers.
 
     @contextmanager
     def writer(self, trace: Callable[[str], None] | None = None) -> Iterator["_PostgresWriter"]:
-        """One write transaction: the change counter locked first, the write budget
-        lifted (a write is not a costly read) and the wait for the lock bounded
-        (WRITE_LOCK_WAIT_MS, then Busy), the counter advanced before the commit.
-        `trace` is not called yet: psycopg has no per-statement hook like sqlite3's
-        trace callback (the tests that count statements run on SQLite)."""
-        with self.translated(), self.pool().connection() as conn, conn.transaction():
-            # SET LOCAL takes no snapshot: the counter's lock is still the first
-            # statement to read anything (layout.lock_changes).
-            conn.execute("SET LOCAL statement_timeout = 0")
-            conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_WAIT_MS}")
-            changes = Changes(layout.lock_changes(conn))
+        """One write transaction (writes.write_transaction). `trace` is not called
+        yet: psycopg has no per-statement hook like sqlite3's trace callback (the
+        tests that count statements run on SQLite)."""
+        with (
+            self.translated(),
+            self.pool().connection() as conn,
+            writes.write_transaction(conn) as changes,
+        ):
             yield _PostgresWriter(conn, changes)
-            if changes.taken:
-                layout.advance_changes(conn, changes.highest)
+
+    @contextmanager
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> Iterator[PostgresBulk]:
+        with self.translated(), self.pool().connection() as conn:
+            # The read budget is not a bulk load's: staging (COPY, its indexes) runs
+            # outside the slices' write transactions, which lift it for themselves.
+            conn.execute("SET statement_timeout = 0")
+            load = PostgresBulk(conn)
+            try:
+                yield load
+                load.finish(lambda changes: writes.append_audit(conn, author, at, audit))
+            finally:
+                load.close()
+                self._pools.configure(conn)  # the budget again, before the pool lends it
 
     # Operators.
 
@@ -452,6 +708,28 @@ class PostgresStore(Store):
         return None
 
 
+def _locations(
+    conn: psycopg.Connection[Any], args: dict[str, Any]
+) -> tuple[list[dict[str, Any]], Any]:
+    """/locations: a page of places with their event counts, and the key after it."""
+    condition, params = filters.where(Scope.locations(POSTGRESQL, conn), _LOCATION_FILTERS, args)
+    if not any(name in args for f in _EVENT_ONLY_FILTERS for name in f.params):
+        return _page_by_id(conn, _LOCATIONS, [condition], params, args, "l.id")
+    # With a filter of events: the places with a matching event, each with how many,
+    # from the smallest rollup keeping places and the filters.
+    event_args = {n: args[n] for f in _EVENT_FILTERS for n in f.params if n in args}
+    counts = stats.events_by_place(Reading(conn), event_args)
+    rows, next_key = _page_by_id(
+        conn,
+        f"SELECT {_LOCATION_COLUMNS} FROM locations l",
+        [condition, "l.id = ANY(?)"],
+        [*params, list(counts)],
+        args,
+        "l.id",
+    )
+    return [{**row, "event_count": counts[row["id"]]} for row in rows], next_key
+
+
 def _stored_event(conn: psycopg.Connection[Any], event_id: str) -> StoredEvent:
     stored = writes.stored_event(conn, event_id)
     if stored is None:
@@ -495,14 +773,16 @@ class _Pages(EventPages):
         self._store, self._args, self._pages = store, args, pages
 
     def page(self, cursor: str | None, limit: int) -> Page:
-        with self._store.reading(self._args) as conn:
-            return self._pages.on(Reading(conn)).page(cursor, limit)
+        return self._store.read(
+            lambda conn: self._pages.on(Reading(conn)).page(cursor, limit), self._args
+        )
 
     def total(self) -> tuple[int, bool]:
         """As on SQLite (stats.event_total): summed from the smallest rollup keeping
         the filters a rollup keeps, an upper bound when others are given."""
-        with self._store.reading(self._args) as conn:
-            return stats.event_total(Reading(conn), self._args)
+        return self._store.read(
+            lambda conn: stats.event_total(Reading(conn), self._args), self._args
+        )
 
 
 class _PostgresWriter(Writer):
@@ -545,12 +825,6 @@ class _PostgresWriter(Writer):
     ) -> CuratedLoad:
         return writes.load_curated(self.conn, self.changes, events, author, at, list(restore))
 
-    @contextmanager
-    def bulk_load(self) -> Iterator[PostgresBulk]:
-        load = PostgresBulk(self.conn, self.changes)
-        yield load
-        load.finish()
-
     def append_audit(
         self,
         author: Author,
@@ -558,3 +832,14 @@ class _PostgresWriter(Writer):
         entries: list[AuditRecord],
     ) -> None:
         writes.append_audit(self.conn, author, at, entries)
+
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        previous = run(self.conn, "SELECT id FROM change_history WHERE singleton = 1").fetchone()
+        if previous is None:
+            raise Unavailable(
+                "The events database has no change history: run `python -m api migrate`."
+            )
+        layout.renew_history(self.conn)
+        row = run(self.conn, _FEED_POSITION).fetchone()
+        assert row is not None
+        return str(previous[0]), FeedPosition(str(row[0]), int(row[1]), int(row[2]))

@@ -11,7 +11,8 @@ what they write from the counter's value.
 """
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,9 @@ from api.store import (
     IdempotentRequest,
     IdsTaken,
     StoredEvent,
+    Unavailable,
 )
-from api.store.postgresql import rollups
+from api.store.postgresql import layout, rollups
 from api.store.postgresql.dialect import POSTGRESQL, Reading, search_document, to_pyformat
 from api.store.sqlite import partners
 from api.store.sqlite.audit import stamp
@@ -76,6 +78,41 @@ class Changes:
         self.highest += count
         self.taken += count
         return first
+
+
+# How long a write waits for the change counter before it is called busy.
+WRITE_LOCK_WAIT_MS = 5000
+
+
+@contextmanager
+def write_transaction(conn: psycopg.Connection[Any]) -> Iterator[Changes]:
+    """One write transaction on `conn`: the change counter locked first, the write
+    budget lifted (a write is not a costly read) and the wait for the lock bounded
+    (WRITE_LOCK_WAIT_MS, then lock_not_available: Busy), the counter advanced before
+    the commit. Every write takes its seqs in one of these (PostgresStore.writer,
+    each slice of a bulk load)."""
+    with conn.transaction():
+        # SET LOCAL takes no snapshot: the counter's lock is still the first
+        # statement to read anything (layout.lock_changes).
+        conn.execute("SET LOCAL statement_timeout = 0")
+        conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_WAIT_MS}")
+        changes = Changes(layout.lock_changes(conn))
+        # After the lock, which `migrate` takes too: an instance of another release
+        # still running once the database was migrated writes nothing into a layout
+        # it does not know (its /readyz says the same, for the balancer).
+        row = conn.execute("SELECT version FROM schema_version WHERE singleton = 1").fetchone()
+        version = None if row is None else int(row[0])
+        if version != layout.SCHEMA_VERSION:
+            database = layout.database_name(conn)
+            if version is not None and version > layout.SCHEMA_VERSION:
+                raise layout.NewerSchema(database, version)
+            raise Unavailable(
+                f"{database} is at schema version {version}, not this release's "
+                f"({layout.SCHEMA_VERSION}): run `python -m api migrate`; nothing was written."
+            )
+        yield changes
+        if changes.taken:
+            layout.advance_changes(conn, changes.highest)
 
 
 # Statements.

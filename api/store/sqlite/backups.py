@@ -20,9 +20,9 @@ from api.store.sqlite.layout import (
     SCHEMA_VERSION,
     MissingDatabase,
     layout_differences,
-    new_history_id,
     next_seq,
     placeholders,
+    renew_history,
     schema_version,
 )
 
@@ -144,9 +144,7 @@ def restore(source: str, target: str) -> DatabaseSummary:
             reader.close()
         stage = sqlite3.connect(staged)
         try:
-            stage.execute(
-                "UPDATE change_history SET id = ?, old_tokens_until = 0", [new_history_id()]
-            )
+            renew_history(stage)
             _carry_audit_over(stage, target, source)
             stage.commit()
             summary = _summarise(staged)

@@ -20,6 +20,10 @@ class SQLiteDialect(Dialect):
     def text_in(self, column: str, count: int) -> str:
         return f"{column} COLLATE NOCASE IN ({', '.join(['?'] * count)})"
 
+    def text_like(self, column: str) -> str:
+        # SQLite's LIKE ignores the case of ASCII letters, as NOCASE does.
+        return f"{column} LIKE ? ESCAPE '\\'"
+
     def places_in_box(self, bbox: tuple[float, float, float, float]) -> Clause:
         return _places_in_box(bbox)
 

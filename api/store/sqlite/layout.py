@@ -148,7 +148,9 @@ def open_existing_for_writing(
     is sqlite3's trace callback from the first statement on (for tests)."""
     uri = Path(path).resolve().as_uri() + "?mode=rw"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        # Used by one thread, but SQLiteStore.close() closes it from whichever thread
+        # ends the store (the read connections are opened the same way).
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     except sqlite3.OperationalError as error:
         raise MissingDatabase(f"{path} cannot be opened: {error}") from error
     conn.set_trace_callback(trace)
@@ -543,6 +545,15 @@ def _create_change_history(db: sqlite_utils.Database) -> None:
 def new_history_id() -> str:
     """A random id for a change history: 64 bits, never reused in practice."""
     return secrets.token_hex(8)
+
+
+def renew_history(conn: sqlite3.Connection) -> str:
+    """Give the database a new change history, in the caller's transaction: a new id,
+    and tokens without an id trusted up to no seq (old_tokens_until 0), since the
+    content may not be the one that issued them (a restore). The new id."""
+    history = new_history_id()
+    conn.execute("UPDATE change_history SET id = ?, old_tokens_until = 0", [history])
+    return history
 
 
 # Every filter and sort has an index ending in the keyset tie-breaker `id`, so a

@@ -66,6 +66,7 @@ from api.store.sqlite.layout import (
     immediate_transaction,
     layout_differences,
     open_existing_for_writing,
+    renew_history,
     schema_version,
 )
 
@@ -465,6 +466,16 @@ class SQLiteStore(Store):
             "the -wal or -shm of a database in use."
         )
 
+    @contextmanager
+    def bulk_load(
+        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+    ) -> Iterator[writes.SQLiteBulk]:
+        """One write transaction (the seed's SQLite loads add its recovery journal
+        around this themselves: seed/__main__.py)."""
+        with self.writer() as writer, writes.bulk_writes(writer.db) as bulk:
+            yield bulk
+            writer.append_audit(author, at, audit)
+
     # Operators.
 
     def create_key(self, name: str, scope: str) -> str:
@@ -562,9 +573,6 @@ class _SQLiteWriter(Writer):
     ) -> CuratedLoad:
         return writes.write_curated(self.db, events, author, at, restore)
 
-    def bulk_load(self) -> contextlib.AbstractContextManager[writes.SQLiteBulk]:
-        return writes.bulk_writes(self.db)
-
     def append_audit(
         self,
         author: Author,
@@ -572,3 +580,8 @@ class _SQLiteWriter(Writer):
         entries: list[AuditRecord],
     ) -> None:
         append_audit(self.db.conn, author, at, [AuditEntry(*entry) for entry in entries])
+
+    def renew_history(self) -> tuple[str, FeedPosition]:
+        (previous,) = self.db.conn.execute("SELECT id FROM change_history").fetchone()
+        renew_history(self.db.conn)
+        return previous, FeedPosition(*self.db.conn.execute(query.FEED_POSITION).fetchone())
