@@ -14,7 +14,7 @@ THREADS ?= 4
 # Salvo instances behind HAProxy in `make cluster`.
 INSTANCES ?= 2
 
-.PHONY: run seed test lint openapi codebook bench soak clean cluster
+.PHONY: run seed test lint openapi codebook bench soak soak-postgresql clean cluster
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -72,12 +72,17 @@ clean:
 
 # The benchmark of issue 4: builds var/bench.db (1,000,000 synthetic events) once,
 # then loads Salvo, the floor app and Datasette in turn with wrk (bench/run.py).
+# Then issue 22's: the same events on a throwaway PostgreSQL, Salvo against its floor
+# there, against Salvo on SQLite, one instance against two behind HAProxy, and the
+# /stats shapes against PostgreSQL's scan (bench/postgresql.py; skipped, saying so,
+# where PostgreSQL 15 + PostGIS, HAProxy or redis-server is missing).
 # Then issue 21's: the predecessor release (3cbda1a) against this checkout in-process, every
 # page case, /stats shape and a one-event POST, in alternating rounds (bench/before_after.py).
 # Then issue 13's: `python -m seed import` of a 1,000,000-row ACLED file (bench/imports.py).
 bench: $(VENV)/.dev .venv-bench/bin/datasette
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || { echo "bench needs wrk (apt-get install wrk)"; exit 2; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/postgresql.py
 	$(BIN)/python bench/before_after.py
 	$(BIN)/python bench/imports.py
 
@@ -85,6 +90,12 @@ bench: $(VENV)/.dev .venv-bench/bin/datasette
 # built once), then a check that every acknowledged write is in the file and /changes.
 soak: $(VENV)/.dev
 	$(BIN)/python bench/soak.py
+
+# The same on a throwaway PostgreSQL (100,000 events, loaded each run) with two instances
+# behind HAProxy, one killed half-way; also checks the change feed against a mirror and
+# the rollups against the same rollups refilled from every event.
+soak-postgresql: $(VENV)/.dev
+	$(BIN)/python bench/soak.py --postgresql
 
 .venv-bench/bin/datasette:
 	python3 -m venv .venv-bench

@@ -221,30 +221,32 @@ def ensure_database(path: Path, events: int) -> None:
         for stale in path.parent.glob(path.name + "*"):
             stale.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "seed",
-        "--db",
-        str(path),
-        "synthetic",
-        "--events",
-        str(events),
-        "--seed",
-        "1",
-        "--until",
-        UNTIL,
-    ]
+    command = synthetic_command(str(path), events)
     print("bench: building", path, "with", " ".join(command[1:]))
     subprocess.run(command, check=True, cwd=ROOT)
+
+
+def synthetic_command(database: str, events: int) -> list[str]:
+    """The load of the benchmark's events into a SQLite file or a postgresql:// URL:
+    the same seed and end date, so that both engines hold the same events."""
+    return [
+        sys.executable, "-m", "seed", "--db", database, "synthetic", "--events", str(events),
+        "--seed", "1", "--until", UNTIL,
+    ]  # fmt: skip
+
+
+# The event DEEP_ROWS into the default order (-date), whose cursor the deep page takes.
+DEEP_ROW = "SELECT date, id FROM events ORDER BY date DESC, id DESC LIMIT 1 OFFSET ?"
 
 
 def case_urls(db: Path) -> dict[str, str]:
     """Salvo query strings of the HTTP cases; the deep page's cursor sits DEEP_ROWS in."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    date, event_id = conn.execute(
-        "SELECT date, id FROM events ORDER BY date DESC, id DESC LIMIT 1 OFFSET ?", [DEEP_ROWS - 1]
-    ).fetchone()
+    return cases_after(*conn.execute(DEEP_ROW, [DEEP_ROWS - 1]).fetchone())
+
+
+def cases_after(date: str, event_id: str) -> dict[str, str]:
+    """The HTTP cases, the deep page's cursor after the event (date, event_id)."""
     return {
         **QUERIES,
         "first_page": "limit=100",
@@ -254,13 +256,20 @@ def case_urls(db: Path) -> dict[str, str]:
 
 
 def parse(schema: Any, query: str) -> dict[str, Any]:
-    raw: dict[str, Any] = dict(p.split("=", 1) for p in query.split("&"))
+    """A case's query string (percent-encoded, each parameter once) as the endpoint's
+    arguments."""
+    raw: dict[str, Any] = dict(urllib.parse.parse_qsl(query))
     return schema().load(raw)
 
 
 def floor_cases(db: Path, cases: dict[str, str]) -> dict[str, Any]:
     """The exact SQL Salvo runs for each case, for the floor app."""
-    conn = connect_read_only(str(db))
+    return statements_of(connect_read_only(str(db)), cases)
+
+
+def statements_of(conn: Any, cases: dict[str, str]) -> dict[str, Any]:
+    """The statements Salvo's planners build for each case on `conn` (a SQLite
+    connection, or PostgreSQL's Reading: each engine's own SQL, `?` parameters)."""
     result = {}
     for name, query in cases.items():
         if name.startswith("stats"):
@@ -615,7 +624,7 @@ def median_ms(call: Callable[[], Any], repeat: int = 21) -> float:
 
 
 def _in_process_client(
-    db: Path,
+    db: Path | str,
 ) -> tuple[Callable[..., float], Callable[[str], Callable[[], Any]]]:
     """A timer (the median of repeated calls, after one to warm up) and a GET that
     checks for a 200, on the app serving db in-process."""
@@ -685,34 +694,53 @@ def stats_against_the_scan(
     names: list[str],
 ) -> list[tuple[str, str, str]]:
     conn = connect_read_only(str(db))
-    scan = median_ms(
-        partial(run_all, conn, [("SELECT count(*) FROM events NOT INDEXED", [])]), repeat=3
-    )
-    rows = [("SELECT count(*) FROM events NOT INDEXED (the yardstick)", f"{scan:.0f} ms", "")]
-    for name in names:
-        query, allowed, datasette = STATS_CASES[name]
-        endpoint = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
-        beside = ""
-        if datasette is not None:
-            sql = (
-                datasette
-                if datasette.startswith("SELECT")
-                else (
-                    f"SELECT {datasette}, count(*), sum(killed_best), sum(injured_best) "
-                    "FROM events GROUP BY 1"
-                )
+    scan_sql = "SELECT count(*) FROM events NOT INDEXED"
+    scan = median_ms(partial(run_all, conn, [(scan_sql, [])]), repeat=3)
+
+    def datasettes(name: str, endpoint: float) -> str:
+        datasette = STATS_CASES[name][2]
+        if datasette is None:
+            return ""
+        sql = (
+            datasette
+            if datasette.startswith("SELECT")
+            else (
+                f"SELECT {datasette}, count(*), sum(killed_best), sum(injured_best) "
+                "FROM events GROUP BY 1"
             )
-            aggregate = median_ms(partial(run_all, conn, [(sql, [])]), repeat=3)
-            beside = f"; Datasette's SQL {aggregate:.0f} ms ({aggregate / endpoint:.0f}x slower)"
+        )
+        aggregate = median_ms(partial(run_all, conn, [(sql, [])]), repeat=3)
+        return f"; Datasette's SQL {aggregate:.0f} ms ({aggregate / endpoint:.0f}x slower)"
+
+    return stats_rows(median_ms, get, names, (f"{scan_sql} (the yardstick)", scan), datasettes)
+
+
+def stats_rows(
+    median_ms: Callable[..., float],
+    get: Callable[[str], Callable[[], Any]],
+    names: list[str],
+    yardstick: tuple[str, float],
+    beside: Callable[[str, float], str],
+) -> list[tuple[str, str, str]]:
+    """Each /stats case named against one full pass over the events table (the
+    yardstick: its statement and median ms, measured by the caller on its engine),
+    within the case's bound; `beside` adds what else the engine's caller measured of
+    a case, given its median ms."""
+    what, scan = yardstick
+    rows = [(what, f"{scan:.0f} ms", "")]
+    for name in names:
+        query, allowed, _ = STATS_CASES[name]
+        endpoint = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
+        extra = beside(name, endpoint)
         if "q" in urllib.parse.parse_qs(query):
             # What the cap saves: the same request summing every match, in this run.
             with every_match():
                 whole = median_ms(get(f"/api/v1/stats?{query}"), repeat=3)
-            beside = f"; every match summed {whole:.0f} ms ({whole / scan:.2f}x)"
+            extra = f"; every match summed {whole:.0f} ms ({whole / scan:.2f}x)"
         rows.append(
             (
                 f"/stats {name} vs the scan (<= {allowed}x)",
-                f"{endpoint:.0f} / {scan:.0f} ms = {endpoint / scan:.2f}x{beside}",
+                f"{endpoint:.0f} / {scan:.0f} ms = {endpoint / scan:.2f}x{extra}",
                 verdict(endpoint <= allowed * scan),
             )
         )
@@ -746,7 +774,9 @@ def every_match() -> Iterator[None]:
         filters.SEARCH_TOTALS_CAP = cap
 
 
-def run_all(conn: sqlite3.Connection, statements: Iterable[tuple[str, list[Any]]]) -> None:
+def run_all(conn: Any, statements: Iterable[tuple[str, list[Any]]]) -> None:
+    """Run the statements on a connection taking `?` parameters (sqlite3's, or
+    PostgreSQL's Reading), fetching every row."""
     for sql, params in statements:
         conn.execute(sql, params).fetchall()
 

@@ -346,7 +346,11 @@ def _search(scope: Scope, q: Search) -> Clause:
     if query is None:
         return "false", []  # no word to search for: no event has it
     if not scope.paged and _search_capped(scope.conn, q):
-        return "e.row_id = ANY(?)", [_most_recent(scope.conn, query)]
+        # A semi-join with the matches, not `e.row_id = ANY(?)`: with the array a
+        # filter, the planner answers a series' min(date), max(date) by walking the
+        # date index from its oldest end, testing each event against the 5,000 ids
+        # (2.5 s at 100,000 events; the join, 31 ms).
+        return "e.row_id IN (SELECT unnest(?))", [_most_recent(scope.conn, query)]
     return _MATCHING, [query]
 
 
