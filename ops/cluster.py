@@ -48,6 +48,12 @@ HAPROXY = "haproxy"
 CHECK_INTERVAL_MS = 250
 FALL = 2
 RISE = 2
+# How long one check may take. Without it HAProxy allows a check CHECK_INTERVAL_MS,
+# and an instance busy serving (its /readyz waits for a read thread like any request)
+# was taken out of rotation: under `make soak-postgresql`, with the other instance
+# killed, the survivor went down too and HAProxy answered thousands of 503s itself.
+# A dead instance is still found at once: its port refuses the connection.
+CHECK_TIMEOUT_MS = 2000
 
 
 def missing() -> str | None:
@@ -225,6 +231,7 @@ defaults
     # Exports of a whole dataset stream for minutes; pages answer in milliseconds.
     timeout server 300s
     timeout http-request 30s
+    timeout check {CHECK_TIMEOUT_MS}ms
     retries 3
     option redispatch 1
 
