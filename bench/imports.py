@@ -25,6 +25,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ops.postgres import start_server, stop_server_in  # noqa: E402
 from schemas.acled_csv import ACLED_COLUMNS  # noqa: E402
 from schemas.vocabulary import ACLED_SUB_EVENT_TYPES  # noqa: E402
 from seed.places import OBLASTS  # noqa: E402
@@ -157,7 +158,7 @@ class Run(NamedTuple):
     workers_cpu: float
 
 
-def run_import(csv_path: Path, db: Path) -> Run:
+def run_import(csv_path: Path, db: Path | str) -> Run:
     """`python -m seed import` of csv_path into db, as a partner runs it, sampled."""
     command = [sys.executable, "-m", "seed", "--db", str(db), "import"]
     command += ["--format", "acled", str(csv_path)]
@@ -185,12 +186,23 @@ def run_import(csv_path: Path, db: Path) -> Run:
     return Run(seconds, max(samples, default=0.0), marks, importer_cpu, cpu - importer_cpu)
 
 
+def three_runs(csv_path: Path, revised: Path, db: Path | str) -> tuple[Run, Run, Run]:
+    """The first import, the same file again, the revised file."""
+    return run_import(csv_path, db), run_import(csv_path, db), run_import(revised, db)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--csv", type=Path, default=ROOT / "var" / "bench-acled.csv")
     parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench-import.db")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="import into a new database on a throwaway PostgreSQL + PostGIS server "
+        "(ops/postgres.py) instead of --db",
+    )
     args = parser.parse_args()
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     marker = args.csv.with_suffix(f".{args.rows}-{args.seed}.done")
@@ -204,13 +216,21 @@ def main() -> int:
         partial = revised.with_suffix(".partial")
         print(f"writing {revise(args.csv, partial, 100):,} revised rows to {revised} ...")
         partial.rename(revised)
-    for leftover in (args.db, Path(f"{args.db}-wal"), Path(f"{args.db}-shm")):
-        leftover.unlink(missing_ok=True)
-    first = run_import(args.csv, args.db)
-    again = run_import(args.csv, args.db)
-    one_percent = run_import(revised, args.db)
+    if args.postgresql:
+        server = start_server()
+        try:
+            server.admin("CREATE DATABASE bench_import")
+            runs = three_runs(args.csv, revised, server.url("bench_import"))
+        finally:
+            stop_server_in(server.directory)
+    else:
+        for leftover in (args.db, Path(f"{args.db}-wal"), Path(f"{args.db}-shm")):
+            leftover.unlink(missing_ok=True)
+        runs = three_runs(args.csv, revised, args.db)
+    first, again, one_percent = runs
 
-    print(f"\nimport of {args.rows:,} ACLED rows, {datetime.date.today()}")
+    engine = "PostgreSQL" if args.postgresql else "SQLite"
+    print(f"\nimport of {args.rows:,} ACLED rows into {engine}, {datetime.date.today()}")
     verdicts = []
     for label, run, target in (
         ("first import", first, FIRST_S),

@@ -7,11 +7,10 @@ Re-seeding keeps what partners deleted or edited through the API (the rule is
 api.store.sqlite.writes.write_curated's). A database an earlier release wrote is first
 upgraded in place, as `python -m api migrate` does, and the seed says so.
 
-A postgresql:// database (curated and synthetic loads; the import writes SQLite
-only yet) is written through its store only: the curated load by its writer's
-load_curated, in one transaction; the synthetic load by its bulk_load, staged and
-then merged in slices that readers never wait on (a failed one leaves whole slices
-written, and the same command run again finishes it).
+A postgresql:// database is written through its store only: the curated load by its
+writer's load_curated, in one transaction; the synthetic load and the import by its
+bulk_load, staged and then merged in slices that readers never wait on (a failed one
+leaves whole slices written, and the same command run again finishes it).
 """
 
 import argparse
@@ -21,6 +20,7 @@ import re
 import resource
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +33,7 @@ from api.store import (
     POSTGRESQL_SCHEMES,
     AuditRecord,
     Author,
+    BulkCounts,
     BulkWrites,
     CuratedLoad,
     Store,
@@ -142,12 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "synthetic":
             return _load_synthetic(database, args)
         if args.command == "import":
-            print(
-                "seed: import writes SQLite files only yet (issue 22): import into a file; "
-                "the curated and synthetic loads write PostgreSQL too",
-                file=sys.stderr,
-            )
-            return 2
+            return _import(database, args)
         return _load_curated(database, args.data, args.restore)
     try:
         path = database_file(database)
@@ -225,7 +221,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
     def load(store: Store) -> int:
         now = datetime.datetime.now(datetime.UTC)
         audit: list[AuditRecord] = [("synthetic", None, None, None, detail)]
-        with store.bulk_load(command_author(), now, audit) as bulk:
+        with store.bulk_load(command_author(), now, lambda counts: audit) as bulk:
             return generate(bulk)
 
     def load_file(db: Database) -> int:
@@ -241,7 +237,7 @@ def _load_synthetic(path: str, args: argparse.Namespace) -> int:
             else:
                 count = _write(path, load_file, bulk=True)
     except KeyboardInterrupt:
-        print(f"seed: interrupted, nothing written; {_shown(path)} is as it was", file=sys.stderr)
+        print(_interrupted(path), file=sys.stderr)
         return 130
     if count is None:
         return 1
@@ -296,8 +292,8 @@ def _import(path: str, args: argparse.Namespace) -> int:
     progress = imports.Progress(sys.stderr)
     changed_at = datetime.datetime.now(datetime.UTC)
 
-    def load(db: Database) -> imports.ImportResult:
-        result = imports.import_rows(
+    def read(db: Database, into: BulkWrites | None = None) -> imports.ImportResult:
+        return imports.import_rows(
             db,
             args.format,
             label,
@@ -307,27 +303,56 @@ def _import(path: str, args: argparse.Namespace) -> int:
             on_progress=progress.advance,
             workers=args.workers,
             reading=imports.Reading(args.na_values, args.date_format),
+            into=into,
         )
+
+    def detail(result: imports.ImportResult) -> dict[str, Any]:
         # One entry for the whole file, as for a synthetic load.
         counts = {name: getattr(result, name) for name in _IMPORT_COUNTS}
-        detail = {"file": label, "format": args.format, **counts}
-        _audit_load(db, AuditEntry("import", detail=detail), changed_at)
+        return {"file": label, "format": args.format, **counts}
+
+    def load(db: Database) -> imports.ImportResult:
+        result = read(db)
+        _audit_load(db, AuditEntry("import", detail=detail(result)), changed_at)
         return result
+
+    def load_store(store: Store) -> imports.ImportResult:
+        # import_rows' temporary tables (the ids given so far, the rows of a file of
+        # one row per actor) in a SQLite file of the import's own, as they are on
+        # SQLite: memory stays flat however long the file.
+        read_so_far: list[imports.ImportResult] = []
+
+        def audit(counts: BulkCounts) -> list[AuditRecord]:
+            (result,) = read_so_far
+            result.wrote(counts)
+            return [("import", None, None, None, detail(result))]
+
+        with tempfile.TemporaryDirectory(prefix="salvo-import-") as scratch:
+            db, _ = open_migrated(str(Path(scratch) / "import.db"))
+            try:
+                with store.bulk_load(command_author(), changed_at, audit) as bulk:
+                    read_so_far.append(read(db, into=bulk))
+            finally:
+                db.close()
+        return read_so_far[0]
 
     try:
         with stream, progress, terminate_as_interrupt(), imports.use_models(models):
-            # A bulk load's worth of new or changed events moves the statistics.
-            result = _write(
-                path,
-                load,
-                bulk=True,
-                changed_much=lambda r: r.new + r.updated >= imports.BULK_AFTER_ROWS,
-            )
+            if path.startswith(POSTGRESQL_SCHEMES):
+                result = _write_store(path, load_store, _SLICES_LEFT)
+            else:
+                # A bulk load's worth of new or changed events moves the statistics.
+                result = _write(
+                    path,
+                    load,
+                    bulk=True,
+                    changed_much=lambda r: r.new + r.updated >= imports.BULK_AFTER_ROWS,
+                )
     except imports.ImportRefused as error:
         print(f"seed: {error}; nothing written", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"seed: interrupted, nothing written; {path} is as it was", file=sys.stderr)
+        print(_interrupted(path), file=sys.stderr)
         return 130
     finally:
         if rejects is not None:
@@ -350,7 +375,8 @@ def _import(path: str, args: argparse.Namespace) -> int:
     if rejects is not None:
         rejected += f", {result.rejected} rejected (listed in {rejects.path})"
     print(
-        f"seed: {result.read} {args.format} rows from {label} into {path}: {result.new} new, "
+        f"seed: {result.read} {args.format} rows from {label} into {_shown(path)}: "
+        f"{result.new} new, "
         f"{result.updated} updated, {result.unchanged} unchanged{rejected}"
         f"{_rerendered(result.rerendered)}"
     )
@@ -422,6 +448,18 @@ _SLICES_LEFT = (
     "the slices merged before the failure stay written (each whole, seqs in order); "
     "run the same command again to write the rest"
 )
+
+
+def _interrupted(database: str) -> str:
+    """What an interrupted bulk load leaves: nothing on SQLite (one transaction); on
+    PostgreSQL, the slices merged before it (none if it was still reading)."""
+    if database.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "seed: interrupted; the slices merged before it stay written (each whole, seqs "
+            "in order; none if it was still reading); run the same command again to write "
+            "the rest"
+        )
+    return f"seed: interrupted, nothing written; {database} is as it was"
 
 
 def _curated_through(

@@ -31,6 +31,7 @@ from marshmallow import ValidationError
 from sqlite_utils import Database
 
 import schemas as schemas_package
+from api.store import BulkCounts, BulkWrites
 from api.store.sqlite import writes
 from api.store.sqlite.layout import next_seq, placeholders
 from api.store.sqlite.writes import (
@@ -1321,6 +1322,12 @@ class ImportResult:
     # Other events written again: they copy a place or source the import changed.
     rerendered: int = 0
 
+    def wrote(self, counts: BulkCounts) -> None:
+        """Take what a store's bulk load wrote of the import's events (import_rows'
+        `into`), which import_rows counted as unchanged until then."""
+        self.new, self.updated, self.rerendered = counts
+        self.unchanged -= counts.new + counts.updated
+
 
 def read_batches(
     label: str, stream: TextIO, layout: Layout
@@ -1380,6 +1387,7 @@ def import_rows(
     on_progress: Callable[[int], None] = lambda rows: None,
     workers: int = 1,
     reading: Reading = AS_GIVEN,
+    into: BulkWrites | None = None,
 ) -> ImportResult:
     """Import a CSV stream in the caller's transaction. Without `on_rejected` the first
     invalid row raises ImportRefused (the caller rolls back); with it, each rejected
@@ -1387,7 +1395,14 @@ def import_rows(
 
     A row an earlier import wrote, whose event is still as that import left it, is
     known by the digest of its cells (_SourceRows) and skipped: only new and changed
-    rows are mapped and validated."""
+    rows are mapped and validated.
+
+    `into`, a store's bulk load (PostgreSQL's), takes the rows instead; `db` is then
+    a new, empty SQLite file (migrated) that holds only what the import keeps while
+    it reads: the ids given so far, a file of one row per actor sorted by event. Every
+    row is mapped and validated (no row is known), and the bulk load skips the events
+    whose content is stored: until it has (ImportResult.wrote), every event given
+    counts as unchanged."""
     layout = LAYOUTS[layout_name]
     id_column = layout.column_of("id", {})
     header, batches = read_batches(label, stream, layout)
@@ -1432,10 +1447,13 @@ def import_rows(
             result.tallied.update(batch.tallied)
             result.warning_count += len(batch.warnings)
             result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
-            to_write = result.new + result.updated + len(batch.rows.events)
-            if batch.rows.events and to_write > bulk_after and loading is None:
-                loading = bulk.enter_context(bulk_load(db))
-            if batch.lines:
+            if into is not None:
+                into.add(batch.rows)
+                result.unchanged += len(batch.lines)
+            elif batch.lines:
+                to_write = result.new + result.updated + len(batch.rows.events)
+                if batch.rows.events and to_write > bulk_after and loading is None:
+                    loading = bulk.enter_context(bulk_load(db))
                 # Known events exist; only the mapped ones' ids need looking up.
                 mapped_ids = [i for i in batch.lines if i not in sorted_out.known]
                 existing = len(batch.lines) - len(mapped_ids)

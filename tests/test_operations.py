@@ -392,9 +392,9 @@ def test_sigterm_rolls_a_bulk_load_back_and_restores_the_wal(tmp_path: Path, wor
 def test_a_database_setting_names_a_file_a_sqlite_url_or_postgresql(tmp_path: Path) -> None:
     """`sqlite:///path` is the file at path; a scheme Salvo has no store for is refused
     by every command and the app, and no file is made after it; a PostgreSQL URL is
-    refused by what writes SQLite files only (the seed's import, init, backup,
-    restore); the curated and synthetic seeds write it (tests/test_postgresql_seed.py),
-    and say so when the server cannot be reached."""
+    refused by what writes SQLite files only (init, backup, restore); the seed's loads
+    write it (tests/test_postgresql_seed.py, tests/test_postgresql_imports.py), and say
+    so when the server cannot be reached."""
     created = command("api", "--db", f"sqlite:///{tmp_path / 'salvo.db'}", "init")
     assert (tmp_path / "salvo.db").exists(), created.stdout
     url = "mysql://salvo@127.0.0.1/salvo"
@@ -414,20 +414,13 @@ def test_a_database_setting_names_a_file_a_sqlite_url_or_postgresql(tmp_path: Pa
         f"{refusal}postgresql:// URL.",
     )
     postgresql = "postgresql://salvo@127.0.0.1:9/salvo"
-    for load in ([], ["synthetic", "--events", "1"]):
+    acled = str(ROOT / "tests" / "fixtures" / "imports" / "acled.csv")
+    for load in ([], ["synthetic", "--events", "1"], ["import", "--format", "acled", acled]):
         seeded = command("seed", "--db", postgresql, *load, check=False)
         assert seeded.returncode == 1, seeded.stderr
         assert seeded.stderr.startswith(
             "seed: writing failed, the database is unchanged: The events database failed"
         ), seeded.stderr
-    refused = command(
-        "seed", "--db", postgresql, "import", "--format", "acled", "x.csv", check=False
-    )
-    assert (refused.returncode, refused.stderr) == (
-        2,
-        "seed: import writes SQLite files only yet (issue 22): import into a file; the "
-        "curated and synthetic loads write PostgreSQL too\n",
-    )
     for action in ("init", "backup", "restore"):
         extra = {"backup": ["copy.db"], "restore": ["copy.db"]}.get(action, [])
         result = command("api", "--db", postgresql, action, *extra, check=False)

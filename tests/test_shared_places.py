@@ -206,7 +206,7 @@ def check_a_change(
         with store.writer() as writer:
             writer.load_curated(fresh, command_author(), now)
     else:
-        with store.bulk_load(command_author(), now, []) as load:
+        with store.bulk_load(command_author(), now, lambda counts: []) as load:
             load.add(event_rows(fresh, now))
 
     documents = events(client)
@@ -313,7 +313,7 @@ def test_a_partners_edit_outlives_a_change_to_its_place(
     store = open_store(db)
     try:
         now = datetime.datetime.now(datetime.UTC)
-        with store.bulk_load(command_author(), now, []) as load:
+        with store.bulk_load(command_author(), now, lambda counts: []) as load:
             load.add(event_rows([fresh], now))
     finally:
         store.close()

@@ -290,6 +290,17 @@ class EventPages(abc.ABC):
         within the same query budget as the pages: one request, one budget."""
 
 
+class BulkCounts(NamedTuple):
+    """What a bulk load wrote: events it created, events it wrote again (their content
+    changed, or they had been deleted), and other events it re-rendered, as they copy
+    a place or source the load changed. An event given whose content is stored is
+    none of these."""
+
+    new: int
+    updated: int
+    rerendered: int
+
+
 class BulkWrites(abc.ABC):
     """A bulk load in progress (Store.bulk_load): batches of rendered event rows
     (api/store/sqlite/writes.py's EventRows, from event_rows), written as
@@ -479,11 +490,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def bulk_load(
-        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+        self,
+        author: Author,
+        at: datetime.datetime,
+        audit: Callable[[BulkCounts], list[AuditRecord]],
     ) -> AbstractContextManager[BulkWrites]:
-        """A bulk load (the synthetic seed): rows given to it are written when the
-        block ends without raising, with `audit` appended in the transaction of the
-        last of them; nothing is written if the block raises.
+        """A bulk load (the synthetic seed, a CSV import): rows given to it are written
+        when the block ends without raising, with the entries `audit` makes of what was
+        written appended in the transaction of the last of them; nothing is written if
+        the block raises.
 
         SQLite writes it in one transaction. PostgreSQL stages every row first, taking
         no lock, then merges the staged rows in slices of events, in the order given,

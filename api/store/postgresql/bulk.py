@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from api.store import BulkWrites
+from api.store import BulkCounts, BulkWrites
 from api.store.postgresql import rollups
 from api.store.postgresql.dialect import search_document
 from api.store.postgresql.layout import TEXT
@@ -172,10 +172,10 @@ class PostgresBulk(BulkWrites):
                 for row in values:
                     copy.write_row(row)
 
-    def finish(self, audit: Callable[[Changes], None]) -> int:
+    def finish(self, audit: Callable[[BulkCounts], None]) -> BulkCounts:
         """Merge what was staged, slice by slice in the order given, calling
-        `audit` in the last slice's transaction (Store.bulk_load, when its block
-        ends); the number of events written.
+        `audit` with what was written in the last slice's transaction (Store.bulk_load,
+        when its block ends); what was written.
 
         Each event is merged in the slice of its last staged version (the later of
         two rows of one event wins, as the later insert_rows would), so the slices
@@ -196,7 +196,7 @@ class PostgresBulk(BulkWrites):
         for table in _STAGED:
             conn.execute(f"ANALYZE {table}")
         fewest, size, most = SLICE_EVENTS
-        written = start = 0
+        new = written = taken = start = 0
         first = True
         while first or start < self.given:
             last = start + size >= self.given
@@ -206,12 +206,14 @@ class PostgresBulk(BulkWrites):
                     _merge_shared(conn)
                     moved = _moved(conn, self.updated_at)
                     _upsert_shared(conn)
-                written += self._merge_slice(changes, start, start + size)
+                created, changed = self._merge_slice(changes, start, start + size)
+                new, written = new + created, written + changed
                 if first and (moved.places or moved.sources):
                     loaded = conn.execute("SELECT DISTINCT id FROM bulk_events").fetchall()
                     rerender_copies(conn, changes, moved, {event_id for (event_id,) in loaded})
+                taken += changes.taken
                 if last:
-                    audit(changes)
+                    audit(BulkCounts(new, written - new, taken - written))
             took = max(time.monotonic() - began, 0.001)
             start, first = start + size, False
             size = max(fewest, min(most, int(size * min(2.0, SLICE_SECONDS / took))))
@@ -222,20 +224,19 @@ class PostgresBulk(BulkWrites):
             # do not wait on.
             for table in (*_ANALYZED, *(rollup.table for rollup in ROLLUPS)):
                 conn.execute(f"ANALYZE {table}")
-        return written
+        return BulkCounts(new, written - new, taken - written)
 
-    def _merge_slice(self, changes: Changes, start: int, end: int) -> int:
+    def _merge_slice(self, changes: Changes, start: int, end: int) -> tuple[int, int]:
         """Write the events whose last staged version has an ord in [start, end),
-        unless their content is stored; the number written."""
+        unless their content is stored; how many of them were new, and written."""
         conn = self.conn
         changed = conn.execute(_CHANGED, [start, end]).rowcount
         if not changed:
-            return 0
+            return 0, 0
         first_seq = changes.take(changed)
-        replacing = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM bulk_changed WHERE old_first_seq IS NOT NULL)"
-        ).fetchone()
-        replaced = bool(replacing and replacing[0])
+        row = conn.execute("SELECT count(*) FROM bulk_changed WHERE old_first_seq IS NULL")
+        (created,) = row.fetchone() or (0,)
+        replaced = created < changed
         if replaced:
             conn.execute(_SUBTRACT_REPLACED)
         conn.execute(_UPSERT_EVENTS, [first_seq - 1, first_seq - 1])
@@ -255,7 +256,7 @@ class PostgresBulk(BulkWrites):
         conn.execute(_UPSERT_SEARCH)
         conn.execute(_ADD_CHANGED)
         fold_rollups(conn, removed=replaced)
-        return changed
+        return created, changed
 
     def close(self) -> None:
         """Drop the staging tables: the connection goes back to the pool."""

@@ -39,6 +39,7 @@ from api.store import (
     Answer,
     AuditRecord,
     Author,
+    BulkCounts,
     Busy,
     Change,
     CuratedLoad,
@@ -627,7 +628,10 @@ class PostgresStore(Store):
 
     @contextmanager
     def bulk_load(
-        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+        self,
+        author: Author,
+        at: datetime.datetime,
+        audit: Callable[[BulkCounts], list[AuditRecord]],
     ) -> Iterator[PostgresBulk]:
         with self.translated(), self.pool().connection() as conn:
             # The read budget is not a bulk load's: staging (COPY, its indexes) runs
@@ -636,7 +640,7 @@ class PostgresStore(Store):
             load = PostgresBulk(conn)
             try:
                 yield load
-                load.finish(lambda changes: writes.append_audit(conn, author, at, audit))
+                load.finish(lambda counts: writes.append_audit(conn, author, at, audit(counts)))
             finally:
                 load.close()
                 self._pools.configure(conn)  # the budget again, before the pool lends it

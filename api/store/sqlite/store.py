@@ -28,6 +28,7 @@ from api.store import (
     Answer,
     AuditRecord,
     Author,
+    BulkCounts,
     Busy,
     Change,
     CuratedLoad,
@@ -468,13 +469,17 @@ class SQLiteStore(Store):
 
     @contextmanager
     def bulk_load(
-        self, author: Author, at: datetime.datetime, audit: list[AuditRecord]
+        self,
+        author: Author,
+        at: datetime.datetime,
+        audit: Callable[[BulkCounts], list[AuditRecord]],
     ) -> Iterator[writes.SQLiteBulk]:
         """One write transaction (the seed's SQLite loads add its recovery journal
         around this themselves: seed/__main__.py)."""
-        with self.writer() as writer, writes.bulk_writes(writer.db) as bulk:
-            yield bulk
-            writer.append_audit(author, at, audit)
+        with self.writer() as writer:
+            with writes.bulk_writes(writer.db) as bulk:
+                yield bulk
+            writer.append_audit(author, at, audit(bulk.counts()))
 
     # Operators.
 

@@ -15,7 +15,7 @@ import orjson
 import sqlite_utils
 from marshmallow import ValidationError
 
-from api.store import Author, BulkWrites, CuratedLoad, loadable
+from api.store import Author, BulkCounts, BulkWrites, CuratedLoad, loadable
 from api.store.dialect import Executes
 from api.store.sqlite import rollups
 from api.store.sqlite.audit import AuditEntry, append_audit
@@ -84,9 +84,21 @@ class SQLiteBulk(BulkWrites):
 
     def __init__(self, db: sqlite_utils.Database, loading: BulkLoad) -> None:
         self.db, self.loading = db, loading
+        self.first_seq = next_seq(db.conn)
+        self.written = 0
 
     def add(self, rows: "EventRows") -> None:
-        insert_rows(self.db, rows, bulk=self.loading)
+        self.written += insert_rows(self.db, rows, bulk=self.loading)
+
+    def counts(self) -> BulkCounts:
+        """What the load wrote; once bulk_load has ended, as the copies of the places
+        and sources it changed are re-rendered there. Every event written took a seq,
+        and a new one's first_seq is its seq."""
+        (new,) = self.db.execute(
+            "SELECT count(*) FROM events WHERE first_seq >= ?", [self.first_seq]
+        ).fetchone()
+        taken = next_seq(self.db.conn) - self.first_seq
+        return BulkCounts(new, self.written - new, taken - self.written)
 
 
 @contextmanager
