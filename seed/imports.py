@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1397,17 +1397,21 @@ def import_rows(
     known by the digest of its cells (_SourceRows) and skipped: only new and changed
     rows are mapped and validated.
 
-    `into`, a store's bulk load (PostgreSQL's), takes the rows instead; `db` is then
-    a new, empty SQLite file (migrated) that holds only what the import keeps while
-    it reads: the ids given so far, a file of one row per actor sorted by event. Every
-    row is mapped and validated (no row is known), and the bulk load skips the events
-    whose content is stored: until it has (ImportResult.wrote), every event given
-    counts as unchanged."""
+    `into`, a store's bulk load (PostgreSQL's), takes the rows and knows the source
+    rows instead; `db` is then a new, empty SQLite file (migrated) that holds only
+    what the import keeps while it reads: the ids given so far, a file of one row per
+    actor sorted by event. The bulk load skips the events whose content is stored:
+    until it has written (ImportResult.wrote), every event given counts as
+    unchanged."""
     layout = LAYOUTS[layout_name]
     id_column = layout.column_of("id", {})
     header, batches = read_batches(label, stream, layout)
     result = ImportResult()
-    sources = _SourceRows(db, _import_context(layout_name, header, reading))
+    context = _import_context(layout_name, header, reading)
+    if into is None:
+        sources = _SourceRows(functools.partial(unchanged_sources, db.conn), context)
+    else:
+        sources = _SourceRows(into.unchanged_sources, context)
     # The batches the workers have, each with what _SourceRows found in it: a row
     # whose id an earlier batch gave is rejected here, with its cells.
     in_flight: deque[tuple[Lines, _Sorted]] = deque()
@@ -1449,6 +1453,7 @@ def import_rows(
             result.warnings.extend(batch.warnings[: max(0, 20 - len(result.warnings))])
             if into is not None:
                 into.add(batch.rows)
+                into.remember_sources(sorted_out.sources(batch))
                 result.unchanged += len(batch.lines)
             elif batch.lines:
                 to_write = result.new + result.updated + len(batch.rows.events)
@@ -1553,8 +1558,10 @@ class _SourceRows:
     are digested together (one row, or the rows of one event in a file of one row per
     actor)."""
 
-    def __init__(self, db: Database, context: bytes) -> None:
-        self._conn = db.conn
+    def __init__(
+        self, unchanged: Callable[[Collection[bytes]], dict[bytes, str]], context: bytes
+    ) -> None:
+        self._unchanged = unchanged
         self._context = hashlib.blake2b(context, digest_size=16)
 
     def _digest(self, group: Lines) -> bytes:
@@ -1565,7 +1572,7 @@ class _SourceRows:
 
     def sort_out(self, groups: list[Lines]) -> _Sorted:
         digests = {group[0][0]: self._digest(group) for group in groups}
-        unchanged = unchanged_sources(self._conn, digests.values())
+        unchanged = self._unchanged(digests.values())
         unknown: Lines = []
         known: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []

@@ -29,7 +29,7 @@ ACLED, GED, MISSILES = FIXTURES / "acled.csv", FIXTURES / "ged.csv", FIXTURES / 
 INVALID = FIXTURES / "acled-invalid.csv"
 
 
-def run_import(db: Path, layout: str, path: Path | str, *extra: str) -> int:
+def run_import(db: Path | str, layout: str, path: Path | str, *extra: str) -> int:
     return seed_main(
         ["--db", str(db), "import", "--format", layout, str(path), "--workers", "1", *extra]
     )

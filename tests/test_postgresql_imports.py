@@ -25,7 +25,6 @@ IMPORTED_ANSWERS = (
     "/api/v1/events?limit=1000&q=shelling",
     "/api/v1/stats?group_by=admin1",
     "/api/v1/stats?interval=month&country=UA",
-    "/api/v1/events?format=acled-csv&sort=date",
 )
 
 

@@ -1,20 +1,28 @@
 """A re-import maps and validates only the rows that are new or changed: a row an
 earlier import wrote is known by the digest of its cells, as long as its event is
 still as that import left it (seed/imports.py, _SourceRows; issue 19's speed targets).
-SQLite only: the import writes SQLite files."""
+On SQLite and PostgreSQL (the `engine` fixture): on PostgreSQL the digests are
+looked up and recorded through the store's bulk load."""
 
 import csv
 import json
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from api.store.sqlite.keys import create_key
-from api.store.sqlite.layout import open_for_writing
 from seed import imports
+from tests.engines import rows as database_rows
+from tests.engines import write_key
 from tests.test_acled_layouts import MONADIC
-from tests.test_imports import ACLED, client_of, read_rows, run_import
+from tests.test_imports import ACLED, read_rows, run_import
+
+
+@pytest.fixture
+def client_of(open_app: Callable[..., Flask]) -> Callable[[str], FlaskClient]:
+    return lambda database: open_app(database).test_client()
 
 
 @pytest.fixture
@@ -42,20 +50,16 @@ def summary(capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out.rsplit(": ", 1)[-1].strip()
 
 
-def source_rows(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return [event_id for (event_id,) in conn.execute("SELECT event_id FROM import_sources")]
-    finally:
-        conn.close()
+def source_rows(db: str) -> list[str]:
+    return [event_id for (event_id,) in database_rows(db, "SELECT event_id FROM import_sources")]
 
 
 def first_import(
-    db: Path, path: Path, mapped: list[int], capsys: pytest.CaptureFixture[str]
+    db: str, path: Path, mapped: list[int], capsys: pytest.CaptureFixture[str]
 ) -> list[int]:
-    """Import a file into a new database; the lines it mapped (where each row starts:
-    one fixture row has a newline in a quoted cell), with the record and output then
-    cleared for the import under test."""
+    """Import a file into a database of the curated events; the lines it mapped (where
+    each row starts: one fixture row has a newline in a quoted cell), with the record
+    and output then cleared for the import under test."""
     assert run_import(db, "acled", path) == 0
     lines = list(mapped)
     mapped.clear()
@@ -64,9 +68,13 @@ def first_import(
 
 
 def test_an_unchanged_file_is_skipped_unread_in_any_row_order(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+    fresh_database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mapped: list[int],
+    client_of: Callable[[str], FlaskClient],
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     assert len(first_import(db, ACLED, mapped, capsys)) == 5
     changes = client_of(db).get("/api/v1/changes?limit=1000").get_json()["data"]
 
@@ -82,9 +90,9 @@ def test_an_unchanged_file_is_skipped_unread_in_any_row_order(
 
 
 def test_only_the_changed_row_is_mapped_and_its_old_digest_goes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+    fresh_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     lines = first_import(db, ACLED, mapped, capsys)
     rows = read_rows(ACLED)
     rows[3][rows[0].index("fatalities")] = "9"  # ACLED revised one figure
@@ -97,13 +105,15 @@ def test_only_the_changed_row_is_mapped_and_its_old_digest_goes(
 
 
 def test_an_event_edited_or_deleted_since_is_mapped_and_written_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+    fresh_database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mapped: list[int],
+    client_of: Callable[[str], FlaskClient],
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     lines = first_import(db, ACLED, mapped, capsys)
-    writable = open_for_writing(str(db))
-    key = create_key(writable, "Newsroom", "admin")
-    writable.close()
+    key = write_key(db, "Newsroom", "admin")
     client = client_of(db)
     auth = {"Authorization": f"Bearer {key}"}
     edited, deleted = "acled-ukr100001", "acled-ukr100002"
@@ -128,9 +138,9 @@ def test_an_event_edited_or_deleted_since_is_mapped_and_written_again(
 
 
 def test_another_reading_of_the_cells_maps_every_row_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+    fresh_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     lines = first_import(db, ACLED, mapped, capsys)
     # What counts as a missing cell changes what a row means: no digest holds.
     assert run_import(db, "acled", ACLED, "--na-values", "NA,none") == 0
@@ -139,9 +149,9 @@ def test_another_reading_of_the_cells_maps_every_row_again(
 
 
 def test_a_monadic_file_is_skipped_unread_event_by_event(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
+    fresh_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: list[int]
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     first_import(db, MONADIC, mapped, capsys)
     assert run_import(db, "acled", MONADIC) == 0
     assert summary(capsys) == "0 new, 0 updated, 3 unchanged"
@@ -159,9 +169,12 @@ def test_a_monadic_file_is_skipped_unread_event_by_event(
 
 
 def test_known_rows_given_twice_are_repeats_and_a_changed_twin_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fresh_database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    db = tmp_path / "salvo.db"
+    db = fresh_database
     assert run_import(db, "acled", ACLED) == 0
     capsys.readouterr()
     header, *rows = read_rows(ACLED)

@@ -25,7 +25,7 @@ import datetime
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -312,6 +312,19 @@ class BulkWrites(abc.ABC):
     @abc.abstractmethod
     def add(self, rows: Any) -> None:
         """Write (or stage) one batch of rows, in order after those added before."""
+
+    # A CSV import's source rows (seed/imports.py), known by their digests: a row an
+    # earlier import wrote, whose event has had no write since, is skipped unread.
+
+    @abc.abstractmethod
+    def unchanged_sources(self, digests: Collection[bytes]) -> dict[bytes, str]:
+        """Of these source-row digests, those an import recorded whose event has had no
+        write since (neither an edit nor a deletion), with the event's id."""
+
+    @abc.abstractmethod
+    def remember_sources(self, sources: Iterable[tuple[bytes, str]]) -> None:
+        """Record source rows, each (digest, event id), with their events' seq once the
+        load is written, in place of the rows recorded for those events before."""
 
 
 class Writer(abc.ABC):

@@ -24,7 +24,7 @@ maintained row by row rather than rebuilt, which is the price of that.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import psycopg
@@ -118,6 +118,9 @@ _STAGED: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# A CSV import's source rows, (digest, event id), recorded once the load is in.
+_SOURCES_READ = ("bulk_import_sources", (("digest", _BYTES), ("event_id", TEXT)))
+
 
 class PostgresBulk(BulkWrites):
     """The rows of a bulk load, staged by `add` (COPY, each batch committed on its
@@ -129,11 +132,12 @@ class PostgresBulk(BulkWrites):
         self.conn = conn
         self.given = 0
         self.updated_at = ""
-        for table, columns in _STAGED.items():
+        for table, columns in (*_STAGED.items(), _SOURCES_READ):
             # Temporary: this session's alone, and creating one locks nothing a
             # reader needs. Dropped by close(), or with the session.
             definition = ", ".join(f"{name} {kind}" for name, kind in columns)
             conn.execute(f"CREATE TEMP TABLE {table} ({definition})")
+        self.sources_read = 0
 
     def add(self, rows: EventRows) -> None:
         if not rows.events:
@@ -171,6 +175,26 @@ class PostgresBulk(BulkWrites):
             with self.conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in values:
                     copy.write_row(row)
+
+    def unchanged_sources(self, digests: Collection[bytes]) -> dict[bytes, str]:
+        """As SQLite's: an event still holding the seq recorded with a digest has had
+        no write since (every write takes a new seq). Read outside the slices, as the
+        rows are mapped: an event a partner writes after this is written again by the
+        import only if its row changed, as if the partner had written after it."""
+        found = self.conn.execute(
+            "SELECT s.digest, s.event_id FROM import_sources s JOIN events e ON e.seq = s.seq "
+            "WHERE s.digest = ANY(%s)",
+            [list(digests)],
+        )
+        return {bytes(digest): event_id for digest, event_id in found}
+
+    def remember_sources(self, sources: Iterable[tuple[bytes, str]]) -> None:
+        table, columns = _SOURCES_READ
+        names = ", ".join(name for name, _ in columns)
+        with self.conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for source in sources:
+                copy.write_row(source)
+                self.sources_read += 1
 
     def finish(self, audit: Callable[[BulkCounts], None]) -> BulkCounts:
         """Merge what was staged, slice by slice in the order given, calling
@@ -214,9 +238,12 @@ class PostgresBulk(BulkWrites):
                 taken += changes.taken
                 if last:
                     audit(BulkCounts(new, written - new, taken - written))
+                    highest = changes.highest
             took = max(time.monotonic() - began, 0.001)
             start, first = start + size, False
             size = max(fewest, min(most, int(size * min(2.0, SLICE_SECONDS / took))))
+        if self.sources_read:
+            self._remember(highest)
         if written:
             # The planner's statistics for what the load wrote (as the SQLite seed
             # gathers them), so that the first reads after a large load plan for the
@@ -234,9 +261,9 @@ class PostgresBulk(BulkWrites):
         if not changed:
             return 0, 0
         first_seq = changes.take(changed)
-        row = conn.execute("SELECT count(*) FROM bulk_changed WHERE old_first_seq IS NULL")
-        (created,) = row.fetchone() or (0,)
-        replaced = created < changed
+        # Stored events are replaced; of the others, those deleted before come back.
+        (stored, created) = conn.execute(_STORED_AND_CREATED).fetchone() or (0, 0)
+        replaced = stored > 0
         if replaced:
             conn.execute(_SUBTRACT_REPLACED)
         conn.execute(_UPSERT_EVENTS, [first_seq - 1, first_seq - 1])
@@ -258,9 +285,29 @@ class PostgresBulk(BulkWrites):
         fold_rollups(conn, removed=replaced)
         return created, changed
 
+    def _remember(self, highest: int) -> None:
+        """Record the source rows read (remember_sources) with their events' seqs, once
+        every slice is in: in a transaction of its own, as import_sources is read by
+        imports alone and a partner's write need not wait for it. An event written
+        since the last slice (a seq past `highest`) is not recorded: its row is mapped
+        again by the next import, as it would be had it been recorded."""
+        table, _ = _SOURCES_READ
+        with self.conn.transaction():
+            self.conn.execute(
+                f"DELETE FROM import_sources WHERE event_id IN (SELECT event_id FROM {table})"
+            )
+            self.conn.execute(
+                "INSERT INTO import_sources (digest, event_id, seq) "
+                f"SELECT s.digest, s.event_id, e.seq FROM {table} s "
+                "JOIN events e ON e.id = s.event_id WHERE e.seq <= %s ORDER BY s.digest "
+                "ON CONFLICT (digest) DO UPDATE SET event_id = excluded.event_id, "
+                "seq = excluded.seq",
+                [highest],
+            )
+
     def close(self) -> None:
         """Drop the staging tables: the connection goes back to the pool."""
-        for table in _STAGED:
+        for table in (*_STAGED, _SOURCES_READ[0]):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -326,6 +373,11 @@ LEFT JOIN (SELECT e.id, e.first_seq, d.content_digest FROM events e
            JOIN event_documents d ON d.row_id = e.row_id) s ON s.id = b.id
 WHERE s.id IS NULL OR s.content_digest <> b.content_digest"""
 
+_STORED_AND_CREATED = (
+    "SELECT count(*) FILTER (WHERE old_first_seq IS NOT NULL), count(*) FILTER "
+    "(WHERE old_first_seq IS NULL AND NOT EXISTS "
+    "(SELECT 1 FROM event_tombstones t WHERE t.id = c.id)) FROM bulk_changed c"
+)
 _EVENT_COLUMNS = ", ".join(EventRow._fields)
 _UPSERT_EVENTS = (
     f"INSERT INTO events ({_EVENT_COLUMNS}, seq, first_seq) "

@@ -82,21 +82,40 @@ class SQLiteBulk(BulkWrites):
     """A bulk load as the store hands it out (Writer.bulk_load, bulk_writes): each
     batch through insert_rows within bulk_load."""
 
-    def __init__(self, db: sqlite_utils.Database, loading: BulkLoad) -> None:
-        self.db, self.loading = db, loading
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        loading: BulkLoad,
+        remember: Callable[[Iterable[tuple[bytes, str]]], None],
+    ) -> None:
+        self.db, self.loading, self.remember = db, loading, remember
         self.first_seq = next_seq(db.conn)
-        self.written = 0
+        self.written = self.restored = 0
 
     def add(self, rows: "EventRows") -> None:
+        # An event deleted before is written again (as none is stored, always), with
+        # a new first_seq: it is updated, not new.
+        ids = [row.id for row in rows.events]
+        (restored,) = self.db.execute(
+            f"SELECT count(*) FROM event_tombstones WHERE id IN ({placeholders(ids)})", ids
+        ).fetchone()
+        self.restored += restored
         self.written += insert_rows(self.db, rows, bulk=self.loading)
+
+    def unchanged_sources(self, digests: Collection[bytes]) -> dict[bytes, str]:
+        return unchanged_sources(self.db.conn, digests)
+
+    def remember_sources(self, sources: Iterable[tuple[bytes, str]]) -> None:
+        self.remember(sources)
 
     def counts(self) -> BulkCounts:
         """What the load wrote; once bulk_load has ended, as the copies of the places
         and sources it changed are re-rendered there. Every event written took a seq,
-        and a new one's first_seq is its seq."""
-        (new,) = self.db.execute(
+        and a new or restored one's first_seq is its seq."""
+        (created,) = self.db.execute(
             "SELECT count(*) FROM events WHERE first_seq >= ?", [self.first_seq]
         ).fetchone()
+        new = created - self.restored
         taken = next_seq(self.db.conn) - self.first_seq
         return BulkCounts(new, self.written - new, taken - self.written)
 
@@ -104,9 +123,10 @@ class SQLiteBulk(BulkWrites):
 @contextmanager
 def bulk_writes(db: sqlite_utils.Database) -> Iterator[SQLiteBulk]:
     """A SQLiteBulk in the caller's transaction; bulk_load's end builds the indexes
-    and rollups again when the block ends."""
-    with bulk_load(db) as loading:
-        yield SQLiteBulk(db, loading)
+    and rollups again when the block ends, and the source rows given are recorded
+    then (remembering_sources)."""
+    with remembering_sources(db.conn) as remember, bulk_load(db) as loading:
+        yield SQLiteBulk(db, loading, remember)
 
 
 class EventRow(NamedTuple):
