@@ -17,6 +17,7 @@ from api.config import (
     rate_limits_enabled,
 )
 from api.openapi import Api
+from api.proxies import ForwardedFor, trusted_proxies
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -37,6 +38,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATE_LIMIT_KEY=rate_limit_key(),
         RATE_LIMIT_STORAGE=rate_limit_storage(),
         RATE_LIMITS_ENABLED=rate_limits_enabled(),
+        # The balancers in front, whose X-Forwarded-For names the client (api.proxies):
+        # none by default, as any client can send that header.
+        TRUSTED_PROXIES=trusted_proxies(os.environ.get("SALVO_TRUSTED_PROXIES", "")),
         # Exports (CSV, NDJSON streams) running at once per worker process, from one
         # client address and in all (api.exports).
         EXPORTS_PER_ADDRESS=int(os.environ.get("SALVO_EXPORTS_PER_ADDRESS", "2")),
@@ -62,6 +66,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.from_mapping(config)
+    # Every address the app reads (limits, exports, the audit trail) is the client's.
+    app.wsgi_app = ForwardedFor(app.wsgi_app, tuple(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
     api.spec.components.security_scheme(

@@ -212,11 +212,15 @@ class Edge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
+        environ: dict[str, Any] | None = None
 
         def logged(status: int) -> None:
             # Written before the response's last message, so that a client which
             # sends its next request on receiving it finds this line logged first.
-            _log_access(scope, status, began)
+            # The client is the app's (api.proxies) once it has seen the request.
+            peer = (scope.get("client") or ("-", 0))[0]
+            client = peer if environ is None else environ.get("REMOTE_ADDR", peer)
+            _log_access(scope, status, began, client)
 
         bounds = self.bounds
         body = await self._body(scope, receive)
@@ -494,13 +498,12 @@ def redacted(query: str) -> str:
 _stamped: list[Any] = [0, ""]
 
 
-def _log_access(scope: Scope, status: int, began: float) -> None:
+def _log_access(scope: Scope, status: int, began: float, client: str) -> None:
     """One line per request: when, who, what (the query string redacted), the status
     and how long it took, e.g. `"GET /api/v1/events?limit=5 HTTP/1.1" 200 1.2 ms`.
     A request without a query string is logged as it was sent, without a `?`."""
     query = redacted(bytes(scope["query_string"]).decode("latin-1"))
     target = f"{scope['path']}?{query}" if query else scope["path"]
-    client = (scope.get("client") or ("-", 0))[0]
     second = int(time.time())
     if second != _stamped[0]:
         _stamped[:] = second, time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(second))

@@ -6,10 +6,12 @@ It starts, in this order, each on 127.0.0.1 and a free port unless told otherwis
   by SALVO_DATABASE=postgresql://... (or --database), which is used as it is;
 - `python -m api migrate` on that database (creates or upgrades the layout);
 - redis-server (ops/redis.py): the rate-limit counters every instance shares;
-- N instances, `python -m api serve --workers 1`, each with SALVO_DATABASE and
-  SALVO_RATE_LIMIT_STORAGE, each waited for until its /readyz answers 200;
+- N instances, `python -m api serve --workers 1`, each with SALVO_DATABASE,
+  SALVO_RATE_LIMIT_STORAGE and SALVO_TRUSTED_PROXIES (the balancer), each waited for
+  until its /readyz answers 200;
 - HAProxy (Debian's package), round robin over the instances, checking each one's
-  /readyz; waited for until it answers through the balancer.
+  /readyz and naming each client in X-Forwarded-For; waited for until it answers
+  through the balancer.
 
 Everything it started is stopped by PID on Ctrl-C or SIGTERM (Cluster.stop), and its
 temporary directory removed. Why HAProxy, and the health-check timings: docs/operations.md,
@@ -182,6 +184,9 @@ def start_cluster(
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "SALVO_DATABASE": database,
             "SALVO_RATE_LIMIT_STORAGE": redis.url,
+            # The balancer connects from loopback and names the client in
+            # X-Forwarded-For (option forwardfor): limits count each client's own.
+            "SALVO_TRUSTED_PROXIES": "127.0.0.1",
         }
         for number in range(1, instances + 1):
             cluster.instances.append(_start_instance(f"instance-{number}", directory, env))
@@ -234,6 +239,8 @@ defaults
     timeout check {CHECK_TIMEOUT_MS}ms
     retries 3
     option redispatch 1
+    # The client's address, appended to X-Forwarded-For (api/proxies.py reads it).
+    option forwardfor
 
 frontend salvo
     bind 127.0.0.1:{port}

@@ -3,7 +3,8 @@ start_cluster: a throwaway PostgreSQL + PostGIS, Redis, two Salvo instances and 
 all real processes on 127.0.0.1), and what it must keep:
 - a write through one instance is read through the other, and through the balancer,
   with the same ETag;
-- the rate limit is one count across the instances (Redis);
+- the rate limit is one count across the instances (Redis), and each client behind
+  the balancer has its own (X-Forwarded-For, from the balancer alone);
 - killing an instance (SIGKILL) loses no acknowledged write, and the balancer routes
   around it.
 
@@ -11,12 +12,14 @@ Skipped, with a reason naming HAProxy or PostgreSQL, only where their binaries a
 missing; `.ci/run` installs them.
 """
 
+import http.client
 import json
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,6 +162,38 @@ def test_the_rate_limit_is_counted_once_across_instances(cluster: Cluster) -> No
     assert "retry-after" in answers[-1].headers
     # And through the balancer, whichever instance answers.
     assert request("GET", f"{cluster.url}/api/v1/event-types").status == 429
+
+
+def status_from(source: str, url: str, headers: dict[str, str] | None = None) -> int:
+    """The status of a GET sent from the loopback address `source` (any of 127.0.0.0/8
+    is this machine's), as a client elsewhere would send it."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        conn.request("GET", parts.path, headers=headers or {})
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        conn.close()
+
+
+def test_each_client_behind_the_balancer_has_its_own_limit(cluster: Cluster) -> None:
+    # Through HAProxy every connection an instance sees comes from 127.0.0.1; the
+    # balancer names the client in X-Forwarded-For, which the instances trust from it.
+    url = f"{cluster.url}/api/v1/event-types"
+    statuses = [status_from("127.0.0.2", url) for _ in range(ANONYMOUS_LIMIT + 1)]
+    assert statuses == [200] * ANONYMOUS_LIMIT + [429]
+    assert status_from("127.0.0.3", url) == 200
+    # A client's own X-Forwarded-For is not believed: the balancer appends the address
+    # it saw, and an instance reached directly trusts no header from a client.
+    spoofed = {"X-Forwarded-For": "203.0.113.9"}
+    assert status_from("127.0.0.2", url, spoofed) == 429
+    direct = f"{cluster.instances[0].url}/api/v1/event-types"
+    assert status_from("127.0.0.2", direct, spoofed) == 429
 
 
 def test_killing_an_instance_loses_no_acknowledged_write() -> None:
