@@ -1,8 +1,9 @@
 """The ACLED files partners hold: every layout since 2019 (older and newer columns, any
 order, monadic files of one row per actor), R's NA cells and dates a spreadsheet
 rewrote, each imported through `python -m seed import` and read back through the API;
-and the ACLED-shaped export, which gives no value the source did not. SQLite only: the
-import writes SQLite files."""
+and the ACLED-shaped export, which gives no value the source did not. On SQLite: the
+mapping is the same for both engines (tests/test_postgresql_imports.py imports a
+monadic file into both and compares them)."""
 
 import csv
 import io

@@ -148,11 +148,9 @@ def test_a_synthetic_load_is_audited_once(empty_database: str) -> None:
     assert synthetic["action"] == "synthetic" and synthetic["detail"]["events"] == 30
 
 
-def test_bulk_loads_are_audited_once_each(tmp_path: Path) -> None:
-    """SQLite only: the CSV import's bulk path (`seed import` writes SQLite files only
-    yet)."""
-    path = tmp_path / "bulk.db"
-    argv = ["--db", str(path)]
+def test_bulk_loads_are_audited_once_each(empty_database: str) -> None:
+    path = empty_database
+    argv = ["--db", path]
     assert seed_main([*argv, "synthetic", "--events", "30", "--workers", "1"]) == 0
     assert seed_main([*argv, "import", "--format", "acled", str(FIXTURES / "acled.csv")]) == 0
     synthetic, imported = entries(path)

@@ -1,7 +1,8 @@
 """python -m seed import: each dataset's rows mapped to exact values, the errors a
 partner sees, idempotence, --skip-invalid, standard input, and the imported events
-served, filtered, totalled and synced through the API. SQLite only: the import
-writes SQLite files (into PostgreSQL it refuses, exit 2: tests/test_postgresql_seed.py)."""
+served, filtered, totalled and synced through the API. On SQLite: the mapping is the
+same for both engines, and the import into PostgreSQL is compared with SQLite's in
+tests/test_postgresql_imports.py."""
 
 import csv
 import io

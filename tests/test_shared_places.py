@@ -34,7 +34,7 @@ from seed.synthetic import generate_batch
 from tests.conftest import TEST_CONFIG
 from tests.engines import execute, rows
 from tests.test_audit import empty_database  # noqa: F401 (a fixture)
-from tests.test_imports import FIXTURES, client_of, run_import
+from tests.test_imports import FIXTURES, run_import
 from tests.test_rollups import (  # noqa: F401 (empty_databases: a fixture)
     assert_rollups_equal_the_raw_aggregate,
     empty_databases,
@@ -336,20 +336,23 @@ def test_a_partners_edit_outlives_a_change_to_its_place(
 
 
 def test_an_import_changing_a_shared_place_re_renders_its_copies(
-    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+    empty_database: str,  # noqa: F811 (a fixture)
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    open_app: Callable[..., Flask],
 ) -> None:
     """The missile-attacks importer puts a wave without a target at the gazetteer's
     Ukraine ('ua'), which these curated data name otherwise: the import changes the
-    place for every event at it, as a bulk load (re-rendered at its end). SQLite
-    only: the CSV import (`seed import` writes SQLite files only yet)."""
+    place for every event at it, as a bulk load (re-rendered at its end; on
+    PostgreSQL, in the first slice)."""
 
     def rename(document: dict[str, Any]) -> None:
         document["places"]["ukraine"]["name"] = "Ukraine as a whole"
 
     edit_first_file(data_dir, rename)
-    db = tmp_path / "salvo.db"
-    assert seed_main(["--db", str(db), "--data", str(data_dir)]) == 0
-    client = client_of(db)
+    db = empty_database
+    assert seed_main(["--db", db, "--data", str(data_dir)]) == 0
+    client = open_app(db).test_client()
     curated = {
         i for i, e in events(client).items() if e["location"]["name"] == "Ukraine as a whole"
     }
@@ -366,7 +369,7 @@ def test_an_import_changing_a_shared_place_re_renders_its_copies(
     assert {documents[event_id]["location"]["name"] for event_id in curated} == {"Ukraine"}
     assert curated <= changed_since(client, token)
     assert_consistent(client)
-    ((detail,),) = rows(str(db), "SELECT detail FROM audit_log WHERE action = 'import'")
+    ((detail,),) = rows(db, "SELECT detail FROM audit_log WHERE action = 'import'")
     assert json.loads(detail)["rerendered"] == 7
 
 
