@@ -242,6 +242,9 @@ def test_a_synthetic_load_answers_as_on_sqlite(
     assert answers(fresh_postgres_url, urls) == answers(sqlite, urls)
     assert feed(fresh_postgres_url) == feed(sqlite)
     assert rows(fresh_postgres_url, "SELECT highest_seq FROM change_counter") == [(2000,)]
+    # The load's folds left no dead rows in stats_changes for each write's folds to
+    # scan: vacuumed, emptied pages given back.
+    assert rows(fresh_postgres_url, "SELECT pg_relation_size('stats_changes')") == [(0,)]
     # The curated load over it, then the same synthetic load again: nothing new, as on
     # SQLite (content unchanged: no write, no seq).
     for database in (sqlite, fresh_postgres_url):
