@@ -238,6 +238,8 @@ def test_a_synthetic_load_answers_as_on_sqlite(
         "/api/v1/events?limit=100&event_type=drone_strike&sort=-injured",
         "/api/v1/stats?interval=week&group_by=admin1",
         "/api/v1/stats?interval=month&group_by=event_type",
+        # Every event: 8 statements of EXPORT_PAGE_EVENTS on PostgreSQL, 2 on SQLite.
+        "/api/v1/events?format=ndjson",
     )
     assert answers(fresh_postgres_url, urls) == answers(sqlite, urls)
     assert feed(fresh_postgres_url) == feed(sqlite)
