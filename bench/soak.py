@@ -107,15 +107,16 @@ class Tally:
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
         self.problems: Counter[str] = Counter()
         self.latencies: dict[str, list[float]] = defaultdict(list)
-        # When each failed request (FAILED) failed, by the monotonic clock.
-        self.failed_at: list[float] = []
+        # When each failed request (FAILED) failed, by the monotonic clock, its kind,
+        # status and how long it had taken.
+        self.failed_at: list[tuple[float, str, int, float]] = []
         # When each other error that Salvo did not answer came (NOT_SALVOS).
         self.not_salvos_at: list[float] = []
 
     def add(self, kind: str, status: int, seconds: float, problem: str = "") -> None:
         with self.lock:
             if status in FAILED:
-                self.failed_at.append(time.monotonic())
+                self.failed_at.append((time.monotonic(), kind, status, seconds))
             elif problem == NOT_SALVOS:
                 self.not_salvos_at.append(time.monotonic())
             self.statuses[kind][status] += 1
@@ -286,9 +287,38 @@ def on_postgresql(events: int) -> Iterator[Target]:
             for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
                 if " is DOWN" in line or " is UP" in line:
                     print(f"haproxy: {line.strip()}")
+            # And what the instances logged of their faults: a 500 is explained here.
+            for instance in cluster.instances:
+                for fault in faults(instance.log):
+                    print(f"{instance.name}: {fault}")
             cluster.stop()
     finally:
         stop_server_in(postgres.directory)
+
+
+def faults(log: Path) -> list[str]:
+    """What an instance's log holds besides its access log: each traceback (its last
+    line, the exception, and the frame in Salvo's code nearest to it), and the count
+    of responses the edge cut (a client that took no data for the send deadline)."""
+    if not log.exists():
+        return []
+    found, cut, frame = [], 0, ""
+    lines = log.read_text(errors="replace").splitlines()
+    in_traceback = False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback, frame = True, ""
+        elif in_traceback and line.startswith("  File "):
+            if "/site-packages/" not in line:
+                frame = line.strip()
+        elif in_traceback and not line.startswith(" "):
+            in_traceback = False
+            found.append(f"{line.strip()} ({frame})")
+        elif line.startswith("api: cut a response"):
+            cut += 1
+    if cut:
+        found.append(f"{cut} responses cut (their clients took no data for the send deadline)")
+    return found
 
 
 WRITTEN_AFTER = (
@@ -412,13 +442,19 @@ def soak(target: Target, seconds: float) -> int:
             f"into the soak{crash}"
         )
     if killed_at:
-        after_kill = [t - killed_at[0] for t in tally.failed_at]
-        failing = max(after_kill, default=0)
+        after_kill = [
+            (t - killed_at[0], kind, status, taken) for t, kind, status, taken in tally.failed_at
+        ]
+        failing = max((t for t, _, _, _ in after_kill), default=0)
         print(f"\n{target.name}: connections failed for {failing:.1f} s after the crash")
-        outside = sum(1 for t in after_kill if not 0 <= t <= RESPAWN_WINDOW_S)
+        outside = [f for f in after_kill if not 0 <= f[0] <= RESPAWN_WINDOW_S]
+        for t, kind, status, taken in outside:
+            print(f"  {kind} failed ({status}) {t:+.1f} s from the crash, after {taken:.1f} s")
     else:
-        outside = len(tally.failed_at)
-    return report(target.name, tally, created, written, mirror, races, drifted, outside, seconds)
+        outside = tally.failed_at
+    return report(
+        target.name, tally, created, written, mirror, races, drifted, len(outside), seconds
+    )
 
 
 class Mirror:

@@ -164,12 +164,20 @@ def taken_ids(conn: psycopg.Connection[Any], ids: Sequence[str]) -> list[str]:
 
 def fold_rollups(conn: psycopg.Connection[Any], removed: bool) -> None:
     """Fold the recorded changes into every rollup, in ROLLUPS' order and each in key
-    order; rows left with no event go when something was subtracted."""
-    for table, statement in rollups.FOLDS:
-        run(conn, statement)
-        if removed:
-            run(conn, f"DELETE FROM {table} WHERE events = 0")
-    run(conn, f"DELETE FROM {CHANGES}")
+    order; rows left with no event go when something was subtracted.
+
+    The 17-30 statements are sent in one pipeline (one round trip, not one each): a
+    write holds the change counter until it commits, and under `make
+    soak-postgresql` its transaction spent three quarters of that time waiting
+    for its instance between statements (idle in transaction: each result waits for
+    the GIL, held by the instance's read threads), while the other instance's
+    writer waited for the lock."""
+    with conn.pipeline():
+        for table, statement in rollups.FOLDS:
+            run(conn, statement)
+            if removed:
+                run(conn, f"DELETE FROM {table} WHERE events = 0")
+        run(conn, f"DELETE FROM {CHANGES}")
 
 
 def write_events(
