@@ -22,7 +22,8 @@ from werkzeug.test import TestResponse
 from api import create_app
 from api.store import Busy, Damaged, Full, TooCostly, Unavailable, open_store, search
 from api.store.postgresql.layout import HIGHEST_SEQ, SCHEMA_VERSION
-from api.store.postgresql.store import PostgresStore
+from api.store.postgresql.store import POOL_SIZE, POOL_WAIT_S, PostgresStore
+from seed.__main__ import main as seed_main
 from tests.test_single_writer import retried, write_rounds
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
@@ -587,3 +588,26 @@ def test_stats_answers_as_on_sqlite_after_the_same_writes(
     assert len(daily["coarser"]) == 2, daily["coarser"]
     found = on_postgresql.get("/api/v1/stats?q=missiles").get_json()
     assert found["data"][0]["events"] > 0, found
+
+
+def test_exports_taken_slowly_hold_no_connection_between_pages(fresh_postgres_url: str) -> None:
+    """More export streams open at once than the pool has connections, each paused
+    after its first document as a slow client pauses it: each page is read on a
+    connection lent for it alone, so a read still finds one at once (when a stream
+    held its connection for its life, the eleventh waited POOL_WAIT_S and was
+    refused, and so were reads)."""
+    assert seed_main(["--db", fresh_postgres_url]) == 0
+    store = open_store(fresh_postgres_url)
+    streams = []
+    try:
+        for _ in range(POOL_SIZE + 2):
+            documents, close = store.event_stream({"sort": "-date"}, csv=False)
+            streams.append(close)
+            assert next(documents)
+        began = time.perf_counter()
+        assert store.event(KHARKIV).digest
+        assert time.perf_counter() - began < POOL_WAIT_S / 2
+    finally:
+        for close in streams:
+            close()
+        store.close()

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
 
@@ -440,39 +440,22 @@ class PostgresStore(Store):
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
     ) -> tuple[Iterator[Any], Callable[[], None]]:
-        # A connection held by the stream, returned when it is closed; each page's
-        # statement has the budget of its own.
-        with self.translated(args):
-            held, conn = self._held()
-            try:
-                pages = query.EventPages(Reading(conn), args, csv=csv)
-            except BaseException:
-                held.close()
-                raise
-        closed = False
+        # Built on a connection so that a bad filter is refused before any document.
+        pages = self.read(lambda conn: query.EventPages(Reading(conn), args, csv=csv), args)
 
-        def close() -> None:
-            nonlocal closed
-            if not closed:
-                closed = True
-                held.close()
+        def lend(read: Callable[[query.EventPages], query.EventColumns]) -> query.EventColumns:
+            return self.read(lambda conn: read(pages.on(Reading(conn))), args)
 
-        def documents() -> Iterator[Any]:
-            with self.translated(args):
-                for page in pages.all(EXPORT_PAGE_EVENTS):
-                    yield from page.documents
+        def documents() -> Generator[Any, None, None]:
+            # Each page on a connection lent for it alone, each statement with the
+            # budget of its own: a client taking an export slowly holds no
+            # connection while it does, so that the exports a process runs at once
+            # (SALVO_EXPORTS_RUNNING) never leave its reads without one.
+            for page in pages.all(EXPORT_PAGE_EVENTS, lend):
+                yield from page.documents
 
-        return documents(), close
-
-    def _held(self) -> tuple[ExitStack, psycopg.Connection[Any]]:
-        """A connection held for a stream, picked as read() picks one (the
-        standby's if it serves), and the stack that returns it to its pool."""
-        on_standby = self._standby_connection()
-        if on_standby is not None:
-            self._pools.standby_served()
-            return on_standby
-        held = ExitStack()
-        return held, held.enter_context(self.pool().connection())
+        stream = documents()
+        return stream, stream.close
 
     def event(self, event_id: str) -> StoredEvent:
         return self.read(lambda conn: _stored_event(conn, event_id))

@@ -5,8 +5,9 @@ nothing from the request is ever spliced into SQL text.
 
 import copy
 import datetime
+import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import orjson
@@ -139,15 +140,26 @@ class EventPages:
         earlier = _key(page, 0) if after is not None and page.ids else None
         return Page(page, later, earlier)
 
-    def all(self, page_size: int = 1000) -> Iterator[EventColumns]:
-        """Every matching event, a page at a time, so that memory stays flat."""
+    def all(
+        self,
+        page_size: int = 1000,
+        lend: Callable[[Callable[["EventPages"], EventColumns]], EventColumns] | None = None,
+    ) -> Iterator[EventColumns]:
+        """Every matching event, a page at a time, so that memory stays flat. With
+        `lend`, each page is read by lend(read), which runs `read` on these pages
+        bound to a connection lent for that page alone (PostgreSQL's: a client taking
+        an export slowly then holds no connection between pages)."""
         after = None
         while True:
-            page = EventColumns.of(self._rows(after, page_size))
+            read = functools.partial(EventPages._page_after, after=after, size=page_size)
+            page = read(self) if lend is None else lend(read)
             yield page
             if len(page.ids) < page_size:
                 return
             after = (page.sort_values[-1], page.ids[-1])
+
+    def _page_after(self, after: tuple[Any, ...] | None, size: int) -> EventColumns:
+        return EventColumns.of(self._rows(after, size))
 
     def _rows(
         self, after: tuple[Any, ...] | None, limit: int, backwards: bool = False
