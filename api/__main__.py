@@ -24,6 +24,7 @@ from api.store import (
     Unavailable,
     database_file,
     open_store,
+    pooling_refusal,
     replica_refusal,
 )
 from api.store.sqlite.backups import (
@@ -139,7 +140,9 @@ def _serve(args: argparse.Namespace, path: str) -> int:
     the requests in flight finish."""
     # A setting that cannot serve is said here, once, rather than by each of
     # Granian's workers as it loads the app.
-    refusal = replica_refusal(path, database_replica()) or _unservable(path)
+    refusal = (
+        replica_refusal(path, database_replica()) or pooling_refusal(path) or _unservable(path)
+    )
     if refusal:
         print(f"api: {refusal}", file=sys.stderr)
         return 1

@@ -43,6 +43,7 @@ from api.store import (
     TooCostly,
     open_store,
     parse_position,
+    pooling_refusal,
     position_text,
     replica_refusal,
 )
@@ -87,7 +88,9 @@ def init_app(app: Flask) -> None:
     """Answer every store error as a problem, wherever a request meets it; refuse a
     replica beside a SQLite database at once (ValueError), not at the first request;
     read the position a request carries, and send one with every answer to a write."""
-    refusal = replica_refusal(app.config["DATABASE"], app.config.get("DATABASE_REPLICA"))
+    refusal = replica_refusal(
+        app.config["DATABASE"], app.config.get("DATABASE_REPLICA")
+    ) or pooling_refusal(app.config["DATABASE"])
     if refusal is not None:
         raise ValueError(refusal)
 

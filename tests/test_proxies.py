@@ -1,8 +1,9 @@
 """Behind a load balancer (api/proxies.py): X-Forwarded-For names the client only on a
 request from a trusted proxy (SALVO_TRUSTED_PROXIES), read from the right past every
 trusted proxy; the rate limits, the 429's message and the audit trail then name the
-client. A client's own header is never believed. Through HAProxy, with real
-processes: tests/test_cluster.py."""
+client. A client's own header is never believed. The limits run on SQLite (the
+address is decided before any query); the audit entry on both engines. Through
+HAProxy, with real processes: tests/test_cluster.py."""
 
 from collections.abc import Callable
 from pathlib import Path

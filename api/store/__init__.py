@@ -23,6 +23,7 @@ import abc
 import dataclasses
 import datetime
 import hashlib
+import os
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -616,6 +617,29 @@ def replica_refusal(database: str, replica: str | None) -> str | None:
     return None
 
 
+def database_pooling() -> str:
+    """How the connections to SALVO_DATABASE's server are pooled in front of it:
+    $SALVO_DATABASE_POOLING, else session (PostgreSQL itself, or a pooler's session
+    mode, which changes nothing for Salvo)."""
+    return os.environ.get("SALVO_DATABASE_POOLING") or "session"
+
+
+def pooling_refusal(database: str, pooling: str | None = None) -> str | None:
+    """Why a pooling setting ($SALVO_DATABASE_POOLING) cannot serve, or None."""
+    pooling = pooling or database_pooling()
+    if pooling not in POOLINGS:
+        return (
+            f"SALVO_DATABASE_POOLING must be {' or '.join(POOLINGS)} (how the pooler in "
+            f"front of PostgreSQL pools connections), not {pooling!r}."
+        )
+    if pooling == "transaction" and not database.startswith(POSTGRESQL_SCHEMES):
+        return (
+            "SALVO_DATABASE_POOLING=transaction is for a pooler in front of PostgreSQL, "
+            "but SALVO_DATABASE is a SQLite file: unset it, or serve from PostgreSQL."
+        )
+    return None
+
+
 # A position as the API sends it: PostgreSQL's text form of a write-ahead log
 # location (pg_lsn), two hexadecimal halves of a 64-bit offset.
 POSITION_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
@@ -634,17 +658,28 @@ def parse_position(text: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
+POOLINGS = ("session", "transaction")
+
+
 def open_store(database: str, *, budget_s: float = 1.0, replica: str | None = None) -> Store:
     """The store a database setting names: a path or `sqlite:///path` is SQLite, a
     `postgresql://` (or `postgres://`) URL is PostgreSQL, reading from the hot
-    standby `replica` names if given. Unavailable for a replica beside SQLite."""
-    refusal = replica_refusal(database, replica)
+    standby `replica` names if given, and reached through a pooler in transaction
+    mode if $SALVO_DATABASE_POOLING says so (every command and the app alike: it is
+    a property of the URL's port). Unavailable for a replica or pooling beside SQLite."""
+    pooling = database_pooling()
+    refusal = replica_refusal(database, replica) or pooling_refusal(database, pooling)
     if refusal is not None:
         raise Unavailable(refusal)
     if database.startswith(POSTGRESQL_SCHEMES):
         from api.store.postgresql.store import PostgresStore
 
-        return PostgresStore(database, budget_s=budget_s, replica=replica or None)
+        return PostgresStore(
+            database,
+            budget_s=budget_s,
+            replica=replica or None,
+            transaction_pooling=pooling == "transaction",
+        )
     from api.store.sqlite.store import SQLiteStore
 
     return SQLiteStore(database_file(database), budget_s=budget_s)

@@ -138,6 +138,9 @@ def migrate(conn: psycopg.Connection[Any], steps: Sequence[Step] = STEPS) -> Mig
     if current:
         return migration
     with conn.transaction():
+        # No read budget: a step may rebuild an index of every event. SET LOCAL, as a
+        # role's budget (transaction pooling: docs/operations.md) holds otherwise.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
         # Again under the lock: another migration may have run meanwhile.
         version = migration.before = _refuse_early(conn, database, newest)

@@ -144,8 +144,11 @@ class _Pools:
     views `after()` makes of it: the primary's and, with a replica, the standby's,
     and until when the standby is left alone after it failed."""
 
-    def __init__(self, url: str, replica: str | None, budget_s: float) -> None:
+    def __init__(
+        self, url: str, replica: str | None, budget_s: float, transaction_pooling: bool = False
+    ) -> None:
         self.url, self.replica, self.budget_s = url, replica, budget_s
+        self.transaction_pooling = transaction_pooling
         self._primary: psycopg_pool.ConnectionPool[Any] | None = None
         self._standby: psycopg_pool.ConnectionPool[Any] | None = None
         self._opening = threading.Lock()
@@ -198,22 +201,35 @@ class _Pools:
             self._standby_down_until = None
             _log.warning("the replica answers again: reads go to it")
 
+    def connection_options(self) -> dict[str, Any]:
+        """What every connection to the database is opened with: behind transaction
+        pooling, no prepared statement (psycopg prepares a statement run 5 times on
+        one connection, which the pooler runs on another server connection by name)."""
+        return {"prepare_threshold": None} if self.transaction_pooling else {}
+
     def _open(self, url: str, wait_s: float, name: str) -> psycopg_pool.ConnectionPool[Any]:
         return psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=POOL_SIZE,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **self.connection_options()},
             configure=self.configure,
             timeout=wait_s,
             open=True,
             name=name,
         )
 
+    @property
+    def budget_ms(self) -> int:
+        return max(1, round(self.budget_s * 1000))
+
     def configure(self, conn: psycopg.Connection[Any]) -> None:
         """Each new connection: the read budget for every statement (a write
-        transaction lifts it for itself, SET LOCAL)."""
-        conn.execute(f"SET statement_timeout = {max(1, round(self.budget_s * 1000))}")
+        transaction lifts it for itself, SET LOCAL). Behind transaction pooling a
+        SET would stay on whichever server connection ran it, for other clients: the
+        budget is then the role's (readiness checks it)."""
+        if not self.transaction_pooling:
+            conn.execute(f"SET statement_timeout = {self.budget_ms}")
 
     def close(self) -> None:
         with self._opening:
@@ -243,9 +259,16 @@ class PostgresStore(Store):
     at `replica` if given: it owns its pools (close() closes them; a later use
     opens new ones)."""
 
-    def __init__(self, url: str, *, budget_s: float = 1.0, replica: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        budget_s: float = 1.0,
+        replica: str | None = None,
+        transaction_pooling: bool = False,
+    ) -> None:
         self.url, self.budget_s = url, budget_s
-        self._pools = _Pools(url, replica, budget_s)
+        self._pools = _Pools(url, replica, budget_s, transaction_pooling)
         # The position this store's reads must see (after()); None: any.
         self._after: int | None = None
 
@@ -566,6 +589,8 @@ class PostgresStore(Store):
             if version is not None and version > layout.SCHEMA_VERSION:
                 raise layout.NewerSchema(database, version)
             missing = layout.missing_objects(conn) if version == layout.SCHEMA_VERSION else []
+            if self._pools.transaction_pooling:
+                self._check_role_budget(conn)
         if version != layout.SCHEMA_VERSION or missing:
             state = "has no Salvo schema" if version is None else f"is at schema version {version}"
             if missing:
@@ -578,6 +603,23 @@ class PostgresStore(Store):
         if self._pools.replica is not None:
             ready.update(self._standby_state())
         return ready
+
+    def _check_role_budget(self, conn: psycopg.Connection[Any]) -> None:
+        """Behind transaction pooling the read budget is the role's: Unavailable, naming
+        the statement that sets it, unless the server holds reads to it."""
+        row = conn.execute(
+            "SELECT current_user, current_database(), setting FROM pg_settings "
+            "WHERE name = 'statement_timeout'"
+        ).fetchone()
+        role, database, timeout = row if row else ("salvo", "salvo", "0")
+        budget = self._pools.budget_ms
+        if int(timeout) != budget:
+            raise Unavailable(
+                f"Behind transaction pooling (SALVO_DATABASE_POOLING=transaction) the read "
+                f"budget must be the role's, and statement_timeout is {timeout} ms, not "
+                f"{budget}: run ALTER ROLE {role} IN DATABASE {database} SET "
+                f"statement_timeout = {budget} on the server."
+            )
 
     def _standby_state(self) -> dict[str, str]:
         """Where reads go (`reads`: replica or primary) and why (`replica`): the
@@ -622,6 +664,12 @@ class PostgresStore(Store):
         at: datetime.datetime,
         audit: Callable[[BulkCounts], list[AuditRecord]],
     ) -> Iterator[PostgresBulk]:
+        if self._pools.transaction_pooling:
+            raise Unavailable(
+                "A bulk load stages its rows in tables of its own session, which "
+                "transaction pooling does not keep: run it against PostgreSQL itself "
+                "(its own port, without SALVO_DATABASE_POOLING)."
+            )
         with self.translated(), self.pool().connection() as conn:
             # The read budget is not a bulk load's: staging (COPY, its indexes) runs
             # outside the slices' write transactions, which lift it for themselves.
@@ -692,7 +740,8 @@ class PostgresStore(Store):
         )
 
     def migrate(self) -> str:
-        with self.translated(), psycopg.connect(self.url) as conn:
+        options = self._pools.connection_options()
+        with self.translated(), psycopg.connect(self.url, **options) as conn:
             return migrations.migrate(conn).described()
 
     def recover(self) -> str | None:
