@@ -355,17 +355,23 @@ def _search(scope: Scope, q: Search) -> Clause:
 
 
 def _search_capped(conn: psycopg.Connection[Any], q: Search) -> bool:
-    """Whether a search matches more events than its totals sum (SEARCH_TOTALS_CAP)."""
+    """Whether a search matches more events than its totals sum (SEARCH_TOTALS_CAP),
+    found once per read where the connection keeps a memo (_most_recent): a series
+    asks it of each statement it builds (four times for `q` by month)."""
     query = to_tsquery_text(q)
     if query is None:
         return False
-    (matches,) = execute(
-        conn,
-        "SELECT count(*) FROM (SELECT 1 FROM event_search s "
-        "WHERE s.words @@ CAST(? AS tsquery) LIMIT ?) AS found",
-        [query, filters.SEARCH_TOTALS_CAP + 1],
-    ).fetchone() or (0,)
-    return bool(matches > filters.SEARCH_TOTALS_CAP)
+    found: dict[Any, Any] = getattr(conn, "memo", {})
+    key = ("capped", query)
+    if key not in found:
+        (matches,) = execute(
+            conn,
+            "SELECT count(*) FROM (SELECT 1 FROM event_search s "
+            "WHERE s.words @@ CAST(? AS tsquery) LIMIT ?) AS found",
+            [query, filters.SEARCH_TOTALS_CAP + 1],
+        ).fetchone() or (0,)
+        found[key] = bool(matches > filters.SEARCH_TOTALS_CAP)
+    return bool(found[key])
 
 
 def _most_recent(conn: psycopg.Connection[Any], query: str) -> list[int]:

@@ -421,17 +421,28 @@ class Source:
         return f"{events} UNION ALL {munitions}", params * 2
 
     def count(
-        self, condition: str, params: list[Any], dialect: Dialect = SQLITE
+        self,
+        condition: str,
+        params: list[Any],
+        dialect: Dialect = SQLITE,
+        by: str | None = None,
     ) -> tuple[str, list[Any]]:
-        """The number of events of the rows `condition` keeps: one column summed over
-        the event-total rows, where `statement` sums every figure of every category
-        (an unfiltered /events total: 4.9 ms that way at 1M events)."""
+        """The number of events of the rows `condition` keeps, or with `by` (a key
+        expression over the alias `e`) a row of the key and its number per key: one
+        column summed over the event-total rows, where `statement` sums every figure
+        of every category (an unfiltered /events total: 4.9 ms that way at 1M events;
+        /locations' counts of a filtered view on PostgreSQL at 200,000 events, 59 ms
+        that way)."""
         where = f"WHERE {condition}" if condition else "WHERE true"
+        key, grouping = ("", "") if by is None else (f"{by}, ", " GROUP BY 1")
         if self.rollup is None:
-            return f"SELECT count(*) FROM events e {where}", params
+            return f"SELECT {key}count(*) FROM events e {where}{grouping}", params
         table = f"{self.rollup.table} e"
         events = dialect.integer_sum("events")
-        return f"SELECT coalesce({events}, 0) FROM {table} {where} AND category = ''", params
+        return (
+            f"SELECT {key}coalesce({events}, 0) FROM {table} {where} AND category = ''{grouping}",
+            params,
+        )
 
     def span(self, condition: str, params: list[Any]) -> tuple[str, list[Any]]:
         """The first and last date of the rows `condition` keeps."""

@@ -563,8 +563,16 @@ def event_total(conn: Any, args: dict[str, Any]) -> tuple[int, bool]:
 def events_by_place(conn: Any, args: dict[str, Any]) -> dict[str, int]:
     """How many of the events matching the filters are at each place (places with
     none left out), from the smallest rollup keeping places and the filters."""
-    found = totals(conn, {**args, "group_by": _PLACE, "interval": None})
-    return {place: by_category[""][_EVENTS] for (place,), by_category in found.items()}
+    found: dict[str, int] = {}
+    by_place = {**args, "group_by": _PLACE, "interval": None}
+    for part in plan(conn, by_place):
+        sql, params = part.source.count(
+            *_conditions(conn, part, None), dialect_of(conn), by=_GROUP_KEYS[_PLACE]
+        )
+        for place, events in conn.execute(sql, params):
+            if events:
+                found[place] = found.get(place, 0) + events
+    return found
 
 
 def grouped(conn: Any, args: dict[str, Any]) -> list[tuple[Group, Totals]]:
