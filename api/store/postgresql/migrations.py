@@ -105,6 +105,12 @@ class Migration:
     def described(self) -> str:
         """What the migration did, in the words of SQLite's Migration.described."""
         if not self.upgraded:
+            if self.created and self.before is None:
+                # A new database: its every object, which would be a list of 80 names.
+                return (
+                    f"{self.database} is at schema version {self.after}; created Salvo's "
+                    f"layout ({len(self.created)} tables, indexes and triggers)"
+                )
             if self.created:
                 created = ", ".join(self.created)
                 return f"{self.database} is at schema version {self.after}; created {created}"
