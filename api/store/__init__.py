@@ -617,6 +617,10 @@ def replica_refusal(database: str, replica: str | None) -> str | None:
     return None
 
 
+# How a pooler in front of PostgreSQL may pool Salvo's connections (database_pooling).
+POOLINGS = ("session", "transaction")
+
+
 def database_pooling() -> str:
     """How the connections to SALVO_DATABASE's server are pooled in front of it:
     $SALVO_DATABASE_POOLING, else session (PostgreSQL itself, or a pooler's session
@@ -656,9 +660,6 @@ def parse_position(text: str) -> int:
         raise ValueError(text)
     high, low = text.split("/")
     return (int(high, 16) << 32) | int(low, 16)
-
-
-POOLINGS = ("session", "transaction")
 
 
 def open_store(database: str, *, budget_s: float = 1.0, replica: str | None = None) -> Store:
