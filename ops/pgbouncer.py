@@ -16,7 +16,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.postgres import ROLE, PostgresServer, _as_server_user, free_port, running, wait_gone
+from ops.postgres import (
+    ROLE,
+    PostgresServer,
+    as_server_user,
+    database_url,
+    free_port,
+    running,
+    wait_gone,
+)
 
 BINARY = Path("/usr/sbin/pgbouncer")
 
@@ -29,7 +37,7 @@ class Bouncer:
     pid: int
 
     def url(self, database: str) -> str:
-        return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
+        return database_url(self.port, self.password, database)
 
 
 def missing() -> str | None:
@@ -72,7 +80,7 @@ pidfile = {directory / "pgbouncer.pid"}
     try:
         # -d: it detaches once listening, and writes its PID.
         subprocess.run(
-            _as_server_user([str(BINARY), "-d", str(config)]), check=True, capture_output=True
+            as_server_user([str(BINARY), "-d", str(config)]), check=True, capture_output=True
         )
         pidfile = directory / "pgbouncer.pid"
         deadline = time.monotonic() + 10

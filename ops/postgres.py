@@ -40,7 +40,7 @@ class PostgresServer:
     seconds_to_start: float
 
     def url(self, database: str) -> str:
-        return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
+        return database_url(self.port, self.password, database)
 
     @property
     def data(self) -> Path:
@@ -50,6 +50,12 @@ class PostgresServer:
         """Run one statement outside a transaction in the `postgres` database."""
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql)
+
+
+def database_url(port: int, password: str, database: str) -> str:
+    """A database on 127.0.0.1:port (the server's, or a pooler's in front of it), as
+    the role ROLE."""
+    return f"postgresql://{ROLE}:{password}@127.0.0.1:{port}/{database}"
 
 
 def missing() -> str | None:
@@ -68,7 +74,7 @@ def missing() -> str | None:
     return None
 
 
-def _as_server_user(argv: list[str]) -> list[str]:
+def as_server_user(argv: list[str]) -> list[str]:
     """The command, run as the `postgres` OS user when we are root."""
     if os.geteuid() != 0:
         return argv
@@ -85,7 +91,7 @@ def free_port() -> int:
 def _run(argv: list[str], log: Path) -> None:
     with log.open("ab") as out:
         result = subprocess.run(
-            _as_server_user(argv), stdout=out, stderr=subprocess.STDOUT, check=False
+            as_server_user(argv), stdout=out, stderr=subprocess.STDOUT, check=False
         )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:2])} failed ({result.returncode}):\n{log.read_text()}")
@@ -147,7 +153,7 @@ def stop_server_in(directory: Path) -> None:
         if pid_file.exists():
             pid = int(pid_file.read_text().split()[0])
             subprocess.run(
-                _as_server_user(
+                as_server_user(
                     [str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(directory / "data")]
                 ),
                 stdout=subprocess.DEVNULL,
@@ -363,7 +369,7 @@ def stop_keeping(server: PostgresServer) -> None:
     """Stop a standby of start_standby by its PID (pg_ctl stop -m fast), keeping its
     directory for start_again: a replica that goes away and comes back."""
     subprocess.run(
-        _as_server_user([str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(server.data)]),
+        as_server_user([str(BIN / "pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(server.data)]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,

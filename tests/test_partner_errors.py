@@ -20,14 +20,14 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from api.__main__ import main as api_main
-from api.store import database_file, open_store
+from api.store import database_file
 from api.store.sqlite.partners import (
     IDEMPOTENCY_KEEP,
     IDEMPOTENCY_PURGE_BATCH,
     purge_idempotent_requests,
 )
 from schemas.fields import TIMESTAMP_FORMAT
-from tests.engines import execute, rows
+from tests.engines import execute, rows, write_key
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
@@ -41,11 +41,7 @@ class Partner:
     def __init__(self, database: str, app: Flask) -> None:
         self.database = database
         self.client = app.test_client()
-        store = open_store(database)
-        try:
-            self.key = store.create_key("Newsroom", "write")
-        finally:
-            store.close()
+        self.key = write_key(database, "Newsroom", "write")
 
     @property
     def path(self) -> Path:

@@ -19,7 +19,7 @@ from api import create_app
 from api.__main__ import main as api_main
 from api.store import database_file, open_store
 from api.store.sqlite.layout import MissingDatabase, open_existing_for_writing
-from tests.engines import DATABASE_ERRORS, execute, rows
+from tests.engines import DATABASE_ERRORS, execute, rows, write_key
 
 KHARKIV = "ua-2024-05-30-kharkiv-missile-strike"
 PROBLEM = "application/problem+json"
@@ -33,14 +33,10 @@ class Partner:
     def __init__(self, database: str | Path, app: Flask | None = None) -> None:
         self.database = str(database)
         self.client = (app or create_app({"DATABASE": self.database})).test_client()
-        store = open_store(self.database)
-        try:
-            # Admin: these tests correct the curated events, which only an admin key
-            # may (tests/test_ownership.py holds write keys to their own events).
-            self.write_key = store.create_key("Newsroom", "admin")
-            self.read_key = store.create_key("Dashboard", "read")
-        finally:
-            store.close()
+        # Admin: these tests correct the curated events, which only an admin key may
+        # (tests/test_ownership.py holds write keys to their own events).
+        self.write_key = write_key(self.database, "Newsroom", "admin")
+        self.read_key = write_key(self.database, "Dashboard", "read")
 
     @property
     def path(self) -> Path:

@@ -4,7 +4,8 @@ by a `postgresql://` database setting.
 Connections come from one psycopg_pool pool per store, in autocommit: a read is one
 statement (or a few, each seeing every write committed before it), never a
 transaction held between them, and each read statement may run for the store's
-budget_s (`statement_timeout`, set on every connection the pool opens). A write is
+budget_s (`statement_timeout`, set on every connection the pool opens; behind a
+pooler in transaction mode, the role's: docs/operations.md, "pgbouncer"). A write is
 one transaction whose first statement locks the change counter (layout.lock_changes:
 writers queue there, as SQLite's queue on BEGIN IMMEDIATE), numbers its changes from
 it and records the last before its commit (advance_changes). Every PostgreSQL error
