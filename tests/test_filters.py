@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from marshmallow import ValidationError, validates, validates_schema
 
+from api.store import filters
 from api.store.filters import (
     EVENTS,
     REGISTRY,
@@ -50,6 +51,21 @@ def test_stats_and_exports_apply_the_same_filter(client: FlaskClient, declared: 
     assert stats["data"][0]["events"] == len(events)
     ndjson = client.get(f"/api/v1/events?format=ndjson&{declared.example}").get_data()
     assert len(ndjson.splitlines()) == len(events)
+
+
+@pytest.mark.parametrize("part", ["france", "ukrain", "a", "nobody by this name"])
+@pytest.mark.parametrize("listed_at_most", [filters.MAX_LISTED_ACTORS, 1])
+def test_stats_of_an_actor_count_the_events_listed(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, part: str, listed_at_most: int
+) -> None:
+    # A total lists the names an actor's part matches, or reads them as a subquery
+    # past MAX_LISTED_ACTORS (1 here: `a` and `ukrain` match more than one name).
+    monkeypatch.setattr(filters, "MAX_LISTED_ACTORS", listed_at_most)
+    events = listed(client, "events", f"actor={part}")
+    stats = client.get(f"/api/v1/stats?actor={part}&group_by=event_type").get_json()
+    assert sum(group["events"] for group in stats["data"]) == len(events)
+    places = client.get(f"/api/v1/locations?limit=1000&actor={part}").get_json()
+    assert sum(place["event_count"] for place in places["data"]) == len(events)
 
 
 @pytest.mark.parametrize(

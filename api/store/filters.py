@@ -265,6 +265,11 @@ def _near(scope: Scope, near: tuple[float, float], radius_km: float = DEFAULT_RA
     return f"{scope.place} IN ({places})", params
 
 
+# The most names an actor filter's total lists (_actor); a part of a name in more
+# actors' names than that is read as a subquery.
+MAX_LISTED_ACTORS = 100
+
+
 @declare(
     "actor=france", actor=name_field("Case-insensitive part of an actor's name, e.g. 'russia'.")
 )
@@ -280,7 +285,17 @@ def _actor(scope: Scope, actor: str) -> Clause:
             f"AND a.actor_name IN ({names}))",
             [pattern],
         )
-    return f"e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN ({names}))", [pattern]
+    # A total lists the matching names when there are few, so that the planner
+    # weighs each name by its own statistics: against the subquery, PostgreSQL took
+    # `actor=france` (6% of 1M events) for 40%, hashed every event and munition and
+    # summed them in 919-1,021 ms (11-13x a full scan of the events).
+    listed = scope.dialect.tuples(scope.conn, f"{names} LIMIT ?", [pattern, MAX_LISTED_ACTORS + 1])
+    if len(listed) <= MAX_LISTED_ACTORS:
+        matching = [name for (name,) in listed]
+        names, params = scope.dialect.placeholders(matching) or "NULL", matching
+    else:
+        params = [pattern]
+    return f"e.id IN (SELECT event_id FROM event_actors WHERE actor_name IN ({names}))", params
 
 
 @declare(
