@@ -39,10 +39,12 @@ run: seed
 # PostGIS cluster (or $$SALVO_DATABASE=postgresql://...), migrated; redis-server for the
 # shared rate-limit counters; INSTANCES Salvo instances; HAProxy balancing them on
 # http://127.0.0.1:$(CLUSTER_PORT)/ with /readyz checks. Ctrl-C stops it all by PID.
+# STANDBY=1 adds a hot standby of the throwaway cluster that the instances read from.
 CLUSTER_PORT ?= 8080
+STANDBY ?=
 cluster: $(VENV)/.runtime
 	@command -v haproxy >/dev/null || apt-get install -y -q haproxy || { echo "cluster needs haproxy (apt-get install haproxy)"; exit 2; }
-	$(BIN)/python -m ops.cluster --instances $(INSTANCES) --port $(CLUSTER_PORT)
+	$(BIN)/python -m ops.cluster --instances $(INSTANCES) --port $(CLUSTER_PORT) $(if $(STANDBY),--standby)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -5,6 +5,10 @@ It starts, in this order, each on 127.0.0.1 and a free port unless told otherwis
 - PostgreSQL + PostGIS: a throwaway cluster (ops/postgres.py), or the database named
   by SALVO_DATABASE=postgresql://... (or --database), which is used as it is;
 - `python -m api migrate` on that database (creates or upgrades the layout);
+- with `--standby`, a hot standby of the throwaway cluster (ops/postgres.py,
+  start_standby: `pg_basebackup -R`, streaming replication), which the instances
+  read from (SALVO_DATABASE_REPLICA); a replica of a database the user named is
+  given as SALVO_DATABASE_REPLICA=postgresql://... instead, passed on as it is;
 - redis-server (ops/redis.py): the rate-limit counters every instance shares;
 - N instances, `python -m api serve --workers 1`, each with SALVO_DATABASE,
   SALVO_RATE_LIMIT_STORAGE and SALVO_TRUSTED_PROXIES (the balancer), each waited for
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from ops.postgres import PostgresServer, free_port, start_server, stop_server_in
+from ops.postgres import PostgresServer, free_port, start_server, start_standby, stop_server_in
 from ops.redis import RedisServer, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +117,7 @@ class Cluster:
     balancer_port: int
     balancer: subprocess.Popen[bytes] | None = None
     postgres: PostgresServer | None = None
+    standby: PostgresServer | None = None
     stopped: bool = field(default=False)
 
     @property
@@ -122,8 +127,8 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop everything by PID, the balancer first (no new requests), then the
-        instances (requests in flight finish), Redis, and the throwaway PostgreSQL;
-        each even if one before it failed to stop."""
+        instances (requests in flight finish), Redis, and the throwaway PostgreSQL
+        (its standby first); each even if one before it failed to stop."""
         if self.stopped:
             return
         self.stopped = True
@@ -143,8 +148,7 @@ class Cluster:
                 try:
                     self.redis.stop()
                 finally:
-                    if self.postgres is not None:
-                        stop_server_in(self.postgres.directory)
+                    _stop_servers(self.standby, self.postgres)
                     shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -153,15 +157,23 @@ def start_cluster(
     database: str | None = None,
     balancer_port: int | None = None,
     environment: Mapping[str, str] | None = None,
+    standby: bool = False,
 ) -> Cluster:
     """Start the cluster and return it once the balancer answers; everything started
     is stopped again if a later step fails. `database` is a postgresql:// URL to use
     instead of a throwaway cluster; `environment` adds variables to every instance's
-    (e.g. SALVO_RATE_LIMIT_ANONYMOUS)."""
+    (e.g. SALVO_RATE_LIMIT_ANONYMOUS); `standby` adds a hot standby of the throwaway
+    cluster that the instances read from."""
     if instances < 1:
         raise ValueError("a cluster needs at least one instance")
+    if standby and database is not None:
+        raise ValueError(
+            "a standby is made of the throwaway cluster only: name your database's "
+            "replica in SALVO_DATABASE_REPLICA"
+        )
     directory = Path(tempfile.mkdtemp(prefix="salvo-cluster-"))
     postgres: PostgresServer | None = None
+    replica: PostgresServer | None = None
     redis: RedisServer | None = None
     cluster: Cluster | None = None
     try:
@@ -174,9 +186,12 @@ def start_cluster(
             # A throwaway database gets the curated events, as `make run` seeds its
             # file; a database the user named is only migrated, never written to.
             _python(["-m", "seed", "--db", database], directory / "seed.log")
+        if postgres is not None and standby:
+            # Copied once the layout and the seed are in; it streams every write after.
+            replica = start_standby(postgres)
         redis = start_redis(directory)
         cluster = Cluster(directory, database, redis, [], balancer_port or free_port())
-        cluster.postgres = postgres
+        cluster.postgres, cluster.standby = postgres, replica
         env = {
             **os.environ,
             **(environment or {}),
@@ -188,6 +203,8 @@ def start_cluster(
             # X-Forwarded-For (option forwardfor): limits count each client's own.
             "SALVO_TRUSTED_PROXIES": "127.0.0.1",
         }
+        if replica is not None:
+            env["SALVO_DATABASE_REPLICA"] = replica.url("salvo")
         for number in range(1, instances + 1):
             cluster.instances.append(_start_instance(f"instance-{number}", directory, env))
         deadline = time.monotonic() + 60
@@ -213,10 +230,21 @@ def start_cluster(
                 if redis is not None:
                     redis.stop()
             finally:
-                if postgres is not None:
-                    stop_server_in(postgres.directory)
+                _stop_servers(replica, postgres)
                 shutil.rmtree(directory, ignore_errors=True)
         raise
+
+
+def _stop_servers(*servers: PostgresServer | None) -> None:
+    """Stop each throwaway PostgreSQL server given, in order, even if one fails."""
+    if not servers:
+        return
+    first, *rest = servers
+    try:
+        if first is not None:
+            stop_server_in(first.directory)
+    finally:
+        _stop_servers(*rest)
 
 
 def haproxy_config(port: int, instances: list[Instance]) -> str:
@@ -339,10 +367,21 @@ def main(argv: list[str] | None = None) -> int:
         help="a postgresql:// URL to serve (default: $SALVO_DATABASE if it is one, else a "
         "throwaway PostgreSQL cluster, removed at the end)",
     )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="add a hot standby of the throwaway cluster (pg_basebackup, streaming "
+        "replication) and read from it (SALVO_DATABASE_REPLICA)",
+    )
     args = parser.parse_args(argv)
     database = args.database
     if database and not database.startswith(("postgresql://", "postgres://")):
         database = None  # a SQLite path: many instances need PostgreSQL
+    if args.standby and database is not None:
+        parser.error(
+            "--standby copies the throwaway cluster; for your database, name its "
+            "replica in SALVO_DATABASE_REPLICA"
+        )
     reason = missing()
     if reason is not None:
         print(f"cluster: {reason}", file=sys.stderr)
@@ -358,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster: Cluster | None = None
     try:
         print(f"cluster: starting {args.instances} instances...", file=sys.stderr, flush=True)
-        cluster = start_cluster(args.instances, database, args.port)
+        cluster = start_cluster(args.instances, database, args.port, standby=args.standby)
+        if cluster.standby is not None:
+            print(f"cluster: standby PID {cluster.standby.pid} on port {cluster.standby.port}")
         for instance in cluster.instances:
             print(f"cluster: {instance.name} PID {instance.pid} on {instance.url}")
         print(f"cluster: logs in {cluster.directory}")

@@ -6,7 +6,9 @@ all real processes on 127.0.0.1), and what it must keep:
 - the rate limit is one count across the instances (Redis), and each client behind
   the balancer has its own (X-Forwarded-For, from the balancer alone);
 - killing an instance (SIGKILL) loses no acknowledged write, and the balancer routes
-  around it.
+  around it;
+- with a hot standby (`make cluster STANDBY=1`), the instances read from it, and a
+  client reads its own write through the other instance (Salvo-Position).
 
 Skipped, with a reason naming HAProxy or PostgreSQL, only where their binaries are
 missing; `.ci/run` installs them.
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from ops import postgres
@@ -52,9 +55,16 @@ class Answer:
 
 
 def request(
-    method: str, url: str, key: str | None = None, body: Any = None, host: str | None = None
+    method: str,
+    url: str,
+    key: str | None = None,
+    body: Any = None,
+    host: str | None = None,
+    position: str | None = None,
 ) -> Answer:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if position is not None:
+        headers["Salvo-Position"] = position
     if host is not None:
         headers["Host"] = host
     data = None
@@ -78,13 +88,15 @@ def post_event(base: str, key: str, event_id: str) -> Answer:
 
 
 @contextmanager
-def two_instances(environment: dict[str, str] | None = None) -> Iterator[Cluster]:
+def two_instances(
+    environment: dict[str, str] | None = None, standby: bool = False
+) -> Iterator[Cluster]:
     """Two instances behind HAProxy, as `make cluster` starts them; afterwards no
     process of theirs is left."""
     for reason in (postgres.missing(), missing()):
         if reason is not None:
             pytest.skip(f"{reason}; CI installs it")
-    started = start_cluster(instances=2, environment=environment)
+    started = start_cluster(instances=2, environment=environment, standby=standby)
     try:
         yield started
     finally:
@@ -265,3 +277,42 @@ def kill_one_under_writes(cluster: Cluster, write_key: str) -> None:
     ]
     assert missing_writes == []
     assert not postgres.running(victim.pid)
+
+
+def test_instances_read_from_the_standby_and_a_client_reads_its_own_write() -> None:
+    """`make cluster STANDBY=1`: both instances read from a hot standby of the
+    database. With replay paused there, a write through one instance is not yet
+    seen by the other's plain read (the standby serves it), but is by a read that
+    carries the write's Salvo-Position (the primary serves it); once replay resumes,
+    the standby serves it too."""
+    with two_instances(standby=True) as cluster:
+        assert cluster.standby is not None
+        key = make_write_key(cluster.database_url)
+        first, second = cluster.instances
+        for instance in cluster.instances:
+            ready = request("GET", f"{instance.url}/readyz").json()
+            assert (ready["reads"], ready["replica"]) == ("replica", "ok"), ready
+        event_id = "ua-2024-06-01-cluster-standby"
+        path = f"/api/v1/events/{event_id}"
+        standby = cluster.standby.url("salvo")
+        with psycopg.connect(standby, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+            try:
+                while conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone() != (
+                    "paused",
+                ):
+                    time.sleep(0.01)
+                written = post_event(first.url, key, event_id)
+                assert written.status == 201, written.body
+                assert request("GET", f"{second.url}{path}", key).status == 404
+                position = written.headers["salvo-position"]
+                own = request("GET", f"{second.url}{path}", key, position=position)
+                assert own.status == 200, own.body
+                assert own.json()["notes"] == event(event_id)["notes"]
+            finally:
+                conn.execute("SELECT pg_wal_replay_resume()")
+        deadline = time.monotonic() + 30
+        while request("GET", f"{second.url}{path}", key).status != 200:
+            assert time.monotonic() < deadline, "the standby did not replay the write in 30 s"
+            time.sleep(0.05)
+    assert not postgres.running(cluster.standby.pid)
