@@ -286,9 +286,9 @@ def _actor(scope: Scope, actor: str) -> Clause:
             [pattern],
         )
     # A total lists the matching names when there are few, so that the planner
-    # weighs each name by its own statistics: against the subquery, PostgreSQL took
-    # `actor=france` (6% of 1M events) for 40%, hashed every event and munition and
-    # summed them in 919-1,021 ms (11-13x a full scan of the events).
+    # weighs each name by its own statistics. Against the subquery, PostgreSQL
+    # expected 243,786 events of `actor=france` where 18,552 of 1M events came, and
+    # summed them in 919-1,053 ms; with the name listed, 220-384 ms (bench/postgresql.py).
     listed = scope.dialect.tuples(scope.conn, f"{names} LIMIT ?", [pattern, MAX_LISTED_ACTORS + 1])
     if len(listed) <= MAX_LISTED_ACTORS:
         matching = [name for (name,) in listed]
