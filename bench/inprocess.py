@@ -3,7 +3,8 @@ work on a shared machine counts little) that Salvo's app and the floor app
 (bench/floor.py, running the page statement Salvo's planner builds) take per request
 of each page case, called as the edge calls them (api.edge._start), in alternating
 rounds; and what the /events total costs when it is read from the rollups against
-when it is kept (ReadConnection.total, SQLite).
+when it is kept (ReadConnection.total, SQLite); with --frozen, Salvo also with the
+objects built before the first request frozen (gc.freeze), as api.edge's workers do.
 
     .venv/bin/python bench/inprocess.py [--database var/bench.db | postgresql://...]
 
@@ -12,6 +13,7 @@ processes): the Python side of each statement is.
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -50,6 +52,12 @@ def main() -> int:
     parser.add_argument("--database", default=str(ROOT / "var" / "bench.db"))
     parser.add_argument("--requests", type=int, default=400, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--frozen",
+        action="store_true",
+        help="also Salvo with the objects the apps built frozen (gc.freeze), as the edge's "
+        "workers serve it",
+    )
     args = parser.parse_args()
     database = args.database
     if database.startswith(POSTGRESQL_SCHEMES):
@@ -79,21 +87,29 @@ def main() -> int:
             calls[name, "salvo"] = _call(salvo, "/api/v1/events", cases[name])
             calls[name, "floor"] = _call(floor, f"/case/{name}", "")
         spent: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+        if args.frozen:
+            spent.update({(name, "frozen"): [] for name in PAGES})
         for call in calls.values():
             for _ in range(50):
                 call()  # warm: connections, prepared statements, caches
         for _ in range(args.rounds):
             for key, call in calls.items():
                 spent[key].append(_cpu_us(call, args.requests))
+                if args.frozen and key[1] == "salvo":
+                    gc.freeze()
+                    spent[key[0], "frozen"].append(_cpu_us(call, args.requests))
+                    gc.unfreeze()
     print(
         f"CPU per request in-process, median of {args.rounds} alternating rounds of "
         f"{args.requests} ({'PostgreSQL' if database.startswith(POSTGRESQL_SCHEMES) else 'SQLite'})"
     )
-    print(f"{'case':<12}{'salvo us':>10}{'floor us':>10}{'floor/salvo':>13}")
+    print(f"{'case':<12}{'salvo us':>10}{'floor us':>10}{'floor/salvo':>13}", end="")
+    print(f"{'frozen us':>11}" if args.frozen else "")
     for name in PAGES:
         ours = statistics.median(spent[name, "salvo"])
         theirs = statistics.median(spent[name, "floor"])
-        print(f"{name:<12}{ours:>10.0f}{theirs:>10.0f}{theirs / ours:>12.2f}x")
+        print(f"{name:<12}{ours:>10.0f}{theirs:>10.0f}{theirs / ours:>12.2f}x", end="")
+        print(f"{statistics.median(spent[name, 'frozen']):>11.0f}" if args.frozen else "")
     if not database.startswith(POSTGRESQL_SCHEMES):
         print_totals(database, cases, args.requests)
     return 0
