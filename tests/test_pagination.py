@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.test_article_facts import EVENTS
-from tests.test_changes import writer_change
+from tests.test_changes import loadable, writer_change
 
 
 def follow(client: FlaskClient, url: str) -> list[list[dict]]:
@@ -104,3 +104,26 @@ def test_inserts_between_pages_cause_no_duplicates_or_gaps(
     seen += [event["id"] for page in rest for event in page]
     assert len(seen) == len(set(seen))
     assert set(seen) == set(EVENTS) | {"inserted-oldest"}
+
+
+def test_totals_follow_another_writers_commits(
+    fresh_database: str, open_app: Callable[..., Flask]
+) -> None:
+    # A listing's total is kept while the database is unchanged (SQLite: per read
+    # connection, which this test client's requests share): each commit of another
+    # writer must show in the next page's total, for its own filters and no others.
+    client = open_app(fresh_database).test_client()
+
+    def totals() -> tuple[int, int]:
+        everything = client.get("/api/v1/events?limit=1").get_json()["meta"]["total"]
+        kharkiv = client.get("/api/v1/events?admin1=Kharkiv%20Oblast&limit=1").get_json()
+        return everything, kharkiv["meta"]["total"]
+
+    assert totals() == totals() == (17, 9)
+    template = loadable(client, expected_order("-date")[0])
+    writer_change(fresh_database, create={**template, "id": "inserted-total", "date": "2024-06-15"})
+    everything, kharkiv = totals()
+    assert everything == 18
+    assert kharkiv == 9 + (template["location"]["admin1"] == "Kharkiv Oblast")
+    writer_change(fresh_database, delete="inserted-total")
+    assert totals() == (17, 9)

@@ -6,6 +6,7 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 EARTH_RADIUS_KM = 6371.0088
@@ -17,6 +18,9 @@ QUERY_BUDGET_S = 1.0
 # (about a tenth of a millisecond): often enough to stop on time, rarely enough
 # to cost nothing measurable.
 BUDGET_CHECK_EVERY = 10_000
+# /events totals a read connection keeps while the database is unchanged (a total is
+# the same on every page of a listing); past this many filter sets it starts over.
+TOTALS_KEPT = 256
 
 Identity = tuple[int, int]
 
@@ -25,7 +29,8 @@ class ReadConnection(sqlite3.Connection):
     """A read-only connection whose statements stop at a deadline (SQLITE_INTERRUPT).
 
     `memo` holds what one read computes once for several statements (a search's
-    most recent matches): start_budget, called as each read begins, empties it."""
+    most recent matches): start_budget, called as each read begins, empties it.
+    `total` keeps /events totals across reads while the database is unchanged."""
 
     deadline = math.inf
     budget_s = QUERY_BUDGET_S
@@ -33,6 +38,8 @@ class ReadConnection(sqlite3.Connection):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.memo: dict[object, object] = {}
+        self._totals: dict[str, tuple[int, bool]] = {}
+        self._totals_version: int | None = None
 
     def start_budget(self, seconds: float | None = None) -> None:
         """Give the statements from now on `seconds` in all (default: budget_s)."""
@@ -41,6 +48,20 @@ class ReadConnection(sqlite3.Connection):
 
     def over_budget(self) -> int:
         return 1 if time.monotonic() > self.deadline else 0
+
+    def total(self, key: str, count: Callable[[], tuple[int, bool]]) -> tuple[int, bool]:
+        """The total of the filters `key` names: count() once, then kept until another
+        connection commits (PRAGMA data_version changes: this one never writes). Every
+        page of a listing has the same total; reading it from the rollups took 50-150
+        µs of a 0.5-0.7 ms page, a kept one 2-3 µs (bench/inprocess.py, 1M events)."""
+        (version,) = self.execute("PRAGMA data_version").fetchone()
+        if version != self._totals_version or len(self._totals) >= TOTALS_KEPT:
+            self._totals.clear()
+            self._totals_version = version
+        found = self._totals.get(key)
+        if found is None:
+            found = self._totals[key] = count()
+        return found
 
 
 def identity(path: str) -> Identity | None:

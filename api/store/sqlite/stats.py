@@ -560,6 +560,11 @@ def event_total(conn: Any, args: dict[str, Any]) -> tuple[int, bool]:
     return events, exact
 
 
+def total_key(args: dict[str, Any]) -> str:
+    """What event_total reads of a listing's arguments (its filters), as a key."""
+    return repr([(name, args[name]) for f in _EVENT_FILTERS for name in f.params if name in args])
+
+
 def events_by_place(conn: Any, args: dict[str, Any]) -> dict[str, int]:
     """How many of the events matching the filters are at each place (places with
     none left out), from the smallest rollup keeping places and the filters."""

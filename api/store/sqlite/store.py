@@ -182,9 +182,9 @@ class SQLiteStore(Store):
         self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
     ) -> EventPages:
         with self.translated(args):
-            return _Pages(
-                self, args, query.EventPages(self.reader(), args, coordinates=coordinates, csv=csv)
-            )
+            conn = self.reader()
+            pages = query.EventPages(conn, args, coordinates=coordinates, csv=csv)
+            return _Pages(self, args, pages, conn)
 
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
@@ -534,8 +534,14 @@ def _stored_event(conn: sqlite3.Connection, event_id: str) -> StoredEvent:
 class _Pages(EventPages):
     """query.EventPages whose SQLite errors leave as the store's."""
 
-    def __init__(self, store: SQLiteStore, args: dict[str, Any], pages: query.EventPages):
-        self._store, self._args, self._pages = store, args, pages
+    def __init__(
+        self,
+        store: SQLiteStore,
+        args: dict[str, Any],
+        pages: query.EventPages,
+        conn: ReadConnection,
+    ) -> None:
+        self._store, self._args, self._pages, self._conn = store, args, pages, conn
 
     def page(self, cursor: str | None, limit: int) -> query.Page:
         with self._store.translated(self._args):
@@ -543,7 +549,9 @@ class _Pages(EventPages):
 
     def total(self) -> tuple[int, bool]:
         with self._store.translated(self._args):
-            return stats.event_total(self._pages.conn, self._args)
+            return self._conn.total(
+                stats.total_key(self._args), lambda: stats.event_total(self._conn, self._args)
+            )
 
 
 class _SQLiteWriter(Writer):
