@@ -7,6 +7,7 @@ tests/test_postgresql_dialect.py)."""
 import datetime
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -355,6 +356,24 @@ def test_a_common_search_sums_its_most_recent_matches(synthetic: FlaskClient, q:
     assert narrowed["events"] == sum(e["date"] >= f"{month}-01" for e in found[:300])
     series = stats(synthetic, f"q={quote(q)}&interval=month&limit=5000")
     assert sum(row["events"] for row in series["data"] + series["coarser"]) == 300
+
+
+@pytest.mark.parametrize(
+    ("q", "cap"), [("zolochiv", 20), ("ukrainian", 1000), ('"russian forces"', 300), ("oblast", 50)]
+)
+def test_the_most_recent_matches_are_found_however_common_the_search(
+    synthetic: FlaskClient, monkeypatch: pytest.MonkeyPatch, q: str, cap: int
+) -> None:
+    # PostgreSQL looks for them among the most recent events first, widening its
+    # window until it holds enough (dialect._newest_matches): rare and common
+    # searches, phrases, and caps of every size, against the export's order.
+    monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", cap)
+    found = matching(synthetic, q)
+    assert len(found) > cap
+    places = synthetic.get(f"/api/v1/locations?q={quote(q)}&limit=1000").get_json()
+    assert places["meta"]["search_capped"] is True
+    counted = {place["id"]: place["event_count"] for place in places["data"]}
+    assert counted == Counter(event["location"]["id"] for event in found[:cap])
 
 
 def test_a_rarer_search_sums_every_match(synthetic: FlaskClient) -> None:

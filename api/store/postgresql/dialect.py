@@ -380,20 +380,61 @@ def _most_recent(conn: psycopg.Connection[Any], query: str) -> list[int]:
     ReadConnection does), since each statement of the totals would repeat it."""
     found: dict[Any, Any] = getattr(conn, "memo", {})
     if query not in found:
-        # From event_search alone, which keeps each event's date and id (layout,
-        # "Search"): the GIN index finds every match, their rows are read in
-        # physical order and the most recent kept (a top-N sort), so it costs at most
-        # one pass over event_search whatever the words. Walking events_date newest
-        # first and looking up each event's words, as the join with events did,
-        # read the two tables' pages at random: 450-500 ms at 1,000,000 events for
-        # a term in 12% of them (46,000 events probed; README, "On PostgreSQL").
-        found[query] = [
-            row_id
-            for (row_id,) in execute(
-                conn,
-                "SELECT s.row_id FROM event_search s WHERE s.words @@ CAST(? AS tsquery) "
-                "ORDER BY s.date DESC, s.id DESC LIMIT ?",
-                [query, filters.SEARCH_TOTALS_CAP],
-            )
-        ]
+        found[query] = _newest_matches(conn, query)
     return list(found[query])
+
+
+# The most recent events a search's first window holds, in caps (_newest_matches).
+_FIRST_WINDOW = 2
+
+
+def _newest_matches(conn: psycopg.Connection[Any], query: str) -> list[int]:
+    """The SEARCH_TOTALS_CAP most recent matches of a search that has more, from
+    event_search alone (it keeps each event's date and id: layout, "Search"), looked
+    for among the most recent events first: a window of them, from the date on which
+    the window's oldest falls (stats_days' counts of events per day say which) to the
+    newest. Within a window, the planner intersects the GIN index's matches with
+    event_search_date's range (BitmapAnd), or walks that index newest first when most
+    events match (an exclusion); either way it reads the rows of the window's matches
+    alone. A window holding fewer than the cap's matches is widened to hold about
+    half as many again as the cap at the share of its events that matched (four
+    times at least), until one holds enough, or the window is every event.
+
+    Measured at 1,000,000 events (README, "On PostgreSQL"), for a term in 12% of
+    them: walking events_date and looking up each event's words, as this did first,
+    450-500 ms (46,000 events probed, their pages read at random in two tables);
+    every match from the GIN index with a top-N sort, 200 ms (every page of
+    event_search, since 12% of the events hold a match on each); within a window of
+    62,000 events, 31-42 ms."""
+    cap = filters.SEARCH_TOTALS_CAP
+    days: list[tuple[str, int]] = execute(
+        conn,
+        "SELECT date, CAST(sum(events) AS bigint) FROM stats_days WHERE category = '' "
+        "GROUP BY date ORDER BY date DESC",
+    ).fetchall()
+    window = _FIRST_WINDOW * cap
+    while True:
+        since = _window_start(days, window)
+        bounded = "" if since is None else "AND s.date >= ? "
+        rows = execute(
+            conn,
+            f"SELECT s.row_id FROM event_search s WHERE s.words @@ CAST(? AS tsquery) {bounded}"
+            "ORDER BY s.date DESC, s.id DESC LIMIT ?",
+            [query, *([] if since is None else [since]), cap],
+        ).fetchall()
+        if len(rows) == cap or since is None:
+            # Every event on or after `since` comes before every other in this
+            # order: the window's most recent matches are the search's.
+            return [row_id for (row_id,) in rows]
+        window = max(4 * window, (3 * cap * window) // (2 * max(len(rows), 1)))
+
+
+def _window_start(days: list[tuple[str, int]], window: int) -> str | None:
+    """The date on which the `window`-th most recent event falls, given the events
+    per day, newest first; None when the window holds every event."""
+    newer = 0
+    for date, events in days:
+        newer += events
+        if newer >= window:
+            return date
+    return None

@@ -244,8 +244,10 @@ INDEXES: dict[str, str] = {
     # rectangle of latitudes and longitudes, not a polygon of great circles).
     "locations_coordinates": "locations USING gist (coordinates)",
     "locations_box": "locations USING gist ((coordinates::geometry))",
-    # Search: the @@ of a tsquery.
+    # Search: the @@ of a tsquery; and a search's most recent matches, within a
+    # window of the most recent events (dialect._newest_matches).
     "event_search_words": "event_search USING gin (words)",
+    "event_search_date": "event_search (date, id)",
     # An /events total (stats.event_total) sums stats_months' event rows: read from
     # this index alone, not from the table's pages, which the bulk load's upserts
     # leave sparse (594 pages for 2,087 rows at 200,000 events). The unfiltered
