@@ -388,8 +388,10 @@ def _most_recent(conn: psycopg.Connection[Any], query: str) -> list[int]:
     return list(found[query])
 
 
-# The most recent events a search's first window holds, in caps (_newest_matches).
-_FIRST_WINDOW = 2
+# The smallest window of the most recent events a search's matches are looked for
+# in, in caps; and how many more matches than the cap a window is sized to hold.
+_LEAST_WINDOW = 2
+_MARGIN = 1.25
 
 
 def _newest_matches(conn: psycopg.Connection[Any], query: str) -> list[int]:
@@ -397,12 +399,13 @@ def _newest_matches(conn: psycopg.Connection[Any], query: str) -> list[int]:
     event_search alone (it keeps each event's date and id: layout, "Search"), looked
     for among the most recent events first: a window of them, from the date on which
     the window's oldest falls (stats_days' counts of events per day say which) to the
-    newest. Within a window, the planner intersects the GIN index's matches with
-    event_search_date's range (BitmapAnd), or walks that index newest first when most
-    events match (an exclusion); either way it reads the rows of the window's matches
-    alone. A window holding fewer than the cap's matches is widened to hold about
-    half as many again as the cap at the share of its events that matched (four
-    times at least), until one holds enough, or the window is every event.
+    newest, sized to hold a quarter more matches than the cap at the share of events
+    the planner expects to match (its statistics of the lexemes). Within a window, the
+    planner intersects the GIN index's matches with event_search_date's range
+    (BitmapAnd), or walks that index newest first when most events match (an
+    exclusion); either way it reads the rows of the window's matches alone. A window
+    holding fewer than the cap's matches is widened at the share that did match (to
+    twice its size at least), until one holds enough, or the window is every event.
 
     Measured at 1,000,000 events (README, "On PostgreSQL"), for a term in 12% of
     them: walking events_date and looking up each event's words, as this did first,
@@ -416,7 +419,15 @@ def _newest_matches(conn: psycopg.Connection[Any], query: str) -> list[int]:
         "SELECT date, CAST(sum(events) AS bigint) FROM stats_days WHERE category = '' "
         "GROUP BY date ORDER BY date DESC",
     ).fetchall()
-    window = _FIRST_WINDOW * cap
+    ((plan,),) = execute(
+        conn,
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM event_search s WHERE s.words @@ CAST(? AS tsquery)",
+        [query],
+        prepare=False,
+    ).fetchall()
+    expected = max(float(plan[0]["Plan"]["Plan Rows"]), 1.0)
+    events = sum(count for _, count in days)
+    window = max(_LEAST_WINDOW * cap, int(_MARGIN * cap * events / expected))
     while True:
         since = _window_start(days, window)
         bounded = "" if since is None else "AND s.date >= ? "
@@ -435,7 +446,7 @@ def _newest_matches(conn: psycopg.Connection[Any], query: str) -> list[int]:
             # Every event on or after `since` comes before every other in this
             # order: the window's most recent matches are the search's.
             return [row_id for (row_id,) in rows]
-        window = max(4 * window, (3 * cap * window) // (2 * max(len(rows), 1)))
+        window = max(2 * window, int(_MARGIN * cap * window / max(len(rows), 1)))
 
 
 def _window_start(days: list[tuple[str, int]], window: int) -> str | None:
