@@ -110,7 +110,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         2,
         "event_search keeps each event's date and id beside its words (a search's most "
-        "recent matches, which /stats sums, are read from it alone)",
+        "recent matches, which /stats sums, are read from it alone); the table is rebuilt, "
+        "and reads that search wait for it",
         _search_dates,
     ),
 )
