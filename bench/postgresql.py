@@ -9,6 +9,7 @@ throwaway PostgreSQL + PostGIS server, measured in one run against
 - one instance against two behind HAProxy (ops/cluster.py).
 
     .venv/bin/python bench/postgresql.py [--events 1000000] [--seconds 10]
+    .venv/bin/python bench/postgresql.py --database postgresql://... --stats-only q=kharkiv
 
 The events are loaded by `python -m seed synthetic` with bench/run.py's seed and end
 date (the store's bulk load; its time is printed), so that both engines hold the
@@ -81,19 +82,31 @@ def main() -> int:
         "--database", help="a postgresql:// URL already holding the events, used as it is"
     )
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument(
+        "--stats-only",
+        nargs="*",
+        metavar="CASE",
+        help="measure only these /stats cases in-process against the scan (all of them "
+        "if none is named; e.g. q=kharkiv), with no server, no HTTP load and no SQLite",
+    )
     args = parser.parse_args()
     reason = postgres.missing() or cluster.missing()
     if reason is not None:
         # As `make test` does: the SQLite part has run; say what was skipped and why.
         print(f"bench: PostgreSQL part skipped: {reason}")
         return 0
-    if not shutil.which("wrk"):
+    if args.stats_only is not None:
+        unknown = set(args.stats_only) - set(STATS_CASES)
+        if unknown:
+            parser.error(f"unknown cases {sorted(unknown)}; the cases: {list(STATS_CASES)}")
+    elif not shutil.which("wrk"):
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     sqlite_db = args.sqlite_db or ROOT / "var" / (
         "bench.db" if args.events == 1_000_000 else f"bench-{args.events}.db"
     )
-    ensure_database(sqlite_db, args.events)
+    if args.stats_only is None:
+        ensure_database(sqlite_db, args.events)
     started: postgres.PostgresServer | None = None
     try:
         if args.database:
@@ -111,6 +124,9 @@ def main() -> int:
             if count != args.events:
                 print(f"bench: {url} holds {count:,} events, not {args.events:,}", file=sys.stderr)
                 return 2
+            if args.stats_only is not None:
+                print_report(stats_against_postgresql(url, args.stats_only or list(STATS_CASES)))
+                return 0
             deep = min(DEEP_ROWS, args.events // 2)
             cases = cases_after(*(execute(conn, DEEP_ROW, [deep - 1]).fetchone() or ()))
             statements = statements_of(Reading(conn), cases)
@@ -247,12 +263,14 @@ def through_the_balancer(
     ]
 
 
-def stats_against_postgresql(url: str) -> list[tuple[str, str, str]]:
-    """bench/run.py's /stats cases through the Flask test client on PostgreSQL,
-    against PostgreSQL's full pass over the events table (count(*) by a sequential
-    scan, the planner's indexes turned off for it: SQLite's NOT INDEXED), each with
-    the same aggregate over the events table beside it (the planner's raw statement,
-    which tests compare the rollups' answers with)."""
+def stats_against_postgresql(
+    url: str, names: list[str] | None = None
+) -> list[tuple[str, str, str]]:
+    """bench/run.py's /stats cases (those named, or all) through the Flask test client
+    on PostgreSQL, against PostgreSQL's full pass over the events table (count(*) by a
+    sequential scan, the planner's indexes turned off for it: SQLite's NOT INDEXED),
+    each with the same aggregate over the events table beside it (the planner's raw
+    statement, which tests compare the rollups' answers with)."""
     median_ms, get = _in_process_client(url)
     with psycopg.connect(url, autocommit=True) as conn:
         for setting in ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"):
@@ -271,8 +289,8 @@ def stats_against_postgresql(url: str) -> list[tuple[str, str, str]]:
             return f"; over the events {over_events:.0f} ms ({over_events / endpoint:.1f}x Salvo's)"
 
         return stats_rows(
-            median_ms, get, list(STATS_CASES), (f"{scan_sql}, a seq scan (the yardstick)", scan),
-            aggregate,
+            median_ms, get, names or list(STATS_CASES),
+            (f"{scan_sql}, a seq scan (the yardstick)", scan), aggregate,
         )  # fmt: skip
 
 

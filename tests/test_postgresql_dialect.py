@@ -127,9 +127,10 @@ def _fill(conn: Any) -> None:
     else:
         _insert(
             conn,
-            "INSERT INTO event_search (row_id, words) VALUES (?, CAST(? AS tsvector))",
-            [(i + 1, search_document(notes, _place_text(place)))
-             for i, (_, place, _, notes) in enumerate(EVENTS_)],
+            "INSERT INTO event_search (row_id, date, id, words) "
+            "VALUES (?, ?, ?, CAST(? AS tsvector))",
+            [(i + 1, date, id_, search_document(notes, _place_text(place)))
+             for i, (id_, place, date, notes) in enumerate(EVENTS_)],
         )  # fmt: skip
 
 

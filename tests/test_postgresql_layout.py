@@ -6,18 +6,24 @@ the change counter serialises writers so that seqs become visible in seq order."
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
 import sqlite_utils
+from flask import Flask
 from psycopg import errors
 
+from api.__main__ import main as api_main
+from api.store import filters
 from api.store.postgresql import layout, migrations
 from api.store.postgresql.layout import SCHEMA_VERSION, ForeignLayout, NewerSchema
 from api.store.postgresql.migrations import IncompleteLayout, Step, migrate
 from api.store.sqlite import layout as sqlite_layout
+from ops.postgres import PostgresServer
+from tests.postgres import scratch_database
 
 
 @pytest.fixture
@@ -75,9 +81,10 @@ def _version(conn: psycopg.Connection[Any]) -> int | None:
     return version
 
 
-def test_the_schema_version_means_the_same_layout_as_sqlites() -> None:
-    assert SCHEMA_VERSION == sqlite_layout.SCHEMA_VERSION
+def test_the_schema_version_is_that_of_the_last_step() -> None:
     assert migrations.newest_version(migrations.STEPS) == SCHEMA_VERSION
+    # Version 1, the first this store lays out, is SQLite's version 1.
+    assert migrations.FIRST_VERSION == 1 <= sqlite_layout.SCHEMA_VERSION
 
 
 def test_migrate_lays_out_every_table_column_and_index_of_sqlites_layout(
@@ -106,7 +113,7 @@ def test_migrate_lays_out_every_table_column_and_index_of_sqlites_layout(
     assert "USING gist (coordinates)" in definitions["locations_coordinates"]
     assert "USING gist (((coordinates)::geometry))" in definitions["locations_box"]
     assert "USING gin (words)" in definitions["event_search_words"]
-    assert columns["event_search"] == ["row_id", "words"]
+    assert columns["event_search"] == ["row_id", "date", "id", "words"]
     assert "lower(admin1)" in definitions["events_admin1_date"]
     for unique in ("events_seq", "event_tombstones_seq", "idx_events_id", "idx_locations_id"):
         assert definitions[unique].startswith("CREATE UNIQUE INDEX"), unique
@@ -159,7 +166,8 @@ def test_migrating_a_current_database_again_changes_nothing_and_waits_for_no_wri
         assert time.monotonic() - started < 5
         writer.rollback()
 
-    assert (again.before, again.after, again.applied, again.created) == (1, 1, [], [])
+    assert again.before == again.after == SCHEMA_VERSION
+    assert (again.applied, again.created) == ([], [])
     assert again.described().endswith("this Salvo's; nothing to do")
     assert conn.execute("SELECT id FROM change_history").fetchone() == history
     assert (
@@ -225,19 +233,21 @@ def test_an_upgrade_runs_its_steps_and_records_the_version_in_one_transaction(
     migrated: psycopg.Connection[Any],
 ) -> None:
     conn = migrated
+    steps = migrations.STEPS
     second = Step(SCHEMA_VERSION + 1, "a test step", _add_column)
-    upgraded = migrate(conn, (second,))
-    assert (upgraded.before, upgraded.after, upgraded.upgraded) == (1, 2, True)
+    upgraded = migrate(conn, (*steps, second))
+    assert (upgraded.before, upgraded.after) == (SCHEMA_VERSION, SCHEMA_VERSION + 1)
+    assert upgraded.upgraded
     assert upgraded.applied == [(second, "sources gained a licence")]
-    assert "2: a test step; sources gained a licence" in upgraded.described()
-    assert _version(conn) == 2
+    assert f"{SCHEMA_VERSION + 1}: a test step; sources gained a licence" in upgraded.described()
+    assert _version(conn) == SCHEMA_VERSION + 1
 
     third = Step(SCHEMA_VERSION + 2, "a failing step", _fail_after_changing)
     with pytest.raises(RuntimeError, match="half-way"):
-        migrate(conn, (second, third))
+        migrate(conn, (*steps, second, third))
 
     # Rolled back whole: the version, the dropped column and the dropped index.
-    assert _version(conn) == 2
+    assert _version(conn) == SCHEMA_VERSION + 1
     assert "licence" in _columns(conn)["sources"]
     assert layout.missing_objects(conn) == []
 
@@ -253,9 +263,75 @@ def test_an_upgrade_that_leaves_the_layout_incomplete_is_rolled_back(
         conn.execute("CREATE VIEW events_date AS SELECT 1 AS one")
 
     with pytest.raises(IncompleteLayout, match="still lacks events_date"):
-        migrate(conn, (Step(2, "takes a name", takes_an_index_name),))
+        migrate(
+            conn,
+            (*migrations.STEPS, Step(SCHEMA_VERSION + 1, "takes a name", takes_an_index_name)),
+        )
     assert _version(conn) == SCHEMA_VERSION
     assert layout.missing_objects(conn) == []
+
+
+# Version 1's event_search, as its layout created it (34229c7).
+_EVENT_SEARCH_V1 = (
+    "CREATE TABLE event_search (row_id bigint PRIMARY KEY REFERENCES events (row_id), "
+    "words tsvector NOT NULL)"
+)
+
+
+def test_version_2_keeps_each_events_date_and_id_beside_its_words_with_the_same_answers(
+    postgres_server: PostgresServer,
+    seeded_postgres_template: str,
+    open_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A cap the curated events pass, so that the totals read the most recent matches.
+    monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", 3)
+    capped = ["kharkiv", "-kharkiv", "oblast", "missile*"]
+    searches = [*capped, "kyiv OR odesa", '"storm shadow"']
+    paths = [
+        f"/api/v1/{path}q={quote(q)}"
+        for q in searches
+        for path in ("stats?", "stats?interval=month&", "locations?", "events?limit=5&")
+    ]
+    with scratch_database(postgres_server, seeded_postgres_template) as url:
+        # The answers of this release's layout, laid out by the seed.
+        client = open_app(url).test_client()
+        answers = {path: client.get(path).get_json() for path in paths}
+        for q in searches:
+            said = answers[f"/api/v1/stats?q={quote(q)}"]["meta"]["search_capped"]
+            assert said is (q in capped), q
+        # The database as version 1 laid it out: event_search without date and id.
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TEMP TABLE words AS SELECT row_id, words FROM event_search")
+            conn.execute("DROP TABLE event_search")
+            conn.execute(_EVENT_SEARCH_V1)
+            conn.execute("INSERT INTO event_search SELECT row_id, words FROM words")
+            conn.execute("CREATE INDEX event_search_words ON event_search USING gin (words)")
+            conn.execute("UPDATE schema_version SET version = 1")
+            assert _columns(conn)["event_search"] == ["row_id", "words"]
+        capsys.readouterr()
+
+        assert api_main(["--db", url, "migrate"]) == 0
+
+        said = capsys.readouterr().out
+        assert "from schema version 1 to 2" in said
+        assert "2: event_search keeps each event's date and id" in said
+        with psycopg.connect(url) as conn:
+            assert layout.schema_version(conn) == SCHEMA_VERSION == 2
+            assert layout.missing_objects(conn) == []
+            assert _columns(conn)["event_search"] == ["row_id", "date", "id", "words"]
+            (events, copied) = conn.execute(
+                "SELECT (SELECT count(*) FROM events), count(*) FROM event_search s "
+                "JOIN events e ON e.row_id = s.row_id AND e.date = s.date AND e.id = s.id"
+            ).fetchone() or (0, 0)
+            assert events == copied > 0
+        assert f"{events:,} events' words copied with their dates and ids" in said
+        upgraded = open_app(url).test_client()
+        for path in paths:
+            assert upgraded.get(path).get_json() == answers[path], path
+        with psycopg.connect(url) as conn:
+            assert migrate(conn).described().endswith("nothing to do")
 
 
 def test_the_audit_log_is_append_only(migrated: psycopg.Connection[Any]) -> None:

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.store import open_store
+from api.store.postgresql.layout import SCHEMA_VERSION
 from api.v1.changes import NEWER_HISTORY, OTHER_HISTORY
 from ops.postgres import (
     BIN,
@@ -298,6 +299,6 @@ def test_renew_history_refuses_a_database_without_salvos_layout(fresh_postgres_u
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         f"api: no new history, {shown} is unchanged: The events database has no Salvo "
-        "schema, not this release's (1): run `python -m api migrate`.\n"
+        f"schema, not this release's ({SCHEMA_VERSION}): run `python -m api migrate`.\n"
     )
     assert rows(fresh_postgres_url, "SELECT to_regclass('change_history')") == [(None,)]

@@ -85,7 +85,7 @@ def test_not_ready_until_migrated(store: PostgresStore) -> None:
     with pytest.raises(Unavailable, match="python -m api migrate"):
         store.readiness()
     said = store.migrate()
-    assert "schema version 1" in said
+    assert f"schema version {SCHEMA_VERSION}" in said
     assert store.readiness() == {"status": "ready", "database": "ok"}
     assert "nothing to do" in store.migrate()
     assert store.feed_position().highest_seq == 0
@@ -418,7 +418,7 @@ def test_python_m_api_migrate_takes_a_url_and_never_prints_its_password(
 
     password = fresh_postgres_url.split(":")[2].split("@")[0]
     assert main(["--db", fresh_postgres_url, "migrate"]) == 0
-    assert "schema version 1" in capsys.readouterr().out
+    assert f"schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["--db", fresh_postgres_url, "migrate"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     wrong = fresh_postgres_url.replace(password, "wrong-password")

@@ -4,8 +4,10 @@ and any text hypothesis makes up. The API's answers are tested on both engines; 
 FTS5 compiler's tests are SQLite's own (PostgreSQL's tsquery compiler is tested in
 tests/test_postgresql_dialect.py)."""
 
+import datetime
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -356,6 +358,34 @@ def test_a_common_search_sums_its_most_recent_matches(synthetic: FlaskClient, q:
     assert sum(row["events"] for row in series["data"] + series["coarser"]) == 300
 
 
+@pytest.mark.parametrize(
+    ("q", "cap"),
+    [
+        ("zolochiv", 20),
+        ("ukrainian", 1000),
+        ('"russian forces"', 300),
+        ("oblast", 50),
+        # Two words always written together: the planner, which takes them for
+        # independent, expects more matches than there are.
+        ("russian OR forces", 300),
+    ],
+)
+def test_the_most_recent_matches_are_found_however_common_the_search(
+    synthetic: FlaskClient, monkeypatch: pytest.MonkeyPatch, q: str, cap: int
+) -> None:
+    # PostgreSQL looks for them among the most recent events first, in a window
+    # sized by the share the planner expects, widened until it holds enough
+    # (dialect._newest_matches): rare and common searches, phrases, misestimates,
+    # and caps of every size, against the export's order.
+    monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", cap)
+    found = matching(synthetic, q)
+    assert len(found) > cap
+    places = synthetic.get(f"/api/v1/locations?q={quote(q)}&limit=1000").get_json()
+    assert places["meta"]["search_capped"] is True
+    counted = {place["id"]: place["event_count"] for place in places["data"]}
+    assert counted == Counter(event["location"]["id"] for event in found[:cap])
+
+
 def test_a_rarer_search_sums_every_match(synthetic: FlaskClient) -> None:
     found = matching(synthetic, "zolochiv")
     assert 0 < len(found) <= 300
@@ -384,3 +414,29 @@ def test_the_map_says_when_its_search_is_capped(synthetic: FlaskClient) -> None:
     rarer = synthetic.get("/api/v1/locations?q=zolochiv&format=geojson").get_json()
     assert rarer["meta"]["search_capped"] is False
     assert "search_capped" not in synthetic.get("/api/v1/locations").get_json()["meta"]
+
+
+def test_a_write_that_moves_a_match_moves_it_among_the_most_recent(
+    fresh_database: str, open_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The totals follow an event's date as a write changes it (on PostgreSQL,
+    event_search keeps a copy of it, which orders the most recent matches)."""
+    monkeypatch.setattr(filters, "SEARCH_TOTALS_CAP", 2)
+    key = write_key(fresh_database, "Newsroom", "admin")
+    client = open_app(fresh_database).test_client()
+    found = matching(client, "kharkiv")
+    assert len(found) > 2
+    oldest, newest = found[-1], found[0]
+    later = (datetime.date.fromisoformat(newest["date"]) + datetime.timedelta(days=1)).isoformat()
+    assert stats(client, f"q=kharkiv&date_from={later}")["data"][0]["events"] == 0
+
+    etag = client.get(f"/api/v1/events/{oldest['id']}").headers["ETag"]
+    response = client.patch(
+        f"/api/v1/events/{oldest['id']}",
+        json={"date": later, "date_precision": "day"},
+        headers={"Authorization": f"Bearer {key}", "If-Match": etag},
+    )
+    assert response.status_code == 200, response.get_json()
+
+    assert stats(client, f"q=kharkiv&date_from={later}")["data"][0]["events"] == 1
+    assert stats(client, "q=kharkiv")["data"][0]["events"] == 2

@@ -409,9 +409,11 @@ _UPSERT_DOCUMENTS = (
     "content_digest = excluded.content_digest, csv = excluded.csv"
 )
 _UPSERT_SEARCH = (
-    "INSERT INTO event_search (row_id, words) SELECT e.row_id, CAST(c.words AS tsvector) "
+    "INSERT INTO event_search (row_id, date, id, words) "
+    "SELECT e.row_id, e.date, e.id, CAST(c.words AS tsvector) "
     "FROM bulk_changed c JOIN events e ON e.id = c.id ORDER BY e.row_id "
-    "ON CONFLICT (row_id) DO UPDATE SET words = excluded.words"
+    "ON CONFLICT (row_id) DO UPDATE SET date = excluded.date, id = excluded.id, "
+    "words = excluded.words"
 )
 # The rollups' statements, over the events of the load rather than an array of ids.
 _IDS = "e.id = ANY(?)"

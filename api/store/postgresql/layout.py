@@ -23,7 +23,11 @@ What differs from SQLite, and why:
   events_fts; dialect.search_document builds it the way FTS5 tokenises. A table of
   its own, as events_fts is, rather than a column of event_documents: a phrase is
   rechecked against the stored tsvector (GIN keeps no positions), and an exclusion
-  scans them all, which should read narrow rows, not the rendered documents.
+  scans them all, which should read narrow rows, not the rendered documents. It
+  keeps each event's date and id beside its words (schema version 2), copied from
+  events by every write: a search's most recent matches, which /stats sums
+  (SEARCH_TOTALS_CAP), are then read from this table alone, where joining events
+  read the events table's pages besides (dialect._most_recent).
 - **Integers** are `bigint` where SQLite's 64-bit INTEGER may grow (row ids, seq,
   sums of the rollups), `integer` for counts bounded by the schemas (MAX_COUNT is
   ten million) and the weapons bitmask; row ids are identity columns.
@@ -40,10 +44,12 @@ import psycopg
 from api.store import Unavailable
 from api.store.sqlite.rollups import ALL_TIME, CHANGES, DIMENSIONS, ROLLUPS, SUMS
 
-# The layout create_layout makes, as the one-row table schema_version records it.
-# The same number as SQLite's layout.SCHEMA_VERSION for the same logical layout
-# (tests/test_postgresql_layout.py checks that they move together).
-SCHEMA_VERSION = 1
+# The layout create_layout makes, as the one-row table schema_version records it:
+# the version of the last step in migrations.STEPS. PostgreSQL's own numbering, as
+# SQLite's is its own: version 1 was SQLite's version 1 (the same tables and unique
+# seq indexes), and version 2, event_search's date and id, has no SQLite counterpart
+# (a shared number would have SQLite files refuse writes until migrated, for nothing).
+SCHEMA_VERSION = 2
 
 # Text compared and sorted as bytes, as SQLite's BINARY collation does.
 TEXT = 'text COLLATE "C"'
@@ -100,9 +106,12 @@ TABLES: dict[str, str] = {
         content_digest bytea NOT NULL,
         csv {TEXT} NOT NULL""",
     # What SQLite's events_fts holds: the words of the notes and the place, as
-    # dialect.search_document writes them.
-    "event_search": """
+    # dialect.search_document writes them; and the event's date and id, copied from
+    # events, the order of a search's most recent matches (dialect._most_recent).
+    "event_search": f"""
         row_id bigint PRIMARY KEY REFERENCES events (row_id),
+        date {TEXT} NOT NULL,
+        id {TEXT} NOT NULL,
         words tsvector NOT NULL""",
     "actors": f"""
         name {TEXT} PRIMARY KEY,
@@ -235,8 +244,10 @@ INDEXES: dict[str, str] = {
     # rectangle of latitudes and longitudes, not a polygon of great circles).
     "locations_coordinates": "locations USING gist (coordinates)",
     "locations_box": "locations USING gist ((coordinates::geometry))",
-    # Search: the @@ of a tsquery.
+    # Search: the @@ of a tsquery; and a search's most recent matches, within a
+    # window of the most recent events (dialect._newest_matches).
     "event_search_words": "event_search USING gin (words)",
+    "event_search_date": "event_search (date, id)",
     # An /events total (stats.event_total) sums stats_months' event rows: read from
     # this index alone, not from the table's pages, which the bulk load's upserts
     # leave sparse (594 pages for 2,087 rows at 200,000 events). The unfiltered

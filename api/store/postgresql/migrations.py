@@ -2,11 +2,12 @@
 upgrades it in place to this release's, with the contract of SQLite's migrations
 (api/store/sqlite/migrations.py):
 
-- Every database records its layout's version in the one-row table `schema_version`;
-  the number means the same logical layout on both engines (layout.SCHEMA_VERSION
-  is SQLite's). Version 1 is the first the PostgreSQL store lays out: there is no
-  PostgreSQL database from before versions, so a database holding Salvo's events
-  table without a version was not made by this store, and is refused
+- Every database records its layout's version in the one-row table `schema_version`
+  (layout.SCHEMA_VERSION), numbered by this store's own steps: version 1 laid out
+  what SQLite's version 1 does, version 2 is PostgreSQL's alone (event_search keeps
+  each event's date and id). Version 1 is the first the PostgreSQL store lays out:
+  there is no PostgreSQL database from before versions, so a database holding
+  Salvo's events table without a version was not made by this store, and is refused
   (ForeignLayout) rather than written into.
 - An upgrade is one transaction (PostgreSQL's DDL is transactional, so a failure,
   or a lost connection, leaves the database as it was): the steps above the
@@ -64,8 +65,56 @@ class Step:
     upgrade: Callable[[psycopg.Connection[Any]], str | None]
 
 
-# The steps since FIRST_VERSION, each a new layout.SCHEMA_VERSION; none yet.
-STEPS: tuple[Step, ...] = ()
+def _search_dates(conn: psycopg.Connection[Any]) -> str | None:
+    """Version 2: event_search keeps each event's date and id beside its words, so
+    that a search's most recent matches are read from it alone (dialect._most_recent).
+    The table is built anew from the old one and events, in row_id order, rather than
+    altered: an UPDATE of every row would leave each one's old version behind (the
+    table twice its size, until a VACUUM FULL, which cannot run in a transaction) and
+    add every row to the GIN index again. Its GIN index is built once, after the copy."""
+    columns = {
+        name
+        for (name,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('event_search') "
+            "AND attnum > 0 AND NOT attisdropped"
+        )
+    }
+    if not columns:
+        return None  # no such table: the completion creates it as this version lays out
+    if {"date", "id"} <= columns:
+        return "event_search already kept them"
+    conn.execute("ALTER TABLE event_search RENAME TO event_search_before")
+    conn.execute("ALTER INDEX event_search_pkey RENAME TO event_search_before_pkey")
+    conn.execute("DROP INDEX IF EXISTS event_search_words")
+    conn.execute(
+        "CREATE TABLE event_search ("
+        "row_id bigint PRIMARY KEY REFERENCES events (row_id), "
+        'date text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, '
+        "words tsvector NOT NULL)"
+    )
+    copied = conn.execute(
+        "INSERT INTO event_search (row_id, date, id, words) "
+        "SELECT s.row_id, e.date, e.id, s.words FROM event_search_before s "
+        "JOIN events e ON e.row_id = s.row_id ORDER BY s.row_id"
+    ).rowcount
+    conn.execute("DROP TABLE event_search_before")
+    conn.execute("CREATE INDEX event_search_words ON event_search USING gin (words)")
+    # The planner's statistics of the new table (the lexemes' frequencies among them),
+    # before the first search reads it.
+    conn.execute("ANALYZE event_search")
+    return f"{copied:,} events' words copied with their dates and ids"
+
+
+# The steps since FIRST_VERSION, each a new layout.SCHEMA_VERSION.
+STEPS: tuple[Step, ...] = (
+    Step(
+        2,
+        "event_search keeps each event's date and id beside its words (a search's most "
+        "recent matches, which /stats sums, are read from it alone); the table is rebuilt, "
+        "and reads that search wait for it",
+        _search_dates,
+    ),
+)
 
 
 def newest_version(steps: Sequence[Step]) -> int:

@@ -125,9 +125,12 @@ _UPSERT_ACTOR = POSTGRESQL.upsert("actors", ("name", "kind"), "name")
 _UPSERT_DOCUMENT = POSTGRESQL.upsert(
     "event_documents", ("row_id", "body", "digest", "content_digest", "csv"), "row_id"
 )
+# The event's date and id come from its row just written (layout, "Search").
 _UPSERT_SEARCH = (
-    "INSERT INTO event_search (row_id, words) VALUES (?, CAST(? AS tsvector)) "
-    "ON CONFLICT (row_id) DO UPDATE SET words = excluded.words"
+    "INSERT INTO event_search (row_id, date, id, words) "
+    "SELECT row_id, date, id, CAST(? AS tsvector) FROM events WHERE row_id = ? "
+    "ON CONFLICT (row_id) DO UPDATE SET date = excluded.date, id = excluded.id, "
+    "words = excluded.words"
 )
 _UPSERT_TOMBSTONE = POSTGRESQL.upsert("event_tombstones", ("id", "seq", "deleted_at", "body"), "id")
 
@@ -259,7 +262,7 @@ def write_events(
     run_many(
         conn,
         _UPSERT_SEARCH,
-        [(row_ids[row.event_id], search_document(row.notes, row.place)) for row in rows.documents],
+        [(search_document(row.notes, row.place), row_ids[row.event_id]) for row in rows.documents],
     )
     run(conn, rollups.ADD, [ids] * 3)
     fold_rollups(conn, removed=bool(replacing))
