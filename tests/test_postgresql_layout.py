@@ -310,6 +310,10 @@ def test_version_2_keeps_each_events_date_and_id_beside_its_words_with_the_same_
             conn.execute("CREATE INDEX event_search_words ON event_search USING gin (words)")
             conn.execute("UPDATE schema_version SET version = 1")
             assert _columns(conn)["event_search"] == ["row_id", "words"]
+        # Served before `migrate`: what needs the new columns names the command.
+        before = open_app(url).test_client().get("/api/v1/stats?q=kharkiv")
+        assert before.status_code == 503, before.get_json()
+        assert "run `python -m api migrate`" in before.get_json()["detail"]
         capsys.readouterr()
 
         assert api_main(["--db", url, "migrate"]) == 0

@@ -429,6 +429,14 @@ class PostgresStore(Store):
                 "reports itself not ready until the database reads cleanly; restore it "
                 "from a backup."
             )
+        if isinstance(error, (errors.UndefinedTable, errors.UndefinedColumn)):
+            # A database an older release laid out, which this instance serves before
+            # `migrate` ran (its /readyz says so too, but a lone instance has no
+            # balancer asking).
+            return Unavailable(
+                f"The events database lacks part of this release's layout ({state}): run "
+                "`python -m api migrate`."
+            )
         if isinstance(error, errors.QueryCanceled):
             if args and args.get("q"):
                 return TooCostly(
