@@ -316,3 +316,18 @@ def test_instances_read_from_the_standby_and_a_client_reads_its_own_write() -> N
             assert time.monotonic() < deadline, "the standby did not replay the write in 30 s"
             time.sleep(0.05)
     assert not postgres.running(cluster.standby.pid)
+
+
+def test_a_standby_is_made_of_the_throwaway_database_only() -> None:
+    """`make cluster STANDBY=1` copies the cluster it starts; beside a database the
+    user names it is refused before anything starts (that database's replica is
+    given in SALVO_DATABASE_REPLICA)."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "ops.cluster", "--standby",
+         "--database", "postgresql://salvo@127.0.0.1:1/salvo"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "SALVO_DATABASE_REPLICA" in refused.stderr
+    with pytest.raises(ValueError, match="SALVO_DATABASE_REPLICA"):
+        start_cluster(database="postgresql://salvo@127.0.0.1:1/salvo", standby=True)
