@@ -35,14 +35,8 @@ from api.store.filters import EventListArgs  # noqa: E402
 from api.store.postgresql.dialect import Reading, execute  # noqa: E402
 from api.store.sqlite import stats  # noqa: E402
 from api.store.sqlite.connections import connect_read_only  # noqa: E402
-from bench.run import (  # noqa: E402
-    DEEP_ROW,
-    DEEP_ROWS,
-    case_urls,
-    cases_after,
-    parse,
-    statements_of,
-)
+from bench.postgresql import page_cases  # noqa: E402
+from bench.run import case_urls, parse, statements_of  # noqa: E402
 
 PAGES = ("type_date", "bbox", "first_page", "deep_page")
 
@@ -63,8 +57,7 @@ def main() -> int:
     if database.startswith(POSTGRESQL_SCHEMES):
         with psycopg.connect(database, autocommit=True) as conn:
             (count,) = execute(conn, "SELECT count(*) FROM events").fetchone() or (0,)
-            deep = min(DEEP_ROWS, count // 2)
-            cases = cases_after(*(execute(conn, DEEP_ROW, [deep - 1]).fetchone() or ()))
+            cases = page_cases(conn, count)
             statements = statements_of(Reading(conn), cases)
     else:
         cases = case_urls(Path(database))

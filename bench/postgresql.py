@@ -127,8 +127,7 @@ def main() -> int:
             if args.stats_only is not None:
                 print_report(stats_against_postgresql(url, args.stats_only or list(STATS_CASES)))
                 return 0
-            deep = min(DEEP_ROWS, args.events // 2)
-            cases = cases_after(*(execute(conn, DEEP_ROW, [deep - 1]).fetchone() or ()))
+            cases = page_cases(conn, count)
             statements = statements_of(Reading(conn), cases)
         report = serve_and_load(url, sqlite_db, cases, statements, args.seconds)
         report += through_the_balancer(url, cases, args.seconds)
@@ -138,6 +137,13 @@ def main() -> int:
     finally:
         if started is not None:
             postgres.stop_server_in(started.directory)
+
+
+def page_cases(conn: psycopg.Connection[Any], events: int) -> dict[str, str]:
+    """bench/run.py's HTTP cases on a PostgreSQL database of `events` events (as
+    case_urls on SQLite): the deep page's cursor sits DEEP_ROWS in, or half-way."""
+    deep = min(DEEP_ROWS, events // 2)
+    return cases_after(*(execute(conn, DEEP_ROW, [deep - 1]).fetchone() or ()))
 
 
 def serve_and_load(
