@@ -152,6 +152,16 @@ class Cluster:
                     shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def standby_refusal(database: str | None, standby: bool) -> str | None:
+    """Why a standby cannot be made (it copies the throwaway cluster only), or None."""
+    if standby and database is not None:
+        return (
+            "a standby is made of the throwaway cluster only: name your database's "
+            "replica in SALVO_DATABASE_REPLICA"
+        )
+    return None
+
+
 def start_cluster(
     instances: int = 2,
     database: str | None = None,
@@ -166,11 +176,9 @@ def start_cluster(
     cluster that the instances read from."""
     if instances < 1:
         raise ValueError("a cluster needs at least one instance")
-    if standby and database is not None:
-        raise ValueError(
-            "a standby is made of the throwaway cluster only: name your database's "
-            "replica in SALVO_DATABASE_REPLICA"
-        )
+    refusal = standby_refusal(database, standby)
+    if refusal is not None:
+        raise ValueError(refusal)
     directory = Path(tempfile.mkdtemp(prefix="salvo-cluster-"))
     postgres: PostgresServer | None = None
     replica: PostgresServer | None = None
@@ -377,11 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     database = args.database
     if database and not database.startswith(("postgresql://", "postgres://")):
         database = None  # a SQLite path: many instances need PostgreSQL
-    if args.standby and database is not None:
-        parser.error(
-            "--standby copies the throwaway cluster; for your database, name its "
-            "replica in SALVO_DATABASE_REPLICA"
-        )
+    refusal = standby_refusal(database, args.standby)
+    if refusal is not None:
+        parser.error(refusal)
     reason = missing()
     if reason is not None:
         print(f"cluster: {reason}", file=sys.stderr)
