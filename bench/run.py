@@ -283,7 +283,9 @@ def statements_of(conn: Any, cases: dict[str, str]) -> dict[str, Any]:
                 if "cursor" in args
                 else None
             )
-            result[name] = {"statements": [pages.sql(after, args["limit"] + 1)], "documents": True}
+            # The statement of a page, as EventPages.page runs it.
+            statement = pages.sql(after, args["limit"] + 1, versioned=True)
+            result[name] = {"statements": [statement], "documents": True}
     return result
 
 

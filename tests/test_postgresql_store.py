@@ -273,6 +273,37 @@ def test_the_write_and_read_contract_over_http(
     assert migrated.search_capped(search.parse("kharkiv")) is False
 
 
+def test_a_listings_total_is_kept_while_the_change_counter_and_history_stand(
+    fresh_postgres_url: str,
+) -> None:
+    # A kept total is taken from the process while the version the page statement
+    # reads is the one it was counted at (KeptTotals): rollups changed behind
+    # Salvo's back (no write, so no new seq) leave it as it was, and a new change
+    # history (a restore's `renew-history`, with the counter where it stood) is
+    # counted afresh. Other writers' commits: tests/test_pagination.py.
+    assert seed_main(["--db", fresh_postgres_url]) == 0
+    api = _app(fresh_postgres_url)
+
+    def total() -> int:
+        body = api.get("/api/v1/events?limit=1").get_json()
+        return int(body["meta"]["total"])
+
+    assert total() == 17
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        # The unfiltered total sums stats_months' event rows: each now counts one more.
+        changed = "UPDATE stats_months SET events = events + 1 WHERE category = ''"
+        rows = conn.execute(changed).rowcount
+    assert rows > 0
+    assert total() == 17
+    store = open_store(fresh_postgres_url)
+    try:
+        with store.writer() as writer:
+            writer.renew_history()
+    finally:
+        store.close()
+    assert total() == 17 + rows
+
+
 INSTANCES, THREADS, ROUNDS = 2, 3, 6
 CHANGES_PER_THREAD = ROUNDS * 2 + ROUNDS // 2
 # A writer waits up to 5 s for the change counter's lock, then is Busy (503).

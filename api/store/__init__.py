@@ -291,6 +291,41 @@ class EventPages(abc.ABC):
         within the same query budget as the pages: one request, one budget."""
 
 
+# /events totals kept while the events are unchanged (KeptTotals); past this many
+# sets of filters the keeping starts over.
+TOTALS_KEPT = 256
+
+
+class KeptTotals:
+    """/events totals (EventPages.total) kept while the events are unchanged: every
+    page of a listing has the same total, which is read once, then taken from here
+    while the version of the events a read sees is the one it was counted at. An
+    engine names its version: SQLite's PRAGMA data_version (per connection),
+    PostgreSQL's change counter and change history (read with each page).
+
+    Safe to share between threads without a lock: the version and its totals are
+    one tuple, replaced whole, so a total counted at another version is never
+    found under this one (a total kept into a replaced dict is merely lost)."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[object, dict[str, tuple[int, bool]]] = (None, {})
+
+    def get(self, version: object, key: str) -> tuple[int, bool] | None:
+        """The total of the filters `key` names at `version`, if kept."""
+        kept_version, totals = self._kept
+        if version is None or version != kept_version:
+            return None
+        return totals.get(key)
+
+    def keep(self, version: object, key: str, total: tuple[int, bool]) -> None:
+        """Keep a total counted at `version`, forgetting those of any other version."""
+        kept_version, totals = self._kept
+        if version != kept_version or len(totals) >= TOTALS_KEPT:
+            totals = {}
+            self._kept = (version, totals)
+        totals[key] = total
+
+
 class BulkCounts(NamedTuple):
     """What a bulk load wrote: events it created, events it wrote again (their content
     changed, or they had been deleted), and other events it re-rendered, as they copy

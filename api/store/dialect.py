@@ -30,6 +30,12 @@ class Executes(Protocol):
 class Dialect(abc.ABC):
     """The SQL of one engine for what standard SQL does not say the same way."""
 
+    # SQL of a value that changes with every write to the events, read in the
+    # statement of each page so that a total kept at that value (KeptTotals) is
+    # known to be the page's own; None where the engine tells it another way
+    # (SQLite: PRAGMA data_version, per connection).
+    events_version: str | None = None
+
     def placeholders(self, values: Collection[Any]) -> str:
         """One parameter per value, for an IN list."""
         return ", ".join(["?"] * len(values))

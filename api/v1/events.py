@@ -71,7 +71,7 @@ def list_events(args: dict[str, Any]) -> Response:
     else:
         geojson = chosen == "geojson"
         pages = store().event_pages(args, coordinates=geojson)
-        page, next_key, prev_key = pages.page(args.get("cursor"), args["limit"])
+        page, next_key, prev_key, _ = pages.page(args.get("cursor"), args["limit"])
         documents = _narrowed(args, page.documents)
         if geojson:
             items = list(map(event_feature, page.ids, page.longitudes, page.latitudes, documents))

@@ -55,6 +55,13 @@ _FOLDED = 'lower(CAST(? AS text) COLLATE "C")'
 
 
 class PostgreSQLDialect(Dialect):
+    # Every write advances the change counter (layout.lock_changes); the history id
+    # tells a restored database, whose counter may come back to a number it had
+    # with other events, once `renew-history` ran (docs/operations.md).
+    events_version = (
+        "(SELECT c.highest_seq || ':' || h.id FROM change_counter c CROSS JOIN change_history h)"
+    )
+
     def text_equal(self, column: str) -> str:
         return f'lower({column} COLLATE "C") = {_FOLDED}'
 

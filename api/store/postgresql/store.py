@@ -51,6 +51,7 @@ from api.store import (
     FeedPosition,
     Full,
     IdempotentRequest,
+    KeptTotals,
     KeyListing,
     NoSuchEvent,
     Store,
@@ -272,6 +273,8 @@ class PostgresStore(Store):
         self._pools = _Pools(url, replica, budget_s, transaction_pooling)
         # The position this store's reads must see (after()); None: any.
         self._after: int | None = None
+        # /events totals, shared by this process's threads (_Pages.total).
+        self.totals = KeptTotals()
 
     # Lifecycle.
 
@@ -822,18 +825,42 @@ class _Pages(EventPages):
 
     def __init__(self, store: PostgresStore, args: dict[str, Any], pages: query.EventPages) -> None:
         self._store, self._args, self._pages = store, args, pages
+        # The version of the events the last page was read at (events_version).
+        self._version: str | None = None
 
     def page(self, cursor: str | None, limit: int) -> Page:
-        return self._store.read(
+        page = self._store.read(
             lambda conn: self._pages.on(Reading(conn)).page(cursor, limit), self._args
         )
+        self._version = page.version
+        return page
 
     def total(self) -> tuple[int, bool]:
         """As on SQLite (stats.event_total): summed from the smallest rollup keeping
-        the filters a rollup keeps, an upper bound when others are given."""
-        return self._store.read(
-            lambda conn: stats.event_total(Reading(conn), self._args), self._args
-        )
+        the filters a rollup keeps, an upper bound when others are given; kept
+        while the events are at the version the page was read at (KeptTotals).
+        Counting it took a statement or more after each page's: ~0.3 ms of a
+        ~1.4 ms page at 1M events (bench/inprocess.py)."""
+        key = stats.total_key(self._args)
+        found = self._store.totals.get(self._version, key)
+        if found is None:
+            version, found = self._store.read(
+                lambda conn: _counted_total(conn, self._args), self._args
+            )
+            self._store.totals.keep(version, key, found)
+        return found
+
+
+def _counted_total(
+    conn: psycopg.Connection[Any], args: dict[str, Any]
+) -> tuple[str | None, tuple[int, bool]]:
+    """The version of the events and the total of a listing, read in one snapshot
+    (a read-only REPEATABLE READ transaction), so that the total is kept under the
+    version it was counted at."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        (version,) = run(conn, f"SELECT {POSTGRESQL.events_version}").fetchone() or (None,)
+        return version, stats.event_total(Reading(conn), args)
 
 
 class _PostgresWriter(Writer):

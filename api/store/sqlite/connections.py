@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from api.store import KeptTotals
+
 EARTH_RADIUS_KM = 6371.0088
 
 # Seconds one read statement may run before SQLite is told to stop (a 500-character
@@ -18,9 +20,6 @@ QUERY_BUDGET_S = 1.0
 # (about a tenth of a millisecond): often enough to stop on time, rarely enough
 # to cost nothing measurable.
 BUDGET_CHECK_EVERY = 10_000
-# /events totals a read connection keeps while the database is unchanged (a total is
-# the same on every page of a listing); past this many filter sets it starts over.
-TOTALS_KEPT = 256
 
 Identity = tuple[int, int]
 
@@ -38,8 +37,7 @@ class ReadConnection(sqlite3.Connection):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.memo: dict[object, object] = {}
-        self._totals: dict[str, tuple[int, bool]] = {}
-        self._totals_version: int | None = None
+        self._totals = KeptTotals()
 
     def start_budget(self, seconds: float | None = None) -> None:
         """Give the statements from now on `seconds` in all (default: budget_s)."""
@@ -55,12 +53,10 @@ class ReadConnection(sqlite3.Connection):
         page of a listing has the same total; reading it from the rollups took 50-150
         µs of a 0.5-0.7 ms page, a kept one 2-3 µs (bench/inprocess.py, 1M events)."""
         (version,) = self.execute("PRAGMA data_version").fetchone()
-        if version != self._totals_version or len(self._totals) >= TOTALS_KEPT:
-            self._totals.clear()
-            self._totals_version = version
-        found = self._totals.get(key)
+        found = self._totals.get(version, key)
         if found is None:
-            found = self._totals[key] = count()
+            found = count()
+            self._totals.keep(version, key, found)
         return found
 
 

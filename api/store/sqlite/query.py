@@ -101,18 +101,26 @@ class EventPages:
         return pages
 
     def sql(
-        self, after: tuple[Any, ...] | None, limit: int, backwards: bool = False
+        self,
+        after: tuple[Any, ...] | None,
+        limit: int,
+        backwards: bool = False,
+        versioned: bool = False,
     ) -> tuple[str, list[Any]]:
         """Up to `limit` events after the (sort value, id) key `after`; `backwards`,
-        those before it, nearest first."""
+        those before it, nearest first. `versioned` (a page's statement): with the
+        dialect's events_version as a last column, where it has one."""
         descending = self.sort.startswith("-") != backwards
         conditions, params = [self.condition], list(self.params)
         if after is not None:
             conditions.append(f"({self.expression}, e.id) {'<' if descending else '>'} (?, ?)")
             params.extend(after)
         direction = "DESC" if descending else "ASC"
+        columns = self.columns
+        if versioned and self.dialect.events_version is not None:
+            columns += f", {self.dialect.events_version} AS events_version"
         sql = (
-            f"SELECT {self.expression} AS sort_value, e.id, {self.columns} "
+            f"SELECT {self.expression} AS sort_value, e.id, {columns} "
             f"FROM {EVENTS_WITH_DOCUMENTS} "
             f"{_sql_where(conditions)} ORDER BY sort_value {direction}, e.id {direction} LIMIT ?"
         )
@@ -126,19 +134,24 @@ class EventPages:
             after, backwards = None, False
         else:
             after, backwards = decode_page_cursor(cursor, self.sort, (self.value_type, str))
-        rows = self._rows(after, limit + 1, backwards)
+        statement = self.sql(after, limit + 1, backwards, versioned=True)
+        rows = self.dialect.tuples(self.conn, *statement)
+        version = None
+        if self.dialect.events_version is not None and rows:
+            version = rows[0][-1]
+            rows = [row[:-1] for row in rows]
         if backwards:
             # Read nearest first: the page is the nearest rows that fit, in order.
             served = items_within_bound(len(row[2]) for row in rows[:limit])
             page = EventColumns.of(rows[:served][::-1])
             later = _key(page, -1) if page.ids else None
-            return Page(page, later, _key(page, 0) if served < len(rows) else None)
+            return Page(page, later, _key(page, 0) if served < len(rows) else None, version)
         served = items_within_bound(len(row[2]) for row in rows[:limit])
         page = EventColumns.of(rows[:served])
         later = _key(page, -1) if served < len(rows) else None
         # A page reached through a cursor has events before it (unless deleted since).
         earlier = _key(page, 0) if after is not None and page.ids else None
-        return Page(page, later, earlier)
+        return Page(page, later, earlier, version)
 
     def all(
         self,
@@ -168,11 +181,14 @@ class EventPages:
 
 
 class Page(NamedTuple):
-    """A page of events and the keys the pages after and before it continue from."""
+    """A page of events and the keys the pages after and before it continue from;
+    and the version of the events it was read at, where the dialect reads one
+    (events_version; None on an empty page)."""
 
     events: EventColumns
     next_key: tuple[Any, ...] | None
     prev_key: tuple[Any, ...] | None
+    version: Any = None
 
 
 def _key(page: EventColumns, index: int) -> tuple[Any, ...]:
