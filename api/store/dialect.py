@@ -35,6 +35,9 @@ class Dialect(abc.ABC):
     # known to be the page's own; None where the engine tells it another way
     # (SQLite: PRAGMA data_version, per connection).
     events_version: str | None = None
+    # Whether GROUP BY takes GROUPING SETS (and GROUPING()), so that one pass over
+    # the munitions sums each category and all of them (rollups.Source.statement).
+    grouping_sets = False
 
     def placeholders(self, values: Collection[Any]) -> str:
         """One parameter per value, for an IN list."""

@@ -61,6 +61,7 @@ class PostgreSQLDialect(Dialect):
     events_version = (
         "(SELECT c.highest_seq || ':' || h.id FROM change_counter c CROSS JOIN change_history h)"
     )
+    grouping_sets = True
 
     def text_equal(self, column: str) -> str:
         return f'lower({column} COLLATE "C") = {_FOLDED}'
