@@ -22,6 +22,7 @@ docs/design.md, "Reads from a replica".
 import copy
 import dataclasses
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -465,12 +466,9 @@ class PostgresStore(Store):
     def event_pages(
         self, args: dict[str, Any], *, coordinates: bool = False, csv: bool = False
     ) -> EventPages:
-        # Built on a connection so that a bad filter is refused before any page.
-        pages = self.read(
-            lambda conn: query.EventPages(Reading(conn), args, coordinates=coordinates, csv=csv),
-            args,
+        return _Pages(
+            self, args, functools.partial(query.EventPages, coordinates=coordinates, csv=csv)
         )
-        return _Pages(self, args, pages)
 
     def event_stream(
         self, args: dict[str, Any], *, csv: bool
@@ -823,15 +821,23 @@ def _page_by_id(
 class _Pages(EventPages):
     """The pages of one /events request, each read on a connection of the pool."""
 
-    def __init__(self, store: PostgresStore, args: dict[str, Any], pages: query.EventPages) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        args: dict[str, Any],
+        pages: Callable[[Reading, dict[str, Any]], query.EventPages],
+    ) -> None:
         self._store, self._args, self._pages = store, args, pages
         # The version of the events the last page was read at (events_version).
         self._version: str | None = None
 
     def page(self, cursor: str | None, limit: int) -> Page:
-        page = self._store.read(
-            lambda conn: self._pages.on(Reading(conn)).page(cursor, limit), self._args
-        )
+        def read(conn: psycopg.Connection[Any]) -> Page:
+            # Planned on the connection that reads the page (a request reads one):
+            # a bad filter is refused before any row is, without a checkout of its own.
+            return self._pages(Reading(conn), self._args).page(cursor, limit)
+
+        page = self._store.read(read, self._args)
         self._version = page.version
         return page
 
