@@ -19,8 +19,10 @@ Servers listen on 127.0.0.1 only and are stopped by PID.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +50,6 @@ from bench.run import (  # noqa: E402
     ensure_database,
     fetch,
     granian,
-    load_cases,
     parse,
     print_report,
     run_all,
@@ -67,6 +68,8 @@ from ops import cluster, postgres  # noqa: E402
 CLUSTER_CASES = ("type_date", "first_page")
 # The floor bound of every page case (bench/run.py holds type + date to it on SQLite).
 FLOOR_BOUND = 0.7
+# wrk runs per case and server, alternating (load_alternating), each --seconds long.
+ROUNDS = 2
 
 
 def main() -> int:
@@ -153,11 +156,10 @@ def serve_and_load(
     statements: dict[str, Any],
     seconds: int,
 ) -> list[tuple[str, str, str]]:
-    """Salvo on PostgreSQL, its floor and Salvo on SQLite under wrk, in turn, each
-    case as bench/run.py loads it; the table, and a row per case and target."""
+    """Salvo on PostgreSQL, its floor and Salvo on SQLite, side by side, under wrk in
+    alternating rounds (load_alternating); the table, and a row per case and target."""
     paths = salvo_paths(cases)
     pages = [name for name in cases if not name.startswith("stats")]
-    http: dict[str, dict[str, dict[str, float]]] = {}
     served: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         cases_file = Path(tmp) / "cases.json"
@@ -169,20 +171,32 @@ def serve_and_load(
             "BENCH_DB": url,
             "BENCH_CASES": str(cases_file),
         }
-        port = postgres.free_port()
-        with server(salvo_command(port), on_postgresql, port=port):
-            served["postgresql"] = {n: orjson.loads(fetch(port, paths[n]))["data"] for n in pages}
-            http["postgresql"] = load_cases(port, paths, seconds)
-        port = postgres.free_port()
-        with server(granian("bench.floor:app", port), on_postgresql, port=port):
+        floor_paths = {name: f"/case/{name}" for name in cases}
+        on_sqlite = {**common, "SALVO_DATABASE": str(sqlite_db)}
+        ports = {name: postgres.free_port() for name in ("postgresql", "floor", "sqlite")}
+        with contextlib.ExitStack() as servers:
+            for name, command, environment in (
+                ("postgresql", salvo_command, on_postgresql),
+                ("floor", partial(granian, "bench.floor:app"), on_postgresql),
+                ("sqlite", salvo_command, on_sqlite),
+            ):
+                port = ports[name]
+                servers.enter_context(server(command(port), environment, port=port))
+            for name in ("postgresql", "sqlite"):
+                found = {n: orjson.loads(fetch(ports[name], paths[n]))["data"] for n in pages}
+                served[name] = found
             # The floor answers the page query's rows (limit + 1) as a bare array.
-            served["floor"] = {n: orjson.loads(fetch(port, f"/case/{n}"))[0] for n in pages}
-            floor_paths = {name: f"/case/{name}" for name in cases}
-            http["floor"] = load_cases(port, floor_paths, seconds)
-        port = postgres.free_port()
-        with server(salvo_command(port), {**common, "SALVO_DATABASE": str(sqlite_db)}, port=port):
-            served["sqlite"] = {n: orjson.loads(fetch(port, paths[n]))["data"] for n in pages}
-            http["sqlite"] = load_cases(port, paths, seconds)
+            served["floor"] = {
+                n: orjson.loads(fetch(ports["floor"], floor_paths[n]))[0] for n in pages
+            }
+            http = load_alternating(
+                {
+                    "postgresql": (ports["postgresql"], paths),
+                    "floor": (ports["floor"], floor_paths),
+                    "sqlite": (ports["sqlite"], paths),
+                },
+                seconds,
+            )
     rows = []
     for name in pages:
         on_postgresql = served["postgresql"][name]
@@ -222,6 +236,40 @@ def serve_and_load(
             )
         )
     return rows
+
+
+def load_alternating(
+    servers: dict[str, tuple[int, dict[str, str]]], seconds: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each case under wrk (as bench/run.py's load_cases) on every server, in ROUNDS
+    rounds whose order alternates (A B C, then C B A): the servers run side by side,
+    idle but for the one loaded, so that a machine whose load drifts during the run
+    weighs on each alike. Requests/s is the rounds' mean, p50 their median, p99 their
+    highest."""
+    names = list(servers)
+    cases = list(next(iter(servers.values()))[1])
+    measured: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in names}
+    for case in cases:
+        # Aggregates over a million rows take seconds each: fewer connections.
+        connections = 2 if case.startswith("stats") else 16
+        for round_ in range(ROUNDS):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                port, paths = servers[name]
+                url = f"http://127.0.0.1:{port}{paths[case]}"
+                if round_ == 0:
+                    fetch(port, paths[case])  # warm up, and check it works
+                measured[name].setdefault(case, []).append(wrk(url, seconds, connections))
+    return {
+        name: {
+            case: {
+                "rps": statistics.mean(r["rps"] for r in rounds),
+                "p50": statistics.median(r["p50"] for r in rounds),
+                "p99": max(r["p99"] for r in rounds),
+            }
+            for case, rounds in by_case.items()
+        }
+        for name, by_case in measured.items()
+    }
 
 
 def print_table(http: dict[str, dict[str, dict[str, float]]]) -> None:
