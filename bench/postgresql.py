@@ -70,6 +70,8 @@ CLUSTER_CASES = ("type_date", "first_page")
 FLOOR_BOUND = 0.7
 # wrk runs per case and server, alternating (load_alternating), each --seconds long.
 ROUNDS = 2
+# Seconds of wrk on each server and case before its rounds, not counted.
+WARM_UP_S = 2
 
 
 def main() -> int:
@@ -257,7 +259,10 @@ def load_alternating(
                 port, paths = servers[name]
                 url = f"http://127.0.0.1:{port}{paths[case]}"
                 if round_ == 0:
-                    fetch(port, paths[case])  # warm up, and check it works
+                    # Check it works, then warm up: a fresh worker's first seconds
+                    # open its pool's connections and prepare their statements.
+                    fetch(port, paths[case])
+                    wrk(url, WARM_UP_S, connections)
                 measured[name].setdefault(case, []).append(wrk(url, seconds, connections))
     return {
         name: {
