@@ -149,7 +149,14 @@ class Pool:
             else:
                 loop.call_soon_threadsafe(self._answered, answer, result, None)
 
-        self.executor.submit(call)
+        try:
+            self.executor.submit(call)
+        except RuntimeError:
+            # The worker is stopping (lifespan shutdown ended the executor) while
+            # Granian still hands it a request: busy, so that the client retries
+            # another instance, rather than a 500.
+            self._free.release()
+            raise Busy(self.name) from None
         return await answer
 
     def _answered(

@@ -4,6 +4,7 @@ process's lock, a killed worker, secrets in query strings. What reaches the data
 runs on both engines (`database`, `fresh_database`); what the edge decides alone
 (the access log, URL forms) runs on SQLite, `make run`'s default."""
 
+import asyncio
 import concurrent.futures
 import contextlib
 import http.client
@@ -20,7 +21,7 @@ import orjson
 import pytest
 from flask import Flask
 
-from api.edge import redacted
+from api.edge import Edge, Message, Settings, redacted
 from api.openapi import contract_api
 from tests.engines import holding_the_write_lock, write_key
 from tests.server import Server, serving
@@ -310,3 +311,41 @@ def test_doubled_slashes_are_never_an_html_redirect(seeded_db: Path, tmp_path: P
         status, content_type, body = answers[path]
         assert (status, content_type) == (404, PROBLEM), path
         assert orjson.loads(body)["instance"] == path
+
+
+def test_a_request_after_the_workers_shutdown_is_503_not_500(app: Flask) -> None:
+    # Granian can hand a worker a request after its lifespan shutdown has ended the
+    # edge's thread pools (seen when a server stopped under load): a 503 with
+    # Retry-After, which a balancer or client retries elsewhere, not a traceback.
+    edge = Edge(app, Settings())
+    sent: list[Message] = []
+
+    async def run() -> None:
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        http_scope = {
+            "type": "http", "method": "GET", "path": "/healthz", "raw_path": b"/healthz",
+            "query_string": b"", "headers": [], "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000), "http_version": "1.1", "scheme": "http",
+        }  # fmt: skip
+
+        async def no_body() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await edge(http_scope, no_body, send)  # the read pool, made and used
+        lifespan = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+        async def receive() -> Message:
+            return next(lifespan)
+
+        await edge({"type": "lifespan"}, receive, send)
+        sent.clear()
+        await edge(http_scope, no_body, send)
+
+    asyncio.run(run())
+    start = sent[0]
+    headers = dict(start["headers"])
+    assert start["status"] == 503
+    assert headers[b"retry-after"] == b"1"
+    assert orjson.loads(sent[1]["body"])["status"] == 503
