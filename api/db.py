@@ -125,12 +125,20 @@ def _read_position() -> None:
     """The latest position the request carries (header or cookie) into `g`; a 400
     naming the header or the cookie if one is not a position (the bad cookie is
     then deleted, so that a browser's next request is served)."""
-    if request.routing_exception is not None:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy once
+    if req.routing_exception is not None:
         return  # a 404 or 405 reads nothing: its answer must not depend on these
+    # Read from the environ, and the Cookie header parsed only when it names the
+    # position's cookie: through the request's headers and cookies, this hook took
+    # 21 µs of every request (bench/inprocess.py's type + date page, 1.0 ms).
+    environ = req.environ
+    cookie = None
+    if POSITION_COOKIE in environ.get("HTTP_COOKIE", ""):
+        cookie = req.cookies.get(POSITION_COOKIE)
     latest = None
     for name, location, sent in (
-        (POSITION_HEADER, "header", request.headers.get(POSITION_HEADER)),
-        (POSITION_COOKIE, "cookie", request.cookies.get(POSITION_COOKIE)),
+        (POSITION_HEADER, "header", environ.get("HTTP_SALVO_POSITION")),
+        (POSITION_COOKIE, "cookie", cookie),
     ):
         if sent is None:
             continue
@@ -143,21 +151,24 @@ def _read_position() -> None:
                 name, _POSITION_REASON.format(name=location), location
             ) from None
         latest = position if latest is None else max(latest, position)
-    setattr(g, _POSITION, latest)
+    if latest is not None:
+        setattr(g, _POSITION, latest)
 
 
 def _send_position(response: Response) -> Response:
     """An answer to a write (or one that says it read the primary, `sends_position`)
     gets the primary's position now: past every commit it wrote or read."""
-    if g.pop("salvo_forget_position", False):
+    # Each proxy taken once: through them, this hook took 10 µs of every request.
+    flags, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+    if flags.pop("salvo_forget_position", False):
         response.delete_cookie(POSITION_COOKIE)
     from api.auth import WRITE_METHODS  # api.auth imports this module
 
-    write = request.method in WRITE_METHODS
+    write = req.method in WRITE_METHODS
     if (
-        not (write or g.get("salvo_primary_read"))
+        not (write or flags.get("salvo_primary_read"))
         or response.status_code >= 500
-        or request.routing_exception is not None
+        or req.routing_exception is not None
     ):
         return response
     try:
