@@ -437,8 +437,9 @@ async def _refuse(send: Send, scope: Scope, status: int, bounds: Settings, app: 
         problem = {
             "type": SERVER_BUSY,
             "title": "Server busy",
-            "detail": f"The request waited {bounds.queue_deadline_s:g} s for the server and "
-            "was not run; retry after the time given.",
+            "detail": "The request was not run: the server had no thread free for it "
+            f"within {bounds.queue_deadline_s:g} s, or is stopping; retry after the time "
+            "given.",
         }
         headers.append((b"retry-after", b"1"))
     body = orjson.dumps({**problem, "status": status, "instance": scope["path"]})
