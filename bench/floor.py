@@ -41,7 +41,11 @@ def run_case(name: str) -> Response:
     for sql, params in case["statements"]:
         # Salvo's statements take `?` parameters; psycopg takes them as Salvo's
         # PostgreSQL store passes them (to_pyformat, cached per statement).
-        cursor = db().execute(to_pyformat(sql) if ON_POSTGRESQL else sql, params)
+        if ON_POSTGRESQL:
+            # As Salvo reads a page of documents: in binary (PostgreSQLDialect.tuples).
+            cursor = db().execute(to_pyformat(sql), params, binary=case["documents"])
+        else:
+            cursor = db().execute(sql, params)
         rows = cursor.fetchall()
         if case["documents"]:
             # Event pages: the stored documents, embedded as they are.

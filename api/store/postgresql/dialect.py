@@ -81,7 +81,10 @@ class PostgreSQLDialect(Dialect):
         return f"convert_to({column}, 'UTF8')"
 
     def tuples(self, conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = execute(conn, sql, params).fetchall()
+        # In binary: a document (bytea) comes as its bytes, where as text the server
+        # writes it in hex and psycopg decodes it. A page of 100 documents at 1M
+        # events: 810 -> 545 µs, the server's CPU 100 µs less and psycopg's 190.
+        rows: list[tuple[Any, ...]] = execute(conn, sql, params, binary=True).fetchall()
         return rows
 
     def places_near(self, lat: float, lon: float, radius_km: float) -> Clause:
@@ -173,12 +176,14 @@ def execute(
     sql: str,
     params: Sequence[Any] = (),
     prepare: bool | None = None,
+    binary: bool = False,
 ) -> psycopg.Cursor[Any]:
     """Execute a statement written with `?` parameters (to_pyformat); `prepare` as
-    psycopg's (False: planned for its values at each execution)."""
+    psycopg's (False: planned for its values at each execution), `binary` its results
+    in PostgreSQL's binary format."""
     if isinstance(conn, Reading):
         conn = conn.conn
-    return conn.execute(to_pyformat(sql), list(params), prepare=prepare)
+    return conn.execute(to_pyformat(sql), list(params), prepare=prepare, binary=binary)
 
 
 class Reading:
