@@ -46,6 +46,7 @@ from bench.run import (  # noqa: E402
     DEEP_ROWS,
     STATS_CASES,
     _in_process_client,
+    case_connections,
     cases_after,
     ensure_database,
     fetch,
@@ -252,8 +253,7 @@ def load_alternating(
     cases = list(next(iter(servers.values()))[1])
     measured: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in names}
     for case in cases:
-        # Aggregates over a million rows take seconds each: fewer connections.
-        connections = 2 if case.startswith("stats") else 16
+        connections = case_connections(case)
         for round_ in range(ROUNDS):
             for name in names if round_ % 2 == 0 else names[::-1]:
                 port, paths = servers[name]

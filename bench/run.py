@@ -402,13 +402,15 @@ def load_cases(
     for name, path in paths.items():
         if only is not None and name not in only:
             continue
-        url = f"http://127.0.0.1:{port}{path}"
-        with urllib.request.urlopen(url, timeout=60) as response:  # warm up, and check it works
-            assert response.status == 200, (url, response.status)
-        # Aggregates over a million rows take seconds each: fewer connections.
-        connections = 2 if name.startswith("stats") else 16
-        results[name] = wrk(url, seconds, connections)
+        fetch(port, path)  # warm up, and check it works
+        results[name] = wrk(f"http://127.0.0.1:{port}{path}", seconds, case_connections(name))
     return results
+
+
+def case_connections(name: str) -> int:
+    """wrk's connections for a case: aggregates over a million rows take seconds
+    each, so the /stats cases get fewer."""
+    return 2 if name.startswith("stats") else 16
 
 
 def wrk(
