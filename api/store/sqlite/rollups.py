@@ -376,22 +376,22 @@ def _finer(rollup: Rollup) -> Rollup | None:
     return None
 
 
-def _every_category(keys: list[str], where: str) -> str:
-    """The munition totals per key of each category and of all of them (category
-    ALL_CATEGORIES), in one pass over the munitions `where` keeps: GROUPING SETS,
-    where a UNION ALL of the two groupings joins and scans them twice. Measured on
-    PostgreSQL at 1M events: 127 -> 65 ms for actor=france's munitions, 582 -> 312 ms
-    for a year's by admin1. The sets name the keys' expressions (a constant key,
-    such as '' for the precision, is in no set: PostgreSQL groups by no literal), and
-    HAVING drops the all-categories total a grand total makes of no munitions."""
+# The category of a row of _by_category_and_all's groupings: a category's own, or
+# ALL_CATEGORIES for the grouping without it.
+_CATEGORY_OR_ALL = f"CASE WHEN GROUPING(m.category) = 1 THEN '{ALL_CATEGORIES}' ELSE m.category END"
+
+
+def _by_category_and_all(keys: list[str]) -> str:
+    """The GROUP BY of munition totals per key of each category and of all of them
+    (_CATEGORY_OR_ALL), in one pass over the munitions: GROUPING SETS, where a UNION
+    ALL of the two groupings joins and scans them twice. Measured on PostgreSQL at
+    1M events: 127 -> 65 ms for actor=france's munitions, 582 -> 312 ms for a year's
+    by admin1. The sets name the keys' expressions (a constant key, such as '' for
+    the precision, is in no set: PostgreSQL groups by no literal), and HAVING drops
+    the all-categories total a grand total makes of no munitions."""
     grouped = [key for key in keys if not key.startswith("'")]
-    category = f"CASE WHEN GROUPING(m.category) = 1 THEN '{ALL_CATEGORIES}' ELSE m.category END"
-    values = [*keys, category, *MUNITION_SUMS.values()] + ["0"] * (WIDTH - len(MUNITION_SUMS))
     sets = f"({', '.join([*grouped, 'm.category'])}), ({', '.join(grouped)})"
-    return (
-        f"SELECT {', '.join(values)} FROM {_MUNITIONS} {where} "
-        f"GROUP BY GROUPING SETS ({sets}) HAVING count(*) > 0"
-    )
+    return f" GROUP BY GROUPING SETS ({sets}) HAVING count(*) > 0"
 
 
 @dataclass(frozen=True)
@@ -418,9 +418,11 @@ class Source:
         )
         grouping = "" if exact else f" GROUP BY {groups}"
 
-        def select(sums: dict[str, str], category: str, source: str, kind: str) -> str:
+        def select(
+            sums: dict[str, str], category: str, source: str, kind: str, by: str = grouping
+        ) -> str:
             values = [*keys, category, *sums.values()] + ["0"] * (WIDTH - len(sums))
-            return f"SELECT {', '.join(values)} FROM {source} {where}{kind}{grouping}"
+            return f"SELECT {', '.join(values)} FROM {source} {where}{kind}{by}"
 
         def summed(names: Iterable[str]) -> dict[str, str]:
             return {name: name if exact else dialect.integer_sum(name) for name in names}
@@ -428,7 +430,10 @@ class Source:
         if self.rollup is None:
             events = select(event_sums(dialect), "''", "events e", "")
             if dialect.grouping_sets:
-                return f"{events} UNION ALL {_every_category(keys, where)}", params * 2
+                every = select(
+                    MUNITION_SUMS, _CATEGORY_OR_ALL, _MUNITIONS, "", _by_category_and_all(keys)
+                )
+                return f"{events} UNION ALL {every}", params * 2
             munitions = select(MUNITION_SUMS, "m.category", _MUNITIONS, "")
             every = select(MUNITION_SUMS, f"'{ALL_CATEGORIES}'", _MUNITIONS, "")
             return f"{events} UNION ALL {munitions} UNION ALL {every}", params * 3
