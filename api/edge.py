@@ -120,25 +120,20 @@ class Busy(Exception):
 
 
 class Pool:
-    """A bounded pool of threads that requests wait for as coroutines, never in the
-    executor's own (unbounded) queue, so that the wait can have a deadline."""
+    """A pool of threads whose calls go into the executor's queue at once, so that a
+    thread that ends one call starts the next without waiting for the event loop. A
+    call still queued at the deadline is taken back (it never runs) and is Busy."""
 
     def __init__(self, name: str, threads: int) -> None:
         self.name = name
+        self.threads = threads
         self.executor = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix=f"salvo-{name}"
         )
-        self._free = asyncio.Semaphore(threads)
+        # Calls submitted and not yet answered (read and written on the loop's thread).
+        self._in_flight = 0
 
     async def run(self, deadline_s: float, function: Callable[..., Any], *args: Any) -> Any:
-        if self._free.locked():
-            try:
-                async with asyncio.timeout(deadline_s):
-                    await self._free.acquire()
-            except TimeoutError:
-                raise Busy(self.name) from None
-        else:
-            await self._free.acquire()  # a thread is free: taken at once, no timer set
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
 
@@ -153,23 +148,45 @@ class Pool:
                 loop.call_soon_threadsafe(self._answered, answer, result, None)
 
         try:
-            self.executor.submit(call)
+            queued = self.executor.submit(call)
         except RuntimeError:
             # The worker is stopping (lifespan shutdown ended the executor) while
             # Granian still hands it a request: busy, so that the client retries
             # another instance, rather than a 500.
-            self._free.release()
             raise Busy(self.name) from None
-        return await answer
+        self._in_flight += 1
+        # With a thread free the call starts at once, and no timer is set.
+        expiry = None
+        if self._in_flight > self.threads:
+            expiry = loop.call_later(deadline_s, self._expire, queued, answer)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            # The caller is gone: a call that has not started never will.
+            if queued.cancel():
+                self._in_flight -= 1
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
+    def _expire(
+        self, queued: "concurrent.futures.Future[None]", answer: "asyncio.Future[Any]"
+    ) -> None:
+        # cancel() takes back only a call no thread has started: one that has started
+        # runs to its end and is answered.
+        if queued.cancel():
+            self._in_flight -= 1
+            if not answer.done():
+                answer.set_exception(Busy(self.name))
 
     def _answered(
         self, answer: "asyncio.Future[Any]", result: Any, error: BaseException | None
     ) -> None:
-        # The thread is given back when the call ends, not when the caller stops
-        # waiting (a client that goes away cannot stop a running call).
-        self._free.release()
-        if answer.cancelled():
-            return
+        # The call has ended (a client that goes away cannot stop a running call).
+        self._in_flight -= 1
+        if answer.done():
+            return  # its caller was cancelled
         if error is not None:
             answer.set_exception(error)
         else:

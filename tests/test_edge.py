@@ -21,7 +21,7 @@ import orjson
 import pytest
 from flask import Flask
 
-from api.edge import Edge, Message, Settings, redacted
+from api.edge import Busy, Edge, Message, Pool, Settings, redacted
 from api.openapi import contract_api
 from tests.engines import holding_the_write_lock, write_key
 from tests.server import Server, serving
@@ -349,3 +349,64 @@ def test_a_request_after_the_workers_shutdown_is_503_not_500(app: Flask) -> None
     assert start["status"] == 503
     assert headers[b"retry-after"] == b"1"
     assert orjson.loads(sent[1]["body"])["status"] == 503
+
+
+def test_a_call_queued_past_the_deadline_is_busy_and_never_runs() -> None:
+    # The queue deadline bounds the wait for a thread, never the call: a call that
+    # has started runs to its end; one still queued at the deadline is taken out of
+    # the queue (Busy: the edge answers 503) and does not run when the thread frees.
+    ran: list[str] = []
+    release = threading.Event()
+
+    def hold() -> str:
+        release.wait(5)
+        ran.append("held")
+        return "held"
+
+    async def scenario() -> float:
+        pool = Pool("read", 1)
+        try:
+            held = asyncio.ensure_future(pool.run(0.1, hold))
+            await asyncio.sleep(0.2)  # past its own deadline, and running: not cut
+            began = time.monotonic()
+            with pytest.raises(Busy):
+                await pool.run(0.3, ran.append, "late")
+            waited = time.monotonic() - began
+            queued = asyncio.ensure_future(pool.run(5, ran.append, "queued"))
+            await asyncio.sleep(0.05)
+            release.set()
+            assert await held == "held"
+            await queued
+            # Nothing is left counted: with the thread free a call starts at once.
+            await pool.run(0.01, time.sleep, 0.05)
+            return waited
+        finally:
+            pool.executor.shutdown(wait=True)
+
+    waited = asyncio.run(scenario())
+    assert 0.3 <= waited < 2
+    assert ran == ["held", "queued"]
+
+
+def test_a_queued_call_whose_caller_is_cancelled_never_runs() -> None:
+    ran: list[str] = []
+    release = threading.Event()
+
+    async def scenario() -> None:
+        pool = Pool("read", 1)
+        try:
+            held = asyncio.ensure_future(pool.run(5, release.wait, 5))
+            await asyncio.sleep(0.05)
+            queued = asyncio.ensure_future(pool.run(5, ran.append, "cancelled"))
+            await asyncio.sleep(0.05)
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            release.set()
+            await held
+            await pool.run(5, ran.append, "after")
+        finally:
+            pool.executor.shutdown(wait=True)
+
+    asyncio.run(scenario())
+    assert ran == ["after"]
