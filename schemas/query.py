@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.event import EventSchema
+from schemas.event import ONE_LINE, EventSchema
 from schemas.fields import WholeMatch, vocabulary_field
 
 MAX_LIMIT = 1000
@@ -186,8 +186,12 @@ class Point(_Coordinates):
 
 
 def name_field(description: str) -> fields.String:
+    # No stored name holds a control character (ONE_LINE), so a filter with one could
+    # match nothing; PostgreSQL's text cannot hold a NUL at all, and refused the
+    # statement as a database fault (503) where the client's input was at fault.
     return fields.String(
-        validate=validate.Length(min=1, max=200), metadata={"description": description}
+        validate=[validate.Length(min=1, max=200), ONE_LINE],
+        metadata={"description": description},
     )
 
 
