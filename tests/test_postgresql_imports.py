@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from api.store.sqlite.rollups import ROLLUPS
 from tests.test_acled_layouts import MONADIC
 from tests.test_imports import ACLED, GED, INVALID, MISSILES, read_rows
 from tests.test_postgresql_seed import ANSWERS, answers, counts, feed, rows, seed
@@ -122,3 +123,18 @@ def test_a_refused_file_writes_nothing_and_skip_invalid_writes_the_valid_rows(
     rejected = (tmp_path / "pg.rejected.csv").read_text()
     assert rejected == (tmp_path / "sqlite.rejected.csv").read_text() and rejected
     assert answers(fresh_postgres_url) == answers(sqlite)
+
+
+def test_an_import_leaves_the_rollups_readable_from_their_indexes_alone(
+    fresh_postgres_url: str,
+) -> None:
+    # /locations and /stats read the rollups through covering indexes, which PostgreSQL
+    # reads alone only on pages its visibility map marks all-visible: the load ends
+    # with VACUUM (ANALYZE) of each, where ANALYZE alone left them to be read whole.
+    assert run_import(fresh_postgres_url, "acled", ACLED) == 0
+    for rollup in ROLLUPS:
+        ((visible, pages),) = rows(
+            fresh_postgres_url,
+            f"SELECT relallvisible, relpages FROM pg_class WHERE relname = '{rollup.table}'",
+        )
+        assert visible == pages, rollup.table
