@@ -263,10 +263,11 @@ class PostgresBulk(BulkWrites):
             # marks all-visible, as VACUUM does. After ANALYZE alone, /locations
             # filtered by type read stats_months_places whole: 25 ms against 3.5 ms at
             # 1,000,000 events, until autovacuum came by. Vacuuming every rollup took
-            # 2.6 s there. The order is what marked them in the tests
-            # (tests/test_postgresql_imports.py): with the staging tables still held
-            # by this session, or with the rollups vacuumed before stats_changes, no
-            # rollup page was marked all-visible.
+            # 2.6 s there. The order is the one that marked them in trials: with the
+            # staging tables still held by this session, or with the rollups vacuumed
+            # before stats_changes, no rollup page was marked all-visible. Another
+            # transaction running meanwhile (autovacuum's ANALYZE of the fresh tables,
+            # a long read) can still leave the newest rows unmarked, for autovacuum.
             for rollup in ROLLUPS:
                 conn.execute(f"VACUUM (ANALYZE) {rollup.table}")
         return BulkCounts(new, written - new, taken - written)
