@@ -251,12 +251,13 @@ class PostgresBulk(BulkWrites):
             # readers and writers do not wait on.
             for table in _ANALYZED:
                 conn.execute(f"ANALYZE {table}")
+            # The staging tables are dropped before the VACUUMs (why: below).
+            self.close()
             # Every slice recorded its events' contributions in stats_changes and
             # deleted them: 62 MB of dead rows at 100,000 events, which every write's
             # folds then scanned (30 ms a one-event write against 4.6 ms) until
             # autovacuum came by, up to a minute later. VACUUM gives the emptied pages
             # back.
-            self.close()
             conn.execute(f"VACUUM {CHANGES}")
             # The rollups are read from their covering indexes alone (index-only
             # scans), which the planner chooses only for pages the visibility map
